@@ -1,0 +1,21 @@
+/**
+ * shufflenet: the ShuffleNet family in TypeScript. This entry point is browser-safe: nothing here
+ * imports Node-only modules (the CLI under src/cli does).
+ */
+export { Tensor, shapeSize, formatShape, type Shape } from './tensor/tensor.js';
+export { Random } from './tensor/random.js';
+export * as ops from './ops/index.js';
+export * as kernels from './kernels/reference/index.js';
+export { GraphBuilder, type Value } from './graph/builder.js';
+export type { Graph, GraphNode, GraphParam } from './graph/graph.js';
+export { runGraph } from './graph/execute.js';
+export { Module } from './nn/module.js';
+export * from './nn/layers.js';
+export { forward } from './nn/forward.js';
+export { ShuffleNet, ShuffleUnit, shuffleNetWidths, type ShuffleNetConfig } from './models/shufflenet.js';
+export { MobileNetV1, type MobileNetConfig } from './models/mobilenet.js';
+export { AlexNet, type AlexNetConfig } from './models/alexnet.js';
+export { createModel, getModelEntry, modelNames, registerModel, type ModelEntry, type ModelOptions } from './models/registry.js';
+export { paperFigures, type PaperFigure } from './models/paper.js';
+export { complexity, type Complexity, type LayerCost } from './analysis/complexity.js';
+export * from './errors.js';

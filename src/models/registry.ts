@@ -1,0 +1,139 @@
+/**
+ * The model registry: every network of the paper by name. Variants are data (a config), builders
+ * are tiny, and the registry refuses duplicate names and lists what exists.
+ *
+ * @example
+ * import { createModel } from 'shufflenet';
+ * const net = createModel('shufflenet_v1_g3_1.0x');                     // ImageNet, 224×224
+ * const small = createModel('shufflenet_v1_g3_0.5x', { numClasses: 10, inputChannels: 1, smallInput: true });
+ */
+import { UnknownNameError } from '../errors.js';
+import type { Module } from '../nn/module.js';
+import { AlexNet } from './alexnet.js';
+import { MobileNetV1 } from './mobilenet.js';
+import { paperFigures, type PaperFigure } from './paper.js';
+import { ShuffleNet, type ShuffleNetConfig } from './shufflenet.js';
+
+export interface ModelOptions {
+  /** Classifier outputs; default 1000 (ImageNet). */
+  numClasses?: number;
+  /** Image channels; default 3. */
+  inputChannels?: number;
+  /** Stem for 28×28/32×32 inputs (stride-1 Conv1, no max pool); default false. */
+  smallInput?: boolean;
+  /** Square input size; only AlexNet's fc6 depends on it. Default 224. */
+  inputSize?: number;
+  /** Seed of the initial weights; default 0. */
+  seed?: number;
+  /** Draw random initial weights (default); false leaves zeros, enough to trace or count. */
+  initialize?: boolean;
+}
+
+export interface ModelEntry {
+  readonly name: string;
+  readonly family: 'shufflenet_v1' | 'mobilenet_v1' | 'alexnet';
+  readonly description: string;
+  /** The architecture config the name stands for (before ModelOptions). */
+  readonly config: Readonly<Record<string, unknown>>;
+  readonly paper: readonly PaperFigure[];
+  build(options?: ModelOptions): Module;
+}
+
+const entries = new Map<string, ModelEntry>();
+
+export function registerModel(entry: Omit<ModelEntry, 'paper'>): void {
+  if (entries.has(entry.name)) throw new Error(`model registry: "${entry.name}" is registered twice`);
+  entries.set(entry.name, { ...entry, paper: paperFigures(entry.name) });
+}
+
+export const shuffleNetGroups = [1, 2, 3, 4, 8] as const;
+export const shuffleNetScales = ['0.25', '0.5', '1.0', '1.5', '2.0'] as const;
+const shuffleNetVariants: Record<string, { suffix: string; config: Partial<ShuffleNetConfig>; text: string }> = {
+  plain: { suffix: '', config: {}, text: '' },
+  noshuffle: { suffix: '_noshuffle', config: { shuffle: false }, text: ', without channel shuffle' },
+  se: { suffix: '_se', config: { se: true }, text: ', with squeeze-and-excitation' },
+  shallow: { suffix: '_shallow', config: { shallow: true }, text: ', shallow (26 layers)' },
+};
+
+for (const variant of Object.values(shuffleNetVariants)) {
+  for (const groups of shuffleNetGroups) {
+    for (const scale of shuffleNetScales) {
+      const config: Partial<ShuffleNetConfig> = { groups, scale: Number(scale), ...variant.config };
+      registerModel({
+        name: `shufflenet_v1_g${groups}_${scale}x${variant.suffix}`,
+        family: 'shufflenet_v1',
+        description: `ShuffleNet ${Number(scale)}× (g = ${groups})${variant.text}`,
+        config,
+        build: (o = {}) => new ShuffleNet({ ...config, ...withoutInputSize(o) }),
+      });
+    }
+  }
+}
+
+for (const alpha of ['0.25', '0.5', '0.75', '1.0']) {
+  registerModel({
+    name: `mobilenet_v1_${alpha}`,
+    family: 'mobilenet_v1',
+    description: `${Number(alpha)} MobileNet-224 (Howard et al.)`,
+    config: { widthMultiplier: Number(alpha) },
+    build: (o = {}) => new MobileNetV1({ widthMultiplier: Number(alpha), ...withoutInputSize(o) }),
+  });
+}
+
+registerModel({
+  name: 'alexnet',
+  family: 'alexnet',
+  description: 'AlexNet (Krizhevsky et al.), two-tower grouped form',
+  config: {},
+  build: (o = {}) => new AlexNet(o),
+});
+
+function withoutInputSize(o: ModelOptions): Omit<ModelOptions, 'inputSize'> {
+  const { inputSize: _unused, ...rest } = o;
+  void _unused;
+  return rest;
+}
+
+/** Every registered name, in registration order. */
+export function modelNames(): string[] {
+  return [...entries.keys()];
+}
+
+export function getModelEntry(name: string): ModelEntry {
+  const entry = entries.get(name);
+  if (entry === undefined) {
+    const names = modelNames();
+    const hint = closest(name, names);
+    throw new UnknownNameError(
+      `unknown model "${name}"${hint ? ` (did you mean "${hint}"?)` : ''}. Valid names (${names.length}): ${names.join(', ')}`,
+    );
+  }
+  return entry;
+}
+
+/** Builds a registered network with fresh, seeded weights. */
+export function createModel(name: string, options: ModelOptions = {}): Module {
+  return getModelEntry(name).build(options);
+}
+
+function closest(name: string, names: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Math.max(3, Math.floor(name.length / 4)) + 1;
+  for (const candidate of names) {
+    const d = editDistance(name.toLowerCase(), candidate);
+    if (d < bestDistance) [best, bestDistance] = [candidate, d];
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = row;
+  }
+  return prev[b.length]!;
+}

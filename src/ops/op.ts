@@ -1,0 +1,73 @@
+import { ShapeError } from '../errors.js';
+import { formatShape, Tensor, type Shape } from '../tensor/tensor.js';
+
+/**
+ * An operation, defined once: the graph builder calls `inferShape` (which is where all validation
+ * lives), the reference executor calls `forward`, and the complexity counter calls `macs`.
+ */
+export interface OpDef<A> {
+  readonly type: string;
+  /** Number of inputs, or [min, max]. */
+  readonly arity: number | readonly [number, number];
+  /** Validates the input shapes and attributes and returns the output shape. */
+  inferShape(inputs: readonly Shape[], attrs: A): Shape;
+  /** Reference computation; inputs were validated by `inferShape`, `output` has its shape. */
+  forward(inputs: readonly Tensor[], attrs: A, output: Tensor): void;
+  /** Multiply-adds: what the paper calls FLOPs. Zero for ops the paper does not count. */
+  macs(inputs: readonly Shape[], output: Shape, attrs: A): number;
+}
+
+/** Validates, allocates and runs one op on concrete tensors. */
+export function runOp<A>(op: OpDef<A>, inputs: readonly Tensor[], attrs: A): Tensor {
+  checkArity(op, inputs.length);
+  const output = new Tensor(op.inferShape(inputs.map((t) => t.shape), attrs));
+  op.forward(inputs, attrs, output);
+  return output;
+}
+
+export function checkArity(op: OpDef<unknown>, count: number): void {
+  const [min, max] = typeof op.arity === 'number' ? [op.arity, op.arity] : op.arity;
+  if (count < min || count > max) {
+    const want = min === max ? `${min}` : `${min} to ${max === Infinity ? 'any number of' : max}`;
+    throw new ShapeError(`${op.type}: expected ${want} inputs but got ${count}`);
+  }
+}
+
+export function expectRank(op: string, what: string, shape: Shape, rank: number): void {
+  if (shape.length !== rank) {
+    throw new ShapeError(`${op}: ${what} must have rank ${rank} but has shape ${formatShape(shape)}`);
+  }
+}
+
+export function expectPositiveInts(op: string, what: string, values: readonly number[]): void {
+  if (!values.every((v) => Number.isInteger(v) && v > 0)) {
+    throw new ShapeError(`${op}: ${what} must be positive integers but is [${values.join(', ')}]`);
+  }
+}
+
+export function expectNonNegativeInts(op: string, what: string, values: readonly number[]): void {
+  if (!values.every((v) => Number.isInteger(v) && v >= 0)) {
+    throw new ShapeError(`${op}: ${what} must be non-negative integers but is [${values.join(', ')}]`);
+  }
+}
+
+/** Output length of a sliding window, or an error if the window does not fit. */
+export function windowOutput(
+  op: string,
+  axis: string,
+  input: number,
+  kernel: number,
+  stride: number,
+  padBefore: number,
+  padAfter: number,
+  dilation = 1,
+): number {
+  const span = dilation * (kernel - 1) + 1;
+  const padded = input + padBefore + padAfter;
+  if (padded < span) {
+    throw new ShapeError(
+      `${op}: the ${axis} is ${input} (+${padBefore + padAfter} padding) but the kernel spans ${span}`,
+    );
+  }
+  return Math.floor((padded - span) / stride) + 1;
+}

@@ -1,0 +1,42 @@
+#!/usr/bin/env node
+/**
+ * The `shufflenet` command line. Errors are one line on stderr and a non-zero exit code; add
+ * --verbose for a stack trace.
+ */
+import { Command, CommanderError } from 'commander';
+import { readFileSync } from 'node:fs';
+import { ShuffleNetError } from '../errors.js';
+import { flopsCommand } from './commands/flops.js';
+
+const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+export function buildProgram(): Command {
+  const program = new Command('shufflenet')
+    .description('ShuffleNet (Zhang et al., CVPR 2018) in TypeScript: define, run and measure the network family')
+    .version(version)
+    .option('--verbose', 'print stack traces with errors', false)
+    .showHelpAfterError('(add --help for usage)')
+    .exitOverride();
+  program.addCommand(flopsCommand());
+  return program;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  const verbose = argv.includes('--verbose');
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode; // commander already printed its message
+    const message = e instanceof Error ? e.message : String(e);
+    const prefix = e instanceof ShuffleNetError ? 'error' : 'internal error';
+    console.error(`shufflenet: ${prefix}: ${message}`);
+    if (verbose && e instanceof Error && e.stack) console.error(e.stack);
+    return e instanceof ShuffleNetError ? 1 : 2;
+  }
+}
+
+main(process.argv).then((code) => {
+  process.exitCode = code;
+});

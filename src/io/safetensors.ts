@@ -1,0 +1,193 @@
+/**
+ * safetensors (https://github.com/huggingface/safetensors): an 8-byte little-endian header length,
+ * a JSON header `{name: {dtype, shape, data_offsets: [begin, end]}, __metadata__?: {str: str}}`,
+ * then the raw little-endian tensor bytes.
+ *
+ * The reader validates everything against the file length before allocating anything: a hostile
+ * header cannot make it allocate more than the file holds. It works on bytes, so it runs in
+ * browsers as well as in Node.
+ */
+import { FormatError } from '../errors.js';
+import { formatShape, shapeSize, Tensor } from '../tensor/tensor.js';
+
+export interface SafetensorsFile {
+  tensors: Map<string, Tensor>;
+  metadata: Record<string, string>;
+}
+
+const dtypeBytes: Readonly<Record<string, number>> = {
+  F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1, U16: 2, U32: 4, U64: 8,
+};
+
+/** Headers above this size are refused (the reference implementation's limit is 100 MB). */
+const maxHeaderBytes = 100 * 1024 * 1024;
+
+/**
+ * Parses a safetensors file. Integer and float dtypes are converted to Float32 tensors.
+ * `source` names the file in error messages.
+ */
+export function readSafetensors(bytes: Uint8Array, source = 'safetensors'): SafetensorsFile {
+  const fail = (why: string): never => {
+    throw new FormatError(`${source}: ${why}`);
+  };
+  if (bytes.length < 8) fail(`file is ${bytes.length} bytes, too short for the 8-byte header length`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const headerLength = view.getBigUint64(0, true);
+  if (headerLength > BigInt(Math.min(maxHeaderBytes, bytes.length - 8))) {
+    fail(`header length ${headerLength} exceeds the ${bytes.length - 8} bytes after it`);
+  }
+  const headerEnd = 8 + Number(headerLength);
+  let header: unknown;
+  try {
+    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, headerEnd)));
+  } catch (e) {
+    fail(`header is not valid UTF-8 JSON (${(e as Error).message})`);
+  }
+  if (typeof header !== 'object' || header === null || Array.isArray(header)) fail('header is not a JSON object');
+  const dataLength = bytes.length - headerEnd;
+  const metadata: Record<string, string> = {};
+  const entries: { name: string; dtype: string; shape: number[]; begin: number; end: number }[] = [];
+  for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
+    if (name === '__metadata__') {
+      if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail('__metadata__ is not an object');
+      for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
+        if (typeof v !== 'string') fail(`__metadata__ value for "${k}" is not a string`);
+        metadata[k] = v as string;
+      }
+      continue;
+    }
+    const info = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+    if (typeof info !== 'object' || info === null) fail(`tensor "${name}" has no description`);
+    const { dtype, shape, data_offsets: offsets } = info;
+    if (typeof dtype !== 'string' || !(dtype in dtypeBytes)) fail(`tensor "${name}" has unsupported dtype ${JSON.stringify(dtype)}`);
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+      fail(`tensor "${name}" has an invalid shape ${JSON.stringify(shape)}`);
+    }
+    if (
+      !Array.isArray(offsets) ||
+      offsets.length !== 2 ||
+      !offsets.every((o) => Number.isSafeInteger(o) && o >= 0) ||
+      offsets[0] > offsets[1]
+    ) {
+      fail(`tensor "${name}" has invalid data_offsets ${JSON.stringify(offsets)}`);
+    }
+    const [begin, end] = offsets as [number, number];
+    if (end > dataLength) fail(`tensor "${name}" ends at byte ${end} but the data section has ${dataLength} bytes`);
+    const elements = (shape as number[]).reduce((a, b) => a * b, 1);
+    if (elements * dtypeBytes[dtype as string]! !== end - begin) {
+      fail(
+        `tensor "${name}" of dtype ${dtype as string} and shape ${formatShape(shape as number[])} needs ` +
+          `${elements * dtypeBytes[dtype as string]!} bytes but its offsets span ${end - begin}`,
+      );
+    }
+    entries.push({ name, dtype: dtype as string, shape: shape as number[], begin, end });
+  }
+  // Tensors must not overlap (the format also requires them to cover the data section exactly).
+  const sorted = [...entries].sort((a, b) => a.begin - b.begin);
+  let cursor = 0;
+  for (const e of sorted) {
+    if (e.begin !== cursor && !(e.begin === e.end && e.begin <= cursor)) {
+      fail(`tensor "${e.name}" starts at byte ${e.begin} but the previous tensor ends at ${cursor} (gap or overlap)`);
+    }
+    cursor = Math.max(cursor, e.end);
+  }
+  if (cursor !== dataLength) fail(`tensors cover ${cursor} bytes but the data section has ${dataLength}`);
+
+  const tensors = new Map<string, Tensor>();
+  for (const e of entries) {
+    const start = headerEnd + e.begin;
+    tensors.set(e.name, new Tensor(e.shape, decode(bytes, start, shapeSize(e.shape), e.dtype)));
+  }
+  return { tensors, metadata };
+}
+
+function decode(bytes: Uint8Array, start: number, count: number, dtype: string): Float32Array {
+  const view = new DataView(bytes.buffer, bytes.byteOffset + start, count * dtypeBytes[dtype]!);
+  const out = new Float32Array(count);
+  switch (dtype) {
+    case 'F32':
+      for (let i = 0; i < count; i++) out[i] = view.getFloat32(i * 4, true);
+      break;
+    case 'F64':
+      for (let i = 0; i < count; i++) out[i] = view.getFloat64(i * 8, true);
+      break;
+    case 'F16':
+      for (let i = 0; i < count; i++) out[i] = halfToFloat(view.getUint16(i * 2, true));
+      break;
+    case 'BF16':
+      for (let i = 0; i < count; i++) out[i] = bfloat16ToFloat(view.getUint16(i * 2, true));
+      break;
+    case 'I64':
+      for (let i = 0; i < count; i++) out[i] = Number(view.getBigInt64(i * 8, true));
+      break;
+    case 'U64':
+      for (let i = 0; i < count; i++) out[i] = Number(view.getBigUint64(i * 8, true));
+      break;
+    case 'I32':
+      for (let i = 0; i < count; i++) out[i] = view.getInt32(i * 4, true);
+      break;
+    case 'U32':
+      for (let i = 0; i < count; i++) out[i] = view.getUint32(i * 4, true);
+      break;
+    case 'I16':
+      for (let i = 0; i < count; i++) out[i] = view.getInt16(i * 2, true);
+      break;
+    case 'U16':
+      for (let i = 0; i < count; i++) out[i] = view.getUint16(i * 2, true);
+      break;
+    case 'I8':
+      for (let i = 0; i < count; i++) out[i] = view.getInt8(i);
+      break;
+    default: // U8, BOOL
+      for (let i = 0; i < count; i++) out[i] = view.getUint8(i);
+  }
+  return out;
+}
+
+function halfToFloat(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exponent = (h >> 10) & 0x1f;
+  const fraction = h & 0x3ff;
+  if (exponent === 0) return sign * 2 ** -14 * (fraction / 1024);
+  if (exponent === 31) return fraction ? NaN : sign * Infinity;
+  return sign * 2 ** (exponent - 15) * (1 + fraction / 1024);
+}
+
+function bfloat16ToFloat(b: number): number {
+  const view = new DataView(new ArrayBuffer(4));
+  view.setUint32(0, b << 16, true);
+  return view.getFloat32(0, true);
+}
+
+/**
+ * Serialises Float32 tensors (sorted by name, as the reference implementation does) with optional
+ * string metadata. The header is padded with spaces to a multiple of 8 bytes.
+ */
+export function writeSafetensors(tensors: ReadonlyMap<string, Tensor>, metadata: Record<string, string> = {}): Uint8Array {
+  const names = [...tensors.keys()].sort();
+  const header: Record<string, unknown> = {};
+  if (Object.keys(metadata).length > 0) header['__metadata__'] = metadata;
+  let offset = 0;
+  for (const name of names) {
+    const t = tensors.get(name)!;
+    header[name] = { dtype: 'F32', shape: [...t.shape], data_offsets: [offset, offset + t.size * 4] };
+    offset += t.size * 4;
+  }
+  let json = new TextEncoder().encode(JSON.stringify(header));
+  const padded = Math.ceil(json.length / 8) * 8;
+  if (padded !== json.length) {
+    const p = new Uint8Array(padded).fill(0x20);
+    p.set(json);
+    json = p;
+  }
+  const out = new Uint8Array(8 + json.length + offset);
+  const view = new DataView(out.buffer);
+  view.setBigUint64(0, BigInt(json.length), true);
+  out.set(json, 8);
+  let at = 8 + json.length;
+  for (const name of names) {
+    const t = tensors.get(name)!;
+    for (let i = 0; i < t.size; i++, at += 4) view.setFloat32(at, t.data[i]!, true);
+  }
+  return out;
+}

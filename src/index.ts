@@ -9,13 +9,29 @@ export * as kernels from './kernels/reference/index.js';
 export { GraphBuilder, type Value } from './graph/builder.js';
 export type { Graph, GraphNode, GraphParam } from './graph/graph.js';
 export { runGraph } from './graph/execute.js';
+export { withInputShape } from './graph/reshape.js';
 export { Module } from './nn/module.js';
 export * from './nn/layers.js';
 export { forward } from './nn/forward.js';
 export { ShuffleNet, ShuffleUnit, shuffleNetWidths, type ShuffleNetConfig } from './models/shufflenet.js';
 export { MobileNetV1, type MobileNetConfig } from './models/mobilenet.js';
 export { AlexNet, type AlexNetConfig } from './models/alexnet.js';
-export { createModel, getModelEntry, modelNames, registerModel, type ModelEntry, type ModelOptions } from './models/registry.js';
+export {
+  architectureOf,
+  buildArchitecture,
+  createModel,
+  getModelEntry,
+  modelNames,
+  registerModel,
+  type Architecture,
+  type ModelEntry,
+  type ModelOptions,
+} from './models/registry.js';
 export { paperFigures, type PaperFigure } from './models/paper.js';
 export { complexity, type Complexity, type LayerCost } from './analysis/complexity.js';
+export { readSafetensors, writeSafetensors, type SafetensorsFile } from './io/safetensors.js';
+export { saveModelFile, loadModelFile, type ModelInfo } from './io/modelfile.js';
+export { preprocessingPresets, type Preprocessing, type PresetName } from './io/preprocessing.js';
+export { loadModel, modelLoaders, type LoadedModel, type ModelLoader } from './io/load.js';
+export { complexityTable, layerBreakdown, paperComparison, type ComplexityRow } from './analysis/table.js';
 export * from './errors.js';

@@ -8,7 +8,9 @@ import { complexityTable, layerBreakdown, paperComparison } from '../src/analysi
 import { createModel, modelNames } from '../src/models/registry.js';
 import { loadJsonFixture } from './helpers/fixtures.js';
 
-const torchCounts = loadJsonFixture<{ networks: Record<string, { macs: number; params: number }> }>('complexity.json').networks;
+const torchCounts = loadJsonFixture<{ networks: Record<string, { macs: number; params: number }> }>(
+  'complexity.json',
+).networks;
 
 describe('complexity', () => {
   it('registers the whole family: 100 ShuffleNets, 4 MobileNets, AlexNet', () => {
@@ -19,7 +21,15 @@ describe('complexity', () => {
         for (const v of ['', '_noshuffle', '_se', '_shallow']) expect(names).toContain(`shufflenet_v1_g${g}_${s}x${v}`);
       }
     }
-    expect(names).toEqual(expect.arrayContaining(['mobilenet_v1_0.25', 'mobilenet_v1_0.5', 'mobilenet_v1_0.75', 'mobilenet_v1_1.0', 'alexnet']));
+    expect(names).toEqual(
+      expect.arrayContaining([
+        'mobilenet_v1_0.25',
+        'mobilenet_v1_0.5',
+        'mobilenet_v1_0.75',
+        'mobilenet_v1_1.0',
+        'alexnet',
+      ]),
+    );
     expect(Object.keys(torchCounts).sort()).toEqual([...names].sort());
   });
 
@@ -29,7 +39,9 @@ describe('complexity', () => {
       const torch = torchCounts[row.name]!;
       const macs = Math.round(row.mflops! * 1e6);
       if (macs !== torch.macs || row.params !== torch.params) {
-        mismatches.push(`${row.name}: ours ${macs} MACs / ${row.params} params, PyTorch ${torch.macs} / ${torch.params}`);
+        mismatches.push(
+          `${row.name}: ours ${macs} MACs / ${row.params} params, PyTorch ${torch.macs} / ${torch.params}`,
+        );
       }
     }
     expect(mismatches).toEqual([]);
@@ -45,8 +57,14 @@ describe('complexity', () => {
   });
 
   it('reproduces MobileNet exactly (Table 5: 569, 325, 149, 41)', () => {
-    const expected: Record<string, number> = { 'mobilenet_v1_1.0': 569, 'mobilenet_v1_0.75': 325, 'mobilenet_v1_0.5': 149, 'mobilenet_v1_0.25': 41 };
-    for (const row of complexityTable(224, Object.keys(expected))) expect(Math.round(row.mflops!)).toBe(expected[row.name]);
+    const expected: Record<string, number> = {
+      'mobilenet_v1_1.0': 569,
+      'mobilenet_v1_0.75': 325,
+      'mobilenet_v1_0.5': 149,
+      'mobilenet_v1_0.25': 41,
+    };
+    for (const row of complexityTable(224, Object.keys(expected)))
+      expect(Math.round(row.mflops!)).toBe(expected[row.name]);
   });
 
   it('lands every class figure of Tables 2, 5, 6 within the spread the paper itself shows (±7%)', () => {

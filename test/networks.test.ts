@@ -9,7 +9,11 @@ import type { Tensor } from '../src/tensor/tensor.js';
 import { get, loadFixture, maxAbs, maxAbsDiff } from './helpers/fixtures.js';
 
 const fixture = loadFixture('networks.safetensors');
-const networks = JSON.parse(fixture.metadata['networks']!) as { name: string; options: ModelOptions; input: number[] }[];
+const networks = JSON.parse(fixture.metadata['networks']!) as {
+  name: string;
+  options: ModelOptions;
+  input: number[];
+}[];
 
 describe('networks match PyTorch', () => {
   it('covers the networks the issue names', () => {

@@ -17,8 +17,23 @@ const cases = JSON.parse(fixture.metadata['cases']!) as OpCase[];
 describe('reference ops match PyTorch', () => {
   it('covers every registered op', () => {
     const covered = new Set(cases.map((c) => c.op));
-    const missing = ['conv2d', 'batchNorm', 'relu', 'clip', 'sigmoid', 'add', 'mulChannels', 'maxPool2d', 'avgPool2d',
-      'globalAvgPool', 'channelShuffle', 'concat', 'flatten', 'linear', 'softmax'].filter((op) => !covered.has(op));
+    const missing = [
+      'conv2d',
+      'batchNorm',
+      'relu',
+      'clip',
+      'sigmoid',
+      'add',
+      'mulChannels',
+      'maxPool2d',
+      'avgPool2d',
+      'globalAvgPool',
+      'channelShuffle',
+      'concat',
+      'flatten',
+      'linear',
+      'softmax',
+    ].filter((op) => !covered.has(op));
     expect(missing).toEqual([]);
   });
 

@@ -5,7 +5,11 @@ import { Tensor } from '../src/tensor/tensor.js';
 import { get, loadFixture } from './helpers/fixtures.js';
 
 /** A [1, C, 1, 1] tensor whose channel c holds the value c. */
-const channelIndex = (c: number): Tensor => Tensor.from([1, c, 1, 1], Array.from({ length: c }, (_, i) => i));
+const channelIndex = (c: number): Tensor =>
+  Tensor.from(
+    [1, c, 1, 1],
+    Array.from({ length: c }, (_, i) => i),
+  );
 
 describe('channel shuffle', () => {
   it('turns groups AAA BBB CCC into ABC ABC ABC (g = 3, n = 3)', () => {
@@ -22,7 +26,10 @@ describe('channel shuffle', () => {
   });
 
   it('keeps each spatial plane intact', () => {
-    const x = Tensor.from([2, 4, 2, 3], Array.from({ length: 48 }, (_, i) => i));
+    const x = Tensor.from(
+      [2, 4, 2, 3],
+      Array.from({ length: 48 }, (_, i) => i),
+    );
     const y = channelShuffle(x, 2);
     // Output channel 1 is input channel 2 (i = 1, j = 0), for each sample.
     expect([...y.data.subarray(6, 12)]).toEqual([...x.data.subarray(12, 18)]);
@@ -30,7 +37,12 @@ describe('channel shuffle', () => {
   });
 
   it("the official code's reshape-(C/g, g) variant is the inverse permutation", () => {
-    for (const [g, n] of [[3, 4], [8, 3], [2, 5], [4, 4]] as const) {
+    for (const [g, n] of [
+      [3, 4],
+      [8, 3],
+      [2, 5],
+      [4, 4],
+    ] as const) {
       const x = channelIndex(g * n);
       // The official variant for g groups is the paper's shuffle with C/g = n groups.
       const official = (t: Tensor): Tensor => channelShuffle(t, n);

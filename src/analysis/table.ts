@@ -38,7 +38,16 @@ export function complexityTable(inputSize = 224, names: readonly string[] = mode
       return { name, description: entry.description, inputSize, mflops, params, paper, deviation };
     } catch (e) {
       if (!(e instanceof ShuffleNetError)) throw e;
-      return { name, description: entry.description, inputSize, mflops: null, params, paper, deviation: null, error: e.message };
+      return {
+        name,
+        description: entry.description,
+        inputSize,
+        mflops: null,
+        params,
+        paper,
+        deviation: null,
+        error: e.message,
+      };
     }
   });
 }

@@ -16,7 +16,10 @@ export function formatTable<R>(rows: readonly R[], columns: readonly Column<R>[]
   return [line(columns.map((c) => c.header)), line(widths.map((w) => '-'.repeat(w))), ...cells.map(line)].join('\n');
 }
 
-export const fixed = (digits: number) => (v: number | null | undefined): string => (v == null ? '—' : v.toFixed(digits));
+export const fixed =
+  (digits: number) =>
+  (v: number | null | undefined): string =>
+    v == null ? '—' : v.toFixed(digits);
 
 export function signedPercent(v: number | null): string {
   if (v === null) return '—';

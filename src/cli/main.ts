@@ -7,8 +7,11 @@ import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { ShuffleNetError } from '../errors.js';
 import { flopsCommand } from './commands/flops.js';
+import { inferCommand } from './commands/infer.js';
 
-const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
 
 export function buildProgram(): Command {
   const program = new Command('shufflenet')
@@ -18,6 +21,7 @@ export function buildProgram(): Command {
     .showHelpAfterError('(add --help for usage)')
     .exitOverride();
   program.addCommand(flopsCommand());
+  program.addCommand(inferCommand());
   return program;
 }
 

@@ -67,7 +67,13 @@ export class GraphBuilder {
         attrs,
       );
       const output = `${name || op.type}:${this.counter++}`;
-      this.nodes.push({ op: op.type, name, inputs: inputs.map((v) => v.name), output, attrs: attrs as Record<string, unknown> });
+      this.nodes.push({
+        op: op.type,
+        name,
+        inputs: inputs.map((v) => v.name),
+        output,
+        attrs: attrs as Record<string, unknown>,
+      });
       this.shapes.set(output, shape);
       return { name: output, shape };
     } catch (e) {

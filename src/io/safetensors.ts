@@ -16,7 +16,19 @@ export interface SafetensorsFile {
 }
 
 const dtypeBytes: Readonly<Record<string, number>> = {
-  F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1, U16: 2, U32: 4, U64: 8,
+  F64: 8,
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U8: 1,
+  BOOL: 1,
+  U16: 2,
+  U32: 4,
+  U64: 8,
 };
 
 /** Headers above this size are refused (the reference implementation's limit is 100 MB). */
@@ -59,7 +71,8 @@ export function readSafetensors(bytes: Uint8Array, source = 'safetensors'): Safe
     const info = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     if (typeof info !== 'object' || info === null) fail(`tensor "${name}" has no description`);
     const { dtype, shape, data_offsets: offsets } = info;
-    if (typeof dtype !== 'string' || !(dtype in dtypeBytes)) fail(`tensor "${name}" has unsupported dtype ${JSON.stringify(dtype)}`);
+    if (typeof dtype !== 'string' || !(dtype in dtypeBytes))
+      fail(`tensor "${name}" has unsupported dtype ${JSON.stringify(dtype)}`);
     if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
       fail(`tensor "${name}" has an invalid shape ${JSON.stringify(shape)}`);
     }
@@ -163,7 +176,10 @@ function bfloat16ToFloat(b: number): number {
  * Serialises Float32 tensors (sorted by name, as the reference implementation does) with optional
  * string metadata. The header is padded with spaces to a multiple of 8 bytes.
  */
-export function writeSafetensors(tensors: ReadonlyMap<string, Tensor>, metadata: Record<string, string> = {}): Uint8Array {
+export function writeSafetensors(
+  tensors: ReadonlyMap<string, Tensor>,
+  metadata: Record<string, string> = {},
+): Uint8Array {
   const names = [...tensors.keys()].sort();
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length > 0) header['__metadata__'] = metadata;

@@ -30,11 +30,17 @@ export class AlexNet extends Module {
 
   constructor(config: Partial<AlexNetConfig> = {}) {
     super();
-    const c = (this.config = { numClasses: 1000, inputChannels: 3, inputSize: 224, smallInput: false, seed: 0, initialize: true, ...config });
+    const c = (this.config = {
+      numClasses: 1000,
+      inputChannels: 3,
+      inputSize: 224,
+      smallInput: false,
+      seed: 0,
+      initialize: true,
+      ...config,
+    });
     const rng = c.initialize ? new Random(c.seed) : null;
-    const conv1 = c.smallInput
-      ? { kernelSize: 5, stride: 1, padding: 2 }
-      : { kernelSize: 11, stride: 4, padding: 2 };
+    const conv1 = c.smallInput ? { kernelSize: 5, stride: 1, padding: 2 } : { kernelSize: 11, stride: 4, padding: 2 };
     const specs = [
       { inChannels: c.inputChannels, outChannels: 96, ...conv1 },
       { inChannels: 96, outChannels: 256, kernelSize: 5, padding: 2, groups: 2 },
@@ -42,13 +48,17 @@ export class AlexNet extends Module {
       { inChannels: 384, outChannels: 384, kernelSize: 3, padding: 1, groups: 2 },
       { inChannels: 384, outChannels: 256, kernelSize: 3, padding: 1, groups: 2 },
     ];
-    specs.forEach((s, i) => this.convs.push(this.registerModule(`conv${i + 1}`, new Conv2d({ ...s, bias: true }, rng))));
+    specs.forEach((s, i) =>
+      this.convs.push(this.registerModule(`conv${i + 1}`, new Conv2d({ ...s, bias: true }, rng))),
+    );
     // Spatial size after conv1, and after each of the three 3×3/2 max pools.
     const pool = (n: number): number => Math.floor((n - 3) / 2) + 1;
     const afterConv1 = Math.floor((c.inputSize + 2 * conv1.padding - conv1.kernelSize) / conv1.stride) + 1;
     const final = pool(pool(pool(afterConv1)));
     if (!(final >= 1)) {
-      throw new ConfigError(`alexnet: input size ${c.inputSize} is too small (needs at least ${c.smallInput ? 15 : 63})`);
+      throw new ConfigError(
+        `alexnet: input size ${c.inputSize} is too small (needs at least ${c.smallInput ? 15 : 63})`,
+      );
     }
     const widths = [256 * final * final, 4096, 4096, c.numClasses];
     for (let i = 0; i < 3; i++) {

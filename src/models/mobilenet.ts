@@ -23,9 +23,19 @@ export interface MobileNetConfig {
 
 /** [output channels at α = 1, stride] of the 13 depthwise separable blocks (MobileNet Table 1). */
 export const mobileNetBlocks: readonly (readonly [number, 1 | 2])[] = [
-  [64, 1], [128, 2], [128, 1], [256, 2], [256, 1], [512, 2],
-  [512, 1], [512, 1], [512, 1], [512, 1], [512, 1],
-  [1024, 2], [1024, 1],
+  [64, 1],
+  [128, 2],
+  [128, 1],
+  [256, 2],
+  [256, 1],
+  [512, 2],
+  [512, 1],
+  [512, 1],
+  [512, 1],
+  [512, 1],
+  [512, 1],
+  [1024, 2],
+  [1024, 1],
 ];
 
 class DepthwiseSeparable extends Module {
@@ -72,7 +82,15 @@ export class MobileNetV1 extends Module {
 
   constructor(config: Partial<MobileNetConfig> = {}) {
     super();
-    const c = (this.config = { widthMultiplier: 1, numClasses: 1000, inputChannels: 3, smallInput: false, seed: 0, initialize: true, ...config });
+    const c = (this.config = {
+      widthMultiplier: 1,
+      numClasses: 1000,
+      inputChannels: 3,
+      smallInput: false,
+      seed: 0,
+      initialize: true,
+      ...config,
+    });
     if (!(c.widthMultiplier > 0 && c.widthMultiplier <= 4)) {
       throw new ConfigError(`mobilenet_v1: width multiplier must be in (0, 4] but is ${c.widthMultiplier}`);
     }
@@ -81,7 +99,10 @@ export class MobileNetV1 extends Module {
     let channels = width(32);
     this.conv1 = this.registerModule(
       'conv1',
-      new Conv2d({ inChannels: c.inputChannels, outChannels: channels, kernelSize: 3, stride: c.smallInput ? 1 : 2, padding: 1 }, rng),
+      new Conv2d(
+        { inChannels: c.inputChannels, outChannels: channels, kernelSize: 3, stride: c.smallInput ? 1 : 2, padding: 1 },
+        rng,
+      ),
     );
     this.bn1 = this.registerModule('bn1', new BatchNorm2d(channels));
     this.blocks = this.registerModule('blocks', new Blocks());

@@ -9,10 +9,48 @@
  */
 import { UnknownNameError } from '../errors.js';
 import type { Module } from '../nn/module.js';
-import { AlexNet } from './alexnet.js';
-import { MobileNetV1 } from './mobilenet.js';
+import { AlexNet, type AlexNetConfig } from './alexnet.js';
+import { MobileNetV1, type MobileNetConfig } from './mobilenet.js';
 import { paperFigures, type PaperFigure } from './paper.js';
 import { ShuffleNet, type ShuffleNetConfig } from './shufflenet.js';
+
+/**
+ * A network described by its family and config alone: what a model file stores, so that the file
+ * is enough to rebuild the network even when its widths are not those of any registered name
+ * (e.g. an imported checkpoint).
+ */
+export type Architecture =
+  | { family: 'shufflenet_v1'; config: Partial<ShuffleNetConfig> }
+  | { family: 'mobilenet_v1'; config: Partial<MobileNetConfig> }
+  | { family: 'alexnet'; config: Partial<AlexNetConfig> };
+
+export const families = ['shufflenet_v1', 'mobilenet_v1', 'alexnet'] as const;
+
+/** Builds a network from an architecture description. */
+export function buildArchitecture(a: Architecture): Module {
+  switch (a.family) {
+    case 'shufflenet_v1':
+      return new ShuffleNet(a.config);
+    case 'mobilenet_v1':
+      return new MobileNetV1(a.config);
+    case 'alexnet':
+      return new AlexNet(a.config);
+    default:
+      throw new UnknownNameError(
+        `unknown architecture family ${JSON.stringify((a as { family: unknown }).family)}; known: ${families.join(', ')}`,
+      );
+  }
+}
+
+/** The architecture a registered name stands for, with options applied. */
+export function architectureOf(name: string, options: ModelOptions = {}): Architecture {
+  const entry = getModelEntry(name);
+  const { initialize: _i, seed: _s, ...rest } = options;
+  void _i;
+  void _s;
+  const config = { ...entry.config, ...(entry.family === 'alexnet' ? rest : withoutInputSize(rest)) };
+  return { family: entry.family, config } as Architecture;
+}
 
 export interface ModelOptions {
   /** Classifier outputs; default 1000 (ImageNet). */

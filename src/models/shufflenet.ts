@@ -9,7 +9,20 @@
  */
 import { ConfigError } from '../errors.js';
 import type { GraphBuilder, Value } from '../graph/builder.js';
-import { BatchNorm2d, Conv2d, Linear, SqueezeExcite, add, avgPool, channelShuffle, concat, flatten, globalAvgPool, maxPool, relu } from '../nn/layers.js';
+import {
+  BatchNorm2d,
+  Conv2d,
+  Linear,
+  SqueezeExcite,
+  add,
+  avgPool,
+  channelShuffle,
+  concat,
+  flatten,
+  globalAvgPool,
+  maxPool,
+  relu,
+} from '../nn/layers.js';
 import { Module } from '../nn/module.js';
 import { Random } from '../tensor/random.js';
 
@@ -152,7 +165,9 @@ export class ShuffleUnit extends Module {
     const firstGroups = config.groupFirstConv ? groups : 1;
     const where = `shuffle unit ${inChannels}→${outChannels}`;
     if (stride === 1 && inChannels !== outChannels) {
-      throw new ConfigError(`${where}: a stride-1 unit adds its input, so widths ${inChannels} and ${outChannels} must match`);
+      throw new ConfigError(
+        `${where}: a stride-1 unit adds its input, so widths ${inChannels} and ${outChannels} must match`,
+      );
     }
     if (branchOut <= 0) throw new ConfigError(`${where}: a stride-2 unit must widen its input`);
     for (const [what, channels, g] of [
@@ -171,7 +186,10 @@ export class ShuffleUnit extends Module {
     this.bn1 = this.registerModule('bn1', new BatchNorm2d(bottleneck));
     this.dwconv = this.registerModule(
       'dwconv',
-      new Conv2d({ inChannels: bottleneck, outChannels: bottleneck, kernelSize: 3, stride, padding: 1, groups: bottleneck }, rng),
+      new Conv2d(
+        { inChannels: bottleneck, outChannels: bottleneck, kernelSize: 3, stride, padding: 1, groups: bottleneck },
+        rng,
+      ),
     );
     this.bn2 = this.registerModule('bn2', new BatchNorm2d(bottleneck));
     this.gconv2 = this.registerModule(
@@ -228,7 +246,10 @@ export class ShuffleNet extends Module {
     const w = (this.widths = c.widths ? { ...ruled, ...c.widths } : ruled);
     this.conv1 = this.registerModule(
       'conv1',
-      new Conv2d({ inChannels: c.inputChannels, outChannels: w.conv1, kernelSize: 3, stride: c.smallInput ? 1 : 2, padding: 1 }, rng),
+      new Conv2d(
+        { inChannels: c.inputChannels, outChannels: w.conv1, kernelSize: 3, stride: c.smallInput ? 1 : 2, padding: 1 },
+        rng,
+      ),
     );
     this.bn1 = this.registerModule('bn1', new BatchNorm2d(w.conv1));
     let inChannels = w.conv1;

@@ -133,8 +133,14 @@ export class SqueezeExcite extends Module {
 
   constructor(channels: number, hidden: number, rng: Random | null = new Random(0)) {
     super();
-    this.fc1 = this.registerModule('fc1', new Conv2d({ inChannels: channels, outChannels: hidden, kernelSize: 1, bias: true }, rng));
-    this.fc2 = this.registerModule('fc2', new Conv2d({ inChannels: hidden, outChannels: channels, kernelSize: 1, bias: true }, rng));
+    this.fc1 = this.registerModule(
+      'fc1',
+      new Conv2d({ inChannels: channels, outChannels: hidden, kernelSize: 1, bias: true }, rng),
+    );
+    this.fc2 = this.registerModule(
+      'fc2',
+      new Conv2d({ inChannels: hidden, outChannels: channels, kernelSize: 1, bias: true }, rng),
+    );
   }
 
   protected build(g: GraphBuilder, x: Value): Value {

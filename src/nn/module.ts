@@ -78,7 +78,10 @@ export abstract class Module {
    * with `strict` (the default), every tensor of the module must also be provided. Extra entries
    * in `state` are an error unless listed in `ignore`.
    */
-  loadStateDict(state: ReadonlyMap<string, Tensor>, options: { strict?: boolean; ignore?: (name: string) => boolean } = {}): void {
+  loadStateDict(
+    state: ReadonlyMap<string, Tensor>,
+    options: { strict?: boolean; ignore?: (name: string) => boolean } = {},
+  ): void {
     const own = this.stateDict();
     const unexpected = [...state.keys()].filter((k) => !own.has(k) && !(options.ignore?.(k) ?? false));
     if (unexpected.length > 0) {
@@ -86,7 +89,8 @@ export abstract class Module {
     }
     if (options.strict ?? true) {
       const missing = [...own.keys()].filter((k) => !state.has(k));
-      if (missing.length > 0) throw new ShapeError(`loadStateDict: missing tensor(s): ${missing.slice(0, 10).join(', ')}`);
+      if (missing.length > 0)
+        throw new ShapeError(`loadStateDict: missing tensor(s): ${missing.slice(0, 10).join(', ')}`);
     }
     for (const [name, source] of state) {
       const target = own.get(name);

@@ -28,9 +28,7 @@ export const conv2dOp: OpDef<Conv2dAttrs> = {
     const [n, cIn, h, wd] = x!;
     const [cOut, cPerGroup, kh, kw] = w!;
     if (cIn! % a.groups !== 0) {
-      throw new ShapeError(
-        `conv2d: input has ${cIn} channels but groups=${a.groups} needs a multiple of ${a.groups}`,
-      );
+      throw new ShapeError(`conv2d: input has ${cIn} channels but groups=${a.groups} needs a multiple of ${a.groups}`);
     }
     if (cOut! % a.groups !== 0) {
       throw new ShapeError(

@@ -27,9 +27,7 @@ export const linearOp: OpDef<NoAttrs> = {
     expectRank('linear', 'input', x!, 2);
     expectRank('linear', 'weight', w!, 2);
     if (w![1] !== x![1]) {
-      throw new ShapeError(
-        `linear: input has ${x![1]} features but weight ${formatShape(w!)} expects ${w![1]}`,
-      );
+      throw new ShapeError(`linear: input has ${x![1]} features but weight ${formatShape(w!)} expects ${w![1]}`);
     }
     if (b !== undefined && (b.length !== 1 || b[0] !== w![0])) {
       throw new ShapeError(`linear: bias must have shape [${w![0]}] but has shape ${formatShape(b)}`);

@@ -20,7 +20,12 @@ export interface OpDef<A> {
 /** Validates, allocates and runs one op on concrete tensors. */
 export function runOp<A>(op: OpDef<A>, inputs: readonly Tensor[], attrs: A): Tensor {
   checkArity(op, inputs.length);
-  const output = new Tensor(op.inferShape(inputs.map((t) => t.shape), attrs));
+  const output = new Tensor(
+    op.inferShape(
+      inputs.map((t) => t.shape),
+      attrs,
+    ),
+  );
   op.forward(inputs, attrs, output);
   return output;
 }

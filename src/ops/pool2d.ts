@@ -30,7 +30,9 @@ function poolShape(op: string, [x]: readonly Shape[], a: Pool2dAttrs): Shape {
   const [t, l, b, r] = a.padding;
   if (Math.max(t, b) >= a.kernel[0] || Math.max(l, r) >= a.kernel[1]) {
     // A window made only of padding has no defined maximum (PyTorch refuses it too).
-    throw new ShapeError(`${op}: padding [${a.padding.join(', ')}] must be smaller than the kernel [${a.kernel.join(', ')}]`);
+    throw new ShapeError(
+      `${op}: padding [${a.padding.join(', ')}] must be smaller than the kernel [${a.kernel.join(', ')}]`,
+    );
   }
   const [n, c, h, w] = x!;
   return [

@@ -25,7 +25,9 @@ function jsonRow(r: ComplexityRow): Record<string, unknown> {
 
 export function flopsCommand(): Command {
   return new Command('flops')
-    .description('complexity table: multiply-adds (the paper\'s MFLOPs) and parameters of every network, beside the paper')
+    .description(
+      "complexity table: multiply-adds (the paper's MFLOPs) and parameters of every network, beside the paper",
+    )
     .option('--arch <name>', 'per-layer breakdown of one network')
     .option('--size <n>', 'square input size', parseSize, 224)
     .option('--json', 'print JSON: an array of {name, mflops, params, ...}', false)
@@ -33,7 +35,16 @@ export function flopsCommand(): Command {
       if (opts.arch !== undefined) {
         const { row, layers } = layerBreakdown(opts.arch, opts.size);
         if (opts.json) {
-          const out = { ...jsonRow(row), layers: layers.map((l) => ({ name: l.name, op: l.op, output_shape: l.outputShape, macs: l.macs, params: l.params })) };
+          const out = {
+            ...jsonRow(row),
+            layers: layers.map((l) => ({
+              name: l.name,
+              op: l.op,
+              output_shape: l.outputShape,
+              macs: l.macs,
+              params: l.params,
+            })),
+          };
           console.log(JSON.stringify([out], null, 1));
           return;
         }
@@ -47,8 +58,12 @@ export function flopsCommand(): Command {
             { header: 'params', value: (l) => (l.params ? String(l.params) : ''), align: 'right' },
           ]),
         );
-        console.log(`\ntotal: ${fixed(2)(row.mflops)} MFLOPs, ${row.params.toLocaleString('en-US')} parameters` +
-          (row.paper ? `; the paper: ${row.paper.mflops} (${row.paper.source}), ${signedPercent(row.deviation)}` : ''));
+        console.log(
+          `\ntotal: ${fixed(2)(row.mflops)} MFLOPs, ${row.params.toLocaleString('en-US')} parameters` +
+            (row.paper
+              ? `; the paper: ${row.paper.mflops} (${row.paper.source}), ${signedPercent(row.deviation)}`
+              : ''),
+        );
         return;
       }
       const rows = complexityTable(opts.size);
@@ -56,7 +71,9 @@ export function flopsCommand(): Command {
         console.log(JSON.stringify(rows.map(jsonRow), null, 1));
         return;
       }
-      console.log(`Complexity at ${opts.size}×${opts.size}: multiply-adds of conv and FC layers (the paper's "FLOPs"), trainable parameters.\n`);
+      console.log(
+        `Complexity at ${opts.size}×${opts.size}: multiply-adds of conv and FC layers (the paper's "FLOPs"), trainable parameters.\n`,
+      );
       console.log(
         formatTable(rows, [
           { header: 'network', value: (r) => r.name },
@@ -64,9 +81,20 @@ export function flopsCommand(): Command {
           { header: 'params (M)', value: (r) => (r.params / 1e6).toFixed(3), align: 'right' },
           ...(opts.size === 224
             ? [
-                { header: 'paper', value: (r: ComplexityRow) => (r.paper ? String(r.paper.mflops) : ''), align: 'right' as const },
-                { header: 'source', value: (r: ComplexityRow) => (r.paper ? `${r.paper.source}${r.paper.exact ? '' : ' (class)'}` : '') },
-                { header: 'deviation', value: (r: ComplexityRow) => (r.paper ? signedPercent(r.deviation) : ''), align: 'right' as const },
+                {
+                  header: 'paper',
+                  value: (r: ComplexityRow) => (r.paper ? String(r.paper.mflops) : ''),
+                  align: 'right' as const,
+                },
+                {
+                  header: 'source',
+                  value: (r: ComplexityRow) => (r.paper ? `${r.paper.source}${r.paper.exact ? '' : ' (class)'}` : ''),
+                },
+                {
+                  header: 'deviation',
+                  value: (r: ComplexityRow) => (r.paper ? signedPercent(r.deviation) : ''),
+                  align: 'right' as const,
+                },
               ]
             : []),
         ]),
@@ -85,9 +113,13 @@ export function flopsCommand(): Command {
             { header: 'rounds to printed', value: (c) => (c.exact ? (c.roundsToPaper ? 'yes' : 'no') : '(class)') },
           ]),
         );
-        console.log('\n(class): a figure printed for a whole row or column (e.g. Table 2\'s "0.5×, 38 MFLOPs" for every g),');
+        console.log(
+          '\n(class): a figure printed for a whole row or column (e.g. Table 2\'s "0.5×, 38 MFLOPs" for every g),',
+        );
         console.log('  not for this exact network; the paper\'s own 1× networks span 133–143 under its "140".');
-        console.log('*: convolutional layers only; Table 1\'s complexity row leaves out the FC layer (docs/complexity.md).');
+        console.log(
+          "*: convolutional layers only; Table 1's complexity row leaves out the FC layer (docs/complexity.md).",
+        );
         console.log('Width rules for scales other than 1×: docs/architecture.md.');
       }
     });

@@ -68,7 +68,15 @@ export function globalAvgPoolReference(
 
 function forEachWindow(
   g: Pool2dGeometry,
-  visit: (inBase: number, outIndex: number, y0: number, y1: number, x0: number, x1: number, paddedCount: number) => void,
+  visit: (
+    inBase: number,
+    outIndex: number,
+    y0: number,
+    y1: number,
+    x0: number,
+    x1: number,
+    paddedCount: number,
+  ) => void,
 ): void {
   let outIndex = 0;
   for (let plane = 0; plane < g.batch * g.channels; plane++) {

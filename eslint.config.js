@@ -1,0 +1,50 @@
+// Lint configuration: typescript-eslint's recommended rules, plus the rule that keeps the core
+// browser-safe: only the CLI, benchmarks, scripts and tests may import Node's built-in modules.
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+const nodeBuiltins = [
+  'fs',
+  'path',
+  'os',
+  'child_process',
+  'worker_threads',
+  'url',
+  'crypto',
+  'stream',
+  'util',
+  'zlib',
+  'http',
+  'https',
+  'net',
+];
+
+export default tseslint.config(
+  { ignores: ['dist/', 'node_modules/', 'coverage/', 'web/dist/', '**/*.wasm'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/no-non-null-assertion': 'off',
+    },
+  },
+  {
+    files: ['src/**/*.ts'],
+    ignores: ['src/cli/**', 'src/node/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['node:*'],
+              message: 'The core must run in browsers: Node-only modules belong in src/cli or src/node.',
+            },
+            ...nodeBuiltins.map((m) => ({ group: [m], message: 'The core must run in browsers.' })),
+          ],
+        },
+      ],
+    },
+  },
+);

@@ -1,0 +1,52 @@
+import { Command, InvalidArgumentError } from 'commander';
+import { ShapeError } from '../../errors.js';
+import { runGraph } from '../../graph/execute.js';
+import { loadModel } from '../../io/load.js';
+import { readSafetensors, writeSafetensors } from '../../io/safetensors.js';
+import { formatShape, Tensor } from '../../tensor/tensor.js';
+import { readFileOrFail, writeFileAtomic } from '../files.js';
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`expected a positive integer, got "${value}"`);
+  return n;
+}
+
+export function inferCommand(): Command {
+  return new Command('infer')
+    .description('run a batch through a model file: IN.safetensors["input"] [N, C, H, W] → OUT.safetensors["logits"]')
+    .requiredOption('--model <file>', 'model file (our .safetensors, or a bare state dict with --arch)')
+    .option('--arch <name>', 'network of a file that holds only weights')
+    .requiredOption('--input <file>', 'safetensors file with a tensor "input" [N, C, H, W]')
+    .requiredOption('--output <file>', 'where to write a safetensors file with "logits" [N, classes]')
+    .option('--batch-size <n>', 'images per forward pass', positiveInt, 16)
+    .action((opts: { model: string; arch?: string; input: string; output: string; batchSize: number }) => {
+      const model = loadModel(readFileOrFail(opts.model, 'model'), opts.model, opts.arch);
+      const input = readSafetensors(readFileOrFail(opts.input, 'input'), opts.input).tensors.get('input');
+      if (input === undefined) throw new ShapeError(`${opts.input}: has no tensor named "input"`);
+      if (input.rank !== 4)
+        throw new ShapeError(`${opts.input}: "input" must be [N, C, H, W] but has shape ${formatShape(input.shape)}`);
+      const bad = input.data.findIndex((v) => !Number.isFinite(v));
+      if (bad >= 0)
+        throw new ShapeError(`${opts.input}: "input" holds ${input.data[bad]} at index ${bad}; inputs must be finite`);
+      const [n, c, h, w] = input.shape as [number, number, number, number];
+      const perImage = c * h * w;
+      const chunks: Tensor[] = [];
+      for (let start = 0; start < n; start += opts.batchSize) {
+        const count = Math.min(opts.batchSize, n - start);
+        const batch = new Tensor([count, c, h, w], input.data.subarray(start * perImage, (start + count) * perImage));
+        chunks.push(runGraph(model.graphFor(batch.shape), batch));
+        if (n > opts.batchSize && process.stderr.isTTY) process.stderr.write(`\r${start + count}/${n} images`);
+      }
+      if (n > opts.batchSize && process.stderr.isTTY) process.stderr.write('\n');
+      const classes = chunks[0]?.shape[1] ?? 0;
+      const logits = new Tensor([n, classes]);
+      let offset = 0;
+      for (const chunk of chunks) {
+        logits.data.set(chunk.data, offset);
+        offset += chunk.size;
+      }
+      writeFileAtomic(opts.output, writeSafetensors(new Map([['logits', logits]])));
+      console.error(`${model.description}: ${n} image(s) ${c}×${h}×${w} → logits [${n}, ${classes}] in ${opts.output}`);
+    });
+}

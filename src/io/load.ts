@@ -1,0 +1,70 @@
+/**
+ * One entry point for every model format we read: bytes and a file name in, something that can
+ * produce a graph for any input shape out. Each format registers a loader; the first whose
+ * `matches` accepts the file wins.
+ */
+import { FormatError } from '../errors.js';
+import type { Graph } from '../graph/graph.js';
+import { architectureOf, createModel } from '../models/registry.js';
+import type { Module } from '../nn/module.js';
+import type { Shape } from '../tensor/tensor.js';
+import { loadModelFile, type ModelInfo } from './modelfile.js';
+import { readSafetensors } from './safetensors.js';
+
+export interface LoadedModel {
+  /** The graph for one input shape (traced, or re-shaped for imported graphs). */
+  graphFor(inputShape: Shape): Graph;
+  /** The module, when the format rebuilds one of our networks (not for generic imported graphs). */
+  module?: Module;
+  info?: Partial<ModelInfo>;
+  /** What was loaded, for messages: `safetensors model file (shufflenet_v1_g3_0.5x)`. */
+  description: string;
+}
+
+export interface ModelLoader {
+  readonly name: string;
+  matches(fileName: string, bytes: Uint8Array): boolean;
+  /** `arch` is the --arch the user gave, for formats that carry weights without an architecture. */
+  load(bytes: Uint8Array, fileName: string, arch?: string): LoadedModel;
+}
+
+export function moduleModel(module: Module, description: string, info?: Partial<ModelInfo>): LoadedModel {
+  return { graphFor: (shape) => module.trace(shape), module, description, ...(info ? { info } : {}) };
+}
+
+/** Our model files, or a bare PyTorch-named state dict in safetensors together with --arch. */
+export const safetensorsLoader: ModelLoader = {
+  name: 'safetensors',
+  matches: (fileName) => fileName.endsWith('.safetensors'),
+  load(bytes, fileName, arch) {
+    const file = readSafetensors(bytes, fileName);
+    if (file.metadata['shufflenet'] !== undefined) {
+      const { model, info } = loadModelFile(bytes, fileName);
+      return moduleModel(model, `model file ${fileName}${info.arch ? ` (${info.arch})` : ''}`, info);
+    }
+    if (arch === undefined) {
+      throw new FormatError(
+        `${fileName}: a safetensors file without shufflenet metadata needs --arch NAME to say which network it holds`,
+      );
+    }
+    const model = createModel(arch, { initialize: false });
+    try {
+      model.loadStateDict(file.tensors);
+    } catch (e) {
+      throw new FormatError(`${fileName}: does not fit ${arch}: ${(e as Error).message}`);
+    }
+    return moduleModel(model, `${fileName} as ${arch}`, { architecture: architectureOf(arch), arch });
+  },
+};
+
+export const modelLoaders: ModelLoader[] = [safetensorsLoader];
+
+export function loadModel(bytes: Uint8Array, fileName: string, arch?: string): LoadedModel {
+  const loader = modelLoaders.find((l) => l.matches(fileName, bytes));
+  if (loader === undefined) {
+    throw new FormatError(
+      `${fileName}: unknown model format; supported: ${modelLoaders.map((l) => l.name).join(', ')}`,
+    );
+  }
+  return loader.load(bytes, fileName, arch);
+}

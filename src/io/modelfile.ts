@@ -1,0 +1,93 @@
+/**
+ * Our model files: safetensors whose `__metadata__["shufflenet"]` holds the architecture, the
+ * preprocessing and the labels, so that a file alone is enough to rebuild and run the network.
+ * Tensors carry PyTorch names (`stage2.0.gconv1.weight`, `bn1.running_mean`, …).
+ *
+ * @example
+ * const bytes = saveModelFile(model, { architecture: architectureOf('shufflenet_v1_g3_0.5x') });
+ * const { model: again, info } = loadModelFile(bytes, 'model.safetensors');
+ */
+import { FormatError, ShuffleNetError } from '../errors.js';
+import { buildArchitecture, families, type Architecture } from '../models/registry.js';
+import type { Module } from '../nn/module.js';
+import type { Preprocessing } from './preprocessing.js';
+import { readSafetensors, writeSafetensors } from './safetensors.js';
+
+export const modelFileFormat = 'shufflenet-model';
+export const modelFileVersion = 1;
+
+export interface ModelInfo {
+  architecture: Architecture;
+  /** The registered name this was built from, when there is one. */
+  arch?: string;
+  preprocessing?: Preprocessing;
+  /** Class names, index = logit. */
+  labels?: string[];
+  /** Free-form provenance: the command that produced the file, the source checkpoint, accuracy. */
+  notes?: Record<string, string | number>;
+}
+
+export function saveModelFile(model: Module, info: ModelInfo): Uint8Array {
+  const meta = { format: modelFileFormat, version: modelFileVersion, ...info };
+  return writeSafetensors(model.stateDict(), { shufflenet: JSON.stringify(meta) });
+}
+
+/** Parses, validates and rebuilds a model file. `source` names the file in errors. */
+export function loadModelFile(bytes: Uint8Array, source = 'model file'): { model: Module; info: ModelInfo } {
+  const file = readSafetensors(bytes, source);
+  const raw = file.metadata['shufflenet'];
+  if (raw === undefined) {
+    throw new FormatError(`${source}: not a shufflenet model file (no "shufflenet" entry in __metadata__)`);
+  }
+  let meta: Record<string, unknown>;
+  try {
+    meta = JSON.parse(raw) as Record<string, unknown>;
+  } catch {
+    throw new FormatError(`${source}: the "shufflenet" metadata is not valid JSON`);
+  }
+  if (typeof meta !== 'object' || meta === null || meta['format'] !== modelFileFormat) {
+    throw new FormatError(
+      `${source}: metadata format is ${JSON.stringify(meta?.['format'])}, expected "${modelFileFormat}"`,
+    );
+  }
+  if (meta['version'] !== modelFileVersion) {
+    throw new FormatError(
+      `${source}: model file version ${JSON.stringify(meta['version'])} is not supported (this library reads ${modelFileVersion})`,
+    );
+  }
+  const architecture = meta['architecture'] as Architecture | undefined;
+  if (
+    typeof architecture !== 'object' ||
+    architecture === null ||
+    !(families as readonly string[]).includes(architecture.family) ||
+    typeof architecture.config !== 'object' ||
+    architecture.config === null
+  ) {
+    throw new FormatError(
+      `${source}: metadata has no valid "architecture" (family must be one of ${families.join(', ')})`,
+    );
+  }
+  for (const [name, t] of file.tensors) {
+    const bad = t.data.findIndex((v) => !Number.isFinite(v));
+    if (bad >= 0)
+      throw new FormatError(`${source}: tensor "${name}" holds ${t.data[bad]} at index ${bad}; weights must be finite`);
+  }
+  let model: Module;
+  try {
+    model = buildArchitecture({
+      ...architecture,
+      config: { ...architecture.config, initialize: false },
+    } as Architecture);
+    model.loadStateDict(file.tensors);
+  } catch (e) {
+    if (e instanceof ShuffleNetError) throw new FormatError(`${source}: ${e.message}`);
+    throw e;
+  }
+  const info: ModelInfo = { architecture };
+  if (typeof meta['arch'] === 'string') info.arch = meta['arch'];
+  if (meta['preprocessing'] !== undefined) info.preprocessing = meta['preprocessing'] as Preprocessing;
+  if (Array.isArray(meta['labels'])) info.labels = (meta['labels'] as unknown[]).map(String);
+  if (typeof meta['notes'] === 'object' && meta['notes'] !== null)
+    info.notes = meta['notes'] as Record<string, string | number>;
+  return { model, info };
+}

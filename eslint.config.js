@@ -1,6 +1,7 @@
 // Lint configuration: typescript-eslint's recommended rules, plus the rule that keeps the core
 // browser-safe: only the CLI, benchmarks, scripts and tests may import Node's built-in modules.
 import js from '@eslint/js';
+import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 const nodeBuiltins = [
@@ -28,6 +29,10 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       '@typescript-eslint/no-non-null-assertion': 'off',
     },
+  },
+  {
+    files: ['scripts/**/*.{js,mjs}', 'bench/**/*.{js,mjs,ts}', 'test/**/*.ts', '*.config.{js,ts}'],
+    languageOptions: { globals: { ...globals.node } },
   },
   {
     files: ['src/**/*.ts'],

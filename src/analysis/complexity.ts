@@ -2,8 +2,8 @@
  * Complexity accounting in the paper's sense: multiply-adds of convolutions and fully connected
  * layers (the paper calls them FLOPs), and trainable parameters. Read from the traced graph, so it
  * counts exactly what runs. Pooling, batch norm, ReLU, the residual add, the shuffle and SE's
- * rescale have no multiply-adds under this convention (they would add ≈ 1% at 1×, see
- * docs/complexity.md); BN running statistics are buffers, not parameters, as in PyTorch.
+ * rescale are not counted under this convention (docs/complexity.md measures what they would add);
+ * BN running statistics are buffers, not parameters, as in PyTorch.
  */
 import type { Graph } from '../graph/graph.js';
 import { getOp } from '../ops/index.js';

@@ -14,8 +14,8 @@ export interface ComplexityRow {
   inputSize: number;
   /** Multiply-adds / 1e6 for one image (the paper's MFLOPs); null if the network cannot take this size. */
   mflops: number | null;
-  /** Trainable parameters. */
-  params: number;
+  /** Trainable parameters; null if the network cannot take this size. */
+  params: number | null;
   /** The most specific figure the paper prints for this network, at 224×224. */
   paper: PaperFigure | null;
   /** (ours − paper) / paper, when both exist. */
@@ -28,26 +28,16 @@ export interface ComplexityRow {
 export function complexityTable(inputSize = 224, names: readonly string[] = modelNames()): ComplexityRow[] {
   return names.map((name) => {
     const entry = getModelEntry(name);
-    const model = entry.build({ inputSize, initialize: false });
     const paper = inputSize === 224 ? (entry.paper[0] ?? null) : null;
-    const params = model.parameterCount();
+    const row = { name, description: entry.description, inputSize, paper };
     try {
-      const { macs } = complexity(model.trace([1, 3, inputSize, inputSize]));
+      const model = entry.build({ inputSize, initialize: false });
+      const { macs, params } = complexity(model.trace([1, 3, inputSize, inputSize]));
       const mflops = macs / 1e6;
-      const deviation = paper ? mflops / paper.mflops - 1 : null;
-      return { name, description: entry.description, inputSize, mflops, params, paper, deviation };
+      return { ...row, mflops, params, deviation: paper ? mflops / paper.mflops - 1 : null };
     } catch (e) {
       if (!(e instanceof ShuffleNetError)) throw e;
-      return {
-        name,
-        description: entry.description,
-        inputSize,
-        mflops: null,
-        params,
-        paper,
-        deviation: null,
-        error: e.message,
-      };
+      return { ...row, mflops: null, params: null, deviation: null, error: e.message };
     }
   });
 }

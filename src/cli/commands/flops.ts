@@ -59,7 +59,7 @@ export function flopsCommand(): Command {
           ]),
         );
         console.log(
-          `\ntotal: ${fixed(2)(row.mflops)} MFLOPs, ${row.params.toLocaleString('en-US')} parameters` +
+          `\ntotal: ${fixed(2)(row.mflops)} MFLOPs, ${(row.params ?? 0).toLocaleString('en-US')} parameters` +
             (row.paper
               ? `; the paper: ${row.paper.mflops} (${row.paper.source}), ${signedPercent(row.deviation)}`
               : ''),
@@ -78,7 +78,11 @@ export function flopsCommand(): Command {
         formatTable(rows, [
           { header: 'network', value: (r) => r.name },
           { header: 'MFLOPs', value: (r) => (r.mflops === null ? 'n/a' : r.mflops.toFixed(2)), align: 'right' },
-          { header: 'params (M)', value: (r) => (r.params / 1e6).toFixed(3), align: 'right' },
+          {
+            header: 'params (M)',
+            value: (r) => (r.params === null ? 'n/a' : (r.params / 1e6).toFixed(3)),
+            align: 'right',
+          },
           ...(opts.size === 224
             ? [
                 {

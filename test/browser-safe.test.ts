@@ -1,0 +1,46 @@
+/** The core must run in browsers: no file outside src/cli (and src/node) imports a Node module. */
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const src = fileURLToPath(new URL('../src/', import.meta.url));
+const builtins = [
+  'fs',
+  'path',
+  'os',
+  'child_process',
+  'worker_threads',
+  'url',
+  'crypto',
+  'stream',
+  'util',
+  'zlib',
+  'http',
+  'https',
+  'net',
+  'module',
+];
+
+function files(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? files(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : [],
+  );
+}
+
+describe('browser safety', () => {
+  it('the core imports no Node built-in module and uses no Node globals', () => {
+    const offenders: string[] = [];
+    for (const file of files(src)) {
+      const rel = relative(src, file);
+      if (rel.startsWith('cli/') || rel.startsWith('node/')) continue;
+      const text = readFileSync(file, 'utf8');
+      for (const m of text.matchAll(/(?:from|import)\s*\(?\s*['"]([^'"]+)['"]/g)) {
+        const spec = m[1]!;
+        if (spec.startsWith('node:') || builtins.includes(spec)) offenders.push(`${rel} imports ${spec}`);
+      }
+      if (/\b(process|Buffer|__dirname|require)\s*[.(]/.test(text)) offenders.push(`${rel} uses a Node global`);
+    }
+    expect(offenders).toEqual([]);
+  });
+});

@@ -151,3 +151,37 @@ describe('shufflenet infer', () => {
     );
   });
 });
+
+describe('shufflenet info', () => {
+  it('shows what a model file holds', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'shufflenet-info-'));
+    const options = { numClasses: 10, inputChannels: 1, smallInput: true };
+    const model = createModel('shufflenet_v1_g8_0.25x', options);
+    const labels = Array.from({ length: 10 }, (_, i) => `c${i}`);
+    const file = join(dir, 'm.safetensors');
+    writeFileSync(
+      file,
+      saveModelFile(model, {
+        architecture: architectureOf('shufflenet_v1_g8_0.25x', options),
+        arch: 'shufflenet_v1_g8_0.25x',
+        labels,
+        preprocessing: { channels: 'gray', divisor: 255, mean: [0], std: [1], resize: 28, crop: 28 },
+      }),
+    );
+    const r = run('info', file, '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const info = JSON.parse(r.stdout);
+    expect(info.arch).toBe('shufflenet_v1_g8_0.25x');
+    expect(info.input_shape).toEqual([1, 1, 28, 28]);
+    expect(info.classes).toBe(10);
+    expect(info.params).toBe(model.parameterCount());
+    expect(info.labels).toEqual(labels);
+    expect(run('info', file).stdout).toMatch(/parameters\s+[\d,]+/);
+    const garbage = join(dir, 'g.safetensors');
+    writeFileSync(garbage, 'not a model');
+    const bad = run('info', garbage);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr.trim()).toMatch(/^shufflenet: error: .*g\.safetensors: header length \d+ exceeds/);
+  });
+});
+

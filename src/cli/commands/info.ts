@@ -1,0 +1,54 @@
+import { Command } from 'commander';
+import { complexity } from '../../analysis/complexity.js';
+import { loadModel } from '../../io/load.js';
+import { readFileOrFail } from '../files.js';
+import { parseSize } from './flops.js';
+
+export function infoCommand(): Command {
+  return new Command('info')
+    .description('what a model file holds: architecture, preprocessing, labels, parameters and complexity')
+    .argument('<file>', 'model file')
+    .option('--arch <name>', 'network of a file that holds only weights')
+    .option(
+      '--size <n>',
+      'input size for the complexity (default: the preprocessing crop, else 28 for small-input models, else 224)',
+      parseSize,
+    )
+    .option('--json', 'print JSON', false)
+    .action((file: string, opts: { arch?: string; size?: number; json: boolean }) => {
+      const model = loadModel(readFileOrFail(file, 'model'), file, opts.arch);
+      const info = model.info ?? {};
+      const config = (info.architecture?.config ?? {}) as Record<string, unknown>;
+      const channels = typeof config['inputChannels'] === 'number' ? config['inputChannels'] : 3;
+      const size = opts.size ?? info.preprocessing?.crop ?? (config['smallInput'] === true ? 28 : 224);
+      const graph = model.graphFor([1, channels, size, size]);
+      const { macs, params } = complexity(graph);
+      const outputs = graph.shapes.get(graph.output)!;
+      const summary = {
+        file,
+        description: model.description,
+        arch: info.arch ?? null,
+        architecture: info.architecture ?? null,
+        input_shape: [1, channels, size, size],
+        classes: outputs[outputs.length - 1],
+        params,
+        mflops: macs / 1e6,
+        preprocessing: info.preprocessing ?? null,
+        labels: info.labels ?? null,
+        notes: info.notes ?? null,
+      };
+      if (opts.json) {
+        console.log(JSON.stringify(summary, null, 1));
+        return;
+      }
+      console.log(`${file}: ${model.description}`);
+      if (info.architecture)
+        console.log(`  architecture  ${info.architecture.family} ${JSON.stringify(info.architecture.config)}`);
+      console.log(`  input         [1, ${channels}, ${size}, ${size}] → ${summary.classes} classes`);
+      console.log(`  parameters    ${params.toLocaleString('en-US')}`);
+      console.log(`  complexity    ${(macs / 1e6).toFixed(2)} MFLOPs at ${size}×${size}`);
+      if (info.preprocessing) console.log(`  preprocessing ${JSON.stringify(info.preprocessing)}`);
+      if (info.labels) console.log(`  labels        ${info.labels.join(', ')}`);
+      for (const [k, v] of Object.entries(info.notes ?? {})) console.log(`  ${k.padEnd(13)} ${v}`);
+    });
+}

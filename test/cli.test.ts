@@ -184,4 +184,3 @@ describe('shufflenet info', () => {
     expect(bad.stderr.trim()).toMatch(/^shufflenet: error: .*g\.safetensors: header length \d+ exceeds/);
   });
 });
-

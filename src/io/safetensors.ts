@@ -53,7 +53,7 @@ export function readSafetensors(bytes: Uint8Array, source = 'safetensors'): Safe
   try {
     header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, headerEnd)));
   } catch (e) {
-    fail(`header is not valid UTF-8 JSON (${(e as Error).message})`);
+    fail(`header is not valid UTF-8 JSON (${oneLine((e as Error).message)})`);
   }
   if (typeof header !== 'object' || header === null || Array.isArray(header)) fail('header is not a JSON object');
   const dataLength = bytes.length - headerEnd;
@@ -112,6 +112,12 @@ export function readSafetensors(bytes: Uint8Array, source = 'safetensors'): Safe
     tensors.set(e.name, new Tensor(e.shape, decode(bytes, start, shapeSize(e.shape), e.dtype)));
   }
   return { tensors, metadata };
+}
+
+/** A parser's message, as one short line. */
+function oneLine(message: string): string {
+  const flat = message.replace(/\s+/g, ' ').trim();
+  return flat.length > 120 ? `${flat.slice(0, 117)}...` : flat;
 }
 
 function decode(bytes: Uint8Array, start: number, count: number, dtype: string): Float32Array {

@@ -1,0 +1,169 @@
+/**
+ * From decoded pixels to the input tensor a model expects: channel conversion, resizing the short
+ * side, a centre crop, scaling and normalisation, following the preprocessing stored with the
+ * weights. Resizing is PIL's bilinear filter (a triangle filter widened when shrinking, i.e.
+ * antialiased), which is what torchvision's `Resize` applies to PIL images; crops follow
+ * torchvision's `CenterCrop` rounding. Browser-safe: decoding happens elsewhere (sharp in Node, a
+ * canvas in browsers).
+ */
+import { ShapeError } from '../errors.js';
+import type { Preprocessing } from '../io/preprocessing.js';
+import { Tensor } from '../tensor/tensor.js';
+
+/** Decoded pixels, interleaved HWC: 1 = gray, 2 = gray + alpha, 3 = RGB, 4 = RGBA. */
+export interface RawImage {
+  width: number;
+  height: number;
+  channels: 1 | 2 | 3 | 4;
+  data: Uint8Array | Uint8ClampedArray;
+}
+
+/** A float image, planar CHW, values 0–255 until `toInput` scales them. */
+export interface PlanarImage {
+  width: number;
+  height: number;
+  channels: number;
+  data: Float32Array;
+}
+
+/**
+ * Converts to the model's channels. Alpha is composited over black (a transparent canvas becomes
+ * the black background that MNIST-style data has). Gray from colour is ITU-R 601 luma, as PIL's
+ * `convert('L')`.
+ */
+export function toChannels(image: RawImage, target: Preprocessing['channels']): PlanarImage {
+  const { width, height, channels, data } = image;
+  if (![1, 2, 3, 4].includes(channels) || data.length !== width * height * channels) {
+    throw new ShapeError(`image: ${data.length} bytes do not make ${width}×${height} pixels of ${channels} channels`);
+  }
+  const plane = width * height;
+  const outChannels = target === 'gray' ? 1 : 3;
+  const out = new Float32Array(outChannels * plane);
+  for (let i = 0; i < plane; i++) {
+    const p = i * channels;
+    const alpha = channels === 2 || channels === 4 ? data[p + channels - 1]! / 255 : 1;
+    const r = data[p]! * alpha;
+    const g = (channels >= 3 ? data[p + 1]! : data[p]!) * alpha;
+    const b = (channels >= 3 ? data[p + 2]! : data[p]!) * alpha;
+    if (target === 'gray') out[i] = channels >= 3 ? 0.299 * r + 0.587 * g + 0.114 * b : r;
+    else if (target === 'RGB') [out[i], out[plane + i], out[2 * plane + i]] = [r, g, b];
+    else [out[i], out[plane + i], out[2 * plane + i]] = [b, g, r];
+  }
+  return { width, height, channels: outChannels, data: out };
+}
+
+interface Taps {
+  start: Int32Array;
+  count: Int32Array;
+  weights: Float64Array;
+  stride: number;
+}
+
+/** PIL's bilinear resampling taps along one axis. */
+function bilinearTaps(inSize: number, outSize: number): Taps {
+  const scale = inSize / outSize;
+  const filterScale = Math.max(scale, 1);
+  const support = filterScale; // the triangle filter has support 1
+  const stride = Math.ceil(support) * 2 + 1;
+  const start = new Int32Array(outSize);
+  const count = new Int32Array(outSize);
+  const weights = new Float64Array(outSize * stride);
+  for (let x = 0; x < outSize; x++) {
+    const center = (x + 0.5) * scale;
+    const lo = Math.max(0, Math.trunc(center - support + 0.5));
+    const hi = Math.min(inSize, Math.trunc(center + support + 0.5));
+    let total = 0;
+    for (let k = 0; k < hi - lo; k++) {
+      const w = Math.max(0, 1 - Math.abs((lo + k - center + 0.5) / filterScale));
+      weights[x * stride + k] = w;
+      total += w;
+    }
+    for (let k = 0; k < hi - lo; k++) weights[x * stride + k]! /= total || 1;
+    start[x] = lo;
+    count[x] = hi - lo;
+  }
+  return { start, count, weights, stride };
+}
+
+/** Bilinear (antialiased) resize of a planar image. */
+export function resize(image: PlanarImage, width: number, height: number): PlanarImage {
+  if (!(Number.isInteger(width) && Number.isInteger(height) && width > 0 && height > 0)) {
+    throw new ShapeError(`resize: target size ${width}×${height} must be positive integers`);
+  }
+  const h = bilinearTaps(image.width, width);
+  const v = bilinearTaps(image.height, height);
+  const tmp = new Float32Array(image.height * width);
+  const out = new Float32Array(image.channels * width * height);
+  for (let c = 0; c < image.channels; c++) {
+    const src = image.data.subarray(c * image.width * image.height);
+    for (let y = 0; y < image.height; y++) {
+      for (let x = 0; x < width; x++) {
+        let sum = 0;
+        for (let k = 0; k < h.count[x]!; k++)
+          sum += src[y * image.width + h.start[x]! + k]! * h.weights[x * h.stride + k]!;
+        tmp[y * width + x] = sum;
+      }
+    }
+    for (let y = 0; y < height; y++) {
+      for (let x = 0; x < width; x++) {
+        let sum = 0;
+        for (let k = 0; k < v.count[y]!; k++) sum += tmp[(v.start[y]! + k) * width + x]! * v.weights[y * v.stride + k]!;
+        out[c * width * height + y * width + x] = sum;
+      }
+    }
+  }
+  return { width, height, channels: image.channels, data: out };
+}
+
+/** Resizes so that the short side is `size`, keeping the aspect ratio (torchvision's Resize(int)). */
+export function resizeShortSide(image: PlanarImage, size: number): PlanarImage {
+  const { width, height } = image;
+  if (Math.min(width, height) === size) return image;
+  return width <= height
+    ? resize(image, size, Math.trunc((size * height) / width))
+    : resize(image, Math.trunc((size * width) / height), size);
+}
+
+/** Crops `width`×`height` at (left, top). */
+export function crop(image: PlanarImage, left: number, top: number, width: number, height: number): PlanarImage {
+  if (left < 0 || top < 0 || left + width > image.width || top + height > image.height) {
+    throw new ShapeError(
+      `crop: ${width}×${height} at (${left}, ${top}) does not fit in ${image.width}×${image.height}`,
+    );
+  }
+  const out = new Float32Array(image.channels * width * height);
+  for (let c = 0; c < image.channels; c++) {
+    for (let y = 0; y < height; y++) {
+      const from = c * image.width * image.height + (top + y) * image.width + left;
+      out.set(image.data.subarray(from, from + width), c * width * height + y * width);
+    }
+  }
+  return { width, height, channels: image.channels, data: out };
+}
+
+/** torchvision's CenterCrop: the offset is rounded half to even, as Python's round does. */
+export function centerCrop(image: PlanarImage, size: number): PlanarImage {
+  const roundHalfEven = (v: number): number => {
+    const r = Math.round(v);
+    return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+  };
+  return crop(image, roundHalfEven((image.width - size) / 2), roundHalfEven((image.height - size) / 2), size, size);
+}
+
+/** Scales by the divisor and normalises per channel: the model's input, [1, C, H, W]. */
+export function toInput(image: PlanarImage, p: Preprocessing): Tensor {
+  const plane = image.width * image.height;
+  const out = new Tensor([1, image.channels, image.height, image.width]);
+  for (let c = 0; c < image.channels; c++) {
+    const mean = p.mean[c] ?? 0;
+    const std = p.std[c] ?? 1;
+    for (let i = c * plane; i < (c + 1) * plane; i++) out.data[i] = (image.data[i]! / p.divisor - mean) / std;
+  }
+  return out;
+}
+
+/** The whole pipeline a preset describes: channels, resize short side, centre crop, normalise. */
+export function preprocessImage(image: RawImage, p: Preprocessing): Tensor {
+  if (image.width < 1 || image.height < 1) throw new ShapeError(`image: ${image.width}×${image.height} has no pixels`);
+  return toInput(centerCrop(resizeShortSide(toChannels(image, p.channels), p.resize), p.crop), p);
+}

@@ -35,10 +35,10 @@ export async function decodeImage(input: Uint8Array, source: string, options: De
   }
   try {
     // failOn 'warning' refuses truncated JPEG/PNG data instead of returning a half-grey picture.
-    const { data, info } = await sharp(input, { limitInputPixels: limit, failOn: 'warning' })
-      .rotate() // honour EXIF orientation, as viewers do
-      .raw()
-      .toBuffer({ resolveWithObject: true });
+    let pipeline = sharp(input, { limitInputPixels: limit, failOn: 'warning' }).rotate(); // EXIF orientation
+    // sharp converts to sRGB on output; keep gray images gray (with their alpha, if any).
+    if ((meta.channels ?? 3) <= 2) pipeline = pipeline.toColourspace('b-w');
+    const { data, info } = await pipeline.raw().toBuffer({ resolveWithObject: true });
     return {
       width: info.width,
       height: info.height,

@@ -25,3 +25,9 @@ export class UnknownNameError extends ShuffleNetError {
 export class FormatError extends ShuffleNetError {
   override name = 'FormatError';
 }
+
+/** Another library's message (a parser's, a decoder's), as one short line to quote in ours. */
+export function oneLine(message: string, max = 120): string {
+  const flat = message.replace(/\s+/g, ' ').trim();
+  return flat.length > max ? `${flat.slice(0, max - 3)}...` : flat;
+}

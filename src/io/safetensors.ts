@@ -7,7 +7,7 @@
  * header cannot make it allocate more than the file holds. It works on bytes, so it runs in
  * browsers as well as in Node.
  */
-import { FormatError } from '../errors.js';
+import { FormatError, oneLine } from '../errors.js';
 import { formatShape, shapeSize, Tensor } from '../tensor/tensor.js';
 
 export interface SafetensorsFile {
@@ -112,12 +112,6 @@ export function readSafetensors(bytes: Uint8Array, source = 'safetensors'): Safe
     tensors.set(e.name, new Tensor(e.shape, decode(bytes, start, shapeSize(e.shape), e.dtype)));
   }
   return { tensors, metadata };
-}
-
-/** A parser's message, as one short line. */
-function oneLine(message: string): string {
-  const flat = message.replace(/\s+/g, ' ').trim();
-  return flat.length > 120 ? `${flat.slice(0, 117)}...` : flat;
 }
 
 function decode(bytes: Uint8Array, start: number, count: number, dtype: string): Float32Array {

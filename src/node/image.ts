@@ -4,7 +4,7 @@
  * corrupt file, and decompression bombs refused by sharp's pixel limit before decoding.
  */
 import sharp, { type Metadata } from 'sharp';
-import { ShuffleNetError } from '../errors.js';
+import { ShuffleNetError, oneLine } from '../errors.js';
 import type { RawImage } from '../data/image.js';
 
 export class ImageError extends ShuffleNetError {
@@ -50,9 +50,4 @@ export async function decodeImage(input: Uint8Array, source: string, options: De
       `${source}: truncated or corrupt ${meta.format ?? 'image'} (${oneLine((e as Error).message)})`,
     );
   }
-}
-
-function oneLine(message: string): string {
-  const flat = message.replace(/\s+/g, ' ').trim();
-  return flat.length > 120 ? `${flat.slice(0, 117)}...` : flat;
 }

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { ShuffleNetError } from '../errors.js';
 import { flopsCommand } from './commands/flops.js';
 import { inferCommand } from './commands/infer.js';
+import { exportCommand } from './commands/export.js';
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
     .exitOverride();
   program.addCommand(flopsCommand());
   program.addCommand(inferCommand());
+  program.addCommand(exportCommand());
   return program;
 }
 

@@ -474,12 +474,16 @@ function binaryHandler(op: 'Add' | 'Sub' | 'Mul' | 'Div'): Handler {
         : y.batchAxis !== null
           ? y.batchAxis + rank - ys.length
           : null;
+    // The same-shape and per-channel forms hold at every batch size only when both operands carry
+    // the batch on axis 0 (at the import batch of 1, a [1, C, 1, 1] constant would look the same).
+    const bothBatched = x.batchAxis === 0 && y.batchAxis === 0;
     if (op === 'Add') {
-      n.apply(sameShape(xs, ys) ? addOp : broadcastAddOp, [x.value, y.value], {}, batchAxis);
+      const same = sameShape(xs, ys) && (bothBatched || (x.batchAxis === null && y.batchAxis === null));
+      n.apply(same ? addOp : broadcastAddOp, [x.value, y.value], {}, batchAxis);
       return;
     }
     // x [N, C, H, W] · s [N, C, 1, 1] is squeeze-and-excitation's rescale, which the runtime knows.
-    const isChannelScale = (p: Shape, q: Shape) => p.length === 4 && sameShape(q, [p[0]!, p[1]!, 1, 1]);
+    const isChannelScale = (p: Shape, q: Shape) => bothBatched && p.length === 4 && sameShape(q, [p[0]!, p[1]!, 1, 1]);
     if (isChannelScale(xs, ys)) n.apply(mulChannelsOp, [x.value, y.value], {}, batchAxis);
     else if (isChannelScale(ys, xs)) n.apply(mulChannelsOp, [y.value, x.value], {}, batchAxis);
     else n.apply(broadcastMulOp, [x.value, y.value], {}, batchAxis);
@@ -536,19 +540,19 @@ const handlers: Record<string, Handler> = {
 
   Relu(n) {
     n.requireInputs(1);
-    const { value, batchAxis } = n.activation(0);
+    const { value, batchAxis } = n.value(0);
     n.apply(reluOp, [value], {}, batchAxis);
   },
 
   Sigmoid(n) {
     n.requireInputs(1);
-    const { value, batchAxis } = n.activation(0);
+    const { value, batchAxis } = n.value(0);
     n.apply(sigmoidOp, [value], {}, batchAxis);
   },
 
   Clip(n) {
     n.requireInputs(1, 3);
-    const { value, batchAxis } = n.activation(0);
+    const { value, batchAxis } = n.value(0);
     let min: number;
     let max: number;
     if (n.opset < 11) {

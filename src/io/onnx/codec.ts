@@ -17,7 +17,9 @@ export function decodeModelProto(bytes: Uint8Array, fileName: string): ModelProt
 }
 
 export function encodeModelProto(model: ModelProto): Uint8Array {
-  return ModelProtoType.encode(ModelProtoType.fromObject(model as Record<string, unknown>)).finish();
+  const bytes = ModelProtoType.encode(ModelProtoType.fromObject(model as Record<string, unknown>)).finish();
+  // In Node, protobufjs returns a Buffer, whose `slice` shares memory; hand out a plain Uint8Array.
+  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 /** The exact value of a 64-bit integer, or null when it lies outside JavaScript's safe integers. */

@@ -188,8 +188,8 @@ function inputSpec(
       `input "${name}" has a symbolic dimension ${i} (${formatDims(declared)}); pass the input shape to import it`,
     );
   });
-  if (shape[1]! > 65536 || shape[2]! > 65536 || shape[3]! > 65536) {
-    fail(`input "${name}" declares an implausible shape ${formatShape(shape)}`);
+  if (shape.reduce((a, b) => a * b, 1) > maxElements) {
+    fail(`input "${name}" declares a shape ${formatShape(shape)} of more than ${maxElements} values`);
   }
   return { name, shape, symbolicBatch };
 }

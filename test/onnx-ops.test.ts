@@ -5,6 +5,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
+import { complexity } from '../src/analysis/complexity.js';
 import { runGraph } from '../src/graph/execute.js';
 import { withInputShape } from '../src/graph/reshape.js';
 import { exportOnnx } from '../src/io/onnx/export.js';
@@ -111,6 +112,34 @@ describe('imported operator variants equal onnxruntime', () => {
     });
     await expectSameAsOnnxruntime(bytes, randomInput([2, 6, 5, 5], 11));
   });
+  it('opset 7, as Caffe2 conversions write it: BatchNormalization, a shuffle with a literal batch, Sum of three', async () => {
+    const bytes = model({
+      opset: 7,
+      input: ['x', [1, 6, 4, 4]],
+      output: 'y',
+      initializers: [
+        floatRaw('w', [6, 6, 1, 1], randomFloats(36, 12, 0.5)),
+        floatRaw('scale', [6], [1, 2, 0.5, 1, 1.5, 0.75]),
+        floatRaw('bias', [6], [0, 0.1, -0.1, 0.2, 0, 0.3]),
+        floatRaw('mean', [6], [0.1, 0, 0, -0.2, 0.3, 0]),
+        floatRaw('var', [6], [1, 0.5, 2, 1, 1.5, 0.8]),
+        int64Field('split', [1, 2, 3, 4, 4]),
+        int64Field('merge', [1, 6, 4, 4]),
+      ],
+      nodes: [
+        node('Conv', ['x', 'w'], ['c'], { group: 1 }),
+        node('BatchNormalization', ['c', 'scale', 'bias', 'mean', 'var'], ['n'], { spatial: 1 }),
+        node('Relu', ['n'], ['r']),
+        node('Reshape', ['r', 'split'], ['r5']),
+        node('Transpose', ['r5'], ['t5'], { perm: [0, 2, 1, 3, 4] }),
+        node('Reshape', ['t5', 'merge'], ['shuffled']),
+        node('Sum', ['x', 'shuffled', 'c'], ['y']),
+      ],
+    });
+    const graph = importOnnx(bytes, 'caffe2.onnx');
+    expect(graph.nodes.filter((n) => n.op === 'channelShuffle').map((n) => n.attrs['groups'])).toEqual([2]);
+    await expectSameAsOnnxruntime(bytes, randomInput([1, 6, 4, 4], 13));
+  });
 });
 
 describe('export → import round trip', () => {
@@ -121,6 +150,8 @@ describe('export → import round trip', () => {
       const graph = net.trace([1, 3, 32, 32]);
       const imported = importOnnx(exportOnnx(graph), `${name}.onnx`);
       expect(imported.nodes.map((n) => n.op)).toEqual(graph.nodes.map((n) => n.op));
+      // The complexity counter reads the imported graph as it reads a traced one.
+      expect(complexity(imported)).toMatchObject({ macs: complexity(graph).macs, params: complexity(graph).params });
       const input = randomInput([2, 3, 32, 32], 4);
       const expected = runGraph(net.trace(input.shape), input);
       const actual = runGraph(withInputShape(imported, input.shape), input);

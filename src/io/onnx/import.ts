@@ -463,31 +463,39 @@ function binaryHandler(op: 'Add' | 'Sub' | 'Mul' | 'Div'): Handler {
       return;
     }
     if (op === 'Sub' || op === 'Div') n.fail(`${op} of activations is not supported (only on constants)`);
-    const x = n.value(0);
-    const y = n.value(1);
-    const xs = x.value.shape;
-    const ys = y.value.shape;
-    const rank = Math.max(xs.length, ys.length);
-    const batchAxis =
-      x.batchAxis !== null
-        ? x.batchAxis + rank - xs.length
-        : y.batchAxis !== null
-          ? y.batchAxis + rank - ys.length
-          : null;
-    // The same-shape and per-channel forms hold at every batch size only when both operands carry
-    // the batch on axis 0 (at the import batch of 1, a [1, C, 1, 1] constant would look the same).
-    const bothBatched = x.batchAxis === 0 && y.batchAxis === 0;
-    if (op === 'Add') {
-      const same = sameShape(xs, ys) && (bothBatched || (x.batchAxis === null && y.batchAxis === null));
-      n.apply(same ? addOp : broadcastAddOp, [x.value, y.value], {}, batchAxis);
-      return;
-    }
-    // x [N, C, H, W] · s [N, C, 1, 1] is squeeze-and-excitation's rescale, which the runtime knows.
-    const isChannelScale = (p: Shape, q: Shape) => bothBatched && p.length === 4 && sameShape(q, [p[0]!, p[1]!, 1, 1]);
-    if (isChannelScale(xs, ys)) n.apply(mulChannelsOp, [x.value, y.value], {}, batchAxis);
-    else if (isChannelScale(ys, xs)) n.apply(mulChannelsOp, [y.value, x.value], {}, batchAxis);
-    else n.apply(broadcastMulOp, [x.value, y.value], {}, batchAxis);
+    combine(n, op as 'Add' | 'Mul', n.value(0), n.value(1));
   };
+}
+
+type Operand = { value: Value; batchAxis: number | null };
+
+/** Adds or multiplies two graph values with the most specific op that is valid at every batch size. */
+function combine(n: NodeContext, op: 'Add' | 'Mul', x: Operand, y: Operand): Operand {
+  const xs = x.value.shape;
+  const ys = y.value.shape;
+  const rank = Math.max(xs.length, ys.length);
+  const batchAxis =
+    x.batchAxis !== null
+      ? x.batchAxis + rank - xs.length
+      : y.batchAxis !== null
+        ? y.batchAxis + rank - ys.length
+        : null;
+  // The same-shape and per-channel forms hold at every batch size only when both operands carry
+  // the batch on axis 0 (at the import batch of 1, a [1, C, 1, 1] constant would look the same).
+  const bothBatched = x.batchAxis === 0 && y.batchAxis === 0;
+  const apply = (def: OpDef<Record<string, never>>, a: Operand, b: Operand): Operand => ({
+    value: n.apply(def, [a.value, b.value], {}, batchAxis),
+    batchAxis,
+  });
+  if (op === 'Add') {
+    const same = sameShape(xs, ys) && (bothBatched || (x.batchAxis === null && y.batchAxis === null));
+    return apply(same ? addOp : broadcastAddOp, x, y);
+  }
+  // x [N, C, H, W] · s [N, C, 1, 1] is squeeze-and-excitation's rescale, which the runtime knows.
+  const isChannelScale = (p: Shape, q: Shape) => bothBatched && p.length === 4 && sameShape(q, [p[0]!, p[1]!, 1, 1]);
+  if (isChannelScale(xs, ys)) return apply(mulChannelsOp, x, y);
+  if (isChannelScale(ys, xs)) return apply(mulChannelsOp, y, x);
+  return apply(broadcastMulOp, x, y);
 }
 
 /** Reshape of a constant: same data, new shape. */
@@ -910,6 +918,12 @@ const handlers: Record<string, Handler> = {
   },
 
   Add: binaryHandler('Add'),
+  // Caffe2 conversions (e.g. the ONNX model zoo's ShuffleNet) write residual adds as Sum.
+  Sum(n) {
+    if (n.inputs.length < 1) n.fail('has no inputs');
+    n.inputs.slice(1).reduce((acc, _, i) => combine(n, 'Add', acc, n.value(i + 1)), n.value(0));
+    if (n.inputs.length === 1) n.bind(0, n.entry(0)!);
+  },
   Sub: binaryHandler('Sub'),
   Mul: binaryHandler('Mul'),
   Div: binaryHandler('Div'),

@@ -260,7 +260,7 @@ NETWORKS = {
     "shufflenet_v1_paper": (lambda: PaperShuffleNet(), [2, 3, 32, 32], True),
     "shufflenet_v1_official": (lambda: OfficialShuffleNetV1(), [2, 3, 64, 64], False),
     "shufflenet_v2_x0_5": (lambda: torchvision.models.shufflenet_v2_x0_5(num_classes=10), [2, 3, 32, 32], True),
-    "mobilenet_v1_relu6": (lambda: MobileNetV1(), [2, 3, 32, 32], True),
+    "mobilenet_v1_relu6": (lambda: MobileNetV1(alpha=0.125), [2, 3, 32, 32], True),
     "mobilenet_v2_0.25": (lambda: torchvision.models.mobilenet_v2(num_classes=10, width_mult=0.25), [2, 3, 32, 32], True),
     "mixed_ops": (lambda: Mixed(), [2, 3, 16, 16], True),
 }

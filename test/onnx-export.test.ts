@@ -5,6 +5,7 @@
  */
 import * as ortNode from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
+import { ShuffleNetError } from '../src/errors.js';
 import { runGraph } from '../src/graph/execute.js';
 import { exportOnnx } from '../src/io/onnx/export.js';
 import { createModel, type ModelOptions } from '../src/models/registry.js';
@@ -65,6 +66,30 @@ describe('exportOnnx runs in onnxruntime-node with our outputs', () => {
     expect(text.split('/Transpose').length - 1).toBe(shuffles);
     expect(text.split('/Reshape').length - 1).toBe(2 * shuffles);
     expect(text).not.toContain('channelShuffle/'); // no custom op
+  });
+});
+
+describe('exportOnnx options and refusals', () => {
+  it('writes opset 21 too', async () => {
+    const model = createModel('shufflenet_v1_g3_0.25x_se', { numClasses: 4, smallInput: true });
+    randomizeBuffers(model);
+    const session = (await ortNode.InferenceSession.create(
+      exportOnnx(model.trace([1, 3, 16, 16]), { opset: 21 }),
+    )) as unknown as Session;
+    const input = randomInput([2, 3, 16, 16], 3);
+    const ours = runGraph(model.trace(input.shape), input);
+    expect(maxAbsDiff(await runOrt(ortNode, session, input), ours) / maxAbs(ours)).toBeLessThan(1e-4);
+  });
+
+  it('refuses an opset below 13 and an op without an ONNX form, naming the node', () => {
+    const graph = createModel('mobilenet_v1_0.25', { numClasses: 2, smallInput: true }).trace([1, 3, 8, 8]);
+    expect(() => exportOnnx(graph, { opset: 11 })).toThrow(ShuffleNetError);
+    expect(() => exportOnnx(graph, { opset: 11 })).toThrow('opset must be an integer from 13 to 21 but is 11');
+    const odd = {
+      ...graph,
+      nodes: [{ ...graph.nodes[0]!, op: 'fancyOp', name: 'stem.conv' }, ...graph.nodes.slice(1)],
+    };
+    expect(() => exportOnnx(odd)).toThrow('node "stem.conv" has op "fancyOp", which has no ONNX mapping');
   });
 });
 

@@ -9,6 +9,7 @@ import { ShuffleNetError } from '../errors.js';
 import { flopsCommand } from './commands/flops.js';
 import { inferCommand } from './commands/infer.js';
 import { infoCommand } from './commands/info.js';
+import { exportCommand } from './commands/export.js';
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   program.addCommand(flopsCommand());
   program.addCommand(inferCommand());
   program.addCommand(infoCommand());
+  program.addCommand(exportCommand());
   return program;
 }
 

@@ -10,6 +10,7 @@ import type { Module } from '../nn/module.js';
 import type { Shape } from '../tensor/tensor.js';
 import { loadModelFile, type ModelInfo } from './modelfile.js';
 import { readSafetensors } from './safetensors.js';
+import { onnxLoader } from './onnx/loader.js';
 
 export interface LoadedModel {
   /** The graph for one input shape (traced, or re-shaped for imported graphs). */
@@ -17,6 +18,8 @@ export interface LoadedModel {
   /** The module, when the format rebuilds one of our networks (not for generic imported graphs). */
   module?: Module;
   info?: Partial<ModelInfo>;
+  /** The input shape the file declares (imported graphs), batch included. */
+  inputShape?: Shape;
   /** What was loaded, for messages: `safetensors model file (shufflenet_v1_g3_0.5x)`. */
   description: string;
 }
@@ -57,7 +60,7 @@ export const safetensorsLoader: ModelLoader = {
   },
 };
 
-export const modelLoaders: ModelLoader[] = [safetensorsLoader];
+export const modelLoaders: ModelLoader[] = [safetensorsLoader, onnxLoader];
 
 export function loadModel(bytes: Uint8Array, fileName: string, arch?: string): LoadedModel {
   const loader = modelLoaders.find((l) => l.matches(fileName, bytes));

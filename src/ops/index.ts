@@ -15,6 +15,9 @@ import { flattenOp, linearOp, softmaxOp } from './dense.js';
 import { addOp, clipOp, mulChannelsOp, reluOp, sigmoidOp } from './elementwise.js';
 import { batchNormOp } from './normalization.js';
 import { runOp, type OpDef } from './op.js';
+import { reshapeOp, sliceOp, transposeOp } from './layout.js';
+import { broadcastAddOp, broadcastMulOp } from './broadcast.js';
+import { gemmOp, matmulOp } from './matmul.js';
 import { avgPool2dOp, globalAvgPoolOp, maxPool2dOp, type Pool2dAttrs } from './pool2d.js';
 
 export * from './op.js';
@@ -24,6 +27,9 @@ export * from './normalization.js';
 export * from './elementwise.js';
 export * from './channels.js';
 export * from './dense.js';
+export * from './layout.js';
+export * from './broadcast.js';
+export * from './matmul.js';
 
 const allOps: readonly OpDef<never>[] = [
   conv2dOp,
@@ -41,6 +47,13 @@ const allOps: readonly OpDef<never>[] = [
   flattenOp,
   linearOp,
   softmaxOp,
+  reshapeOp,
+  transposeOp,
+  sliceOp,
+  broadcastAddOp,
+  broadcastMulOp,
+  gemmOp,
+  matmulOp,
 ] as unknown as OpDef<never>[];
 
 const registry = new Map<string, OpDef<unknown>>();

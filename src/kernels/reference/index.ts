@@ -4,3 +4,6 @@ export * from './normalization.js';
 export * from './elementwise.js';
 export * from './channels.js';
 export * from './dense.js';
+export * from './layout.js';
+export * from './broadcast.js';
+export * from './matmul.js';

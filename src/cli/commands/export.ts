@@ -1,0 +1,106 @@
+import { Command, InvalidArgumentError } from 'commander';
+import { ShuffleNetError } from '../../errors.js';
+import type { Graph } from '../../graph/graph.js';
+import { loadModel } from '../../io/load.js';
+import { exportOnnx } from '../../io/onnx/export.js';
+import { createModel, type ModelOptions } from '../../models/registry.js';
+import { formatShape } from '../../tensor/tensor.js';
+import { readFileOrFail, writeFileAtomic } from '../files.js';
+import { parseSize } from './flops.js';
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`expected a positive integer, got "${value}"`);
+  return n;
+}
+
+function nonNegativeInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`expected an integer ≥ 0, got "${value}"`);
+  return n;
+}
+
+function opsetNumber(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 13 || n > 21)
+    throw new InvalidArgumentError(`opset must be 13 to 21, got "${value}"`);
+  return n;
+}
+
+interface ExportFlags {
+  model?: string;
+  arch?: string;
+  out: string;
+  size?: number;
+  numClasses?: number;
+  inputChannels?: number;
+  smallInput: boolean;
+  seed?: number;
+  opset: number;
+}
+
+export function exportCommand(): Command {
+  return new Command('export')
+    .description('write a model as ONNX (opset ≥ 13, dynamic batch) for onnxruntime and other engines')
+    .option('--model <file>', 'model file to export (our .safetensors, or .onnx)')
+    .option(
+      '--arch <name>',
+      'registered network to export with fresh random weights (or the network of a bare state dict)',
+    )
+    .requiredOption('--out <file>', 'where to write the .onnx file')
+    .option('--size <n>', 'square input size of the exported graph (default 224, 32 with --small-input)', parseSize)
+    .option('--num-classes <n>', 'classifier outputs, with --arch (default 1000)', positiveInt)
+    .option('--input-channels <n>', 'image channels, with --arch (default 3)', positiveInt)
+    .option('--small-input', 'stem for 28×28/32×32 inputs, with --arch (stride-1 Conv1, no max pool)', false)
+    .option('--seed <n>', 'seed of the random weights, with --arch (default 0)', nonNegativeInt)
+    .option('--opset <n>', 'ONNX opset', opsetNumber, 13)
+    .action((opts: ExportFlags) => {
+      const { graph, description } = exportedGraph(opts);
+      const bytes = exportOnnx(graph, { opset: opts.opset, docString: description });
+      writeFileAtomic(opts.out, bytes);
+      const [, c, h, w] = graph.input.shape;
+      const outShape = graph.shapes.get(graph.output)!;
+      console.error(
+        `${description} → ${opts.out}: opset ${opts.opset}, input [N, ${c}, ${h}, ${w}] → output ` +
+          `${formatShape(['N' as unknown as number, ...outShape.slice(1)])}, ${graph.nodes.length} ops, ${bytes.length} bytes`,
+      );
+    });
+}
+
+function exportedGraph(opts: ExportFlags): { graph: Graph; description: string } {
+  const archOnly = [
+    ['--num-classes', opts.numClasses],
+    ['--input-channels', opts.inputChannels],
+    ['--seed', opts.seed],
+    ['--small-input', opts.smallInput || undefined],
+  ].filter(([, v]) => v !== undefined);
+  if (opts.model !== undefined) {
+    if (archOnly.length > 0) {
+      throw new ShuffleNetError(`export: ${archOnly.map(([f]) => f).join(', ')} only apply with --arch, not --model`);
+    }
+    const model = loadModel(readFileOrFail(opts.model, 'model'), opts.model, opts.arch);
+    const config = (model.info?.architecture?.config ?? {}) as Partial<ModelOptions>;
+    const declared = model.inputShape; // an imported graph's own input
+    const channels = declared?.[1] ?? config.inputChannels ?? 3;
+    const [h, w] = opts.size
+      ? [opts.size, opts.size]
+      : declared
+        ? [declared[2]!, declared[3]!]
+        : Array(2).fill(config.inputSize ?? (config.smallInput ? 32 : 224));
+    return { graph: model.graphFor([1, channels, h, w]), description: model.description };
+  }
+  if (opts.arch === undefined) throw new ShuffleNetError('export: give --model FILE or --arch NAME');
+  const size = opts.size ?? (opts.smallInput ? 32 : 224);
+  const options: ModelOptions = {
+    ...(opts.numClasses !== undefined ? { numClasses: opts.numClasses } : {}),
+    ...(opts.inputChannels !== undefined ? { inputChannels: opts.inputChannels } : {}),
+    ...(opts.seed !== undefined ? { seed: opts.seed } : {}),
+    smallInput: opts.smallInput,
+    inputSize: size,
+  };
+  const model = createModel(opts.arch, options);
+  return {
+    graph: model.trace([1, options.inputChannels ?? 3, size, size]),
+    description: `${opts.arch} (random weights, seed ${opts.seed ?? 0})`,
+  };
+}

@@ -1,0 +1,250 @@
+/**
+ * Graph → ONNX. The exporter reads the same traced graph that the reference executor runs, so what
+ * ONNX Runtime computes is what `runGraph` computes. One graph node becomes one ONNX node, except
+ * channel shuffle, which ONNX has no operator for: it becomes Reshape → Transpose → Reshape (the
+ * form PyTorch exports, and the pattern the importer turns back into one shuffle).
+ *
+ * The batch axis is dynamic (`dim_param` "N" on the input and output, and every Reshape copies it
+ * with 0); the other dimensions are those of the traced input.
+ *
+ * @example
+ * const graph = createModel('shufflenet_v1_g3_0.5x').trace([1, 3, 224, 224]);
+ * const bytes = exportOnnx(graph); // a ModelProto, opset 13
+ */
+import { ShuffleNetError } from '../../errors.js';
+import type { Graph, GraphNode } from '../../graph/graph.js';
+import type { AvgPool2dAttrs, Conv2dAttrs, GemmAttrs, Pool2dAttrs, ReshapeAttrs, SliceAttrs } from '../../ops/index.js';
+import type { Tensor } from '../../tensor/tensor.js';
+import { encodeModelProto } from './codec.js';
+import { AttributeType, DataType, type AttributeProto, type NodeProto, type TensorProto } from './proto.js';
+
+export interface OnnxExportOptions {
+  /** Opset of the default domain, 13 or later; default 13 (every op we emit is unchanged up to 21). */
+  opset?: number;
+  /** Name of the dynamic batch dimension; default "N". */
+  batchName?: string;
+  /** Name of the graph's output; default "logits". */
+  outputName?: string;
+  /** Recorded as the model's doc_string (e.g. the architecture name). */
+  docString?: string;
+  /** Extra metadata_props entries. */
+  metadata?: Record<string, string>;
+}
+
+const producerName = 'shufflenet';
+
+export function exportOnnx(graph: Graph, options: OnnxExportOptions = {}): Uint8Array {
+  const opset = options.opset ?? 13;
+  if (!Number.isInteger(opset) || opset < 13 || opset > 21) {
+    throw new ShuffleNetError(`exportOnnx: opset must be an integer from 13 to 21 but is ${opset}`);
+  }
+  const outputName = options.outputName ?? 'logits';
+  const batchName = options.batchName ?? 'N';
+  const rename = (name: string): string => (name === graph.output ? outputName : name);
+
+  const initializers: TensorProto[] = [];
+  const used = new Set<string>();
+  for (const node of graph.nodes) for (const input of node.inputs) used.add(input);
+  for (const [name, param] of graph.params) if (used.has(name)) initializers.push(floatTensor(name, param.tensor));
+
+  const nodes: NodeProto[] = [];
+  const nodeNames = new Map<string, number>();
+  const uniqueName = (base: string): string => {
+    const count = nodeNames.get(base) ?? 0;
+    nodeNames.set(base, count + 1);
+    return count === 0 ? base : `${base}_${count}`;
+  };
+  const constants: Constants = {
+    int64s(name, values) {
+      initializers.push(int64Tensor(name, values));
+      return name;
+    },
+    float(name, value) {
+      initializers.push(floatScalar(name, value));
+      return name;
+    },
+  };
+  for (const node of graph.nodes) {
+    const emit = (opType: string, inputs: string[], output: string, attribute: AttributeProto[] = []): void => {
+      nodes.push({
+        op_type: opType,
+        name: uniqueName(`${node.name || node.op}/${opType}`),
+        input: inputs.map(rename),
+        output: [rename(output)],
+        attribute,
+      });
+    };
+    emitNode(node, graph, emit, constants);
+  }
+
+  const inputShape = graph.input.shape;
+  const outputShape = graph.shapes.get(graph.output)!;
+  const dims = (shape: readonly number[]) =>
+    shape.map((d, i) => (i === 0 ? { dim_param: batchName } : { dim_value: d }));
+  return encodeModelProto({
+    ir_version: 7,
+    opset_import: [{ domain: '', version: opset }],
+    producer_name: producerName,
+    producer_version: '0.1.0',
+    ...(options.docString ? { doc_string: options.docString } : {}),
+    metadata_props: Object.entries(options.metadata ?? {}).map(([key, value]) => ({ key, value })),
+    graph: {
+      name: 'shufflenet',
+      node: nodes,
+      initializer: initializers,
+      input: [valueInfo(graph.input.name, dims(inputShape))],
+      output: [valueInfo(outputName, dims(outputShape))],
+    },
+  });
+}
+
+type Emit = (opType: string, inputs: string[], output: string, attributes?: AttributeProto[]) => void;
+
+/** Adds a constant initializer and returns its name. */
+interface Constants {
+  int64s(name: string, values: readonly number[]): string;
+  float(name: string, value: number): string;
+}
+
+function emitNode(node: GraphNode, graph: Graph, emit: Emit, constants: Constants): void {
+  const constant = constants.int64s;
+  const a = node.attrs;
+  const [x] = node.inputs as [string];
+  switch (node.op) {
+    case 'conv2d': {
+      const c = a as unknown as Conv2dAttrs;
+      const w = graph.shapes.get(node.inputs[1]!)!;
+      emit('Conv', [...node.inputs], node.output, [
+        ints('kernel_shape', [w[2]!, w[3]!]),
+        ints('strides', c.stride),
+        ints('pads', c.padding), // ONNX order [top, left, bottom, right] is ours
+        ints('dilations', c.dilation),
+        int('group', c.groups),
+      ]);
+      return;
+    }
+    case 'batchNorm':
+      emit('BatchNormalization', [...node.inputs], node.output, [float('epsilon', a['eps'] as number)]);
+      return;
+    case 'relu':
+      emit('Relu', [x], node.output);
+      return;
+    case 'sigmoid':
+      emit('Sigmoid', [x], node.output);
+      return;
+    case 'clip': {
+      const lo = constants.float(`${node.output}.min`, a['min'] as number);
+      const hi = constants.float(`${node.output}.max`, a['max'] as number);
+      emit('Clip', [x, lo, hi], node.output);
+      return;
+    }
+    case 'add':
+    case 'broadcastAdd':
+      emit('Add', [...node.inputs], node.output);
+      return;
+    case 'mulChannels': // scale [N, C, 1, 1] broadcasts over H, W
+    case 'broadcastMul':
+      emit('Mul', [...node.inputs], node.output);
+      return;
+    case 'maxPool2d':
+    case 'avgPool2d': {
+      const p = a as unknown as Pool2dAttrs;
+      const attributes = [ints('kernel_shape', p.kernel), ints('strides', p.stride), ints('pads', p.padding)];
+      if (node.op === 'avgPool2d') {
+        attributes.push(int('count_include_pad', (a as unknown as AvgPool2dAttrs).countIncludePad ? 1 : 0));
+      }
+      emit(node.op === 'maxPool2d' ? 'MaxPool' : 'AveragePool', [x], node.output, attributes);
+      return;
+    }
+    case 'globalAvgPool':
+      emit('GlobalAveragePool', [x], node.output);
+      return;
+    case 'channelShuffle': {
+      // The paper's shuffle: [N, g·n, H, W] → [N, g, n, H, W] → [N, n, g, H, W] → [N, g·n, H, W].
+      const [, c, h, w] = graph.shapes.get(x)!;
+      const g = a['groups'] as number;
+      const split = `${node.output}.split`;
+      const swapped = `${node.output}.transposed`;
+      emit('Reshape', [x, constant(`${node.output}.split_shape`, [0, g, c! / g, h!, w!])], split);
+      emit('Transpose', [split], swapped, [ints('perm', [0, 2, 1, 3, 4])]);
+      emit('Reshape', [swapped, constant(`${node.output}.shape`, [0, c!, h!, w!])], node.output);
+      return;
+    }
+    case 'concat':
+      emit('Concat', [...node.inputs], node.output, [int('axis', 1)]);
+      return;
+    case 'flatten':
+      emit('Flatten', [x], node.output, [int('axis', 1)]);
+      return;
+    case 'linear': // PyTorch's [out, in] weight is B transposed
+      emit('Gemm', [...node.inputs], node.output, [int('transB', 1)]);
+      return;
+    case 'gemm': {
+      const g = a as unknown as GemmAttrs;
+      emit('Gemm', [...node.inputs], node.output, [
+        float('alpha', g.alpha),
+        float('beta', g.beta),
+        int('transA', g.transA ? 1 : 0),
+        int('transB', g.transB ? 1 : 0),
+      ]);
+      return;
+    }
+    case 'matmul':
+      emit('MatMul', [...node.inputs], node.output);
+      return;
+    case 'softmax':
+      emit('Softmax', [x], node.output, [int('axis', -1)]);
+      return;
+    case 'reshape': {
+      const shape = (a as unknown as ReshapeAttrs).shape;
+      emit('Reshape', [x, constant(`${node.output}.shape`, [...shape])], node.output);
+      return;
+    }
+    case 'transpose':
+      emit('Transpose', [x], node.output, [ints('perm', a['perm'] as number[])]);
+      return;
+    case 'slice': {
+      const s = a as unknown as SliceAttrs;
+      emit(
+        'Slice',
+        [
+          x,
+          constant(`${node.output}.starts`, [s.start]),
+          constant(`${node.output}.ends`, [s.end]),
+          constant(`${node.output}.axes`, [s.axis]),
+        ],
+        node.output,
+      );
+      return;
+    }
+    default:
+      throw new ShuffleNetError(`exportOnnx: node "${node.name}" has op "${node.op}", which has no ONNX mapping`);
+  }
+}
+
+function floatTensor(name: string, t: Tensor): TensorProto {
+  const raw = new Uint8Array(t.size * 4);
+  const view = new DataView(raw.buffer);
+  for (let i = 0; i < t.size; i++) view.setFloat32(i * 4, t.data[i]!, true); // ONNX raw_data is little-endian
+  return { name, data_type: DataType.FLOAT, dims: [...t.shape], raw_data: raw };
+}
+
+function floatScalar(name: string, value: number): TensorProto {
+  return { name, data_type: DataType.FLOAT, dims: [], float_data: [value] };
+}
+
+function int64Tensor(name: string, values: readonly number[]): TensorProto {
+  return { name, data_type: DataType.INT64, dims: [values.length], int64_data: [...values] };
+}
+
+function valueInfo(name: string, dims: ({ dim_param: string } | { dim_value: number })[]) {
+  return { name, type: { tensor_type: { elem_type: DataType.FLOAT, shape: { dim: dims } } } };
+}
+
+const ints = (name: string, values: readonly number[]): AttributeProto => ({
+  name,
+  type: AttributeType.INTS,
+  ints: [...values],
+});
+const int = (name: string, i: number): AttributeProto => ({ name, type: AttributeType.INT, i });
+const float = (name: string, f: number): AttributeProto => ({ name, type: AttributeType.FLOAT, f });

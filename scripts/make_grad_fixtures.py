@@ -146,8 +146,45 @@ NETWORKS = [
     # name, options (as passed to createModel), input shape, label smoothing
     ("shufflenet_v1_g3_0.25x", {"numClasses": 10, "smallInput": True}, [2, 3, 32, 32], 0.1),
     ("shufflenet_v1_g2_0.25x_se", {"numClasses": 10, "smallInput": True}, [2, 3, 32, 32], 0.0),
-    ("shufflenet_v1_g8_0.25x_noshuffle", {"numClasses": 7, "inputChannels": 1, "smallInput": True}, [3, 1, 28, 28], 0.2),
+    ("shufflenet_v1_g8_0.25x_noshuffle", {"numClasses": 7, "inputChannels": 1, "smallInput": True}, [2, 1, 28, 28], 0.2),
+    # The ImageNet stem: stride-2 conv1 and the 3×3/2 max pool.
+    ("shufflenet_v1_g1_0.25x", {"numClasses": 10, "smallInput": False}, [2, 3, 96, 96], 0.1),
 ]
+
+
+def kink_margin(model, x):
+    """Smallest distance of any ReLU input to 0, and of any max-pool window's two largest values.
+
+    Where that distance is within float32 rounding (~1e-6 for activations of order 1), two correct
+    implementations can take different sides of the kink and disagree on the gradient (seen: a
+    ReLU input of 1.3e-6 flipped), so inputs are drawn until it is over 1e-5.
+    """
+    margins = []
+    relu, max_pool2d = F.relu, F.max_pool2d
+
+    def recording_relu(t, *args, **kwargs):
+        # Exact zeros (an average of ReLU zeros) are no risk: both sides give them gradient 0.
+        nonzero = t.detach().abs()[t.detach() != 0]
+        if nonzero.numel() > 0:
+            margins.append(nonzero.min().item())
+        return relu(t, *args, **kwargs)
+
+    def recording_max_pool2d(t, k, s, p):
+        padded = F.pad(t.detach(), (p, p, p, p), value=-math.inf)
+        windows = F.unfold(padded, k, stride=s).reshape(t.shape[0], t.shape[1], k * k, -1)
+        top = windows.topk(2, dim=2).values
+        relevant = top[:, :, 0] > 0  # a window of zeros routes its gradient into a masked ReLU
+        if relevant.any():
+            margins.append((top[:, :, 0] - top[:, :, 1])[relevant].min().item())
+        return max_pool2d(t, k, s, p)
+
+    F.relu, F.max_pool2d = recording_relu, recording_max_pool2d
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        F.relu, F.max_pool2d = relu, max_pool2d
+    return min(margins)
 
 
 def network_fixtures(gen, tensors):
@@ -157,7 +194,16 @@ def network_fixtures(gen, tensors):
         for key, t in model.state_dict().items():
             if not key.endswith("num_batches_tracked"):
                 tensors[f"{name}/state/{key}"] = t.clone()
-        x = torch.randn(*shape, generator=gen).requires_grad_(True)
+        state = {k: t.clone() for k, t in model.state_dict().items()}
+        for attempt in range(200):
+            x = torch.randn(*shape, generator=gen)
+            margin = kink_margin(model, x)
+            model.load_state_dict(state)  # undo the running-statistics update of the probe
+            if margin > 1e-5:
+                break
+        else:
+            raise RuntimeError(f"{name}: no input with every ReLU and max-pool kink 1e-5 away in 200 draws")
+        x.requires_grad_(True)
         labels = torch.randint(0, options["numClasses"], (shape[0],), generator=gen)
         loss = F.cross_entropy(model(x), labels, label_smoothing=smoothing)
         loss.backward()
@@ -171,7 +217,7 @@ def network_fixtures(gen, tensors):
             if "running_" in key:
                 tensors[f"{name}/after/{key}"] = t
         meta.append({"name": name, "options": options, "input": shape, "labelSmoothing": smoothing})
-        print(f"grads.safetensors: {name} loss {loss.item():.6f}")
+        print(f"grads.safetensors: {name} loss {loss.item():.6f}, kink margin {margin:.2e}")
     return meta
 
 

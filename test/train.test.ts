@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { backward, crossEntropy, forwardWithTape } from '../src/autograd/index.js';
 import { complexity } from '../src/analysis/complexity.js';
-import { createModel } from '../src/models/registry.js';
+import { createModel, modelNames } from '../src/models/registry.js';
 import { conv2d } from '../src/ops/index.js';
 import { learningRate, Sgd } from '../src/optim/index.js';
 import { Random } from '../src/tensor/random.js';
@@ -171,4 +171,28 @@ describe('batch-norm re-estimation', () => {
     // Parameters are untouched.
     [...model.namedParameters().values()].forEach((t, i) => expect(t.data).toEqual(paramsBefore[i]!.data));
   });
+});
+
+describe('every small variant of the family trains', () => {
+  // timm-style smoke: each 0.25× ShuffleNet (every g, plain / no-shuffle / SE / shallow) and the
+  // smallest MobileNet take one backward pass with a finite gradient for every parameter.
+  const names = modelNames().filter((n) => n.includes('_0.25x') || n === 'mobilenet_v1_0.25');
+  it('covers every group count and variant', () => expect(names.length).toBe(21));
+  for (const name of names) {
+    it(name, () => {
+      const model = createModel(name, { numClasses: 4, inputChannels: 1, smallInput: true, seed: 1 });
+      const graph = model.trace([2, 1, 16, 16], { training: true });
+      const { images, labels } = randomBatch(new Random(1), 2, 16);
+      const tape = forwardWithTape(graph, images);
+      const { loss, gradient } = crossEntropy(
+        tape.output,
+        labels.map((l) => l % 4),
+        { labelSmoothing: 0.1 },
+      );
+      const { parameters } = backward(tape, gradient);
+      expect(Number.isFinite(loss)).toBe(true);
+      expect([...parameters.keys()].sort()).toEqual([...model.namedParameters().keys()].sort());
+      for (const [key, g] of parameters) expect(g.data.every(Number.isFinite), key).toBe(true);
+    });
+  }
 });

@@ -6,7 +6,7 @@ export { Tensor, shapeSize, formatShape, type Shape } from './tensor/tensor.js';
 export { Random } from './tensor/random.js';
 export * as ops from './ops/index.js';
 export * as kernels from './kernels/reference/index.js';
-export { GraphBuilder, type Value } from './graph/builder.js';
+export { GraphBuilder, type TraceOptions, type Value } from './graph/builder.js';
 export type { Graph, GraphNode, GraphParam } from './graph/graph.js';
 export { runGraph } from './graph/execute.js';
 export { withInputShape } from './graph/reshape.js';
@@ -36,4 +36,9 @@ export { loadModel, modelLoaders, type LoadedModel, type ModelLoader } from './i
 export { exportOnnx, type OnnxExportOptions } from './io/onnx/export.js';
 export { importOnnx, type OnnxImportOptions } from './io/onnx/import.js';
 export { complexityTable, layerBreakdown, paperComparison, type ComplexityRow } from './analysis/table.js';
+export * as autograd from './autograd/index.js';
+export { forwardWithTape, backward, crossEntropy, type Tape, type Gradients } from './autograd/index.js';
+export * as optim from './optim/index.js';
+export { Sgd, learningRate, clipGradientNorm, type SgdConfig, type ScheduleConfig } from './optim/index.js';
+export { trainStep, reestimateBatchNorm, type TrainStepOptions, type TrainStepResult } from './train/index.js';
 export * from './errors.js';

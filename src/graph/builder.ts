@@ -9,6 +9,11 @@ export interface Value {
   readonly shape: Shape;
 }
 
+export interface TraceOptions {
+  /** Trace for training (batch norm uses batch statistics); default false (inference). */
+  training?: boolean;
+}
+
 /**
  * Records a graph while a model's `build` runs. Every op is shape-checked as it is added, and an
  * error names the module it came from: `stage3.0.gconv2: conv2d: input has 30 channels …`.
@@ -20,10 +25,16 @@ export class GraphBuilder {
   private readonly scope: string[] = [];
   private readonly inputValue: Value;
   private counter = 0;
+  /**
+   * Whether the graph is traced for training: layers whose behaviour differs (batch norm) emit
+   * their training-mode op. Everything else is the same graph.
+   */
+  readonly training: boolean;
 
-  constructor(inputShape: Shape, inputName = 'input') {
+  constructor(inputShape: Shape, inputName = 'input', options: TraceOptions = {}) {
     this.inputValue = { name: inputName, shape: inputShape };
     this.shapes.set(inputName, inputShape);
+    this.training = options.training ?? false;
   }
 
   get input(): Value {

@@ -7,6 +7,7 @@ import {
   addOp,
   avgPool2dOp,
   batchNormOp,
+  batchNormTrainingOp,
   channelShuffleOp,
   concatOp,
   conv2dAttrs,
@@ -80,7 +81,11 @@ export class Conv2d extends Module {
   }
 }
 
-/** Batch normalisation (inference form in the graph): weight, bias, running_mean, running_var. */
+/**
+ * Batch normalisation: weight, bias, running_mean, running_var. Traced for inference it normalises
+ * with the running statistics; traced for training, with the batch's, and a training run updates
+ * the running ones with `momentum` (PyTorch's convention: new = (1 − m) · old + m · batch).
+ */
 export class BatchNorm2d extends Module {
   readonly weight: Tensor;
   readonly bias: Tensor;
@@ -90,6 +95,7 @@ export class BatchNorm2d extends Module {
   constructor(
     readonly channels: number,
     readonly eps = 1e-5,
+    readonly momentum = 0.1,
   ) {
     super();
     this.weight = this.registerParameter('weight', Tensor.filled([channels], 1));
@@ -99,8 +105,10 @@ export class BatchNorm2d extends Module {
   }
 
   protected build(g: GraphBuilder, x: Value): Value {
-    const names = ['weight', 'bias', 'running_mean', 'running_var'];
-    return g.apply(batchNormOp, [x, ...names.map((n) => this.tensorValue(g, n))], { eps: this.eps });
+    const inputs = [x, ...['weight', 'bias', 'running_mean', 'running_var'].map((n) => this.tensorValue(g, n))];
+    return g.training
+      ? g.apply(batchNormTrainingOp, inputs, { eps: this.eps, momentum: this.momentum })
+      : g.apply(batchNormOp, inputs, { eps: this.eps });
   }
 }
 

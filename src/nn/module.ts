@@ -1,5 +1,5 @@
 import { ShapeError, ShuffleNetError } from '../errors.js';
-import { GraphBuilder, type Value } from '../graph/builder.js';
+import { GraphBuilder, type TraceOptions, type Value } from '../graph/builder.js';
 import type { Graph } from '../graph/graph.js';
 import { formatShape, sameShape, type Shape, Tensor } from '../tensor/tensor.js';
 
@@ -104,9 +104,9 @@ export abstract class Module {
     }
   }
 
-  /** Traces the module for one input shape. */
-  trace(inputShape: Shape): Graph {
-    const g = new GraphBuilder(inputShape);
+  /** Traces the module for one input shape; `{ training: true }` gives the graph training runs. */
+  trace(inputShape: Shape, options: TraceOptions = {}): Graph {
+    const g = new GraphBuilder(inputShape, 'input', options);
     return g.finish(this.build(g, g.input));
   }
 

@@ -13,7 +13,7 @@ import { channelShuffleOp, concatOp } from './channels.js';
 import { conv2dOp, type Conv2dAttrs } from './conv2d.js';
 import { flattenOp, linearOp, softmaxOp } from './dense.js';
 import { addOp, clipOp, mulChannelsOp, reluOp, sigmoidOp } from './elementwise.js';
-import { batchNormOp } from './normalization.js';
+import { batchNormOp, batchNormTrainingOp } from './normalization.js';
 import { runOp, type OpDef } from './op.js';
 import { reshapeOp, sliceOp, transposeOp } from './layout.js';
 import { broadcastAddOp, broadcastMulOp } from './broadcast.js';
@@ -34,6 +34,7 @@ export * from './matmul.js';
 const allOps: readonly OpDef<never>[] = [
   conv2dOp,
   batchNormOp,
+  batchNormTrainingOp,
   reluOp,
   clipOp,
   sigmoidOp,

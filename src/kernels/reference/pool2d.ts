@@ -66,7 +66,8 @@ export function globalAvgPoolReference(
   }
 }
 
-function forEachWindow(
+/** Calls `visit` for every output position with its window clipped to the input. */
+export function forEachWindow(
   g: Pool2dGeometry,
   visit: (
     inBase: number,

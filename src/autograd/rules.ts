@@ -1,0 +1,279 @@
+/**
+ * Vector-Jacobian products, one rule per op type of the registry. A rule receives the forward's
+ * inputs and output and the gradient of the loss with respect to that output, and returns the
+ * gradient with respect to each input that needs one (null for the others). Rules validate
+ * nothing and compute nothing themselves: the op's `inferShape` validated the shapes when the
+ * graph was traced, and the arithmetic lives in the reference backward kernels.
+ */
+import { UnknownNameError } from '../errors.js';
+import {
+  avgPool2dBackwardReference,
+  batchNormBackwardReference,
+  batchNormTrainingBackwardReference,
+  channelShuffleBackwardReference,
+  channelSumReference,
+  clipBackwardReference,
+  concatChannelsBackwardReference,
+  conv2dInputGradReference,
+  conv2dWeightGradReference,
+  globalAvgPoolBackwardReference,
+  linearBackwardReference,
+  maxPool2dBackwardReference,
+  mulChannelsBackwardReference,
+  reluBackwardReference,
+  sigmoidBackwardReference,
+  softmaxBackwardReference,
+} from '../kernels/reference/index.js';
+import {
+  conv2dGeometry,
+  pool2dGeometry,
+  type AvgPool2dAttrs,
+  type BatchNormAttrs,
+  type ChannelShuffleAttrs,
+  type ClipAttrs,
+  type Conv2dAttrs,
+  type Pool2dAttrs,
+} from '../ops/index.js';
+import { Tensor } from '../tensor/tensor.js';
+
+export interface BackwardContext<A> {
+  /** The op's inputs as the forward saw them. */
+  readonly inputs: readonly Tensor[];
+  /** The op's forward output. */
+  readonly output: Tensor;
+  readonly attrs: A;
+  /** needs[i]: whether input i needs a gradient (trainable parameters and what depends on them). */
+  readonly needs: readonly boolean[];
+}
+
+export interface GradientRule<A> {
+  /** Gradients for each input (null where not needed). May return `gradOutput` itself. */
+  backward(ctx: BackwardContext<A>, gradOutput: Tensor): (Tensor | null)[];
+}
+
+type NoAttrs = Record<string, never>;
+
+/** A zero tensor shaped like input i, or null when input i needs no gradient. */
+function gradFor(ctx: BackwardContext<unknown>, i: number): Tensor | null {
+  return ctx.needs[i] ? new Tensor(ctx.inputs[i]!.shape) : null;
+}
+
+const conv2dRule: GradientRule<Conv2dAttrs> = {
+  backward(ctx, gy) {
+    const [x, w] = ctx.inputs;
+    const geometry = conv2dGeometry(x!.shape, w!.shape, ctx.output.shape, ctx.attrs);
+    const [gx, gw, gb] = [0, 1, 2].map((i) => (i < ctx.inputs.length ? gradFor(ctx, i) : null));
+    if (gx) conv2dInputGradReference(gy.data, w!.data, gx.data, geometry);
+    if (gw) conv2dWeightGradReference(x!.data, gy.data, gw.data, geometry);
+    const [n, c, h, wd] = gy.shape;
+    if (gb) channelSumReference(gy.data, gb.data, n!, c!, h! * wd!);
+    return ctx.inputs.length === 3 ? [gx!, gw!, gb!] : [gx!, gw!];
+  },
+};
+
+const batchNormRule: GradientRule<BatchNormAttrs> = {
+  backward(ctx, gy) {
+    const [x, gamma, , mean, variance] = ctx.inputs;
+    const [n, c, h, w] = x!.shape;
+    const [gx, gGamma, gBeta] = [0, 1, 2].map((i) => gradFor(ctx, i));
+    batchNormBackwardReference(
+      x!.data,
+      gy.data,
+      gamma!.data,
+      mean!.data,
+      variance!.data,
+      ctx.attrs.eps,
+      gx?.data ?? null,
+      gGamma?.data ?? null,
+      gBeta?.data ?? null,
+      n!,
+      c!,
+      h! * w!,
+    );
+    return [gx!, gGamma!, gBeta!, null, null]; // running statistics are buffers, never trained
+  },
+};
+
+const batchNormTrainingRule: GradientRule<BatchNormAttrs> = {
+  backward(ctx, gy) {
+    const [x, gamma] = ctx.inputs;
+    const [n, c, h, w] = x!.shape;
+    const [gx, gGamma, gBeta] = [0, 1, 2].map((i) => gradFor(ctx, i));
+    batchNormTrainingBackwardReference(
+      x!.data,
+      gy.data,
+      gamma!.data,
+      ctx.attrs.eps,
+      gx?.data ?? null,
+      gGamma?.data ?? null,
+      gBeta?.data ?? null,
+      n!,
+      c!,
+      h! * w!,
+    );
+    return [gx!, gGamma!, gBeta!, null, null];
+  },
+};
+
+const reluRule: GradientRule<NoAttrs> = {
+  backward(ctx, gy) {
+    const gx = new Tensor(gy.shape);
+    reluBackwardReference(ctx.inputs[0]!.data, gy.data, gx.data);
+    return [gx];
+  },
+};
+
+const clipRule: GradientRule<ClipAttrs> = {
+  backward(ctx, gy) {
+    const gx = new Tensor(gy.shape);
+    clipBackwardReference(ctx.inputs[0]!.data, gy.data, gx.data, ctx.attrs.min, ctx.attrs.max);
+    return [gx];
+  },
+};
+
+const sigmoidRule: GradientRule<NoAttrs> = {
+  backward(ctx, gy) {
+    const gx = new Tensor(gy.shape);
+    sigmoidBackwardReference(ctx.output.data, gy.data, gx.data);
+    return [gx];
+  },
+};
+
+const addRule: GradientRule<NoAttrs> = {
+  backward: (ctx, gy) => ctx.needs.map((need) => (need ? gy : null)),
+};
+
+const mulChannelsRule: GradientRule<NoAttrs> = {
+  backward(ctx, gy) {
+    const [x, s] = ctx.inputs;
+    const [n, c, h, w] = x!.shape;
+    const [gx, gs] = [0, 1].map((i) => gradFor(ctx, i));
+    mulChannelsBackwardReference(x!.data, s!.data, gy.data, gx?.data ?? null, gs?.data ?? null, n! * c!, h! * w!);
+    return [gx, gs];
+  },
+};
+
+const maxPool2dRule: GradientRule<Pool2dAttrs> = {
+  backward(ctx, gy) {
+    const x = ctx.inputs[0]!;
+    const gx = new Tensor(x.shape);
+    maxPool2dBackwardReference(x.data, gy.data, gx.data, pool2dGeometry(x.shape, gy.shape, ctx.attrs));
+    return [gx];
+  },
+};
+
+const avgPool2dRule: GradientRule<AvgPool2dAttrs> = {
+  backward(ctx, gy) {
+    const x = ctx.inputs[0]!;
+    const gx = new Tensor(x.shape);
+    avgPool2dBackwardReference(
+      gy.data,
+      gx.data,
+      pool2dGeometry(x.shape, gy.shape, ctx.attrs),
+      ctx.attrs.countIncludePad,
+    );
+    return [gx];
+  },
+};
+
+const globalAvgPoolRule: GradientRule<NoAttrs> = {
+  backward(ctx, gy) {
+    const x = ctx.inputs[0]!;
+    const [n, c, h, w] = x.shape;
+    const gx = new Tensor(x.shape);
+    globalAvgPoolBackwardReference(gy.data, gx.data, n! * c!, h! * w!);
+    return [gx];
+  },
+};
+
+const channelShuffleRule: GradientRule<ChannelShuffleAttrs> = {
+  backward(ctx, gy) {
+    const [n, c, h, w] = gy.shape;
+    const gx = new Tensor(gy.shape);
+    channelShuffleBackwardReference(gy.data, gx.data, n!, c!, h! * w!, ctx.attrs.groups);
+    return [gx];
+  },
+};
+
+const concatRule: GradientRule<NoAttrs> = {
+  backward(ctx, gy) {
+    const [n, , h, w] = gy.shape;
+    const grads = ctx.inputs.map((_, i) => gradFor(ctx, i));
+    concatChannelsBackwardReference(
+      gy.data,
+      ctx.inputs.map((t) => t.shape[1]!),
+      grads.map((g) => g?.data ?? null),
+      n!,
+      h! * w!,
+    );
+    return grads;
+  },
+};
+
+const flattenRule: GradientRule<NoAttrs> = {
+  // Flatten only relabels the shape; the gradient shares the output gradient's storage.
+  backward: (ctx, gy) => [gy.reshape(ctx.inputs[0]!.shape)],
+};
+
+const linearRule: GradientRule<NoAttrs> = {
+  backward(ctx, gy) {
+    const [x, w] = ctx.inputs;
+    const [n, inF] = x!.shape;
+    const grads = ctx.inputs.map((_, i) => gradFor(ctx, i));
+    linearBackwardReference(
+      x!.data,
+      w!.data,
+      gy.data,
+      grads[0]?.data ?? null,
+      grads[1]?.data ?? null,
+      grads[2]?.data ?? null,
+      n!,
+      inF!,
+      w!.shape[0]!,
+    );
+    return grads;
+  },
+};
+
+const softmaxRule: GradientRule<NoAttrs> = {
+  backward(ctx, gy) {
+    const width = gy.shape[gy.shape.length - 1]!;
+    const gx = new Tensor(gy.shape);
+    softmaxBackwardReference(ctx.output.data, gy.data, gx.data, width === 0 ? 0 : gy.size / width, width);
+    return [gx];
+  },
+};
+
+const rules = new Map<string, GradientRule<never>>([
+  ['conv2d', conv2dRule],
+  ['batchNorm', batchNormRule],
+  ['batchNormTraining', batchNormTrainingRule],
+  ['relu', reluRule],
+  ['clip', clipRule],
+  ['sigmoid', sigmoidRule],
+  ['add', addRule],
+  ['mulChannels', mulChannelsRule],
+  ['maxPool2d', maxPool2dRule],
+  ['avgPool2d', avgPool2dRule],
+  ['globalAvgPool', globalAvgPoolRule],
+  ['channelShuffle', channelShuffleRule],
+  ['concat', concatRule],
+  ['flatten', flattenRule],
+  ['linear', linearRule],
+  ['softmax', softmaxRule],
+] as [string, GradientRule<never>][]);
+
+/** The gradient rule of an op type; the error lists the ops that have one. */
+export function getGradientRule(type: string): GradientRule<unknown> {
+  const rule = rules.get(type);
+  if (rule === undefined) {
+    throw new UnknownNameError(
+      `autograd: op "${type}" has no gradient rule; ops with one: ${[...rules.keys()].join(', ')}`,
+    );
+  }
+  return rule as GradientRule<unknown>;
+}
+
+export function differentiableOps(): string[] {
+  return [...rules.keys()];
+}

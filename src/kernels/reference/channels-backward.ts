@@ -1,0 +1,45 @@
+/** Reference gradients of the ops that move channels: both only route gradients back. */
+
+/**
+ * The shuffle is a permutation (input channel i·n + j → output channel j·g + i), so its gradient
+ * is the inverse permutation: output channel j·g + i's gradient goes back to input channel i·n + j.
+ */
+export function channelShuffleBackwardReference(
+  gradOutput: Float32Array, // [N, C, H·W]
+  gradInput: Float32Array,
+  batch: number,
+  channels: number,
+  spatial: number,
+  groups: number,
+): void {
+  const perGroup = channels / groups;
+  for (let n = 0; n < batch; n++) {
+    for (let i = 0; i < groups; i++) {
+      for (let j = 0; j < perGroup; j++) {
+        const to = (n * channels + i * perGroup + j) * spatial;
+        const from = (n * channels + j * groups + i) * spatial;
+        gradInput.set(gradOutput.subarray(from, from + spatial), to);
+      }
+    }
+  }
+}
+
+/** Splits the gradient of a channel concatenation back into one gradient per input. */
+export function concatChannelsBackwardReference(
+  gradOutput: Float32Array, // [N, ΣC, H·W]
+  channels: readonly number[],
+  gradInputs: readonly (Float32Array | null)[], // [N, C_k, H·W] each, or null when not needed
+  batch: number,
+  spatial: number,
+): void {
+  const total = channels.reduce((a, b) => a + b, 0);
+  for (let n = 0; n < batch; n++) {
+    let offset = 0;
+    channels.forEach((c, k) => {
+      const count = c * spatial;
+      const from = (n * total + offset) * spatial;
+      gradInputs[k]?.set(gradOutput.subarray(from, from + count), n * count);
+      offset += c;
+    });
+  }
+}

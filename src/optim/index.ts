@@ -1,0 +1,3 @@
+export { Sgd, decayAllButOneDimensional, type SgdConfig } from './sgd.js';
+export { learningRate, type ScheduleConfig } from './schedule.js';
+export { clipGradientNorm } from './clip.js';

@@ -1,0 +1,37 @@
+import { forwardWithTape } from '../autograd/tape.js';
+import type { Graph } from '../graph/graph.js';
+import type { Module } from '../nn/module.js';
+import { formatShape, type Tensor } from '../tensor/tensor.js';
+
+/**
+ * Re-estimates every batch norm's running statistics from `batches` (e.g. a few hundred training
+ * images after the last epoch): the statistics are reset, then each batch's mean and unbiased
+ * variance are averaged with equal weight, as torch.optim.swa_utils.update_bn does (momentum
+ * None, a cumulative average). Nothing else changes. Returns the number of batches seen.
+ *
+ * @example
+ * reestimateBatchNorm(model, batchesOf(trainImages, 64).slice(0, 20));
+ */
+export function reestimateBatchNorm(model: Module, batches: Iterable<Tensor>): number {
+  const graphs = new Map<string, Graph>();
+  let seen = 0;
+  for (const batch of batches) {
+    const key = formatShape(batch.shape);
+    let graph = graphs.get(key);
+    if (graph === undefined) {
+      graphs.set(key, (graph = model.trace(batch.shape, { training: true })));
+      if (seen === 0) resetRunningStatistics(graph);
+    }
+    seen++;
+    forwardWithTape(graph, batch, { runningStatistics: 1 / seen });
+  }
+  return seen;
+}
+
+function resetRunningStatistics(graph: Graph): void {
+  for (const node of graph.nodes) {
+    if (node.op !== 'batchNormTraining') continue;
+    graph.params.get(node.inputs[3]!)!.tensor.data.fill(0); // running_mean
+    graph.params.get(node.inputs[4]!)!.tensor.data.fill(1); // running_var
+  }
+}

@@ -1,0 +1,2 @@
+export { trainStep, type TrainStepOptions, type TrainStepResult } from './step.js';
+export { reestimateBatchNorm } from './batchnorm.js';

@@ -9,6 +9,8 @@ import { ShuffleNetError } from '../errors.js';
 import { flopsCommand } from './commands/flops.js';
 import { inferCommand } from './commands/infer.js';
 import { infoCommand } from './commands/info.js';
+import { trainCommand } from './commands/train.js';
+import { evalCommand } from './commands/eval.js';
 import { exportCommand } from './commands/export.js';
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
@@ -25,6 +27,8 @@ export function buildProgram(): Command {
   program.addCommand(flopsCommand());
   program.addCommand(inferCommand());
   program.addCommand(infoCommand());
+  program.addCommand(trainCommand());
+  program.addCommand(evalCommand());
   program.addCommand(exportCommand());
   return program;
 }

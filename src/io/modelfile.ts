@@ -12,6 +12,7 @@ import { buildArchitecture, families, type Architecture } from '../models/regist
 import type { Module } from '../nn/module.js';
 import type { Preprocessing } from './preprocessing.js';
 import { readSafetensors, writeSafetensors } from './safetensors.js';
+import { Tensor } from '../tensor/tensor.js';
 
 export const modelFileFormat = 'shufflenet-model';
 export const modelFileVersion = 1;
@@ -25,15 +26,31 @@ export interface ModelInfo {
   labels?: string[];
   /** Free-form provenance: the command that produced the file, the source checkpoint, accuracy. */
   notes?: Record<string, string | number>;
+  /** A training run's config and progress, in checkpoints that `train --resume` continues. */
+  training?: { config: Record<string, unknown>; state: { epoch: number; step: number; history: unknown[] } };
 }
 
-export function saveModelFile(model: Module, info: ModelInfo): Uint8Array {
+/** Tensors in a model file that are not the model's: optimiser state of a checkpoint. */
+export const optimizerPrefix = 'optimizer/';
+
+/** `optimizer` holds extra tensors (SGD momentum by parameter name) stored under `optimizer/`. */
+export function saveModelFile(
+  model: Module,
+  info: ModelInfo,
+  optimizer?: ReadonlyMap<string, Float32Array>,
+): Uint8Array {
   const meta = { format: modelFileFormat, version: modelFileVersion, ...info };
-  return writeSafetensors(model.stateDict(), { shufflenet: JSON.stringify(meta) });
+  const tensors = model.stateDict();
+  for (const [name, values] of optimizer ?? [])
+    tensors.set(optimizerPrefix + name, new Tensor([values.length], values));
+  return writeSafetensors(tensors, { shufflenet: JSON.stringify(meta) });
 }
 
 /** Parses, validates and rebuilds a model file. `source` names the file in errors. */
-export function loadModelFile(bytes: Uint8Array, source = 'model file'): { model: Module; info: ModelInfo } {
+export function loadModelFile(
+  bytes: Uint8Array,
+  source = 'model file',
+): { model: Module; info: ModelInfo; optimizer: Map<string, Float32Array> } {
   const file = readSafetensors(bytes, source);
   const raw = file.metadata['shufflenet'];
   if (raw === undefined) {
@@ -72,13 +89,19 @@ export function loadModelFile(bytes: Uint8Array, source = 'model file'): { model
     if (bad >= 0)
       throw new FormatError(`${source}: tensor "${name}" holds ${t.data[bad]} at index ${bad}; weights must be finite`);
   }
+  const weights = new Map<string, Tensor>();
+  const optimizer = new Map<string, Float32Array>();
+  for (const [name, t] of file.tensors) {
+    if (name.startsWith(optimizerPrefix)) optimizer.set(name.slice(optimizerPrefix.length), t.data);
+    else weights.set(name, t);
+  }
   let model: Module;
   try {
     model = buildArchitecture({
       ...architecture,
       config: { ...architecture.config, initialize: false },
     } as Architecture);
-    model.loadStateDict(file.tensors);
+    model.loadStateDict(weights);
   } catch (e) {
     if (e instanceof ShuffleNetError) throw new FormatError(`${source}: ${e.message}`);
     throw e;
@@ -89,5 +112,8 @@ export function loadModelFile(bytes: Uint8Array, source = 'model file'): { model
   if (Array.isArray(meta['labels'])) info.labels = (meta['labels'] as unknown[]).map(String);
   if (typeof meta['notes'] === 'object' && meta['notes'] !== null)
     info.notes = meta['notes'] as Record<string, string | number>;
-  return { model, info };
+  if (typeof meta['training'] === 'object' && meta['training'] !== null) {
+    info.training = meta['training'] as ModelInfo['training'];
+  }
+  return { model, info, optimizer };
 }

@@ -12,6 +12,8 @@ export interface TrainStepOptions {
   labelSmoothing?: number;
   /** Clip the gradients' global L2 norm to this value; default no clipping. */
   maxGradNorm?: number;
+  /** Called with the loss before anything is updated; may throw to stop (e.g. on NaN). */
+  guard?: (loss: number) => void;
 }
 
 export interface TrainStepResult {
@@ -19,6 +21,8 @@ export interface TrainStepResult {
   loss: number;
   /** Global L2 norm of the gradients before clipping. */
   gradNorm: number;
+  /** The batch's logits (before the update), e.g. for training accuracy. */
+  logits: Tensor;
 }
 
 /**
@@ -41,8 +45,9 @@ export function trainStep(
 ): TrainStepResult {
   const tape = forwardWithTape(graph, images);
   const { loss, gradient } = crossEntropy(tape.output, labels, { labelSmoothing: options.labelSmoothing ?? 0 });
+  options.guard?.(loss);
   const { parameters } = backward(tape, gradient);
   const gradNorm = clipGradientNorm(parameters.values(), options.maxGradNorm ?? Infinity);
   sgd.step(parameters, options.lr);
-  return { loss, gradNorm };
+  return { loss, gradNorm, logits: tape.output };
 }

@@ -1,0 +1,85 @@
+import { Command, InvalidArgumentError } from 'commander';
+import { toFloat } from '../../data/batches.js';
+import { ShuffleNetError } from '../../errors.js';
+import { loadModel } from '../../io/load.js';
+import { evaluate } from '../../train/evaluate.js';
+import { loadData } from '../data.js';
+import { formatTable } from '../format.js';
+import { readFileOrFail } from '../files.js';
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`expected a positive integer, got "${value}"`);
+  return n;
+}
+
+export function evalCommand(): Command {
+  return new Command('eval')
+    .description('accuracy and confusion matrix of a model file on a test set')
+    .requiredOption('--model <file>', 'model file')
+    .option('--data <source>', 'fashion-mnist, mnist, or a folder with test/ (or val/)', 'fashion-mnist')
+    .option('--batch-size <n>', 'images per forward pass', positiveInt, 64)
+    .option('--json', 'print JSON {accuracy, examples, confusion, classes}', false)
+    .action(async (opts: { model: string; data: string; batchSize: number; json: boolean }) => {
+      const loaded = loadModel(readFileOrFail(opts.model, 'model'), opts.model);
+      if (!loaded.module)
+        throw new ShuffleNetError(
+          `${opts.model}: eval needs one of our networks (an imported graph has no preprocessing)`,
+        );
+      const info = loaded.info ?? {};
+      const source = await loadData(opts.data, 'test', info.preprocessing?.crop ?? 32);
+      if (source === null) throw new ShuffleNetError(`--data ${opts.data}: no test/ or val/ folder`);
+      const { dataset } = source;
+      const preprocessing = info.preprocessing;
+      if (preprocessing && (preprocessing.channels === 'gray') !== (dataset.imageShape[0] === 1)) {
+        throw new ShuffleNetError(
+          `${opts.model} expects ${preprocessing.channels} images but ${source.name} has ${dataset.imageShape[0]} channel(s)`,
+        );
+      }
+      const [c, h, w] = dataset.imageShape;
+      const outputs = loaded.graphFor([1, c, h, w]).shapes;
+      const classes = [...outputs.values()].at(-1)!.at(-1)!;
+      if (classes !== dataset.classes.length) {
+        throw new ShuffleNetError(
+          `${opts.model} predicts ${classes} classes but ${source.name} has ${dataset.classes.length}`,
+        );
+      }
+      const progress = process.stderr.isTTY
+        ? (done: number, total: number) => process.stderr.write(`\revaluating ${done}/${total}`)
+        : undefined;
+      const result = evaluate(loaded.module, dataset, {
+        batchSize: opts.batchSize,
+        transform: toFloat(preprocessing?.mean, preprocessing?.std),
+        ...(progress ? { onProgress: progress } : {}),
+      });
+      if (progress) process.stderr.write('\n');
+      if (opts.json) {
+        console.log(
+          JSON.stringify({
+            accuracy: result.accuracy,
+            examples: result.examples,
+            classes: dataset.classes,
+            confusion: result.confusion,
+            seconds: result.seconds,
+          }),
+        );
+        return;
+      }
+      console.log(
+        `${opts.model} on ${source.name} (${result.examples} images): accuracy ${(result.accuracy * 100).toFixed(2)}%\n`,
+      );
+      const labels = info.labels ?? dataset.classes;
+      console.log('confusion matrix (rows: true class, columns: predicted)\n');
+      const rows = result.confusion.map((row, i) => ({ name: labels[i] ?? String(i), row }));
+      console.log(
+        formatTable(rows, [
+          { header: 'true \\ predicted', value: (r) => r.name },
+          ...labels.map((_, j) => ({
+            header: String(j),
+            value: (r: (typeof rows)[number]) => String(r.row[j] ?? 0),
+            align: 'right' as const,
+          })),
+        ]),
+      );
+    });
+}

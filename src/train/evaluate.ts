@@ -1,0 +1,77 @@
+import { batches, type ImageTransform } from '../data/batches.js';
+import type { ImageDataset } from '../data/dataset.js';
+import type { Graph } from '../graph/graph.js';
+import { runGraph } from '../graph/execute.js';
+import type { Module } from '../nn/module.js';
+import type { Shape, Tensor } from '../tensor/tensor.js';
+
+export interface Evaluation {
+  /** Fraction of examples whose top-1 prediction is their label, in [0, 1]. */
+  accuracy: number;
+  /** confusion[label][prediction] = count. */
+  confusion: number[][];
+  examples: number;
+  /** Mean cross-entropy is not reported: evaluation needs only the argmax. */
+  seconds: number;
+}
+
+/** Index of the largest logit of each row. */
+export function argmaxRows(logits: Tensor): Int32Array {
+  const [n, k] = logits.shape as [number, number];
+  const out = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    let best = 0;
+    for (let j = 1; j < k; j++) if (logits.data[i * k + j]! > logits.data[i * k + best]!) best = j;
+    out[i] = best;
+  }
+  return out;
+}
+
+/**
+ * Top-1 accuracy and the confusion matrix of a model (inference mode: running BN statistics) over
+ * a dataset, in batches. `run` defaults to the reference executor; the fast runtime plugs in here.
+ */
+export function evaluate(
+  model: Module,
+  dataset: ImageDataset,
+  options: {
+    batchSize?: number;
+    transform?: ImageTransform;
+    onProgress?: (done: number, total: number) => void;
+    run?: (graph: Graph, input: Tensor) => Tensor;
+  } = {},
+): Evaluation {
+  const start = performance.now();
+  const k = dataset.classes.length;
+  const confusion = Array.from({ length: k }, () => new Array<number>(k).fill(0));
+  const graphs = new Map<string, Graph>();
+  const graphFor = (shape: Shape): Graph => {
+    const key = shape.join('x');
+    let g = graphs.get(key);
+    if (g === undefined) graphs.set(key, (g = model.trace(shape)));
+    return g;
+  };
+  const run = options.run ?? runGraph;
+  let done = 0;
+  let correct = 0;
+  const batchOptions = {
+    batchSize: options.batchSize ?? 64,
+    ...(options.transform ? { transform: options.transform } : {}),
+  };
+  for (const batch of batches(dataset, batchOptions)) {
+    const predictions = argmaxRows(run(graphFor(batch.input.shape), batch.input));
+    predictions.forEach((p, i) => {
+      const label = batch.labels[i]!;
+      confusion[label]![p]!++;
+      if (p === label) correct++;
+    });
+    done += batch.labels.length;
+    options.onProgress?.(done, dataset.length);
+  }
+  return {
+    accuracy: done ? correct / done : 0,
+    confusion,
+    examples: done,
+    seconds: (performance.now() - start) / 1000,
+  };
+}

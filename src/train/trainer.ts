@@ -1,0 +1,196 @@
+/**
+ * The training loop: epochs of shuffled, augmented mini-batches through `trainStep`, a learning
+ * rate schedule over the whole run, and a state that checkpoints can carry so that an interrupted
+ * run resumes to the same loss curve. Browser-safe: files and progress bars are the CLI's.
+ *
+ *   dataset ─► batches(seed, epoch) ─► augment ─► trainStep (forward with tape → loss → backward → SGD)
+ *                                                    ▲ lr = schedule(step)
+ */
+import { batchCount, batches, type ImageTransform } from '../data/batches.js';
+import type { ImageDataset } from '../data/dataset.js';
+import { ShuffleNetError } from '../errors.js';
+import type { Graph } from '../graph/graph.js';
+import type { Module } from '../nn/module.js';
+import { learningRate, type ScheduleConfig } from '../optim/schedule.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { Sgd } from '../optim/sgd.js';
+import { argmaxRows } from './evaluate.js';
+import { trainStep } from './step.js';
+
+/** Everything that decides a run's outcome. The CLI maps its flags onto this one to one. */
+export interface TrainConfig {
+  /** Registered network name. */
+  arch: string;
+  epochs: number;
+  batchSize: number;
+  /** Peak learning rate. */
+  lr: number;
+  /** SGD momentum; the official code uses 0.9. */
+  momentum: number;
+  nesterov: boolean;
+  /** L2 weight decay on weights with more than one dimension (the official recipe skips 1-D ones). */
+  weightDecay: number;
+  /** Label smoothing ε of the cross-entropy (the official code: 0.1). */
+  labelSmoothing: number;
+  /** Learning-rate shape: the paper decays linearly to 0. */
+  schedule: ScheduleConfig['kind'];
+  /** Epochs of linear warm-up (may be fractional). */
+  warmupEpochs: number;
+  /** Clip the gradients' global norm to this; 0 disables clipping. */
+  maxGradNorm: number;
+  /** Augmentation: left–right flips. */
+  flip: boolean;
+  /** Augmentation: random shift by up to this many pixels (pad and crop). */
+  padCrop: number;
+  /** Training batches used to re-estimate BN statistics at the end (0 = skip). */
+  bnBatches: number;
+  seed: number;
+}
+
+export interface EpochRecord {
+  epoch: number;
+  /** Mean training loss over the epoch. */
+  loss: number;
+  /** Training accuracy over the epoch (augmented images, weights changing). */
+  accuracy: number;
+  /** Learning rate at the epoch's last step. */
+  lr: number;
+  seconds: number;
+  imagesPerSecond: number;
+  /** Test accuracy after the epoch, when the caller evaluates. */
+  testAccuracy?: number;
+}
+
+export interface TrainState {
+  /** Completed epochs. */
+  epoch: number;
+  /** Completed optimiser steps. */
+  step: number;
+  history: EpochRecord[];
+}
+
+export interface BatchProgress {
+  epoch: number;
+  batch: number;
+  batches: number;
+  loss: number;
+  accuracy: number;
+  imagesPerSecond: number;
+  lr: number;
+}
+
+export class NonFiniteLossError extends ShuffleNetError {
+  override name = 'NonFiniteLossError';
+}
+
+export class Trainer {
+  readonly sgd: Sgd;
+  readonly state: TrainState;
+  private graph: Graph | null = null;
+
+  constructor(
+    readonly model: Module,
+    readonly dataset: ImageDataset,
+    readonly config: TrainConfig,
+    readonly transform: ImageTransform,
+    state?: TrainState,
+    momentum?: ReadonlyMap<string, Float32Array>,
+  ) {
+    if (dataset.length < config.batchSize) {
+      throw new ShuffleNetError(
+        `train: ${dataset.length} training images are fewer than one batch of ${config.batchSize}`,
+      );
+    }
+    this.sgd = new Sgd(model.namedParameters(), {
+      lr: config.lr,
+      momentum: config.momentum,
+      nesterov: config.nesterov,
+      weightDecay: config.weightDecay,
+    });
+    if (momentum) this.sgd.loadState(momentum);
+    this.state = state ?? { epoch: 0, step: 0, history: [] };
+  }
+
+  /** Optimiser steps per epoch (the last partial batch is dropped, which keeps BN batches full). */
+  get stepsPerEpoch(): number {
+    return batchCount(this.dataset.length, { batchSize: this.config.batchSize, dropLast: true });
+  }
+
+  get schedule(): ScheduleConfig {
+    const totalSteps = this.stepsPerEpoch * this.config.epochs;
+    const warmupSteps = Math.min(totalSteps - 1, Math.round(this.config.warmupEpochs * this.stepsPerEpoch));
+    return { lr: this.config.lr, totalSteps, kind: this.config.schedule, warmupSteps };
+  }
+
+  get done(): boolean {
+    return this.state.epoch >= this.config.epochs;
+  }
+
+  /** Trains one epoch. A NaN or infinite loss stops it before the weights are updated with it. */
+  runEpoch(onBatch?: (p: BatchProgress) => void): EpochRecord {
+    const { config } = this;
+    const [c, h, w] = this.dataset.imageShape;
+    this.graph ??= this.model.trace([config.batchSize, c, h, w], { training: true });
+    const epoch = this.state.epoch;
+    const start = performance.now();
+    let lossSum = 0;
+    let correct = 0;
+    let seen = 0;
+    let lr = config.lr;
+    let batch = 0;
+    const stream = batches(this.dataset, {
+      batchSize: config.batchSize,
+      shuffle: true,
+      dropLast: true,
+      seed: config.seed,
+      epoch,
+      transform: this.transform,
+    });
+    for (const { input, labels } of stream) {
+      lr = learningRate(this.schedule, this.state.step);
+      const result = trainStep(this.graph, this.sgd, input, labels, {
+        lr,
+        labelSmoothing: config.labelSmoothing,
+        ...(config.maxGradNorm > 0 ? { maxGradNorm: config.maxGradNorm } : {}),
+        guard: (loss) => {
+          if (!Number.isFinite(loss)) {
+            throw new NonFiniteLossError(
+              `train: the loss became ${loss} at epoch ${epoch + 1}, batch ${batch + 1} (learning rate ${lr.toPrecision(3)}); ` +
+                'the weights were not updated with it. Lower --lr or set --max-grad-norm',
+            );
+          }
+        },
+      });
+      correct += countCorrect(result.logits, labels);
+      lossSum += result.loss * labels.length;
+      seen += labels.length;
+      this.state.step++;
+      batch++;
+      onBatch?.({
+        epoch,
+        batch,
+        batches: this.stepsPerEpoch,
+        loss: lossSum / seen,
+        accuracy: correct / seen,
+        imagesPerSecond: seen / ((performance.now() - start) / 1000),
+        lr,
+      });
+    }
+    const seconds = (performance.now() - start) / 1000;
+    const record: EpochRecord = {
+      epoch: epoch + 1,
+      loss: lossSum / seen,
+      accuracy: correct / seen,
+      lr,
+      seconds,
+      imagesPerSecond: seen / seconds,
+    };
+    this.state.epoch++;
+    this.state.history.push(record);
+    return record;
+  }
+}
+
+function countCorrect(logits: Tensor, labels: Int32Array): number {
+  return argmaxRows(logits).reduce((n, p, i) => n + (p === labels[i] ? 1 : 0), 0);
+}

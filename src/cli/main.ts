@@ -7,6 +7,7 @@ import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { ShuffleNetError } from '../errors.js';
 import { flopsCommand } from './commands/flops.js';
+import { importCommand } from './commands/import.js';
 import { inferCommand } from './commands/infer.js';
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
     .exitOverride();
   program.addCommand(flopsCommand());
   program.addCommand(inferCommand());
+  program.addCommand(importCommand());
   return program;
 }
 

@@ -10,6 +10,7 @@ import type { Module } from '../nn/module.js';
 import type { Shape } from '../tensor/tensor.js';
 import { loadModelFile, type ModelInfo } from './modelfile.js';
 import { readSafetensors } from './safetensors.js';
+import { torchLoader } from './torch/index.js';
 
 export interface LoadedModel {
   /** The graph for one input shape (traced, or re-shaped for imported graphs). */
@@ -57,7 +58,7 @@ export const safetensorsLoader: ModelLoader = {
   },
 };
 
-export const modelLoaders: ModelLoader[] = [safetensorsLoader];
+export const modelLoaders: ModelLoader[] = [safetensorsLoader, torchLoader];
 
 export function loadModel(bytes: Uint8Array, fileName: string, arch?: string): LoadedModel {
   const loader = modelLoaders.find((l) => l.matches(fileName, bytes));

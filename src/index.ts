@@ -33,5 +33,11 @@ export { readSafetensors, writeSafetensors, type SafetensorsFile } from './io/sa
 export { saveModelFile, loadModelFile, type ModelInfo } from './io/modelfile.js';
 export { preprocessingPresets, type Preprocessing, type PresetName } from './io/preprocessing.js';
 export { loadModel, modelLoaders, type LoadedModel, type ModelLoader } from './io/load.js';
+export {
+  importTorchCheckpoint,
+  readTorchCheckpoint,
+  type ImportedModel,
+  type TorchCheckpoint,
+} from './io/torch/index.js';
 export { complexityTable, layerBreakdown, paperComparison, type ComplexityRow } from './analysis/table.js';
 export * from './errors.js';

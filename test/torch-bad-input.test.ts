@@ -121,6 +121,14 @@ describe('hand-made checkpoints', () => {
     expectClearError(noStop, 'nostop.pth', /truncated/);
   });
 
+  it('recognises a TorchScript archive and says what to save instead', () => {
+    const archive = zipSync(
+      { 'm/data.pkl': new Uint8Array([0x80, 0x02, 0x7d, 0x2e]), 'm/code/__torch__/m.py': enc.encode('') },
+      { level: 0 },
+    );
+    expectClearError(archive, 'scripted.pt', /TorchScript archive \(torch\.jit\.save\), not a checkpoint/);
+  });
+
   it('refuses a zip whose central directory claims more entries than fit', () => {
     const good = zipCheckpoint(tensorPickle('w', 4, 0, [4], [1]), new Uint8Array(16));
     const bad = good.slice();

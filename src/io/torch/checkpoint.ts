@@ -67,6 +67,11 @@ function readZipCheckpoint(bytes: Uint8Array, source: string): TorchCheckpoint {
     .sort((a, b) => a.length - b.length)[0];
   if (pkl === undefined) throw new FormatError(`${source}: zip archive has no data.pkl: not a torch.save file`);
   const prefix = pkl.slice(0, pkl.length - 'data.pkl'.length);
+  if ([...zip.entries.keys()].some((n) => n.startsWith(`${prefix}code/`))) {
+    throw new FormatError(
+      `${source}: a TorchScript archive (torch.jit.save), not a checkpoint; save model.state_dict() with torch.save`,
+    );
+  }
   const order = zip.entries.get(`${prefix}byteorder`);
   if (order !== undefined && new TextDecoder().decode(zip.read(`${prefix}byteorder`)).trim() !== 'little') {
     throw new FormatError(`${source}: big-endian checkpoints are not supported`);

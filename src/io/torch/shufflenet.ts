@@ -244,6 +244,9 @@ function fromSource(net: SourceNet, layout: CheckpointLayout, source: string, ar
     units.map((u, i) => planUnit(u, groups, s === 0 && i === 0, net.shuffle, fail)),
   );
   const paper = plans.every((units) => units.every((p) => p !== null));
+  // mmpretrain's classes always match (it shuffles with the paper's permutation), so only the
+  // official layout can need the official shuffle; anything else would be a silent wrong answer.
+  if (!paper && layout !== 'official') fail(`cannot carry the ${layout} shuffle over to ours (internal error)`);
   if (!paper) config.officialShuffle = true;
 
   let model: ShuffleNet;

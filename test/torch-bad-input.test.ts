@@ -8,7 +8,7 @@ import { zipSync } from 'fflate';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { FormatError, ShuffleNetError } from '../src/errors.js';
+import { ShuffleNetError } from '../src/errors.js';
 import { importShuffleNet, importTorchCheckpoint, readTorchCheckpoint } from '../src/io/torch/index.js';
 import { Tensor } from '../src/tensor/tensor.js';
 
@@ -177,7 +177,10 @@ describe('wrong shapes in a real state dict', () => {
 
   it('a BN vector of the wrong length, a missing tensor, an extra tensor', () => {
     expect(() => importShuffleNet(replaced('features.2.branch_main_1.1.bias', new Tensor([5])), 'tiny.pth')).toThrow(
-      FormatError,
+      /^tiny\.pth: features\.2\.branch_main_1\.1\.bias has shape \[5\] but the bottleneck has 6 channels$/,
+    );
+    expect(() => importShuffleNet(replaced('features.2.branch_main_2.1.bias', new Tensor([5])), 'tiny.pth')).toThrow(
+      /tiny\.pth: loadStateDict: "stage2\.2\.bn3\.bias" has shape \[5\] but the model expects \[24\]/,
     );
     const missing = new Map(stateDict);
     missing.delete('features.7.branch_main_2.1.running_var');

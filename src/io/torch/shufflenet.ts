@@ -46,6 +46,8 @@ export function officialShuffleSource(channels: number, groups: number): Int32Ar
 }
 
 interface BatchNorm {
+  /** The source key prefix, for messages. */
+  source: string;
   weight: Tensor;
   bias: Tensor;
   running_mean: Tensor;
@@ -120,6 +122,7 @@ function take(tensors: Map<string, Tensor>, name: string, source: string, rank?:
 function takeBn(tensors: Map<string, Tensor>, prefix: string, source: string): BatchNorm {
   const get = (k: string): Tensor => take(tensors, `${prefix}.${k}`, source, 1);
   return {
+    source: prefix,
     weight: get('weight'),
     bias: get('bias'),
     running_mean: get('running_mean'),
@@ -218,6 +221,9 @@ function fromSource(net: SourceNet, layout: CheckpointLayout, source: string, ar
     stages.push(width);
     repeats.push(units.length);
   }
+  if (![conv1Out, inputChannels, ...stages, net.fcWeight.shape[0]!].every((w) => Number.isSafeInteger(w) && w > 0)) {
+    fail(`inferred widths conv1 ${conv1Out}, stages ${stages.join('/')} are not all positive`);
+  }
   const scale = stages[0]! / stage2Channels1x[groups]!;
   const config: Partial<ShuffleNetConfig> = {
     groups,
@@ -269,7 +275,12 @@ function fromSource(net: SourceNet, layout: CheckpointLayout, source: string, ar
           `${u.name} has bottleneck ${u.gconv1.shape[0]} but our unit ${target.bottleneck} (rule: a quarter of ${stages[s]})`,
         );
       }
-      mapUnit(out, `stage${s + 2}.${i}`, u, plan, groups);
+      try {
+        mapUnit(out, `stage${s + 2}.${i}`, u, plan, groups);
+      } catch (e) {
+        if (e instanceof ShuffleNetError) fail(e.message);
+        throw e;
+      }
     }),
   );
   out.set('fc.weight', net.fcWeight);
@@ -374,10 +385,10 @@ function mapUnit(out: Map<string, Tensor>, prefix: string, u: SourceUnit, plan: 
   const m = u.gconv1.shape[0]!;
   const n = m / groups;
   // gconv1.weight [m, Cin/g1, 1, 1]: output channels permuted by bn1From, with BN1.
-  out.set(`${prefix}.gconv1.weight`, gatherRows(u.gconv1, plan.bn1From));
+  out.set(`${prefix}.gconv1.weight`, gatherRows(u.gconv1, plan.bn1From, `${u.name}: the first GConv weight`));
   setBn(out, `${prefix}.bn1`, u.bn1, plan.bn1From);
   // dwconv.weight [m, 1, 3, 3] and BN2 are per-channel: permuted by dwFrom.
-  out.set(`${prefix}.dwconv.weight`, gatherRows(u.dwconv, plan.dwFrom));
+  out.set(`${prefix}.dwconv.weight`, gatherRows(u.dwconv, plan.dwFrom, `${u.name}: the depthwise conv weight`));
   setBn(out, `${prefix}.bn2`, u.bn2, plan.dwFrom);
   // gconv2.weight [out, n, 1, 1]: input channel k of group ⌊k/n⌋ is column k − ⌊k/n⌋·n.
   const [outChannels, perGroup] = u.gconv2.shape as [number, number];
@@ -396,14 +407,14 @@ function mapUnit(out: Map<string, Tensor>, prefix: string, u: SourceUnit, plan: 
 
 function setBn(out: Map<string, Tensor>, prefix: string, bn: BatchNorm, from: Int32Array | null): void {
   for (const key of ['weight', 'bias', 'running_mean', 'running_var'] as const) {
-    out.set(`${prefix}.${key}`, from ? gatherRows(bn[key], from) : bn[key]);
+    out.set(`${prefix}.${key}`, from ? gatherRows(bn[key], from, `${bn.source}.${key}`) : bn[key]);
   }
 }
 
 /** Rows (first-axis slices) of `t` in the order `from`. */
-function gatherRows(t: Tensor, from: Int32Array): Tensor {
+function gatherRows(t: Tensor, from: Int32Array, what: string): Tensor {
   if (t.shape[0] !== from.length) {
-    throw new FormatError(`tensor ${formatShape(t.shape)} should have ${from.length} channels`);
+    throw new FormatError(`${what} has shape ${formatShape(t.shape)} but the bottleneck has ${from.length} channels`);
   }
   const row = t.size / from.length;
   const out = new Tensor(t.shape);
@@ -423,6 +434,11 @@ function fromOurs(tensors: Map<string, Tensor>, source: string, arch?: string): 
   }
   const fc = tensors.get('fc.weight')!;
   const conv1 = tensors.get('conv1.weight')!;
+  if (fc.rank !== 2 || conv1.rank !== 4) {
+    throw new FormatError(
+      `${source}: fc.weight ${formatShape(fc.shape)} or conv1.weight ${formatShape(conv1.shape)} has the wrong rank`,
+    );
+  }
   const options = { numClasses: fc.shape[0]!, inputChannels: conv1.shape[1]! };
   let model: Module;
   try {

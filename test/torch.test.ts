@@ -17,6 +17,7 @@ import {
   officialShuffleSource,
   paperShuffleSource,
   readTorchCheckpoint,
+  relabelPlan,
   unpickle,
 } from '../src/io/torch/index.js';
 import { Tensor } from '../src/tensor/tensor.js';
@@ -149,6 +150,28 @@ describe('channel shuffle permutations used by the mapping', () => {
       for (let k = 0; k < m; k++) expect(o[p[k]!]).toBe(k);
     }
     expect([...paperShuffleSource(6, 3)]).toEqual([0, 2, 4, 1, 3, 5]);
+  });
+
+  it('relabels the official unit into the paper order exactly when n mod g ∈ {0, 1, g − 1}', () => {
+    for (const g of [2, 3, 4, 5, 6, 8]) {
+      for (let n = 1; n <= 30; n++) {
+        const m = g * n;
+        const plan = relabelPlan(m, g, false, officialShuffleSource);
+        expect(plan !== null, `g = ${g}, n = ${n}`).toBe([0, 1, g - 1].includes(n % g));
+        // The first unit's GConv1 is not grouped: always possible.
+        expect(relabelPlan(m, g, true, officialShuffleSource)).not.toBeNull();
+        // mmpretrain's (paper) shuffle after the depthwise conv: always possible, GConv1 unchanged.
+        const mm = relabelPlan(m, g, false, paperShuffleSource)!;
+        expect([...mm.bn1From]).toEqual([...Array(m).keys()]);
+        if (plan === null) continue;
+        // Each gather is a permutation that keeps GConv1 output groups and GConv2 input groups.
+        for (const p of [plan.bn1From, plan.dwFrom, plan.gconv2From]) expect(new Set(p).size).toBe(m);
+        for (let k = 0; k < m; k++) {
+          expect(Math.floor(plan.bn1From[k]! / n)).toBe(Math.floor(k / n));
+          expect(Math.floor(plan.gconv2From[k]! / n)).toBe(Math.floor(k / n));
+        }
+      }
+    }
   });
 });
 

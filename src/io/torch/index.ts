@@ -10,6 +10,8 @@ export {
   importShuffleNet,
   officialShuffleSource,
   paperShuffleSource,
+  relabelPlan,
+  type UnitPlan,
   type CheckpointLayout,
   type ImportedModel,
 } from './shufflenet.js';

@@ -317,7 +317,7 @@ function fromSource(net: SourceNet, layout: CheckpointLayout, source: string, ar
  * - `dwFrom[k]`: our depthwise conv / BN2 channel k is source channel dwFrom[k];
  * - `gconv2From[k]`: our GConv2 input channel k is source GConv2 input channel gconv2From[k].
  */
-interface UnitPlan {
+export interface UnitPlan {
   bn1From: Int32Array;
   dwFrom: Int32Array;
   gconv2From: Int32Array;
@@ -347,6 +347,22 @@ function planUnit(
   const branch = u.gconv2.shape[0]!;
   if (branch % groups !== 0) fail(`${u.name}: second GConv output ${branch} is not divisible by groups = ${groups}`);
   expect('the second GConv weight', u.gconv2, [branch, n, 1, 1]);
+  return relabelPlan(m, groups, firstUnit, sourceShuffle);
+}
+
+/**
+ * The channel relabelling that carries a unit whose shuffle (`sourceShuffle`, a gather) sits after
+ * the depthwise conv + BN into our unit (the paper's shuffle right after GConv1), or null when none
+ * exists: for the official shuffle, exactly when n = m/g satisfies n mod g ∈ {0, 1, g − 1}
+ * (docs/checkpoints.md).
+ */
+export function relabelPlan(
+  m: number,
+  groups: number,
+  firstUnit: boolean,
+  sourceShuffle: (channels: number, groups: number) => Int32Array,
+): UnitPlan | null {
+  const n = m / groups;
   const srcGather = sourceShuffle(m, groups); // source z4[k] = z3[srcGather[k]]
   const ourGather = paperShuffleSource(m, groups); // our y2[k] = y1[ourGather[k]]
   const srcLands = invert(srcGather); // source channel c feeds GConv2 input srcLands[c]

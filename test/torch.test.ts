@@ -198,12 +198,17 @@ describe('the unpickler refuses anything but tensors and containers', () => {
     });
   }
 
-  it('refuses REDUCE of an allowed but non-callable global and a BUILD on a tensor', () => {
+  it('refuses REDUCE of a storage type, STACK_GLOBAL of os.system, BUILD and NEWOBJ on non-dicts', () => {
     // torch.FloatStorage() — a storage type is not something we call.
     const callStorage = new Uint8Array([0x80, 0x02, ...ascii('ctorch\nFloatStorage\n'), 0x29, 0x52, 0x2e]);
     expect(() => unpickle(callStorage, 0, 'x.pth')).toThrow(/REDUCE of torch\.FloatStorage is not allowed/);
     const stackGlobal = new Uint8Array([0x80, 0x04, 0x8c, 2, ...ascii('os'), 0x8c, 6, ...ascii('system'), 0x93, 0x2e]);
     expect(() => unpickle(stackGlobal, 0, 'y.pth')).toThrow(/refusing global os\.system/);
+    // [].__setstate__({}) — BUILD sets attributes, which only a dict's ignored _metadata may use.
+    const build = new Uint8Array([0x80, 0x02, 0x5d, 0x7d, 0x62, 0x2e]);
+    expect(() => unpickle(build, 0, 'z.pth')).toThrow(/BUILD on a list of 0 is not allowed/);
+    const newobj = new Uint8Array([0x80, 0x02, ...ascii('ctorch\nFloatStorage\n'), 0x29, 0x81, 0x2e]);
+    expect(() => unpickle(newobj, 0, 'w.pth')).toThrow(/NEWOBJ of torch\.FloatStorage is not allowed/);
   });
 
   it('parses plain containers', () => {

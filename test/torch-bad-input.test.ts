@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { ShuffleNetError } from '../src/errors.js';
-import { importShuffleNet, importTorchCheckpoint, readTorchCheckpoint } from '../src/io/torch/index.js';
+import { importShuffleNet, importTorchCheckpoint, readTorchCheckpoint, unpickle } from '../src/io/torch/index.js';
 import { Tensor } from '../src/tensor/tensor.js';
 
 const dir = fileURLToPath(new URL('./fixtures/torch/', import.meta.url));
@@ -119,6 +119,19 @@ describe('hand-made checkpoints', () => {
     expectClearError(underflow, 'under.pth', /stack underflow/);
     const noStop = new Uint8Array([0x80, 0x02, 0x7d]);
     expectClearError(noStop, 'nostop.pth', /truncated/);
+  });
+
+  it('handles a legacy file whose main pickle is a 200,000-item tuple (no recursion, no argument spread)', () => {
+    // The three header pickles of a legacy file, then the hostile main pickle and an empty key list.
+    const legacy = read('official_tiny_g3.legacy.pth');
+    let end = 0;
+    for (let i = 0; i < 3; i++) end = unpickle(legacy, end).end;
+    const main = new Uint8Array(200_004);
+    main.set([0x80, 0x02, 0x28]);
+    main.fill(0x4e, 3, 200_003);
+    main[200_003] = 0x74;
+    const file = new Uint8Array([...legacy.subarray(0, end), ...main, 0x2e, 0x80, 0x02, 0x5d, 0x2e]);
+    expectClearError(file, 'tuple.pth', /the file holds a tuple of 200000, not a dict of tensors/);
   });
 
   it('recognises a TorchScript archive and says what to save instead', () => {

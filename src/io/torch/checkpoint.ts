@@ -277,7 +277,7 @@ function collectStorages(root: PickleValue, visit: (ref: StorageRef) => void): v
     if (v instanceof TensorRef) visit(v.storage);
     else if (v instanceof StorageRef) visit(v);
     else if (v instanceof Map) for (const [k, x] of v) todo.push(k, x);
-    else if (v instanceof PyTuple) todo.push(...v.items);
+    else if (v instanceof PyTuple) for (const x of v.items) todo.push(x);
     else if (Array.isArray(v)) for (const x of v) todo.push(x);
   }
 }

@@ -35,6 +35,12 @@ export { preprocessingPresets, type Preprocessing, type PresetName } from './io/
 export { loadModel, modelLoaders, type LoadedModel, type ModelLoader } from './io/load.js';
 export { exportOnnx, type OnnxExportOptions } from './io/onnx/export.js';
 export { importOnnx, type OnnxImportOptions } from './io/onnx/import.js';
+export {
+  importTorchCheckpoint,
+  readTorchCheckpoint,
+  type ImportedModel,
+  type TorchCheckpoint,
+} from './io/torch/index.js';
 export { complexityTable, layerBreakdown, paperComparison, type ComplexityRow } from './analysis/table.js';
 export * as autograd from './autograd/index.js';
 export { forwardWithTape, backward, crossEntropy, type Tape, type Gradients } from './autograd/index.js';

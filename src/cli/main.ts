@@ -7,6 +7,7 @@ import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { ShuffleNetError } from '../errors.js';
 import { flopsCommand } from './commands/flops.js';
+import { importCommand } from './commands/import.js';
 import { inferCommand } from './commands/infer.js';
 import { infoCommand } from './commands/info.js';
 import { trainCommand } from './commands/train.js';
@@ -30,6 +31,7 @@ export function buildProgram(): Command {
   program.addCommand(trainCommand());
   program.addCommand(evalCommand());
   program.addCommand(exportCommand());
+  program.addCommand(importCommand());
   return program;
 }
 

@@ -11,6 +11,7 @@ import type { Shape } from '../tensor/tensor.js';
 import { loadModelFile, type ModelInfo } from './modelfile.js';
 import { readSafetensors } from './safetensors.js';
 import { onnxLoader } from './onnx/loader.js';
+import { torchLoader } from './torch/index.js';
 
 export interface LoadedModel {
   /** The graph for one input shape (traced, or re-shaped for imported graphs). */
@@ -60,7 +61,7 @@ export const safetensorsLoader: ModelLoader = {
   },
 };
 
-export const modelLoaders: ModelLoader[] = [safetensorsLoader, onnxLoader];
+export const modelLoaders: ModelLoader[] = [safetensorsLoader, onnxLoader, torchLoader];
 
 export function loadModel(bytes: Uint8Array, fileName: string, arch?: string): LoadedModel {
   const loader = modelLoaders.find((l) => l.matches(fileName, bytes));

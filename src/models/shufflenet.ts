@@ -52,6 +52,13 @@ export interface ShuffleNetConfig {
    * imported checkpoint. Units per stage still follow `shallow`.
    */
   widths?: { conv1: number; stages: readonly [number, number, number] };
+  /**
+   * Shuffle with the official megvii code's permutation (reshape to (C/g, g): the inverse of the
+   * paper's, i.e. the paper's shuffle with C/g groups), still right after the first GConv. Only
+   * imported official checkpoints whose channels cannot be relabelled into the paper's order need
+   * it (g = 8 at 0.5×–1.5×); see docs/checkpoints.md. Default false.
+   */
+  officialShuffle?: boolean;
 }
 
 export const defaultShuffleNetConfig: ShuffleNetConfig = {
@@ -138,6 +145,8 @@ export interface ShuffleUnitConfig {
   se: boolean;
   /** Bottleneck channels; default `bottleneckWidth(outChannels, groups)`. */
   bottleneck?: number;
+  /** Shuffle with the official code's inverse permutation (see ShuffleNetConfig.officialShuffle). */
+  officialShuffle?: boolean;
 }
 
 /**
@@ -154,6 +163,7 @@ export class ShuffleUnit extends Module {
   readonly gconv2: Conv2d;
   readonly bn3: BatchNorm2d;
   readonly se: SqueezeExcite | null;
+  readonly bottleneck: number;
 
   constructor(config: ShuffleUnitConfig, rng: Random | null) {
     super();
@@ -161,7 +171,7 @@ export class ShuffleUnit extends Module {
     const { inChannels, outChannels, stride, groups } = config;
     // At stride 2 the main branch only produces what the concatenation adds to the shortcut.
     const branchOut = stride === 2 ? outChannels - inChannels : outChannels;
-    const bottleneck = config.bottleneck ?? bottleneckWidth(outChannels, groups);
+    const bottleneck = (this.bottleneck = config.bottleneck ?? bottleneckWidth(outChannels, groups));
     const firstGroups = config.groupFirstConv ? groups : 1;
     const where = `shuffle unit ${inChannels}→${outChannels}`;
     if (stride === 1 && inChannels !== outChannels) {
@@ -207,7 +217,9 @@ export class ShuffleUnit extends Module {
   protected build(g: GraphBuilder, x: Value): Value {
     const { stride, groups, shuffle } = this.config;
     let y = relu(g, this.bn1.call(g, this.gconv1.call(g, x)));
-    if (shuffle && groups > 1) y = channelShuffle(g, y, groups);
+    // The official variant for g groups is the paper's shuffle with bottleneck/g groups.
+    if (shuffle && groups > 1)
+      y = channelShuffle(g, y, this.config.officialShuffle ? this.bottleneck / groups : groups);
     y = this.bn2.call(g, this.dwconv.call(g, y)); // no ReLU after the depthwise conv
     y = this.bn3.call(g, this.gconv2.call(g, y)); // no shuffle after the second GConv
     if (stride === 1) return relu(g, add(g, this.se ? this.se.call(g, y) : y, x));
@@ -264,6 +276,7 @@ export class ShuffleNet extends Module {
           groupFirstConv: !(s === 0 && i === 0),
           shuffle: c.shuffle,
           se: c.se,
+          ...(c.officialShuffle ? { officialShuffle: true } : {}),
         };
         return unit;
       });

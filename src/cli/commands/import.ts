@@ -1,0 +1,31 @@
+import { Command } from 'commander';
+import { complexity } from '../../analysis/complexity.js';
+import { saveModelFile } from '../../io/modelfile.js';
+import { importTorchCheckpoint } from '../../io/torch/index.js';
+import { readFileOrFail, writeFileAtomic } from '../files.js';
+
+export function importCommand(): Command {
+  return new Command('import')
+    .description(
+      'convert a PyTorch checkpoint (official megvii ShuffleNetV1, mmpretrain, or our layout) into a model file',
+    )
+    .argument('<file>', 'checkpoint: .pth, .pth.tar or .pt, zip or legacy format; nothing in it is executed')
+    .requiredOption('--out <file>', 'model file to write (.safetensors, with architecture and preprocessing)')
+    .option('--arch <name>', 'network of a state dict in our own layout (inferred for official and mmpretrain files)')
+    .action((file: string, opts: { out: string; arch?: string }) => {
+      const bytes = readFileOrFail(file, 'checkpoint');
+      const imported = importTorchCheckpoint(bytes, file, opts.arch);
+      imported.info.notes = { ...imported.info.notes, command: `shufflenet import ${file}` };
+      writeFileAtomic(opts.out, saveModelFile(imported.model, imported.info));
+      const config = imported.info.architecture.config as {
+        groups?: number;
+        widths?: { conv1: number; stages: number[] };
+      };
+      const { macs, params } = complexity(imported.model.trace([1, 3, 224, 224]));
+      const widths = config.widths ? `, widths ${config.widths.conv1}/${config.widths.stages.join('/')}` : '';
+      console.error(
+        `${file}: ${imported.format} format, ${imported.layout} layout, g = ${config.groups ?? '?'}${widths}, ` +
+          `${(macs / 1e6).toFixed(1)} MFLOPs, ${params} parameters, shuffle ${imported.shuffle} → ${opts.out}`,
+      );
+    });
+}

@@ -1,0 +1,46 @@
+/** PyTorch checkpoints: the safe unpickler, both file formats, and the ShuffleNet layout mapping. */
+import type { LoadedModel, ModelLoader } from '../load.js';
+import { readTorchCheckpoint } from './checkpoint.js';
+import { importShuffleNet, type ImportedModel } from './shufflenet.js';
+
+export { readTorchCheckpoint, stateDictWrappers, type TorchCheckpoint, type TorchTensor } from './checkpoint.js';
+export { unpickle, type PickleValue } from './pickle.js';
+export { readZip } from './zip.js';
+export {
+  importShuffleNet,
+  officialShuffleSource,
+  paperShuffleSource,
+  relabelPlan,
+  type UnitPlan,
+  type CheckpointLayout,
+  type ImportedModel,
+} from './shufflenet.js';
+
+/** Reads a `.pth` / `.pth.tar` / `.pt` file and rebuilds it as one of our networks. */
+export function importTorchCheckpoint(
+  bytes: Uint8Array,
+  fileName: string,
+  arch?: string,
+): ImportedModel & { format: 'zip' | 'legacy' } {
+  const checkpoint = readTorchCheckpoint(bytes, fileName);
+  const imported = importShuffleNet(checkpoint.stateDict, fileName, arch);
+  imported.info.notes = { ...imported.info.notes, format: checkpoint.format };
+  return { ...imported, format: checkpoint.format };
+}
+
+export const torchCheckpointExtensions = ['.pth', '.pth.tar', '.pt'] as const;
+
+/** The `modelLoaders` entry for PyTorch checkpoints. */
+export const torchLoader: ModelLoader = {
+  name: 'pytorch (.pth, .pth.tar, .pt)',
+  matches: (fileName) => torchCheckpointExtensions.some((ext) => fileName.endsWith(ext)),
+  load(bytes, fileName, arch): LoadedModel {
+    const { model, info, layout } = importTorchCheckpoint(bytes, fileName, arch);
+    return {
+      graphFor: (shape) => model.trace(shape),
+      module: model,
+      info,
+      description: `${fileName} (PyTorch, ${layout} layout${info.arch ? `, ${info.arch}` : ''})`,
+    };
+  },
+};

@@ -20,7 +20,7 @@ const nodeBuiltins = [
 ];
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'coverage/', 'web/dist/', '**/*.wasm'] },
+  { ignores: ['dist/', 'node_modules/', 'coverage/', 'web/dist/', '**/*.wasm', 'src/kernels/wasm/assembly/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -1,0 +1,233 @@
+// 3×3 window kernels over NCHW planes (WASM SIMD128): depthwise convolution at stride 1 and 2,
+// max and average pooling 3×3/2, the im2col of the 3×3/2 stem, and global average pooling.
+//
+// Every 3×3 kernel here has padding 1 on each side. Each input plane is first copied into a
+// scratch plane with a one-pixel border of the pad value (0, or −∞ for max pooling), so the
+// inner loops have no bounds checks: a row of 4 outputs is 3 vector loads per kernel row at
+// stride 1, and at stride 2 three loads plus three shuffles that split even and odd columns.
+//
+// NOTE: the last vector of a row may read up to 12 floats past the row's end and compute garbage
+// in lanes that are never stored; `scratch` needs paddedPlaneFloats(h, w) floats.
+
+import { storeLanes } from './gemm';
+
+@inline
+function paddedWidth(w: i32): i32 {
+  return w + 2;
+}
+
+/** Floats of scratch that the 3×3 kernels need for an h×w plane. */
+export function paddedPlaneFloats(h: i32, w: i32): i32 {
+  return (h + 2) * paddedWidth(w) + 16;
+}
+
+/** Copies an h×w plane into scratch with a border of `pad` on every side. */
+function padPlane(src: usize, h: i32, w: i32, dst: usize, pad: f32): void {
+  const pw = paddedWidth(w);
+  const rowBytes = <usize>pw << 2;
+  fillFloats(dst, pw, pad);
+  for (let y = 0; y < h; y++) {
+    const row = dst + <usize>(y + 1) * rowBytes;
+    store<f32>(row, pad);
+    memory.copy(row + 4, src + (<usize>(y * w) << 2), <usize>w << 2);
+    store<f32>(row + (<usize>(w + 1) << 2), pad);
+  }
+  fillFloats(dst + <usize>(h + 1) * rowBytes, pw + 16, pad);
+}
+
+function fillFloats(dst: usize, count: i32, value: f32): void {
+  const v = f32x4.splat(value);
+  let i = 0;
+  for (; i + 4 <= count; i += 4) v128.store(dst + (<usize>i << 2), v);
+  for (; i < count; i++) store<f32>(dst + (<usize>i << 2), value);
+}
+
+@inline
+function outputSize(size: i32, stride: i32): i32 {
+  return (size - 1) / stride + 1; // ⌊(size + 2 − 3) / stride⌋ + 1
+}
+
+/**
+ * dwconv-3x3p1-wasmsimd at stride 1 or 2: one 3×3 filter per channel, weights [C][9], bias [C],
+ * input planes contiguous from `input`, output planes contiguous from `output`.
+ */
+export function dwconv3x3(
+  channels: i32,
+  h: i32,
+  w: i32,
+  stride: i32,
+  input: usize,
+  weights: usize,
+  bias: usize,
+  output: usize,
+  relu: i32,
+  scratch: usize,
+): void {
+  const oh = outputSize(h, stride);
+  const ow = outputSize(w, stride);
+  const rowBytes = <usize>paddedWidth(w) << 2;
+  const zero = f32x4.splat(0);
+  for (let c = 0; c < channels; c++) {
+    padPlane(input + (<usize>(c * h * w) << 2), h, w, scratch, 0);
+    const wc = weights + (<usize>(c * 9) << 2);
+    const w00 = v128.load32_splat(wc), w01 = v128.load32_splat(wc, 4), w02 = v128.load32_splat(wc, 8);
+    const w10 = v128.load32_splat(wc, 12), w11 = v128.load32_splat(wc, 16), w12 = v128.load32_splat(wc, 20);
+    const w20 = v128.load32_splat(wc, 24), w21 = v128.load32_splat(wc, 28), w22 = v128.load32_splat(wc, 32);
+    const b = v128.load32_splat(bias + (<usize>c << 2));
+    const out = output + (<usize>(c * oh * ow) << 2);
+    for (let oy = 0; oy < oh; oy++) {
+      const r0 = scratch + <usize>(oy * stride) * rowBytes;
+      const r1 = r0 + rowBytes;
+      const r2 = r1 + rowBytes;
+      const o = out + (<usize>(oy * ow) << 2);
+      for (let ox = 0; ox < ow; ox += 4) {
+        let acc = b;
+        if (stride == 1) {
+          const at = <usize>ox << 2;
+          acc = f32x4.add(acc, f32x4.mul(w00, v128.load(r0 + at)));
+          acc = f32x4.add(acc, f32x4.mul(w01, v128.load(r0 + at, 4)));
+          acc = f32x4.add(acc, f32x4.mul(w02, v128.load(r0 + at, 8)));
+          acc = f32x4.add(acc, f32x4.mul(w10, v128.load(r1 + at)));
+          acc = f32x4.add(acc, f32x4.mul(w11, v128.load(r1 + at, 4)));
+          acc = f32x4.add(acc, f32x4.mul(w12, v128.load(r1 + at, 8)));
+          acc = f32x4.add(acc, f32x4.mul(w20, v128.load(r2 + at)));
+          acc = f32x4.add(acc, f32x4.mul(w21, v128.load(r2 + at, 4)));
+          acc = f32x4.add(acc, f32x4.mul(w22, v128.load(r2 + at, 8)));
+        } else {
+          const at = <usize>ox << 3;
+          acc = f32x4.add(acc, taps3(r0 + at, w00, w01, w02));
+          acc = f32x4.add(acc, taps3(r1 + at, w10, w11, w12));
+          acc = f32x4.add(acc, taps3(r2 + at, w20, w21, w22));
+        }
+        if (relu != 0) acc = f32x4.pmax(acc, zero);
+        storeLanes(o + (<usize>ox << 2), acc, ow - ox);
+      }
+    }
+  }
+}
+
+/** Σ_kx w_kx · row[2·i + kx] for i = 0..3: even columns, odd columns, even columns shifted by one. */
+@inline
+function taps3(row: usize, wa: v128, wb: v128, wc: v128): v128 {
+  const v0 = v128.load(row);
+  const v1 = v128.load(row, 16);
+  const v2 = v128.load(row, 32);
+  const even = v128.shuffle<f32>(v0, v1, 0, 2, 4, 6);
+  const odd = v128.shuffle<f32>(v0, v1, 1, 3, 5, 7);
+  const next = v128.shuffle<f32>(even, v2, 1, 2, 3, 4);
+  return f32x4.add(f32x4.add(f32x4.mul(wa, even), f32x4.mul(wb, odd)), f32x4.mul(wc, next));
+}
+
+/** Max of row[2·i + kx], kx = 0..2, for i = 0..3. */
+@inline
+function max3(row: usize): v128 {
+  const v0 = v128.load(row);
+  const v1 = v128.load(row, 16);
+  const v2 = v128.load(row, 32);
+  const even = v128.shuffle<f32>(v0, v1, 0, 2, 4, 6);
+  const odd = v128.shuffle<f32>(v0, v1, 1, 3, 5, 7);
+  const next = v128.shuffle<f32>(even, v2, 1, 2, 3, 4);
+  return f32x4.max(f32x4.max(even, odd), next);
+}
+
+/** Sum of row[2·i + kx], kx = 0..2, for i = 0..3. */
+@inline
+function sum3(row: usize): v128 {
+  const v0 = v128.load(row);
+  const v1 = v128.load(row, 16);
+  const v2 = v128.load(row, 32);
+  const even = v128.shuffle<f32>(v0, v1, 0, 2, 4, 6);
+  const odd = v128.shuffle<f32>(v0, v1, 1, 3, 5, 7);
+  const next = v128.shuffle<f32>(even, v2, 1, 2, 3, 4);
+  return f32x4.add(f32x4.add(even, odd), next);
+}
+
+/**
+ * maxpool-3x3s2p1-wasmsimd (padding never wins; NaN propagates) or, with `average` set,
+ * avgpool-3x3s2p1-wasmsimd with count_include_pad: with padding 1 and floor rounding every
+ * window lies inside the padded input, so the divisor is always 9. ReLU optional.
+ */
+export function pool3x3s2(
+  channels: i32,
+  h: i32,
+  w: i32,
+  average: i32,
+  input: usize,
+  output: usize,
+  relu: i32,
+  scratch: usize,
+): void {
+  const oh = outputSize(h, 2);
+  const ow = outputSize(w, 2);
+  const rowBytes = <usize>paddedWidth(w) << 2;
+  const zero = f32x4.splat(0);
+  const ninth = f32x4.splat(<f32>1 / <f32>9);
+  for (let c = 0; c < channels; c++) {
+    padPlane(input + (<usize>(c * h * w) << 2), h, w, scratch, average != 0 ? 0 : -Infinity);
+    const out = output + (<usize>(c * oh * ow) << 2);
+    for (let oy = 0; oy < oh; oy++) {
+      const r0 = scratch + <usize>(oy * 2) * rowBytes;
+      const o = out + (<usize>(oy * ow) << 2);
+      for (let ox = 0; ox < ow; ox += 4) {
+        const at = r0 + (<usize>ox << 3);
+        let v: v128;
+        if (average != 0) {
+          v = f32x4.mul(f32x4.add(f32x4.add(sum3(at), sum3(at + rowBytes)), sum3(at + 2 * rowBytes)), ninth);
+        } else {
+          v = f32x4.max(f32x4.max(max3(at), max3(at + rowBytes)), max3(at + 2 * rowBytes));
+        }
+        if (relu != 0) v = f32x4.pmax(v, zero);
+        storeLanes(o + (<usize>ox << 2), v, ow - ox);
+      }
+    }
+  }
+}
+
+/**
+ * im2col of a 3×3 convolution at stride 2, padding 1: col[(c·9 + ky·3 + kx), oy·OW + ox] =
+ * padded[c, 2·oy + ky, 2·ox + kx]. With gemm4x8 on top this is the stem conv (3 input channels).
+ * `col` needs C·9·OH·OW + 4 floats.
+ */
+export function im2col3x3s2(channels: i32, h: i32, w: i32, input: usize, col: usize, scratch: usize): void {
+  const oh = outputSize(h, 2);
+  const ow = outputSize(w, 2);
+  const rowBytes = <usize>paddedWidth(w) << 2;
+  let dst = col;
+  for (let c = 0; c < channels; c++) {
+    padPlane(input + (<usize>(c * h * w) << 2), h, w, scratch, 0);
+    for (let ky = 0; ky < 3; ky++) {
+      for (let kx = 0; kx < 3; kx++) {
+        for (let oy = 0; oy < oh; oy++) {
+          const row = scratch + <usize>(oy * 2 + ky) * rowBytes + (<usize>kx << 2);
+          // Full-vector stores in increasing address order: a row's overhang is overwritten by
+          // the next row, and the last one lands in the 4 floats of slack.
+          for (let ox = 0; ox < ow; ox += 4) {
+            const at = row + (<usize>ox << 3);
+            v128.store(dst + (<usize>ox << 2), v128.shuffle<f32>(v128.load(at), v128.load(at, 16), 0, 2, 4, 6));
+          }
+          dst += <usize>ow << 2;
+        }
+      }
+    }
+  }
+}
+
+/** Global average pooling: out[c] = mean of plane c (planes of `spatial` floats). */
+export function globalAvgPool(channels: i32, spatial: i32, input: usize, output: usize): void {
+  const scale = <f32>1 / <f32>spatial;
+  for (let c = 0; c < channels; c++) {
+    const plane = input + (<usize>(c * spatial) << 2);
+    let acc0 = f32x4.splat(0);
+    let acc1 = f32x4.splat(0);
+    let i = 0;
+    for (; i + 8 <= spatial; i += 8) {
+      acc0 = f32x4.add(acc0, v128.load(plane + (<usize>i << 2)));
+      acc1 = f32x4.add(acc1, v128.load(plane + (<usize>i << 2), 16));
+    }
+    const acc = f32x4.add(acc0, acc1);
+    let sum =
+      f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1) + f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3);
+    for (; i < spatial; i++) sum += load<f32>(plane + (<usize>i << 2));
+    store<f32>(output + (<usize>c << 2), sum * scale);
+  }
+}

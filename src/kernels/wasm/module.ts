@@ -1,0 +1,141 @@
+/**
+ * Loads the WASM SIMD kernels (compiled from ./assembly by `npm run build:wasm` and embedded as
+ * base64, so no file access is needed in Node or browsers) and manages their linear memory.
+ */
+import { ShuffleNetError } from '../../errors.js';
+import { kernelsWasmBase64 } from './kernels.generated.js';
+
+/** The raw exports: every pointer is a byte address in `memory`. See ./assembly for each kernel. */
+export interface KernelExports {
+  readonly memory: WebAssembly.Memory;
+  heapBase(): number;
+  gemm4x8(
+    k: number,
+    m: number,
+    pixels: number,
+    weights: number,
+    bias: number,
+    input: number,
+    inStride: number,
+    outTable: number,
+    resTable: number,
+    offset: number,
+    relu: number,
+  ): void;
+  dense8(inFeatures: number, outFeatures: number, x: number, weights: number, bias: number, out: number): void;
+  dwconv3x3(
+    channels: number,
+    h: number,
+    w: number,
+    stride: number,
+    input: number,
+    weights: number,
+    bias: number,
+    output: number,
+    relu: number,
+    scratch: number,
+  ): void;
+  pool3x3s2(
+    channels: number,
+    h: number,
+    w: number,
+    average: number,
+    input: number,
+    output: number,
+    relu: number,
+    scratch: number,
+  ): void;
+  im2col3x3s2(channels: number, h: number, w: number, input: number, col: number, scratch: number): void;
+  globalAvgPool(channels: number, spatial: number, input: number, output: number): void;
+  paddedPlaneFloats(h: number, w: number): number;
+}
+
+export class WasmUnavailableError extends ShuffleNetError {}
+
+let compiled: Promise<WebAssembly.Module> | undefined;
+
+function decodeBase64(text: string): Uint8Array<ArrayBuffer> {
+  const binary = atob(text);
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes;
+}
+
+/** Compiles the kernels module once per process (or page); instances share it. */
+export function compileKernels(): Promise<WebAssembly.Module> {
+  compiled ??= WebAssembly.compile(decodeBase64(kernelsWasmBase64)).catch((error: unknown) => {
+    compiled = undefined;
+    throw new WasmUnavailableError(
+      `wasm kernels: this runtime cannot compile WebAssembly SIMD (${error instanceof Error ? error.message : String(error)})`,
+    );
+  });
+  return compiled;
+}
+
+const PAGE = 65536;
+/** Bytes left free after every allocation: the kernels' vector tails may read (never write) there. */
+const SLACK = 64;
+
+/**
+ * One instance of the kernels with its own memory and a bump allocator over it. Allocations are
+ * 16-byte aligned; `mark`/`release` free everything allocated after a mark.
+ */
+export class WasmKernels {
+  private top: number;
+
+  private constructor(readonly exports: KernelExports) {
+    this.top = align(exports.heapBase() + SLACK);
+  }
+
+  static async create(): Promise<WasmKernels> {
+    const instance = await WebAssembly.instantiate(await compileKernels(), {});
+    return new WasmKernels(instance.exports as unknown as KernelExports);
+  }
+
+  get memory(): WebAssembly.Memory {
+    return this.exports.memory;
+  }
+
+  /** Reserves `bytes` (plus slack) and returns the byte address. */
+  allocBytes(bytes: number): number {
+    const address = this.top;
+    this.top = align(address + bytes + SLACK);
+    const needed = this.top - this.memory.buffer.byteLength;
+    if (needed > 0) this.memory.grow(Math.ceil(needed / PAGE));
+    return address;
+  }
+
+  allocFloats(count: number): number {
+    return this.allocBytes(count * 4);
+  }
+
+  /** Copies `data` into freshly allocated memory and returns its address. */
+  upload(data: Float32Array | Uint32Array): number {
+    const address = this.allocBytes(data.byteLength);
+    new Uint8Array(this.memory.buffer, address, data.byteLength).set(
+      new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+    );
+    return address;
+  }
+
+  mark(): number {
+    return this.top;
+  }
+
+  release(mark: number): void {
+    this.top = mark;
+  }
+
+  /** A view of `count` floats at `address`; invalid after the memory grows, so take it late. */
+  f32(address: number, count: number): Float32Array {
+    return new Float32Array(this.memory.buffer, address, count);
+  }
+
+  u32(address: number, count: number): Uint32Array {
+    return new Uint32Array(this.memory.buffer, address, count);
+  }
+}
+
+function align(address: number): number {
+  return (address + 15) & ~15;
+}

@@ -20,7 +20,17 @@ const nodeBuiltins = [
 ];
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'coverage/', 'web/dist/', '**/*.wasm', 'src/kernels/wasm/assembly/'] },
+  {
+    ignores: [
+      'dist/',
+      'node_modules/',
+      'coverage/',
+      'web/dist/',
+      '**/*.wasm',
+      'src/kernels/wasm/assembly/',
+      'bench/layout/',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -97,6 +97,23 @@ export class InferencePlan {
     }
     return output;
   }
+
+  /**
+   * Median milliseconds of each step over `repeats` runs of one sample (after one warm-up run),
+   * beside the step's description: where the time goes.
+   */
+  profile(input: Tensor, repeats = 30): { step: string; ms: number }[] {
+    this.run(input);
+    const times = this.executors.map(() => [] as number[]);
+    for (let r = 0; r < repeats; r++) {
+      this.executors.forEach((execute, i) => {
+        const start = performance.now();
+        execute();
+        times[i]!.push(performance.now() - start);
+      });
+    }
+    return times.map((t, i) => ({ step: this.summary.steps[i]!, ms: t.sort((a, b) => a - b)[t.length >> 1]! }));
+  }
 }
 
 /** Compiles a graph into an inference plan on the WASM SIMD kernels. */

@@ -5,6 +5,7 @@
 //
 //   node scripts/build-wasm.mjs          regenerate src/kernels/wasm/kernels.generated.ts
 //   node scripts/build-wasm.mjs --wat F  also write the text format to F, for reading/debugging
+//   node scripts/build-wasm.mjs --check  only check that the committed file is what the sources give
 /* global process, Buffer, console */
 import asc from 'assemblyscript/asc';
 import { createHash } from 'node:crypto';
@@ -46,6 +47,14 @@ try {
   previous = readFileSync(target, 'utf8');
 } catch {
   // first build
+}
+if (process.argv.includes('--check')) {
+  if (previous !== source) {
+    console.error(`build-wasm: ${target} is not what ${entry} compiles to; run npm run build:wasm and commit it`);
+    process.exit(1);
+  }
+  console.log(`build-wasm: ${target} is up to date (${wasm.length} bytes of WASM, sha256 ${sha256})`);
+  process.exit(0);
 }
 if (previous !== source) writeFileSync(target, source);
 console.log(`build-wasm: ${target}: ${wasm.length} bytes of WASM${previous === source ? ' (unchanged)' : ''}`);

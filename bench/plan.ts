@@ -3,6 +3,7 @@
  * after warm-up, beside the reference executor, and where the time goes by step kind.
  *
  *   npm run bench:plan [-- --arch shufflenet_v1_g3_1.0x --runs 50]
+ *   npm run bench:plan:relaxed   (the same with Node's --experimental-wasm-relaxed-simd: FMA kernels)
  */
 import { complexity } from '../src/analysis/complexity.js';
 import { runGraph } from '../src/graph/execute.js';
@@ -33,7 +34,7 @@ for (let i = 0; i < 10; i++) plan.run(input); // warm-up
 const { wall: planMs, cpu: planCpuMs } = medianWallAndCpuMs(() => plan.run(input), runs);
 const referenceMs = medianMs(() => runGraph(graph, input), 2);
 
-console.log(`${arch} at ${size}×${size}, batch 1, 1 thread: ${(macs / 1e6).toFixed(1)} MMAC`);
+console.log(`${arch} at ${size}×${size}, batch 1, 1 thread, ${plan.summary.variant}: ${(macs / 1e6).toFixed(1)} MMAC`);
 console.log(
   `  plan (wasm simd)  ${planMs.toFixed(2)} ms median of ${runs}  (${(macs / planMs / 1e6).toFixed(2)} GMAC/s); ` +
     `CPU time ${planCpuMs.toFixed(2)} ms`,

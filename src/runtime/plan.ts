@@ -18,7 +18,7 @@
 import { ShapeError } from '../errors.js';
 import type { Graph, GraphNode } from '../graph/graph.js';
 import { withInputShape } from '../graph/reshape.js';
-import { WasmKernels } from '../kernels/wasm/module.js';
+import { WasmKernels, type KernelVariant } from '../kernels/wasm/module.js';
 import { packDenseWeights, packGemmWeights, padBias } from '../kernels/wasm/pack.js';
 import type { Conv2dAttrs } from '../ops/conv2d.js';
 import { getOp } from '../ops/index.js';
@@ -49,6 +49,8 @@ interface Placement {
 }
 
 export interface PlanSummary {
+  /** Which build of the kernels runs: plain WASM SIMD128, or relaxed SIMD (fused multiply-add). */
+  variant: KernelVariant;
   /** One line per step: kind, module path and what was fused. */
   steps: string[];
   /** Bytes of the activation arena (after buffer sharing) and of packed weights. */
@@ -183,6 +185,7 @@ function build<P>(
 
   const executors = steps.map((step, i) => executor(graph, step, prepared[i]!, wasm, address, scratch, col));
   const summary: PlanSummary = {
+    variant: wasm.variant,
     steps: steps.map(describe),
     arenaBytes: total,
     weightBytes,

@@ -3,7 +3,7 @@
  * base64, so no file access is needed in Node or browsers) and manages their linear memory.
  */
 import { ShuffleNetError } from '../../errors.js';
-import { kernelsWasmBase64 } from './kernels.generated.js';
+import { kernelsRelaxedWasmBase64, kernelsWasmBase64 } from './kernels.generated.js';
 
 /** The raw exports: every pointer is a byte address in `memory`. See ./assembly for each kernel. */
 export interface KernelExports {
@@ -52,7 +52,18 @@ export interface KernelExports {
 
 export class WasmUnavailableError extends ShuffleNetError {}
 
-let compiled: Promise<WebAssembly.Module> | undefined;
+/** Which build of the kernels an instance runs. */
+export type KernelVariant = 'simd' | 'relaxed-simd';
+
+export interface KernelOptions {
+  /**
+   * Use the relaxed-SIMD build (fused multiply-add) where the engine supports it: recent Chrome,
+   * Firefox and Safari; Node 20 only with --experimental-wasm-relaxed-simd. Default true.
+   */
+  relaxedSimd?: boolean;
+}
+
+const compiled = new Map<KernelVariant, Promise<WebAssembly.Module>>();
 
 function decodeBase64(text: string): Uint8Array<ArrayBuffer> {
   const binary = atob(text);
@@ -61,15 +72,26 @@ function decodeBase64(text: string): Uint8Array<ArrayBuffer> {
   return bytes;
 }
 
-/** Compiles the kernels module once per process (or page); instances share it. */
-export function compileKernels(): Promise<WebAssembly.Module> {
-  compiled ??= WebAssembly.compile(decodeBase64(kernelsWasmBase64)).catch((error: unknown) => {
-    compiled = undefined;
-    throw new WasmUnavailableError(
-      `wasm kernels: this runtime cannot compile WebAssembly SIMD (${error instanceof Error ? error.message : String(error)})`,
-    );
-  });
-  return compiled;
+/** The variant this engine runs: relaxed SIMD if it validates the relaxed build. */
+export function kernelVariant(options: KernelOptions = {}): KernelVariant {
+  if (options.relaxedSimd === false) return 'simd';
+  return WebAssembly.validate(decodeBase64(kernelsRelaxedWasmBase64)) ? 'relaxed-simd' : 'simd';
+}
+
+/** Compiles a build of the kernels once per process (or page); instances share it. */
+export function compileKernels(variant: KernelVariant): Promise<WebAssembly.Module> {
+  let module = compiled.get(variant);
+  if (module === undefined) {
+    const bytes = decodeBase64(variant === 'relaxed-simd' ? kernelsRelaxedWasmBase64 : kernelsWasmBase64);
+    module = WebAssembly.compile(bytes).catch((error: unknown) => {
+      compiled.delete(variant);
+      throw new WasmUnavailableError(
+        `wasm kernels: this runtime cannot compile WebAssembly SIMD (${error instanceof Error ? error.message : String(error)})`,
+      );
+    });
+    compiled.set(variant, module);
+  }
+  return module;
 }
 
 const PAGE = 65536;
@@ -83,13 +105,17 @@ const SLACK = 64;
 export class WasmKernels {
   private top: number;
 
-  private constructor(readonly exports: KernelExports) {
+  private constructor(
+    readonly exports: KernelExports,
+    readonly variant: KernelVariant,
+  ) {
     this.top = align(exports.heapBase() + SLACK);
   }
 
-  static async create(): Promise<WasmKernels> {
-    const instance = await WebAssembly.instantiate(await compileKernels(), {});
-    return new WasmKernels(instance.exports as unknown as KernelExports);
+  static async create(options: KernelOptions = {}): Promise<WasmKernels> {
+    const variant = kernelVariant(options);
+    const instance = await WebAssembly.instantiate(await compileKernels(variant), {});
+    return new WasmKernels(instance.exports as unknown as KernelExports, variant);
   }
 
   get memory(): WebAssembly.Memory {

@@ -14,6 +14,8 @@
 // NOTE: tails (pixels not a multiple of 4) read up to 12 bytes past the last input row and
 // compute garbage in unused lanes, which are never stored. Callers leave 16 bytes of slack.
 
+import { madd } from './simd';
+
 @inline
 function finish(v: v128, residual: usize, relu: i32): v128 {
   if (residual != 0) v = f32x4.add(v, v128.load(residual));
@@ -117,14 +119,14 @@ export function gemm4x8(
         const s1 = v128.load32_splat(a, 4);
         const s2 = v128.load32_splat(a, 8);
         const s3 = v128.load32_splat(a, 12);
-        c00 = f32x4.add(c00, f32x4.mul(s0, x0));
-        c01 = f32x4.add(c01, f32x4.mul(s0, x1));
-        c10 = f32x4.add(c10, f32x4.mul(s1, x0));
-        c11 = f32x4.add(c11, f32x4.mul(s1, x1));
-        c20 = f32x4.add(c20, f32x4.mul(s2, x0));
-        c21 = f32x4.add(c21, f32x4.mul(s2, x1));
-        c30 = f32x4.add(c30, f32x4.mul(s3, x0));
-        c31 = f32x4.add(c31, f32x4.mul(s3, x1));
+        c00 = madd(s0, x0, c00);
+        c01 = madd(s0, x1, c01);
+        c10 = madd(s1, x0, c10);
+        c11 = madd(s1, x1, c11);
+        c20 = madd(s2, x0, c20);
+        c21 = madd(s2, x1, c21);
+        c30 = madd(s3, x0, c30);
+        c31 = madd(s3, x1, c31);
         a += 16;
         x += inStride;
       }
@@ -141,10 +143,10 @@ export function gemm4x8(
       let x = input + (<usize>p << 2);
       for (let kk = 0; kk < k; kk++) {
         const x0 = v128.load(x);
-        c0 = f32x4.add(c0, f32x4.mul(v128.load32_splat(a), x0));
-        c1 = f32x4.add(c1, f32x4.mul(v128.load32_splat(a, 4), x0));
-        c2 = f32x4.add(c2, f32x4.mul(v128.load32_splat(a, 8), x0));
-        c3 = f32x4.add(c3, f32x4.mul(v128.load32_splat(a, 12), x0));
+        c0 = madd(v128.load32_splat(a), x0, c0);
+        c1 = madd(v128.load32_splat(a, 4), x0, c1);
+        c2 = madd(v128.load32_splat(a, 8), x0, c2);
+        c3 = madd(v128.load32_splat(a, 12), x0, c3);
         a += 16;
         x += inStride;
       }
@@ -173,16 +175,16 @@ export function dense8(inFeatures: i32, outFeatures: i32, x: usize, weights: usi
     for (; i + 2 <= inFeatures; i += 2) {
       const s0 = v128.load32_splat(x + (<usize>i << 2));
       const s1 = v128.load32_splat(x + (<usize>i << 2), 4);
-      c0 = f32x4.add(c0, f32x4.mul(s0, v128.load(w)));
-      c1 = f32x4.add(c1, f32x4.mul(s0, v128.load(w, 16)));
-      d0 = f32x4.add(d0, f32x4.mul(s1, v128.load(w, 32)));
-      d1 = f32x4.add(d1, f32x4.mul(s1, v128.load(w, 48)));
+      c0 = madd(s0, v128.load(w), c0);
+      c1 = madd(s0, v128.load(w, 16), c1);
+      d0 = madd(s1, v128.load(w, 32), d0);
+      d1 = madd(s1, v128.load(w, 48), d1);
       w += 64;
     }
     if (i < inFeatures) {
       const s0 = v128.load32_splat(x + (<usize>i << 2));
-      c0 = f32x4.add(c0, f32x4.mul(s0, v128.load(w)));
-      c1 = f32x4.add(c1, f32x4.mul(s0, v128.load(w, 16)));
+      c0 = madd(s0, v128.load(w), c0);
+      c1 = madd(s0, v128.load(w, 16), c1);
     }
     v128.store(out + (<usize>ob << 2), f32x4.add(c0, d0));
     v128.store(out + (<usize>ob << 2), f32x4.add(c1, d1), 16);

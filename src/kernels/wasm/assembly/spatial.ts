@@ -10,6 +10,7 @@
 // in lanes that are never stored; `scratch` needs paddedPlaneFloats(h, w) floats.
 
 import { storeLanes } from './gemm';
+import { madd } from './simd';
 
 @inline
 function paddedWidth(w: i32): i32 {
@@ -84,15 +85,15 @@ export function dwconv3x3(
         let acc = b;
         if (stride == 1) {
           const at = <usize>ox << 2;
-          acc = f32x4.add(acc, f32x4.mul(w00, v128.load(r0 + at)));
-          acc = f32x4.add(acc, f32x4.mul(w01, v128.load(r0 + at, 4)));
-          acc = f32x4.add(acc, f32x4.mul(w02, v128.load(r0 + at, 8)));
-          acc = f32x4.add(acc, f32x4.mul(w10, v128.load(r1 + at)));
-          acc = f32x4.add(acc, f32x4.mul(w11, v128.load(r1 + at, 4)));
-          acc = f32x4.add(acc, f32x4.mul(w12, v128.load(r1 + at, 8)));
-          acc = f32x4.add(acc, f32x4.mul(w20, v128.load(r2 + at)));
-          acc = f32x4.add(acc, f32x4.mul(w21, v128.load(r2 + at, 4)));
-          acc = f32x4.add(acc, f32x4.mul(w22, v128.load(r2 + at, 8)));
+          acc = madd(w00, v128.load(r0 + at), acc);
+          acc = madd(w01, v128.load(r0 + at, 4), acc);
+          acc = madd(w02, v128.load(r0 + at, 8), acc);
+          acc = madd(w10, v128.load(r1 + at), acc);
+          acc = madd(w11, v128.load(r1 + at, 4), acc);
+          acc = madd(w12, v128.load(r1 + at, 8), acc);
+          acc = madd(w20, v128.load(r2 + at), acc);
+          acc = madd(w21, v128.load(r2 + at, 4), acc);
+          acc = madd(w22, v128.load(r2 + at, 8), acc);
         } else {
           const at = <usize>ox << 3;
           acc = f32x4.add(acc, taps3(r0 + at, w00, w01, w02));
@@ -115,7 +116,7 @@ function taps3(row: usize, wa: v128, wb: v128, wc: v128): v128 {
   const even = v128.shuffle<f32>(v0, v1, 0, 2, 4, 6);
   const odd = v128.shuffle<f32>(v0, v1, 1, 3, 5, 7);
   const next = v128.shuffle<f32>(even, v2, 1, 2, 3, 4);
-  return f32x4.add(f32x4.add(f32x4.mul(wa, even), f32x4.mul(wb, odd)), f32x4.mul(wc, next));
+  return madd(wc, next, madd(wb, odd, f32x4.mul(wa, even)));
 }
 
 /** Max of row[2·i + kx], kx = 0..2, for i = 0..3. */

@@ -222,6 +222,7 @@ const cases: Case[] = [
   fc(),
 ];
 
+console.log(`kernels build: ${kernels.variant} (Node runs relaxed SIMD only with --experimental-wasm-relaxed-simd)`);
 const rows: string[][] = [['layer', 'kernel', 'MMAC', 'wasm ms', 'wasm GMAC/s', 'ref ms', 'ref GMAC/s', 'speed-up']];
 for (const c of cases) {
   // Enough repeats for ~0.2 s of the fast kernel, at least 15; the reference gets 3 (or 1 if slow).

@@ -122,8 +122,9 @@ function stem(): Case {
   const weight = randomArray(oc * c * 9);
   const bias = randomArray(oc);
   const inAddress = kernels.upload(input);
-  const col = kernels.allocFloats(c * 9 * out * out + 4);
-  const scratch = kernels.allocFloats(x.paddedPlaneFloats(size, size));
+  const band = 4; // output rows per im2col band, as the plan does
+  const col = kernels.allocFloats(c * 9 * band * out + 4);
+  const padded = kernels.allocFloats(c * x.paddedPlaneFloats(size, size));
   const weights = kernels.upload(packGemmWeights(weight, oc, c * 9));
   const packedBias = kernels.upload(padBias(bias, oc, 4));
   const output = kernels.allocFloats(oc * out * out);
@@ -138,8 +139,12 @@ function stem(): Case {
     kernel: 'im2col-3x3s2p1 + gemm-4x8',
     macs: oc * c * 9 * out * out,
     fast: () => {
-      x.im2col3x3s2(c, size, size, inAddress, col, scratch);
-      x.gemm4x8(c * 9, oc, out * out, weights, packedBias, col, out * out * 4, table, 0, 0, 1);
+      x.padPlanes(c, size, size, inAddress, padded);
+      for (let oy = 0; oy < out; oy += band) {
+        const rows = Math.min(band, out - oy);
+        x.im2col3x3s2(c, size, size, padded, oy, oy + rows, col);
+        x.gemm4x8(c * 9, oc, rows * out, weights, packedBias, col, rows * out * 4, table, 0, oy * out * 4, 1);
+      }
     },
     reference: () => conv2dReference(input, weight, bias, expected, g),
   };

@@ -313,7 +313,7 @@ for (const variant of variants) {
       });
     });
 
-    describe('conv3x3s2p1 stem (im2col + gemm-4x8)', () => {
+    describe('conv3x3s2p1 stem (im2col by bands of rows + gemm-4x8)', () => {
       it('matches conv2dReference for 1..3 input channels and odd sizes', () => {
         const failures: string[] = [];
         for (const inChannels of [1, 3]) {
@@ -349,30 +349,33 @@ for (const variant of variants) {
               );
               applyRelu(expected);
               const k = inChannels * 9;
-              const col = kernels.allocFloats(k * pixels + 4);
-              kernels.exports.im2col3x3s2(
-                inChannels,
-                h,
-                w,
-                kernels.upload(input),
-                col,
-                kernels.allocFloats(kernels.exports.paddedPlaneFloats(h, w)),
-              );
+              const padded = kernels.allocFloats(inChannels * kernels.exports.paddedPlaneFloats(h, w));
+              kernels.exports.padPlanes(inChannels, h, w, kernels.upload(input), padded);
               const out = nanOutput(expected.length);
-              const table = Uint32Array.from({ length: outChannels }, (_, c) => out + c * pixels * 4);
-              kernels.exports.gemm4x8(
-                k,
-                outChannels,
-                pixels,
-                kernels.upload(packGemmWeights(weight, outChannels, k)),
-                kernels.upload(padBias(bias, outChannels, 4)),
-                col,
-                pixels * 4,
-                kernels.upload(table),
-                0,
-                0,
-                1,
-              );
+              const table = kernels.upload(Uint32Array.from({ length: outChannels }, (_, c) => out + c * pixels * 4));
+              const weights = kernels.upload(packGemmWeights(weight, outChannels, k));
+              const packedBias = kernels.upload(padBias(bias, outChannels, 4));
+              // Bands of `band` output rows (the last one shorter), each an im2col and a GEMM.
+              const band = 1 + (h % 3);
+              const col = kernels.allocFloats(k * band * ow + 4);
+              for (let oy0 = 0; oy0 < oh; oy0 += band) {
+                const oy1 = Math.min(oy0 + band, oh);
+                const bandPixels = (oy1 - oy0) * ow;
+                kernels.exports.im2col3x3s2(inChannels, h, w, padded, oy0, oy1, col);
+                kernels.exports.gemm4x8(
+                  k,
+                  outChannels,
+                  bandPixels,
+                  weights,
+                  packedBias,
+                  col,
+                  bandPixels * 4,
+                  table,
+                  0,
+                  oy0 * ow * 4,
+                  1,
+                );
+              }
               const problem = mismatch(kernels.f32(out, expected.length).slice(), expected);
               if (problem !== null) failures.push(`${inChannels}→${outChannels} ${h}×${w}: ${problem}`);
               kernels.release(mark);

@@ -152,8 +152,12 @@ function build<P>(
   for (const step of steps) {
     if (step.kind === 'dwconv' || step.kind === 'maxpool' || step.kind === 'avgpool' || step.kind === 'conv3x3s2') {
       const [, c, h, w] = shapeOf(step.inputs[0]!) as [number, number, number, number];
-      scratchFloats = Math.max(scratchFloats, wasm.exports.paddedPlaneFloats(h, w));
-      if (step.kind === 'conv3x3s2') colFloats = Math.max(colFloats, c * 9 * shapeSize(shapeOf(step.output)) + 4);
+      const planes = step.kind === 'conv3x3s2' ? c : 1; // the stem pads all its input planes at once
+      scratchFloats = Math.max(scratchFloats, planes * wasm.exports.paddedPlaneFloats(h, w));
+      if (step.kind === 'conv3x3s2') {
+        const ow = shapeOf(step.output)[3]!;
+        colFloats = Math.max(colFloats, c * 9 * stemBandRows(c, ow) * ow + 4);
+      }
     }
   }
   const scratch = wasm.allocFloats(scratchFloats);
@@ -512,9 +516,27 @@ function executor(
       if (step.kind === 'conv3x3s2') {
         const only = prepared.groups[0]!;
         const table = tables[0]!;
+        const band = stemBandRows(c, ow);
         return () => {
-          k.im2col3x3s2(c, h, w, input, col, scratch);
-          k.gemm4x8(kPerGroup, cOut, pixels, only.weights, only.bias, col, pixels * 4, table.out, 0, 0, relu);
+          k.padPlanes(c, h, w, input, scratch);
+          for (let oy = 0; oy < oh; oy += band) {
+            const rows = Math.min(band, oh - oy);
+            k.im2col3x3s2(c, h, w, scratch, oy, oy + rows, col);
+            const bandPixels = rows * ow;
+            k.gemm4x8(
+              kPerGroup,
+              cOut,
+              bandPixels,
+              only.weights,
+              only.bias,
+              col,
+              bandPixels * 4,
+              table.out,
+              0,
+              oy * ow * 4,
+              relu,
+            );
+          }
         };
       }
       return () => {
@@ -559,6 +581,14 @@ function executor(
     case 'reference':
       return referenceExecutor(graph, step, wasm, address);
   }
+}
+
+/**
+ * Output rows per im2col band of the stem: the band's patch matrix (C·9 rows of band·OW floats)
+ * stays within ~48 KB, so the GEMM's passes over it hit the cache.
+ */
+function stemBandRows(channels: number, outWidth: number): number {
+  return Math.max(1, Math.floor(12288 / (channels * 9 * outWidth)));
 }
 
 /** Runs the step's nodes on the reference ops, reading and writing the arena. */

@@ -45,7 +45,8 @@ export interface KernelExports {
     relu: number,
     scratch: number,
   ): void;
-  im2col3x3s2(channels: number, h: number, w: number, input: number, col: number, scratch: number): void;
+  padPlanes(channels: number, h: number, w: number, input: number, padded: number): void;
+  im2col3x3s2(channels: number, h: number, w: number, padded: number, oy0: number, oy1: number, col: number): void;
   globalAvgPool(channels: number, spatial: number, input: number, output: number): void;
   paddedPlaneFloats(h: number, w: number): number;
 }

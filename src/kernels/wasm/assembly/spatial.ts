@@ -189,21 +189,32 @@ export function pool3x3s2(
 }
 
 /**
- * im2col of a 3×3 convolution at stride 2, padding 1: col[(c·9 + ky·3 + kx), oy·OW + ox] =
- * padded[c, 2·oy + ky, 2·ox + kx]. With gemm4x8 on top this is the stem conv (3 input channels).
- * `col` needs C·9·OH·OW + 4 floats.
+ * Copies `channels` planes of h×w into `padded` with a border of 0, each plane taking
+ * paddedPlaneFloats(h, w) floats: the input of im2col3x3s2.
  */
-export function im2col3x3s2(channels: i32, h: i32, w: i32, input: usize, col: usize, scratch: usize): void {
-  const oh = outputSize(h, 2);
+export function padPlanes(channels: i32, h: i32, w: i32, input: usize, padded: usize): void {
+  const planeBytes = <usize>paddedPlaneFloats(h, w) << 2;
+  for (let c = 0; c < channels; c++) padPlane(input + (<usize>(c * h * w) << 2), h, w, padded + <usize>c * planeBytes, 0);
+}
+
+/**
+ * im2col of a 3×3 convolution at stride 2, padding 1, for output rows oy0 ≤ oy < oy1:
+ * col[(c·9 + ky·3 + kx), (oy − oy0)·OW + ox] = padded[c, 2·oy + ky, 2·ox + kx], from planes padded
+ * by padPlanes. With gemm4x8 on top this is the stem conv; a band of a few rows keeps the patch
+ * matrix in cache while the GEMM passes over it once per block of 4 output channels.
+ * `col` needs C·9·(oy1 − oy0)·OW + 4 floats.
+ */
+export function im2col3x3s2(channels: i32, h: i32, w: i32, padded: usize, oy0: i32, oy1: i32, col: usize): void {
   const ow = outputSize(w, 2);
   const rowBytes = <usize>paddedWidth(w) << 2;
+  const planeBytes = <usize>paddedPlaneFloats(h, w) << 2;
   let dst = col;
   for (let c = 0; c < channels; c++) {
-    padPlane(input + (<usize>(c * h * w) << 2), h, w, scratch, 0);
+    const plane = padded + <usize>c * planeBytes;
     for (let ky = 0; ky < 3; ky++) {
       for (let kx = 0; kx < 3; kx++) {
-        for (let oy = 0; oy < oh; oy++) {
-          const row = scratch + <usize>(oy * 2 + ky) * rowBytes + (<usize>kx << 2);
+        for (let oy = oy0; oy < oy1; oy++) {
+          const row = plane + <usize>(oy * 2 + ky) * rowBytes + (<usize>kx << 2);
           // Full-vector stores in increasing address order: a row's overhang is overwritten by
           // the next row, and the last one lands in the 4 floats of slack.
           for (let ox = 0; ox < ow; ox += 4) {

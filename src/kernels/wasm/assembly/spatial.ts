@@ -80,47 +80,81 @@ export function dwconv3x3(
     const w20 = v128.load32_splat(wc, 24), w21 = v128.load32_splat(wc, 28), w22 = v128.load32_splat(wc, 32);
     const b = v128.load32_splat(bias + (<usize>c << 2));
     const out = output + (<usize>(c * oh * ow) << 2);
-    for (let oy = 0; oy < oh; oy++) {
-      const r0 = scratch + <usize>(oy * stride) * rowBytes;
-      const r1 = r0 + rowBytes;
-      const r2 = r1 + rowBytes;
-      const o = out + (<usize>(oy * ow) << 2);
-      for (let ox = 0; ox < ow; ox += 4) {
-        let acc = b;
-        if (stride == 1) {
+    if (stride == 1) {
+      // Two output rows at a time share two of their four input rows: 12 loads for 18 multiply-adds.
+      let oy = 0;
+      for (; oy + 2 <= oh; oy += 2) {
+        const r0 = scratch + <usize>oy * rowBytes;
+        const r1 = r0 + rowBytes;
+        const r2 = r1 + rowBytes;
+        const r3 = r2 + rowBytes;
+        const o0 = out + (<usize>(oy * ow) << 2);
+        const o1 = o0 + (<usize>ow << 2);
+        for (let ox = 0; ox < ow; ox += 4) {
           const at = <usize>ox << 2;
-          acc = madd(w00, v128.load(r0 + at), acc);
-          acc = madd(w01, v128.load(r0 + at, 4), acc);
-          acc = madd(w02, v128.load(r0 + at, 8), acc);
-          acc = madd(w10, v128.load(r1 + at), acc);
-          acc = madd(w11, v128.load(r1 + at, 4), acc);
-          acc = madd(w12, v128.load(r1 + at, 8), acc);
-          acc = madd(w20, v128.load(r2 + at), acc);
-          acc = madd(w21, v128.load(r2 + at, 4), acc);
-          acc = madd(w22, v128.load(r2 + at, 8), acc);
-        } else {
-          const at = <usize>ox << 3;
-          acc = f32x4.add(acc, taps3(r0 + at, w00, w01, w02));
-          acc = f32x4.add(acc, taps3(r1 + at, w10, w11, w12));
-          acc = f32x4.add(acc, taps3(r2 + at, w20, w21, w22));
+          let v0 = v128.load(r1 + at);
+          let v1 = v128.load(r1 + at, 4);
+          let v2 = v128.load(r1 + at, 8);
+          let acc0 = madd(w10, v0, madd(w11, v1, madd(w12, v2, b)));
+          let acc1 = madd(w00, v0, madd(w01, v1, madd(w02, v2, b)));
+          v0 = v128.load(r2 + at);
+          v1 = v128.load(r2 + at, 4);
+          v2 = v128.load(r2 + at, 8);
+          acc0 = madd(w20, v0, madd(w21, v1, madd(w22, v2, acc0)));
+          acc1 = madd(w10, v0, madd(w11, v1, madd(w12, v2, acc1)));
+          acc0 = madd(w00, v128.load(r0 + at), madd(w01, v128.load(r0 + at, 4), madd(w02, v128.load(r0 + at, 8), acc0)));
+          acc1 = madd(w20, v128.load(r3 + at), madd(w21, v128.load(r3 + at, 4), madd(w22, v128.load(r3 + at, 8), acc1)));
+          if (relu != 0) {
+            acc0 = f32x4.pmax(acc0, zero);
+            acc1 = f32x4.pmax(acc1, zero);
+          }
+          storeLanes(o0 + at, acc0, ow - ox);
+          storeLanes(o1 + at, acc1, ow - ox);
         }
-        if (relu != 0) acc = f32x4.pmax(acc, zero);
-        storeLanes(o + (<usize>ox << 2), acc, ow - ox);
+      }
+      if (oy < oh) {
+        const r0 = scratch + <usize>oy * rowBytes;
+        const r1 = r0 + rowBytes;
+        const r2 = r1 + rowBytes;
+        const o = out + (<usize>(oy * ow) << 2);
+        for (let ox = 0; ox < ow; ox += 4) {
+          const at = <usize>ox << 2;
+          let acc = madd(w00, v128.load(r0 + at), madd(w01, v128.load(r0 + at, 4), madd(w02, v128.load(r0 + at, 8), b)));
+          acc = madd(w10, v128.load(r1 + at), madd(w11, v128.load(r1 + at, 4), madd(w12, v128.load(r1 + at, 8), acc)));
+          acc = madd(w20, v128.load(r2 + at), madd(w21, v128.load(r2 + at, 4), madd(w22, v128.load(r2 + at, 8), acc)));
+          if (relu != 0) acc = f32x4.pmax(acc, zero);
+          storeLanes(o + at, acc, ow - ox);
+        }
+      }
+    } else {
+      for (let oy = 0; oy < oh; oy++) {
+        const r0 = scratch + <usize>(oy * 2) * rowBytes;
+        const r1 = r0 + rowBytes;
+        const r2 = r1 + rowBytes;
+        const o = out + (<usize>(oy * ow) << 2);
+        for (let ox = 0; ox < ow; ox += 4) {
+          const at = <usize>ox << 3;
+          let acc = taps3(r0 + at, w00, w01, w02, b);
+          acc = taps3(r1 + at, w10, w11, w12, acc);
+          acc = taps3(r2 + at, w20, w21, w22, acc);
+          if (relu != 0) acc = f32x4.pmax(acc, zero);
+          storeLanes(o + (<usize>ox << 2), acc, ow - ox);
+        }
       }
     }
   }
 }
 
-/** Σ_kx w_kx · row[2·i + kx] for i = 0..3: even columns, odd columns, even columns shifted by one. */
+/** acc + Σ_kx w_kx · row[2·i + kx] for i = 0..3: even columns, odd columns, even columns shifted by one. */
 @inline
-function taps3(row: usize, wa: v128, wb: v128, wc: v128): v128 {
+function taps3(row: usize, wa: v128, wb: v128, wc: v128, acc: v128): v128 {
   const v0 = v128.load(row);
   const v1 = v128.load(row, 16);
   const v2 = v128.load(row, 32);
   const even = v128.shuffle<f32>(v0, v1, 0, 2, 4, 6);
   const odd = v128.shuffle<f32>(v0, v1, 1, 3, 5, 7);
   const next = v128.shuffle<f32>(even, v2, 1, 2, 3, 4);
-  return madd(wc, next, madd(wb, odd, f32x4.mul(wa, even)));
+  return madd(wc, next, madd(wb, odd, madd(wa, even, acc)));
 }
 
 /** Max of row[2·i + kx], kx = 0..2, for i = 0..3. */

@@ -58,8 +58,9 @@ export type KernelVariant = 'simd' | 'relaxed-simd';
 
 export interface KernelOptions {
   /**
-   * Use the relaxed-SIMD build (fused multiply-add) where the engine supports it: recent Chrome,
-   * Firefox and Safari; Node 20 only with --experimental-wasm-relaxed-simd. Default true.
+   * Use the relaxed-SIMD build (fused multiply-add) where the engine validates it: Chrome since
+   * 114, other engines as they ship it; Node 20 only with --experimental-wasm-relaxed-simd.
+   * Default true.
    */
   relaxedSimd?: boolean;
 }

@@ -292,6 +292,31 @@ for (const variant of variants) {
         expect(failures).toEqual([]);
       });
 
+      it('max pooling propagates NaN exactly where the reference does, over odd sizes', () => {
+        const failures: string[] = [];
+        for (const [h, w] of planeSizes) {
+          const mark = kernels.mark();
+          const channels = 3;
+          const g = poolGeometry(channels, h, w);
+          const input = randomArray(channels * h * w);
+          for (let i = 0; i < input.length; i += 7) input[i] = NaN; // scattered NaNs
+          const expected = new Float32Array(channels * g.outHeight * g.outWidth);
+          maxPool2dReference(input, expected, g);
+          const out = nanOutput(expected.length);
+          const scratch = kernels.allocFloats(kernels.exports.paddedPlaneFloats(h, w));
+          kernels.exports.pool3x3s2(channels, h, w, 0, kernels.upload(input), out, 0, scratch);
+          const actual = kernels.f32(out, expected.length).slice();
+          const nanOf = (a: Float32Array): string => Array.from(a, (v) => (Number.isNaN(v) ? 'N' : '.')).join('');
+          if (nanOf(actual) !== nanOf(expected))
+            failures.push(`${h}×${w}: NaN at ${nanOf(actual)}, reference ${nanOf(expected)}`);
+          const finite = (a: Float32Array): Float32Array => a.map((v) => (Number.isNaN(v) ? 0 : v));
+          const problem = mismatch(finite(actual), finite(expected));
+          if (problem !== null) failures.push(`${h}×${w}: ${problem}`);
+          kernels.release(mark);
+        }
+        expect(failures).toEqual([]);
+      });
+
       it('max pooling propagates NaN and never picks the padding', () => {
         const mark = kernels.mark();
         const input = new Float32Array([-5, -6, -7, NaN]); // 2×2, all negative but one NaN

@@ -75,6 +75,16 @@ describe('inference plan (WASM SIMD, fused) equals runGraph', () => {
     await compare('mobilenet_v1_0.25', [1, 3, 96, 96]);
   }, 60_000);
 
+  it('runs from its arena: WASM memory does not grow over repeated runs', async () => {
+    const plan = await compilePlan(createModel('shufflenet_v1_g3_0.25x').trace([1, 3, 32, 32]));
+    const input = randomInput([1, 3, 32, 32], new Random(5));
+    const first = plan.run(input);
+    const bytes = plan.memoryBytes;
+    for (let i = 0; i < 300; i++) plan.run(input);
+    expect(plan.memoryBytes).toBe(bytes);
+    expect(Array.from(plan.run(input).data)).toEqual(Array.from(first.data)); // and stays deterministic
+  });
+
   it('refuses an input of the wrong shape', async () => {
     const plan = await compilePlan(createModel('shufflenet_v1_g3_0.25x').trace([1, 3, 32, 32]));
     expect(() => plan.run(new Tensor([1, 3, 32, 33]))).toThrow(/plan: input has shape \[1, 3, 32, 33\]/);

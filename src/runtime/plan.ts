@@ -76,6 +76,11 @@ export class InferencePlan {
     return build(single, wasm, (...args) => new InferencePlan(...args));
   }
 
+  /** Bytes of WASM memory the plan holds (weights, arena, scratch); runs never grow it. */
+  get memoryBytes(): number {
+    return this.kernels.memory.buffer.byteLength;
+  }
+
   /** Runs a batch [N, ...] through the plan; returns a new tensor [N, ...output]. */
   run(input: Tensor): Tensor {
     const sample = shapeSize(this.inputShape);

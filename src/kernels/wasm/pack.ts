@@ -5,21 +5,19 @@
 
 /**
  * Packs the weights of a 1×1 convolution group, w[m, k] (row-major, m output channels, k inputs),
- * for gemm4x8: blocks of 4 output channels as [k][4], zero-padded to ⌈m/4⌉·4 rows. `scale[m]`,
- * if given, multiplies row m (a folded batch norm).
+ * for gemm4x8: blocks of 4 output channels as [k][4], zero-padded to ⌈m/4⌉·4 rows. A batch norm
+ * is folded into `w` and the bias before packing (see src/runtime/plan.ts).
  */
 export function packGemmWeights(
   w: Float32Array, // [m, k]
   m: number,
   k: number,
-  scale: Float32Array | null = null,
 ): Float32Array {
   const blocks = Math.ceil(m / 4);
   const packed = new Float32Array(blocks * k * 4);
   for (let row = 0; row < m; row++) {
-    const s = scale === null ? 1 : scale[row]!;
     const base = Math.floor(row / 4) * k * 4 + (row % 4);
-    for (let kk = 0; kk < k; kk++) packed[base + kk * 4] = w[row * k + kk]! * s;
+    for (let kk = 0; kk < k; kk++) packed[base + kk * 4] = w[row * k + kk]!;
   }
   return packed;
 }

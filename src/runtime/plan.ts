@@ -84,12 +84,9 @@ export class InferencePlan {
   /** Runs a batch [N, ...] through the plan; returns a new tensor [N, ...output]. */
   run(input: Tensor): Tensor {
     const sample = shapeSize(this.inputShape);
-    if (input.shape.length !== this.inputShape.length || shapeSize(input.shape.slice(1)) !== sample) {
-      throw new ShapeError(
-        `plan: input has shape ${formatShape(input.shape)} but the plan takes [N, ${this.inputShape.slice(1).join(', ')}]`,
-      );
-    }
-    if (!input.shape.slice(1).every((d, i) => d === this.inputShape[i + 1])) {
+    const fits =
+      input.shape.length === this.inputShape.length && input.shape.every((d, i) => i === 0 || d === this.inputShape[i]);
+    if (!fits) {
       throw new ShapeError(
         `plan: input has shape ${formatShape(input.shape)} but the plan takes [N, ${this.inputShape.slice(1).join(', ')}]`,
       );

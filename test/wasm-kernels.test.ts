@@ -411,6 +411,84 @@ for (const variant of variants) {
       });
     });
 
+    describe('im2col (any kernel, stride, padding, dilation, groups) + gemm-4x8', () => {
+      it('matches conv2dReference over a sweep of odd geometries, by bands of rows', () => {
+        const failures: string[] = [];
+        let cases = 0;
+        for (const [kh, kw] of [
+          [1, 1],
+          [1, 3],
+          [2, 2],
+          [3, 3],
+          [5, 4],
+          [11, 11],
+        ] as [number, number][]) {
+          for (const stride of [1, 2, 3, 4]) {
+            for (const groups of [1, 2, 3]) {
+              const variant = cases++;
+              const pad: [number, number, number, number] = [
+                variant % 3,
+                (variant >> 1) % 3,
+                (variant >> 2) % 2,
+                variant % 2,
+              ];
+              const dilation = kh <= 3 && variant % 4 === 3 ? 2 : 1;
+              const [h, w] = [9 + (variant % 5), 13 - (variant % 4)];
+              const inPerGroup = 1 + (variant % 3);
+              const outPerGroup = 1 + (variant % 6);
+              const [inChannels, outChannels] = [groups * inPerGroup, groups * outPerGroup];
+              const oh = Math.floor((h + pad[0] + pad[2] - dilation * (kh - 1) - 1) / stride) + 1;
+              const ow = Math.floor((w + pad[1] + pad[3] - dilation * (kw - 1) - 1) / stride) + 1;
+              if (oh < 1 || ow < 1) continue;
+              const mark = kernels.mark();
+              const input = randomArray(inChannels * h * w);
+              const weight = randomArray(outChannels * inPerGroup * kh * kw);
+              const bias = randomArray(outChannels);
+              const expected = new Float32Array(outChannels * oh * ow);
+              conv2dReference(
+                input,
+                weight,
+                bias,
+                expected,
+                conv2dGeometry({
+                  ...{ inChannels, outChannels, groups, inHeight: h, inWidth: w, outHeight: oh, outWidth: ow },
+                  ...{ kernelHeight: kh, kernelWidth: kw, strideHeight: stride, strideWidth: stride },
+                  ...{ padTop: pad[0], padLeft: pad[1], dilationHeight: dilation, dilationWidth: dilation },
+                }),
+              );
+              const k = inPerGroup * kh * kw;
+              const band = 1 + (variant % 3);
+              const inAddress = kernels.upload(input);
+              const out = nanOutput(expected.length);
+              const col = kernels.allocFloats(k * band * ow + 4);
+              for (let g = 0; g < groups; g++) {
+                const rows = weight.subarray(g * outPerGroup * k, (g + 1) * outPerGroup * k);
+                const packed = kernels.upload(packGemmWeights(rows, outPerGroup, k));
+                const packedBias = kernels.upload(padBias(bias.subarray(g * outPerGroup), outPerGroup, 4));
+                const table = kernels.upload(
+                  Uint32Array.from({ length: outPerGroup }, (_, r) => out + (g * outPerGroup + r) * oh * ow * 4),
+                );
+                for (let oy0 = 0; oy0 < oh; oy0 += band) {
+                  const oy1 = Math.min(oy0 + band, oh);
+                  const bandPixels = (oy1 - oy0) * ow;
+                  // prettier-ignore
+                  kernels.exports.im2col(inPerGroup, h, w, kh, kw, stride, stride, pad[0], pad[1], dilation, dilation, ow, oy0, oy1, inAddress + g * inPerGroup * h * w * 4, col);
+                  // prettier-ignore
+                  kernels.exports.gemm4x8(k, outPerGroup, bandPixels, packed, packedBias, col, bandPixels * 4, table, 0, oy0 * ow * 4, 0);
+                }
+              }
+              const problem = mismatch(kernels.f32(out, expected.length).slice(), expected);
+              const what = `${kh}×${kw}/${stride} pad ${pad.join(',')} dilation ${dilation} g=${groups} ${h}×${w}`;
+              if (problem !== null) failures.push(`${what}: ${problem}`);
+              kernels.release(mark);
+            }
+          }
+        }
+        expect(failures).toEqual([]);
+        expect(cases).toBe(72);
+      });
+    });
+
     describe('global average pool and dense-8 (FC) wasmsimd', () => {
       it('global average pool matches the reference', () => {
         const failures: string[] = [];

@@ -26,7 +26,8 @@ import type { BatchNormAttrs } from '../ops/normalization.js';
 import type { AvgPool2dAttrs, Pool2dAttrs } from '../ops/pool2d.js';
 import { formatShape, shapeSize, Tensor, type Shape } from '../tensor/tensor.js';
 
-type StepKind = 'pointwise' | 'conv3x3s2' | 'dwconv' | 'maxpool' | 'avgpool' | 'gap' | 'fc' | 'concat' | 'reference';
+type StepKind =
+  'pointwise' | 'conv3x3s2' | 'convgemm' | 'dwconv' | 'maxpool' | 'avgpool' | 'gap' | 'fc' | 'concat' | 'reference';
 
 /** A fused step, before memory addresses are known. */
 interface Step {
@@ -162,6 +163,12 @@ function build<P>(
       }
     }
   }
+  for (const step of steps) {
+    if (step.kind === 'convgemm') {
+      const { k, ow } = convGemmShape(graph, step);
+      colFloats = Math.max(colFloats, k * convBandRows(k, ow) * ow + 4);
+    }
+  }
   const scratch = wasm.allocFloats(scratchFloats);
   const col = wasm.allocFloats(colFloats);
 
@@ -242,13 +249,13 @@ function fuse(graph: Graph): Step[] {
       absorbed.add(next);
       step.output = next.output;
     };
-    const conv = kind === 'pointwise' || kind === 'conv3x3s2' || kind === 'dwconv';
+    const conv = kind === 'pointwise' || kind === 'conv3x3s2' || kind === 'convgemm' || kind === 'dwconv';
     let next = sole(step.output);
     if (conv && next?.op === 'batchNorm' && next.inputs[0] === step.output) {
       absorb(next);
       next = sole(step.output);
     }
-    if (kind === 'pointwise' && next?.op === 'add' && next.inputs.length === 2) {
+    if ((kind === 'pointwise' || kind === 'convgemm') && next?.op === 'add' && next.inputs.length === 2) {
       const other = next.inputs[0] === step.output ? next.inputs[1]! : next.inputs[0]!;
       // The residual must already exist when this step runs.
       const producedBefore = other === graph.input.name || (index.get(other) ?? Infinity) < i;
@@ -283,13 +290,12 @@ function fastKind(graph: Graph, node: GraphNode): StepKind {
       const plain = a.dilation[0] === 1 && a.dilation[1] === 1;
       const pad = (p: number): boolean => a.padding.every((v) => v === p);
       const stride = (s: number): boolean => a.stride[0] === s && a.stride[1] === s;
-      if (!plain) return 'reference';
-      if (kh === 1 && kw === 1 && stride(1) && pad(0)) return 'pointwise';
-      if (kh === 3 && kw === 3 && pad(1) && a.groups === cIn && cIn === cOut && (stride(1) || stride(2))) {
+      if (plain && kh === 1 && kw === 1 && stride(1) && pad(0)) return 'pointwise';
+      if (plain && kh === 3 && kw === 3 && pad(1) && a.groups === cIn && cIn === cOut && (stride(1) || stride(2))) {
         return 'dwconv';
       }
-      if (kh === 3 && kw === 3 && pad(1) && a.groups === 1 && stride(2)) return 'conv3x3s2';
-      return 'reference';
+      if (plain && kh === 3 && kw === 3 && pad(1) && a.groups === 1 && stride(2)) return 'conv3x3s2';
+      return 'convgemm'; // any other conv: im2col by bands of rows, then the GEMM
     }
     case 'maxPool2d':
     case 'avgPool2d': {
@@ -340,7 +346,8 @@ function placeConcats(graph: Graph, steps: Step[]): Map<string, Placement> {
       const from = producer.get(part);
       // Steps that write whole planes at any address and can take the concat's ReLU.
       const fusable =
-        from !== undefined && ['pointwise', 'conv3x3s2', 'dwconv', 'maxpool', 'avgpool'].includes(from.kind);
+        from !== undefined &&
+        ['pointwise', 'conv3x3s2', 'convgemm', 'dwconv', 'maxpool', 'avgpool'].includes(from.kind);
       return isFlatten || (fusable && uses.get(part) === 1 && part !== graph.output && !placements.has(part));
     });
     if (!inPlace || (isFlatten && step.relu)) {
@@ -442,9 +449,10 @@ function foldedConv(graph: Graph, step: Step): { weight: Float32Array; bias: Flo
 function prepare(graph: Graph, step: Step, wasm: WasmKernels): Prepared {
   switch (step.kind) {
     case 'pointwise':
+    case 'convgemm':
     case 'conv3x3s2': {
       const { weight, bias, cOut } = foldedConv(graph, step);
-      const groups = step.kind === 'pointwise' ? (step.nodes[0]!.attrs as unknown as Conv2dAttrs).groups : 1;
+      const groups = step.kind === 'conv3x3s2' ? 1 : (step.nodes[0]!.attrs as unknown as Conv2dAttrs).groups;
       const m = cOut / groups;
       const k = weight.length / cOut;
       return {
@@ -498,12 +506,14 @@ function executor(
   const output = address(step.output);
   switch (step.kind) {
     case 'pointwise':
+    case 'convgemm':
     case 'conv3x3s2': {
       const [, cOut, oh, ow] = graph.shapes.get(step.nodes[0]!.output)! as [number, number, number, number];
       const pixels = oh * ow;
       const groups = prepared.groups.length;
       const m = cOut / groups;
-      const kPerGroup = step.kind === 'pointwise' ? c / groups : c * 9;
+      const kPerGroup =
+        step.kind === 'pointwise' ? c / groups : step.kind === 'conv3x3s2' ? c * 9 : convGemmShape(graph, step).k;
       const n = step.shuffleGroups > 0 ? cOut / step.shuffleGroups : 0;
       // Output channel o lands on plane o, or on its shuffled position: i·n + j → j·g + i.
       const plane = (o: number): number => (n > 0 ? (o % n) * step.shuffleGroups + Math.floor(o / n) : o);
@@ -538,6 +548,40 @@ function executor(
               oy * ow * 4,
               relu,
             );
+          }
+        };
+      }
+      if (step.kind === 'convgemm') {
+        const a = step.nodes[0]!.attrs as unknown as Conv2dAttrs;
+        const [, , kh, kw] = graph.shapes.get(step.nodes[0]!.inputs[1]!)! as [number, number, number, number];
+        const cPerGroup = c / groups;
+        const band = convBandRows(kPerGroup, ow);
+        const [sh, sw] = a.stride;
+        const [padTop, padLeft] = a.padding;
+        const [dh, dw] = a.dilation;
+        return () => {
+          for (let oy = 0; oy < oh; oy += band) {
+            const rows = Math.min(band, oh - oy);
+            const bandPixels = rows * ow;
+            for (let g = 0; g < groups; g++) {
+              const p = prepared.groups[g]!;
+              const t = tables[g]!;
+              // prettier-ignore
+              k.im2col(cPerGroup, h, w, kh, kw, sh, sw, padTop, padLeft, dh, dw, ow, oy, oy + rows, input + g * cPerGroup * h * w * 4, col);
+              k.gemm4x8(
+                kPerGroup,
+                m,
+                bandPixels,
+                p.weights,
+                p.bias,
+                col,
+                bandPixels * 4,
+                t.out,
+                t.res,
+                oy * ow * 4,
+                relu,
+              );
+            }
           }
         };
       }
@@ -583,6 +627,17 @@ function executor(
     case 'reference':
       return referenceExecutor(graph, step, wasm, address);
   }
+}
+
+/** The GEMM shape of a general convolution: K = C_in/groups · kH · kW, and the output width. */
+function convGemmShape(graph: Graph, step: Step): { k: number; ow: number } {
+  const [, cPerGroup, kh, kw] = graph.shapes.get(step.nodes[0]!.inputs[1]!)!;
+  return { k: cPerGroup! * kh! * kw!, ow: graph.shapes.get(step.nodes[0]!.output)![3]! };
+}
+
+/** Output rows per im2col band of a general convolution: a patch matrix of at most ~256 KB. */
+function convBandRows(k: number, outWidth: number): number {
+  return Math.max(1, Math.floor(65536 / (k * outWidth)));
 }
 
 /**

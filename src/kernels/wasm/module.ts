@@ -47,6 +47,24 @@ export interface KernelExports {
   ): void;
   padPlanes(channels: number, h: number, w: number, input: number, padded: number): void;
   im2col3x3s2(channels: number, h: number, w: number, padded: number, oy0: number, oy1: number, col: number): void;
+  im2col(
+    channels: number,
+    h: number,
+    w: number,
+    kh: number,
+    kw: number,
+    sh: number,
+    sw: number,
+    padTop: number,
+    padLeft: number,
+    dh: number,
+    dw: number,
+    ow: number,
+    oy0: number,
+    oy1: number,
+    input: number,
+    col: number,
+  ): void;
   globalAvgPool(channels: number, spatial: number, input: number, output: number): void;
   paddedPlaneFloats(h: number, w: number): number;
 }

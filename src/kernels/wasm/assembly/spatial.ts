@@ -292,3 +292,58 @@ export function globalAvgPool(channels: i32, spatial: i32, input: usize, output:
     store<f32>(output + (<usize>c << 2), sum * scale);
   }
 }
+
+/**
+ * im2col of any 2-D convolution group (kernel, stride, padding, dilation), for output rows
+ * oy0 ≤ oy < oy1: col[(c·kh + ky)·kw + kx, (oy − oy0)·OW + ox] = input[c, iy, ix] with
+ * iy = oy·sh − padTop + ky·dh, ix = ox·sw − padLeft + kx·dw, or 0 outside the input. Scalar: it
+ * serves the convolutions no specialised kernel covers (AlexNet's 11×11/4, 5×5), where the GEMM
+ * on top does K = C·kh·kw multiply-adds per element written.
+ */
+export function im2col(
+  channels: i32,
+  h: i32,
+  w: i32,
+  kh: i32,
+  kw: i32,
+  sh: i32,
+  sw: i32,
+  padTop: i32,
+  padLeft: i32,
+  dh: i32,
+  dw: i32,
+  ow: i32,
+  oy0: i32,
+  oy1: i32,
+  input: usize,
+  col: usize,
+): void {
+  let dst = col;
+  for (let c = 0; c < channels; c++) {
+    const plane = input + (<usize>(c * h * w) << 2);
+    for (let ky = 0; ky < kh; ky++) {
+      for (let kx = 0; kx < kw; kx++) {
+        // Output columns whose input column is inside the image: [x0, x1).
+        const shift = kx * dw - padLeft;
+        let x0 = 0;
+        while (x0 < ow && x0 * sw + shift < 0) x0++;
+        let x1 = ow;
+        while (x1 > x0 && (x1 - 1) * sw + shift >= w) x1--;
+        for (let oy = oy0; oy < oy1; oy++) {
+          const iy = oy * sh - padTop + ky * dh;
+          if (iy < 0 || iy >= h) {
+            memory.fill(dst, 0, <usize>ow << 2);
+          } else {
+            const row = plane + (<usize>(iy * w) << 2);
+            for (let ox = 0; ox < x0; ox++) store<f32>(dst + (<usize>ox << 2), 0);
+            for (let ox = x0; ox < x1; ox++) {
+              store<f32>(dst + (<usize>ox << 2), load<f32>(row + (<usize>(ox * sw + shift) << 2)));
+            }
+            for (let ox = x1; ox < ow; ox++) store<f32>(dst + (<usize>ox << 2), 0);
+          }
+          dst += <usize>ow << 2;
+        }
+      }
+    }
+  }
+}

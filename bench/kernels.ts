@@ -165,7 +165,7 @@ function pool(name: string, channels: number, size: number, average: boolean): C
     name,
     kernel: average ? 'avgpool-3x3s2p1-wasmsimd' : 'maxpool-3x3s2p1-wasmsimd',
     macs: channels * out * out * 9,
-    fast: () => x.pool3x3s2(channels, size, size, average ? 1 : 0, inAddress, output, 0, scratch),
+    fast: () => x.pool3x3s2(channels, size, size, 1, average ? 1 : 0, inAddress, output, 0, scratch),
     reference: () => (average ? avgPool2dReference(input, expected, g, true) : maxPool2dReference(input, expected, g)),
   };
 }
@@ -201,7 +201,7 @@ function fc(): Case {
     name: 'fc 960→1000',
     kernel: 'dense-8-wasmsimd',
     macs: inF * outF,
-    fast: () => x.dense8(inF, outF, ...addresses, output),
+    fast: () => x.dense8(inF, outF, ...addresses, output, 0),
     reference: () => linearReference(input, weight, bias, expected, 1, inF, outF),
   };
 }

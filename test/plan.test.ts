@@ -73,9 +73,10 @@ describe('inference plan (WASM SIMD, fused) equals runGraph', () => {
     await compare('shufflenet_v1_g2_1.5x_se', [1, 3, 64, 64]);
     await compare('shufflenet_v1_g3_0.5x', [3, 1, 28, 28], { numClasses: 10, inputChannels: 1, smallInput: true });
     await compare('mobilenet_v1_0.25', [1, 3, 96, 96]);
-    // 11×11/4 and 5×5 convs (two groups) through im2col + GEMM; unpadded pools on the fallback.
+    // 11×11/4 and 5×5 convs (two groups) through im2col + GEMM, unpadded max pools, FC + ReLU.
     const alexnet = await compare('alexnet', [1, 3, 67, 67], { inputSize: 67 });
     expect(alexnet.filter((s) => s.startsWith('convgemm')).length).toBe(5);
+    expect(alexnet.filter((s) => s.startsWith('reference'))).toEqual([]);
   }, 60_000);
 
   it('runs from its arena: WASM memory does not grow over repeated runs', async () => {

@@ -245,46 +245,40 @@ for (const variant of variants) {
       });
     });
 
-    function poolGeometry(channels: number, h: number, w: number): Pool2dGeometry {
+    function poolGeometry(channels: number, h: number, w: number, pad = 1): Pool2dGeometry {
       return {
-        batch: 1,
-        channels,
-        inHeight: h,
-        inWidth: w,
-        outHeight: Math.floor((h - 1) / 2) + 1,
-        outWidth: Math.floor((w - 1) / 2) + 1,
-        kernelHeight: 3,
-        kernelWidth: 3,
-        strideHeight: 2,
-        strideWidth: 2,
-        padTop: 1,
-        padLeft: 1,
-        padBottom: 1,
-        padRight: 1,
+        ...{ batch: 1, channels, inHeight: h, inWidth: w },
+        ...{ outHeight: Math.floor((h + 2 * pad - 3) / 2) + 1, outWidth: Math.floor((w + 2 * pad - 3) / 2) + 1 },
+        ...{ kernelHeight: 3, kernelWidth: 3, strideHeight: 2, strideWidth: 2 },
+        ...{ padTop: pad, padLeft: pad, padBottom: pad, padRight: pad },
       };
     }
 
-    describe('maxpool-3x3s2p1 and avgpool-3x3s2p1 (count_include_pad) wasmsimd', () => {
+    describe('maxpool-3x3s2 and avgpool-3x3s2 (count_include_pad) wasmsimd, padding 1 and 0', () => {
       it('match the reference pools', () => {
         const failures: string[] = [];
         for (const channels of [1, 2, 5]) {
           for (const [h, w] of planeSizes) {
-            for (const average of [0, 1]) {
-              for (const relu of [0, 1]) {
-                const mark = kernels.mark();
-                const g = poolGeometry(channels, h, w);
-                const input = randomArray(channels * h * w);
-                const expected = new Float32Array(channels * g.outHeight * g.outWidth);
-                if (average) avgPool2dReference(input, expected, g, true);
-                else maxPool2dReference(input, expected, g);
-                if (relu) applyRelu(expected);
-                const out = nanOutput(expected.length);
-                const scratch = kernels.allocFloats(kernels.exports.paddedPlaneFloats(h, w));
-                kernels.exports.pool3x3s2(channels, h, w, average, kernels.upload(input), out, relu, scratch);
-                const problem = mismatch(kernels.f32(out, expected.length).slice(), expected);
-                if (problem !== null)
-                  failures.push(`C=${channels} ${h}×${w} ${average ? 'avg' : 'max'} relu ${relu}: ${problem}`);
-                kernels.release(mark);
+            for (const pad of [1, 0]) {
+              if (pad === 0 && (h < 3 || w < 3)) continue;
+              for (const average of [0, 1]) {
+                for (const relu of [0, 1]) {
+                  const mark = kernels.mark();
+                  const g = poolGeometry(channels, h, w, pad);
+                  const input = randomArray(channels * h * w);
+                  const expected = new Float32Array(channels * g.outHeight * g.outWidth);
+                  if (average) avgPool2dReference(input, expected, g, true);
+                  else maxPool2dReference(input, expected, g);
+                  if (relu) applyRelu(expected);
+                  const out = nanOutput(expected.length);
+                  const scratch = kernels.allocFloats(kernels.exports.paddedPlaneFloats(h, w));
+                  // prettier-ignore
+                  kernels.exports.pool3x3s2(channels, h, w, pad, average, kernels.upload(input), out, relu, scratch);
+                  const problem = mismatch(kernels.f32(out, expected.length).slice(), expected);
+                  const what = `C=${channels} ${h}×${w} pad ${pad} ${average ? 'avg' : 'max'} relu ${relu}`;
+                  if (problem !== null) failures.push(`${what}: ${problem}`);
+                  kernels.release(mark);
+                }
               }
             }
           }
@@ -304,7 +298,7 @@ for (const variant of variants) {
           maxPool2dReference(input, expected, g);
           const out = nanOutput(expected.length);
           const scratch = kernels.allocFloats(kernels.exports.paddedPlaneFloats(h, w));
-          kernels.exports.pool3x3s2(channels, h, w, 0, kernels.upload(input), out, 0, scratch);
+          kernels.exports.pool3x3s2(channels, h, w, 1, 0, kernels.upload(input), out, 0, scratch);
           const actual = kernels.f32(out, expected.length).slice();
           const nanOf = (a: Float32Array): string => Array.from(a, (v) => (Number.isNaN(v) ? 'N' : '.')).join('');
           if (nanOf(actual) !== nanOf(expected))
@@ -321,12 +315,13 @@ for (const variant of variants) {
         const mark = kernels.mark();
         const input = new Float32Array([-5, -6, -7, NaN]); // 2×2, all negative but one NaN
         const out = nanOutput(1);
-        kernels.exports.pool3x3s2(1, 2, 2, 0, kernels.upload(input), out, 0, kernels.allocFloats(64));
+        kernels.exports.pool3x3s2(1, 2, 2, 1, 0, kernels.upload(input), out, 0, kernels.allocFloats(64));
         expect(Number.isNaN(kernels.f32(out, 1)[0])).toBe(true);
         kernels.exports.pool3x3s2(
           1,
           2,
           2,
+          1,
           0,
           kernels.upload(new Float32Array([-5, -6, -7, -8])),
           out,
@@ -508,7 +503,7 @@ for (const variant of variants) {
         expect(failures).toEqual([]);
       });
 
-      it('the FC layer matches linearReference', () => {
+      it('the FC layer matches linearReference (with and without ReLU)', () => {
         const failures: string[] = [];
         for (const inFeatures of [1, 3, 17, 960]) {
           for (const outFeatures of [1, 7, 8, 13, 1000]) {
@@ -518,6 +513,8 @@ for (const variant of variants) {
             const bias = randomArray(outFeatures);
             const expected = new Float32Array(outFeatures);
             linearReference(x, weight, bias, expected, 1, inFeatures, outFeatures);
+            const relu = (inFeatures + outFeatures) % 2; // both epilogues over the sweep
+            if (relu) applyRelu(expected);
             const out = nanOutput(Math.ceil(outFeatures / 8) * 8);
             kernels.exports.dense8(
               inFeatures,
@@ -526,6 +523,7 @@ for (const variant of variants) {
               kernels.upload(packDenseWeights(weight, outFeatures, inFeatures)),
               kernels.upload(padBias(bias, outFeatures, 8)),
               out,
+              relu,
             );
             const problem = mismatch(kernels.f32(out, outFeatures).slice(), expected);
             if (problem !== null) failures.push(`${inFeatures}→${outFeatures}: ${problem}`);

@@ -265,7 +265,10 @@ function fuse(graph: Graph): Step[] {
         next = sole(step.output);
       }
     }
-    if ((conv || kind === 'maxpool' || kind === 'avgpool' || kind === 'concat') && next?.op === 'relu') {
+    if (
+      (conv || kind === 'fc' || kind === 'maxpool' || kind === 'avgpool' || kind === 'concat') &&
+      next?.op === 'relu'
+    ) {
       absorb(next);
       step.relu = true;
       next = sole(step.output);
@@ -300,15 +303,18 @@ function fastKind(graph: Graph, node: GraphNode): StepKind {
     case 'maxPool2d':
     case 'avgPool2d': {
       const a = node.attrs as unknown as Pool2dAttrs;
+      const pad = a.padding[0];
       const fits =
         a.kernel[0] === 3 &&
         a.kernel[1] === 3 &&
         a.stride[0] === 2 &&
         a.stride[1] === 2 &&
-        a.padding.every((p) => p === 1);
+        (pad === 0 || pad === 1) &&
+        a.padding.every((p) => p === pad);
       if (!fits) return 'reference';
       if (node.op === 'maxPool2d') return 'maxpool';
-      return (node.attrs as unknown as AvgPool2dAttrs).countIncludePad ? 'avgpool' : 'reference';
+      // Without padding, every window is whole, so both divisor conventions give 9.
+      return (node.attrs as unknown as AvgPool2dAttrs).countIncludePad || pad === 0 ? 'avgpool' : 'reference';
     }
     case 'globalAvgPool':
       return 'gap';
@@ -613,14 +619,15 @@ function executor(
     case 'maxpool':
     case 'avgpool': {
       const average = step.kind === 'avgpool' ? 1 : 0;
-      return () => k.pool3x3s2(c, h, w, average, input, output, relu, scratch);
+      const pad = (step.nodes[0]!.attrs as unknown as Pool2dAttrs).padding[0];
+      return () => k.pool3x3s2(c, h, w, pad, average, input, output, relu, scratch);
     }
     case 'gap':
       return () => k.globalAvgPool(c, h * w, input, output);
     case 'fc': {
       const [outF, inF] = graph.shapes.get(step.nodes[0]!.inputs[1]!)! as [number, number];
       const p = prepared.groups[0]!;
-      return () => k.dense8(inF, outF, input, p.weights, p.bias, output);
+      return () => k.dense8(inF, outF, input, p.weights, p.bias, output, relu);
     }
     case 'concat':
       return () => {}; // written in place by the parts

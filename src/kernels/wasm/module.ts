@@ -22,7 +22,15 @@ export interface KernelExports {
     offset: number,
     relu: number,
   ): void;
-  dense8(inFeatures: number, outFeatures: number, x: number, weights: number, bias: number, out: number): void;
+  dense8(
+    inFeatures: number,
+    outFeatures: number,
+    x: number,
+    weights: number,
+    bias: number,
+    out: number,
+    relu: number,
+  ): void;
   dwconv3x3(
     channels: number,
     h: number,
@@ -39,6 +47,7 @@ export interface KernelExports {
     channels: number,
     h: number,
     w: number,
+    pad: number,
     average: number,
     input: number,
     output: number,

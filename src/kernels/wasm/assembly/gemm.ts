@@ -160,10 +160,19 @@ export function gemm4x8(
 }
 
 /**
- * Fully connected layer (a GEMV): out[o] = bias[o] + Σ_i w[o, i] · x[i]. Weights packed per block
- * of 8 outputs as [in][8], bias as [⌈out/8⌉·8]; `out` must have room for ⌈out/8⌉·8 floats.
+ * Fully connected layer (a GEMV): out[o] = bias[o] + Σ_i w[o, i] · x[i], then ReLU if `relu`.
+ * Weights packed per block of 8 outputs as [in][8], bias as [⌈out/8⌉·8]; `out` must have room for
+ * ⌈out/8⌉·8 floats.
  */
-export function dense8(inFeatures: i32, outFeatures: i32, x: usize, weights: usize, bias: usize, out: usize): void {
+export function dense8(
+  inFeatures: i32,
+  outFeatures: i32,
+  x: usize,
+  weights: usize,
+  bias: usize,
+  out: usize,
+  relu: i32,
+): void {
   for (let ob = 0; ob < outFeatures; ob += 8) {
     let w = weights + (<usize>(ob * inFeatures) << 2);
     let c0 = v128.load(bias + (<usize>ob << 2));
@@ -186,7 +195,7 @@ export function dense8(inFeatures: i32, outFeatures: i32, x: usize, weights: usi
       c0 = madd(s0, v128.load(w), c0);
       c1 = madd(s0, v128.load(w, 16), c1);
     }
-    v128.store(out + (<usize>ob << 2), f32x4.add(c0, d0));
-    v128.store(out + (<usize>ob << 2), f32x4.add(c1, d1), 16);
+    v128.store(out + (<usize>ob << 2), finish(f32x4.add(c0, d0), 0, relu));
+    v128.store(out + (<usize>ob << 2), finish(f32x4.add(c1, d1), 0, relu), 16);
   }
 }

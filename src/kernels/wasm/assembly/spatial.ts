@@ -187,30 +187,34 @@ function sum3(row: usize): v128 {
 }
 
 /**
- * maxpool-3x3s2p1-wasmsimd (padding never wins; NaN propagates) or, with `average` set,
- * avgpool-3x3s2p1-wasmsimd with count_include_pad: with padding 1 and floor rounding every
- * window lies inside the padded input, so the divisor is always 9. ReLU optional.
+ * maxpool-3x3s2-wasmsimd (padding never wins; NaN propagates) or, with `average` set,
+ * avgpool-3x3s2-wasmsimd with count_include_pad, at padding `pad` = 1 (ShuffleNet's shortcut and
+ * max pool) or 0 (AlexNet): with floor rounding every window lies inside the padded input, so the
+ * divisor is always 9. ReLU optional.
  */
 export function pool3x3s2(
   channels: i32,
   h: i32,
   w: i32,
+  pad: i32,
   average: i32,
   input: usize,
   output: usize,
   relu: i32,
   scratch: usize,
 ): void {
-  const oh = outputSize(h, 2);
-  const ow = outputSize(w, 2);
+  // Padding 0 reads the padded plane from (1, 1): the border is never inside a window.
+  const oh = (h + 2 * pad - 3) / 2 + 1;
+  const ow = (w + 2 * pad - 3) / 2 + 1;
   const rowBytes = <usize>paddedWidth(w) << 2;
+  const skip = <usize>(1 - pad);
   const zero = f32x4.splat(0);
   const ninth = f32x4.splat(<f32>1 / <f32>9);
   for (let c = 0; c < channels; c++) {
     padPlane(input + (<usize>(c * h * w) << 2), h, w, scratch, average != 0 ? 0 : -Infinity);
     const out = output + (<usize>(c * oh * ow) << 2);
     for (let oy = 0; oy < oh; oy++) {
-      const r0 = scratch + <usize>(oy * 2) * rowBytes;
+      const r0 = scratch + (<usize>(oy * 2) + skip) * rowBytes + (skip << 2);
       const o = out + (<usize>(oy * ow) << 2);
       for (let ox = 0; ox < ow; ox += 4) {
         const at = r0 + (<usize>ox << 3);

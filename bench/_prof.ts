@@ -1,0 +1,10 @@
+import { createModel } from '../src/models/registry.js';
+import { compilePlan } from '../src/runtime/plan.js';
+import { Tensor } from '../src/tensor/tensor.js';
+const graph = createModel('shufflenet_v1_g3_1.0x').trace([1, 3, 224, 224]);
+const plan = await compilePlan(graph);
+const input = new Tensor([1, 3, 224, 224]);
+input.data.forEach((_, i) => (input.data[i] = Math.sin(i)));
+const prof = plan.profile(input, 50);
+for (const p of prof) if (!p.step.startsWith('pointwise')) console.log(p.ms.toFixed(3), p.step);
+console.log('total', prof.reduce((a, b) => a + b.ms, 0).toFixed(3));

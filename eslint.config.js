@@ -21,7 +21,17 @@ const nodeBuiltins = [
 ];
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'coverage/', 'web/dist/', '**/*.wasm'] },
+  {
+    ignores: [
+      'dist/',
+      'node_modules/',
+      'coverage/',
+      'web/dist/',
+      '**/*.wasm',
+      'src/kernels/wasm/assembly/',
+      'bench/layout/',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

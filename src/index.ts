@@ -10,6 +10,7 @@ export { GraphBuilder, type TraceOptions, type Value } from './graph/builder.js'
 export type { Graph, GraphNode, GraphParam } from './graph/graph.js';
 export { runGraph } from './graph/execute.js';
 export { withInputShape } from './graph/reshape.js';
+export { compilePlan, InferencePlan, type PlanSummary } from './runtime/plan.js';
 export { Module } from './nn/module.js';
 export * from './nn/layers.js';
 export { forward } from './nn/forward.js';

@@ -1,0 +1,196 @@
+/**
+ * Loads the WASM SIMD kernels (compiled from ./assembly by `npm run build:wasm` and embedded as
+ * base64, so no file access is needed in Node or browsers) and manages their linear memory.
+ */
+import { ShuffleNetError } from '../../errors.js';
+import { kernelsRelaxedWasmBase64, kernelsWasmBase64 } from './kernels.generated.js';
+
+/** The raw exports: every pointer is a byte address in `memory`. See ./assembly for each kernel. */
+export interface KernelExports {
+  readonly memory: WebAssembly.Memory;
+  heapBase(): number;
+  gemm4x8(
+    k: number,
+    m: number,
+    pixels: number,
+    weights: number,
+    bias: number,
+    input: number,
+    inStride: number,
+    outTable: number,
+    resTable: number,
+    offset: number,
+    relu: number,
+  ): void;
+  dense8(
+    inFeatures: number,
+    outFeatures: number,
+    x: number,
+    weights: number,
+    bias: number,
+    out: number,
+    relu: number,
+  ): void;
+  dwconv3x3(
+    channels: number,
+    h: number,
+    w: number,
+    stride: number,
+    input: number,
+    weights: number,
+    bias: number,
+    output: number,
+    relu: number,
+    scratch: number,
+  ): void;
+  pool3x3s2(
+    channels: number,
+    h: number,
+    w: number,
+    pad: number,
+    average: number,
+    input: number,
+    output: number,
+    relu: number,
+    scratch: number,
+  ): void;
+  padPlanes(channels: number, h: number, w: number, input: number, padded: number): void;
+  im2col3x3s2(channels: number, h: number, w: number, padded: number, oy0: number, oy1: number, col: number): void;
+  im2col(
+    channels: number,
+    h: number,
+    w: number,
+    kh: number,
+    kw: number,
+    sh: number,
+    sw: number,
+    padTop: number,
+    padLeft: number,
+    dh: number,
+    dw: number,
+    ow: number,
+    oy0: number,
+    oy1: number,
+    input: number,
+    col: number,
+  ): void;
+  globalAvgPool(channels: number, spatial: number, input: number, output: number): void;
+  paddedPlaneFloats(h: number, w: number): number;
+}
+
+export class WasmUnavailableError extends ShuffleNetError {}
+
+/** Which build of the kernels an instance runs. */
+export type KernelVariant = 'simd' | 'relaxed-simd';
+
+export interface KernelOptions {
+  /**
+   * Use the relaxed-SIMD build (fused multiply-add) where the engine validates it: Chrome since
+   * 114, other engines as they ship it; Node 20 only with --experimental-wasm-relaxed-simd.
+   * Default true.
+   */
+  relaxedSimd?: boolean;
+}
+
+const compiled = new Map<KernelVariant, Promise<WebAssembly.Module>>();
+
+function decodeBase64(text: string): Uint8Array<ArrayBuffer> {
+  const binary = atob(text);
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes;
+}
+
+/** The variant this engine runs: relaxed SIMD if it validates the relaxed build. */
+export function kernelVariant(options: KernelOptions = {}): KernelVariant {
+  if (options.relaxedSimd === false) return 'simd';
+  return WebAssembly.validate(decodeBase64(kernelsRelaxedWasmBase64)) ? 'relaxed-simd' : 'simd';
+}
+
+/** Compiles a build of the kernels once per process (or page); instances share it. */
+export function compileKernels(variant: KernelVariant): Promise<WebAssembly.Module> {
+  let module = compiled.get(variant);
+  if (module === undefined) {
+    const bytes = decodeBase64(variant === 'relaxed-simd' ? kernelsRelaxedWasmBase64 : kernelsWasmBase64);
+    module = WebAssembly.compile(bytes).catch((error: unknown) => {
+      compiled.delete(variant);
+      throw new WasmUnavailableError(
+        `wasm kernels: this runtime cannot compile WebAssembly SIMD (${error instanceof Error ? error.message : String(error)})`,
+      );
+    });
+    compiled.set(variant, module);
+  }
+  return module;
+}
+
+const PAGE = 65536;
+/** Bytes left free after every allocation: the kernels' vector tails may read (never write) there. */
+const SLACK = 64;
+
+/**
+ * One instance of the kernels with its own memory and a bump allocator over it. Allocations are
+ * 16-byte aligned; `mark`/`release` free everything allocated after a mark.
+ */
+export class WasmKernels {
+  private top: number;
+
+  private constructor(
+    readonly exports: KernelExports,
+    readonly variant: KernelVariant,
+  ) {
+    this.top = align(exports.heapBase() + SLACK);
+  }
+
+  static async create(options: KernelOptions = {}): Promise<WasmKernels> {
+    const variant = kernelVariant(options);
+    const instance = await WebAssembly.instantiate(await compileKernels(variant), {});
+    return new WasmKernels(instance.exports as unknown as KernelExports, variant);
+  }
+
+  get memory(): WebAssembly.Memory {
+    return this.exports.memory;
+  }
+
+  /** Reserves `bytes` (plus slack) and returns the byte address. */
+  allocBytes(bytes: number): number {
+    const address = this.top;
+    this.top = align(address + bytes + SLACK);
+    const needed = this.top - this.memory.buffer.byteLength;
+    if (needed > 0) this.memory.grow(Math.ceil(needed / PAGE));
+    return address;
+  }
+
+  allocFloats(count: number): number {
+    return this.allocBytes(count * 4);
+  }
+
+  /** Copies `data` into freshly allocated memory and returns its address. */
+  upload(data: Float32Array | Uint32Array): number {
+    const address = this.allocBytes(data.byteLength);
+    new Uint8Array(this.memory.buffer, address, data.byteLength).set(
+      new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+    );
+    return address;
+  }
+
+  mark(): number {
+    return this.top;
+  }
+
+  release(mark: number): void {
+    this.top = mark;
+  }
+
+  /** A view of `count` floats at `address`; invalid after the memory grows, so take it late. */
+  f32(address: number, count: number): Float32Array {
+    return new Float32Array(this.memory.buffer, address, count);
+  }
+
+  u32(address: number, count: number): Uint32Array {
+    return new Uint32Array(this.memory.buffer, address, count);
+  }
+}
+
+function align(address: number): number {
+  return (address + 15) & ~15;
+}

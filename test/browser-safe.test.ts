@@ -35,7 +35,9 @@ describe('browser safety', () => {
       const rel = relative(src, file);
       if (rel.startsWith('cli/') || rel.startsWith('node/')) continue;
       // Comments may mention a process or a require; only code counts.
-      const text = readFileSync(file, 'utf8').replace(/\/\*[\s\S]*?\*\//g, '').replace(/\/\/.*$/gm, '');
+      const text = readFileSync(file, 'utf8')
+        .replace(/\/\*[\s\S]*?\*\//g, '')
+        .replace(/\/\/.*$/gm, '');
       for (const m of text.matchAll(/(?:from|import)\s*\(?\s*['"]([^'"]+)['"]/g)) {
         const spec = m[1]!;
         if (spec.startsWith('node:') || builtins.includes(spec)) offenders.push(`${rel} imports ${spec}`);

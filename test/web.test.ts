@@ -48,7 +48,7 @@ describe('web page models', () => {
     expect(network.summary).toMatchObject({
       name: 'shufflenet_v1_g4_0.25x',
       weights: 'random',
-      source: 'random weights (seed 0)',
+      source: 'random, seed 0',
       inputShape: [1, 1, 28, 28],
       mflops: complexity(graph).macs / 1e6,
       params: complexity(graph).params,

@@ -109,7 +109,7 @@ function fillSelect(select: HTMLSelectElement, values: readonly (string | number
 function renderModel(model: ModelSummary): void {
   const rows: [string, string][] = [
     ['network', `ShuffleNet ${model.scale}× (g = ${model.groups})`],
-    ['weights', model.weights === 'random' ? `untrained: ${model.source}` : model.source],
+    ['weights', model.weights === 'random' ? `untrained (${model.source})` : model.source],
     ['input', model.inputShape.join('×')],
     ['MFLOPs', model.mflops.toFixed(2)],
     ['parameters', model.params.toLocaleString('en-US')],

@@ -79,7 +79,7 @@ export function randomNetwork(choice: NetworkChoice): Network {
   });
   return network(model, choice, preprocessingPresets.mnist, [...fashionMnistLabels], {
     weights: 'random',
-    source: `random weights (seed ${randomSeed})`,
+    source: `random, seed ${randomSeed}`,
     notes: {},
   });
 }

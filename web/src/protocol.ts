@@ -17,7 +17,7 @@ export interface ModelSummary {
   scale: string;
   /** `file`: weights read from a model file next to the page; `random`: untrained, seeded weights. */
   weights: 'file' | 'random';
-  /** Where the weights came from, for the UI: `models/x.safetensors` or `random weights (seed 0)`. */
+  /** Where the weights came from, for the UI: `models/x.safetensors` or `random, seed 0`. */
   source: string;
   /** Provenance stored in the model file (training command, accuracy), shown as is. */
   notes: Record<string, string | number>;

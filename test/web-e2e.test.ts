@@ -236,7 +236,7 @@ describe.skipIf(!haveChromium && !required)('browser page (web/) in Chromium', (
     await page.close();
   });
 
-  it('runs a model file named by the manifest, says when it is not isolated, and classifies a drawing', async () => {
+  it('runs a model file named by the manifest, says when it is not isolated, takes drops, pastes and drawings', async () => {
     const name = 'shufflenet_v1_g2_0.25x';
     const options = { numClasses: 10, inputChannels: 1, smallInput: true };
     const model = createModel(name, { ...options, seed: 11 });
@@ -269,6 +269,42 @@ describe.skipIf(!haveChromium && !required)('browser page (web/) in Chromium', (
 
     expectSameTop(await classifyFixture(page), await expectedTop(model, preprocessingPresets.mnist, labels));
     expect(await page.locator('#untrained-note').isHidden()).toBe(true);
+
+    // The same image dropped, then pasted: same answer. A file that is not an image: a clear error.
+    const png = [...readFileSync(fixture)];
+    for (const how of ['drop', 'paste'] as const) {
+      await page.evaluate(
+        ([bytes, how]) => {
+          const data = new DataTransfer();
+          data.items.add(new File([new Uint8Array(bytes)], 'trouser.png', { type: 'image/png' }));
+          document.querySelector('#source-name')!.textContent = '';
+          if (how === 'drop') {
+            document
+              .querySelector('#drop-zone')!
+              .dispatchEvent(new DragEvent('drop', { dataTransfer: data, bubbles: true }));
+          } else {
+            document.dispatchEvent(new ClipboardEvent('paste', { clipboardData: data, bubbles: true }));
+          }
+        },
+        [png, how] as const,
+      );
+      const source = how === 'drop' ? 'trouser.png (28×28)' : 'pasted image (28×28)';
+      await page.waitForFunction((s) => document.querySelector('#source-name')?.textContent?.startsWith(s), source);
+      const top = await page.$$eval('#top5 li', (items) =>
+        items.map((li) => ({
+          label: (li as HTMLElement).dataset['label']!,
+          probability: Number((li as HTMLElement).dataset['probability']),
+        })),
+      );
+      expectSameTop(top, await expectedTop(model, preprocessingPresets.mnist, labels));
+    }
+    await page
+      .locator('#file-input')
+      .setInputFiles({ name: 'notes.png', mimeType: 'image/png', buffer: Buffer.from('not a picture') });
+    await page.waitForFunction(() => document.querySelector('#input-error')?.textContent !== '');
+    await expect(page.locator('#input-error').textContent()).resolves.toBe(
+      'notes.png: not an image this browser can decode (type "image/png", 13 bytes)',
+    );
 
     // Draw a stroke: the drawing is classified with the file's labels.
     const box = (await page.locator('#draw').boundingBox())!;

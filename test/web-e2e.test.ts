@@ -1,0 +1,333 @@
+/**
+ * The browser page end to end, in Debian's Chromium driven by playwright-core: build web/ with
+ * Vite, serve web/dist from a local server of our own, classify a fixture image, and compare what
+ * the page shows with the same computation done here in Node. Skips only when /usr/bin/chromium is
+ * absent; CI sets SHUFFLENET_REQUIRE_CHROMIUM=1 so that there it fails instead.
+ */
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { extname, join, resolve, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { build } from 'vite';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { complexity } from '../src/analysis/complexity.js';
+import { preprocessImage } from '../src/data/image.js';
+import { loadModelFile, saveModelFile } from '../src/io/modelfile.js';
+import { preprocessingPresets, type Preprocessing } from '../src/io/preprocessing.js';
+import { architectureOf, createModel } from '../src/models/registry.js';
+import { forward } from '../src/nn/forward.js';
+import type { Module } from '../src/nn/module.js';
+import { fashionMnistClasses } from '../src/node/data/mnist.js';
+import { decodeImage } from '../src/node/image.js';
+import { softmax } from '../src/ops/index.js';
+
+const chromiumPath = '/usr/bin/chromium';
+const haveChromium = existsSync(chromiumPath);
+const required = process.env['SHUFFLENET_REQUIRE_CHROMIUM'] === '1';
+const root = fileURLToPath(new URL('..', import.meta.url));
+const dist = join(root, 'web', 'dist');
+const fixture = join(root, 'test', 'fixtures', 'web', 'trouser.png');
+const screenshot = join(root, 'results', 'web-e2e.png');
+
+if (!haveChromium && !required) {
+  console.warn(`web e2e test skipped: ${chromiumPath} is absent (install it with: apt-get install -y chromium)`);
+}
+
+const mimeTypes: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.json': 'application/json',
+  '.png': 'image/png',
+  '.svg': 'image/svg+xml',
+  '.wasm': 'application/wasm',
+  '.safetensors': 'application/octet-stream',
+};
+
+/** A static server for web/dist; `overrides` replace or add files (e.g. a model and its manifest). */
+async function serve(options: {
+  isolate: boolean;
+  overrides?: Map<string, Uint8Array>;
+}): Promise<{ server: Server; origin: string }> {
+  const server = createServer((request, response) => {
+    const path = decodeURIComponent(new URL(request.url ?? '/', 'http://localhost').pathname);
+    const headers: Record<string, string> = { 'Cache-Control': 'no-store' };
+    if (options.isolate) {
+      headers['Cross-Origin-Opener-Policy'] = 'same-origin';
+      headers['Cross-Origin-Embedder-Policy'] = 'require-corp';
+      headers['Cross-Origin-Resource-Policy'] = 'same-origin';
+    }
+    const type = (file: string): string => mimeTypes[extname(file)] ?? 'application/octet-stream';
+    const override = options.overrides?.get(path);
+    if (override !== undefined) {
+      response.writeHead(200, { ...headers, 'Content-Type': type(path) }).end(override);
+      return;
+    }
+    const file = resolve(dist, `.${path.endsWith('/') ? `${path}index.html` : path}`);
+    if (!file.startsWith(dist + sep) || !existsSync(file) || !statSync(file).isFile()) {
+      response.writeHead(404, headers).end('not found');
+      return;
+    }
+    response.writeHead(200, { ...headers, 'Content-Type': type(file) }).end(readFileSync(file));
+  });
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  const address = server.address();
+  if (address === null || typeof address === 'string') throw new Error('server: no port');
+  return { server, origin: `http://127.0.0.1:${address.port}` };
+}
+
+/** What the page should show: the same model on the same file, computed in Node. */
+async function expectedTop(model: Module, preprocessing: Preprocessing, labels: readonly string[]) {
+  const image = await decodeImage(readFileSync(fixture), fixture);
+  const probabilities = softmax(forward(model, preprocessImage(image, preprocessing))).data;
+  return [...probabilities]
+    .map((probability, index) => ({ label: labels[index]!, probability }))
+    .sort((a, b) => b.probability - a.probability)
+    .slice(0, 5);
+}
+
+interface Watched {
+  page: Page;
+  requests: string[];
+  errors: string[];
+}
+
+async function open(context: BrowserContext, origin: string): Promise<Watched> {
+  const page = await context.newPage();
+  const watched: Watched = { page, requests: [], errors: [] };
+  page.on('request', (r) => watched.requests.push(r.url()));
+  page.on('pageerror', (e) => watched.errors.push(e.message));
+  page.on('console', (m) => {
+    if (m.type() === 'error') watched.errors.push(m.text());
+  });
+  await page.goto(`${origin}/`);
+  await page.waitForSelector('body[data-ready="true"]', { timeout: 20_000 });
+  return watched;
+}
+
+async function classifyFixture(page: Page): Promise<{ label: string; probability: number }[]> {
+  await page.locator('#file-input').setInputFiles(fixture);
+  await page.waitForFunction(() => document.querySelector('#source-name')?.textContent?.includes('trouser.png'));
+  return page.$$eval('#top5 li', (items) =>
+    items.map((li) => ({
+      label: (li as HTMLElement).dataset['label']!,
+      probability: Number((li as HTMLElement).dataset['probability']),
+    })),
+  );
+}
+
+function expectSameTop(
+  shown: { label: string; probability: number }[],
+  expected: { label: string; probability: number }[],
+): void {
+  expect(shown).toHaveLength(5);
+  expect(shown.map((p) => p.label)).toEqual(expected.map((p) => p.label));
+  shown.forEach((p, i) => expect(p.probability).toBeCloseTo(expected[i]!.probability, 5));
+}
+
+/** Every network request goes to the page's own origin. */
+function expectOwnOriginOnly(watched: Watched, origin: string): void {
+  const foreign = watched.requests.filter((url) => /^(https?|wss?):/.test(url) && new URL(url).origin !== origin);
+  expect(foreign, 'the page fetched from another origin').toEqual([]);
+  expect(watched.requests.length).toBeGreaterThan(3);
+}
+
+describe.skipIf(!haveChromium && !required)('browser page (web/) in Chromium', () => {
+  let context: BrowserContext;
+  let userDataDir: string;
+  const servers: Server[] = [];
+
+  beforeAll(async () => {
+    if (!haveChromium) throw new Error(`${chromiumPath} is absent but SHUFFLENET_REQUIRE_CHROMIUM=1 (CI installs it)`);
+    await build({ configFile: join(root, 'web', 'vite.config.ts'), logLevel: 'warn' });
+    userDataDir = mkdtempSync(join(tmpdir(), 'shufflenet-chromium-'));
+    context = await chromium.launchPersistentContext(userDataDir, {
+      executablePath: chromiumPath,
+      headless: true,
+      viewport: { width: 1240, height: 980 },
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+      ],
+    });
+  });
+
+  afterAll(async () => {
+    await context?.close();
+    for (const server of servers) server.close();
+    if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
+  });
+
+  it('classifies the fixture as Node does, shows a latency and the measured chart, isolated', async () => {
+    const { server, origin } = await serve({ isolate: true });
+    servers.push(server);
+    const watched = await open(context, origin);
+    const { page } = watched;
+
+    // The bundled model when the manifest lists one, else the untrained g = 3, 0.5× network.
+    const manifest = JSON.parse(readFileSync(join(root, 'web', 'public', 'models', 'manifest.json'), 'utf8')) as {
+      models: { file: string }[];
+    };
+    const bundled = manifest.models[0];
+    let expected;
+    if (bundled !== undefined) {
+      const bytes = readFileSync(join(root, 'web', 'public', 'models', bundled.file));
+      const { model, info } = loadModelFile(bytes, bundled.file);
+      expected = await expectedTop(model, info.preprocessing!, info.labels!);
+    } else {
+      const model = createModel('shufflenet_v1_g3_0.5x', {
+        numClasses: 10,
+        inputChannels: 1,
+        smallInput: true,
+        seed: 0,
+      });
+      expected = await expectedTop(model, preprocessingPresets.mnist, fashionMnistClasses);
+      await expect(page.locator('#weights-badge').textContent()).resolves.toContain('untrained weights');
+      expect(await page.locator('#untrained-note').isHidden()).toBe(true); // shown with a result only
+    }
+    await expect(page.locator('#engine-badge').textContent()).resolves.toBe('reference engine');
+    await expect(page.locator('#threads-badge').textContent()).resolves.toContain('cross-origin isolated');
+
+    const shown = await classifyFixture(page);
+    expectSameTop(shown, expected);
+    // A trained model must get the fixture (a Fashion-MNIST test trouser) right.
+    if (bundled !== undefined) expect(shown[0]!.label).toBe('Trouser');
+    else expect(await page.locator('#untrained-note').isVisible()).toBe(true);
+    await expect(page.locator('#top5 li').first().locator('.label').textContent()).resolves.toBe(expected[0]!.label);
+
+    const latency = await page.locator('#latency').textContent();
+    expect(latency).toMatch(/^\d+\.\d ms forward pass \(reference engine, single-threaded\)/);
+    expect(Number(await page.locator('#latency').getAttribute('data-ms'))).toBeGreaterThan(0);
+
+    // The chart: every g of the picker at 0.25× and 0.5×, with the paper's MFLOPs.
+    await page.waitForSelector('#chart[data-state="done"]', { timeout: 40_000 });
+    const points = await page.$$eval('#chart circle.point', (circles) =>
+      circles.map((c) => ({
+        groups: c.getAttribute('data-groups'),
+        scale: c.getAttribute('data-scale'),
+        title: c.textContent ?? '',
+      })),
+    );
+    expect(points).toHaveLength(10);
+    const g3 = points.find((p) => p.groups === '3' && p.scale === '0.5')!;
+    const macs = complexity(
+      createModel('shufflenet_v1_g3_0.5x', {
+        numClasses: 10,
+        inputChannels: 1,
+        smallInput: true,
+        initialize: false,
+      }).trace([1, 1, 28, 28]),
+    ).macs;
+    expect(g3.title).toContain(`${(macs / 1e6).toFixed(2)} MFLOPs`);
+    expect(g3.title).toMatch(/median \d+\.\d ms of 5 runs/);
+
+    mkdirSync(join(root, 'results'), { recursive: true });
+    await page.screenshot({ path: screenshot, fullPage: true });
+    expect(statSync(screenshot).size).toBeGreaterThan(10_000);
+
+    expect(watched.errors).toEqual([]);
+    expectOwnOriginOnly(watched, origin);
+    await page.close();
+  });
+
+  it('runs a model file named by the manifest, says when it is not isolated, takes drops, pastes and drawings', async () => {
+    const name = 'shufflenet_v1_g2_0.25x';
+    const options = { numClasses: 10, inputChannels: 1, smallInput: true };
+    const model = createModel(name, { ...options, seed: 11 });
+    const labels = fashionMnistClasses.map((l) => `${l} (from the file)`);
+    const bytes = saveModelFile(model, {
+      architecture: architectureOf(name, options),
+      arch: name,
+      preprocessing: preprocessingPresets.mnist,
+      labels,
+      notes: { made: 'web e2e test, random weights (seed 11)' },
+    });
+    const overrides = new Map<string, Uint8Array>([
+      ['/models/manifest.json', new TextEncoder().encode(JSON.stringify({ models: [{ file: 'e2e.safetensors' }] }))],
+      ['/models/e2e.safetensors', bytes],
+    ]);
+    const { server, origin } = await serve({ isolate: false, overrides });
+    servers.push(server);
+    const watched = await open(context, origin);
+    const { page } = watched;
+
+    await expect(page.locator('#weights-badge').textContent()).resolves.toBe('weights: models/e2e.safetensors');
+    await expect(page.locator('#threads-badge').textContent()).resolves.toMatch(
+      /^single-threaded: this page is not cross-origin isolated/,
+    );
+    await expect(page.locator('#groups').inputValue()).resolves.toBe('2');
+    await expect(page.locator('#scale').inputValue()).resolves.toBe('0.25');
+    await expect(page.locator('#model-info').textContent()).resolves.toContain(
+      'web e2e test, random weights (seed 11)',
+    );
+
+    expectSameTop(await classifyFixture(page), await expectedTop(model, preprocessingPresets.mnist, labels));
+    expect(await page.locator('#untrained-note').isHidden()).toBe(true);
+
+    // The same image dropped, then pasted: same answer. A file that is not an image: a clear error.
+    const png = [...readFileSync(fixture)];
+    for (const how of ['drop', 'paste'] as const) {
+      await page.evaluate(
+        ([bytes, how]) => {
+          const data = new DataTransfer();
+          data.items.add(new File([new Uint8Array(bytes)], 'trouser.png', { type: 'image/png' }));
+          document.querySelector('#source-name')!.textContent = '';
+          if (how === 'drop') {
+            document
+              .querySelector('#drop-zone')!
+              .dispatchEvent(new DragEvent('drop', { dataTransfer: data, bubbles: true }));
+          } else {
+            document.dispatchEvent(new ClipboardEvent('paste', { clipboardData: data, bubbles: true }));
+          }
+        },
+        [png, how] as const,
+      );
+      const source = how === 'drop' ? 'trouser.png (28×28)' : 'pasted image (28×28)';
+      await page.waitForFunction((s) => document.querySelector('#source-name')?.textContent?.startsWith(s), source);
+      const top = await page.$$eval('#top5 li', (items) =>
+        items.map((li) => ({
+          label: (li as HTMLElement).dataset['label']!,
+          probability: Number((li as HTMLElement).dataset['probability']),
+        })),
+      );
+      expectSameTop(top, await expectedTop(model, preprocessingPresets.mnist, labels));
+    }
+    await page
+      .locator('#file-input')
+      .setInputFiles({ name: 'notes.png', mimeType: 'image/png', buffer: Buffer.from('not a picture') });
+    await page.waitForFunction(() => document.querySelector('#input-error')?.textContent !== '');
+    await expect(page.locator('#input-error').textContent()).resolves.toBe(
+      'notes.png: not an image this browser can decode (type "image/png", 13 bytes)',
+    );
+
+    // Draw a stroke: the drawing is classified with the file's labels.
+    const box = (await page.locator('#draw').boundingBox())!;
+    await page.mouse.move(box.x + box.width * 0.3, box.y + box.height * 0.2);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.width * 0.5, box.y + box.height * 0.8, { steps: 8 });
+    await page.mouse.up();
+    await page.waitForFunction(() =>
+      document.querySelector('#source-name')?.textContent?.startsWith('drawing (280×280) → 28×28'),
+    );
+    const drawn = await page.$$eval('#top5 li', (items) => items.map((li) => (li as HTMLElement).dataset['label']!));
+    expect(drawn).toHaveLength(5);
+    for (const label of drawn) expect(labels).toContain(label);
+
+    // Switching to a network without a file falls back to untrained weights, and says so.
+    await page.locator('#groups').selectOption('8');
+    await page.waitForFunction(() => document.querySelector('#weights-badge')?.textContent?.startsWith('untrained'));
+    await page.waitForSelector('#untrained-note', { state: 'visible' }); // the drawing, classified again
+    const fallback = await page.$$eval('#top5 li', (items) => items.map((li) => (li as HTMLElement).dataset['label']!));
+    for (const label of fallback) expect(fashionMnistClasses).toContain(label);
+
+    expect(watched.errors).toEqual([]);
+    expectOwnOriginOnly(watched, origin);
+    await page.close();
+  });
+});

@@ -1,0 +1,364 @@
+/**
+ * The page: inputs (drop, paste, file, samples, drawing) → browser decode → worker (preprocess,
+ * engine) → top-5 and latency; a model picker; and a complexity-vs-latency chart measured live.
+ */
+import type { RawImage } from '../../src/data/image.js';
+import { renderChart, renderTable } from './chart.js';
+import { decodeImage, fromImageData } from './decode.js';
+import type { BenchmarkPoint, ModelSummary, NetworkChoice, Reply, Request } from './protocol.js';
+
+type ReplyOf<T extends Reply['type']> = Extract<Reply, { type: T }>;
+
+const $ = <T extends Element>(selector: string): T => {
+  const found = document.querySelector<T>(selector);
+  if (found === null) throw new Error(`page: ${selector} is missing from index.html`);
+  return found;
+};
+
+// ---- the worker, as promises ------------------------------------------------------------------
+
+const worker = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module' });
+let nextId = 1;
+const pending = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void }>();
+let onBenchmark: ((reply: ReplyOf<'benchmark-point'> | ReplyOf<'benchmark-done'>) => void) | undefined;
+
+worker.onmessage = (event: MessageEvent<Reply>) => {
+  const reply = event.data;
+  if (reply.type === 'benchmark-point' || reply.type === 'benchmark-done') {
+    if (reply.id === benchmarkId) onBenchmark?.(reply);
+    return;
+  }
+  if (reply.type === 'error' && reply.id === benchmarkId) {
+    $('#chart-status').textContent = `measurement failed: ${reply.message}`;
+    return;
+  }
+  const waiting = pending.get(reply.id);
+  pending.delete(reply.id);
+  if (reply.type === 'error') waiting?.reject(new Error(reply.message));
+  else waiting?.resolve(reply);
+};
+worker.onerror = (event) => showStatusError(`the worker failed to start: ${event.message}`);
+
+type Body<R> = R extends unknown ? Omit<R, 'id'> : never;
+function ask<T extends Reply['type']>(request: Body<Request>, transfer: Transferable[] = []): Promise<ReplyOf<T>> {
+  const id = nextId++;
+  return new Promise((resolve, reject) => {
+    pending.set(id, { resolve: resolve as (r: Reply) => void, reject });
+    worker.postMessage({ ...request, id }, transfer);
+  });
+}
+
+// ---- status badges ----------------------------------------------------------------------------
+
+function badge(text: string, kind: 'ok' | 'warn' | '' = '', id = ''): HTMLSpanElement {
+  const span = document.createElement('span');
+  span.className = `badge ${kind}`.trim();
+  if (id) span.id = id;
+  span.textContent = text;
+  return span;
+}
+
+function showStatusError(message: string): void {
+  $('#status').replaceChildren(badge(`error: ${message}`, 'warn', 'status-error'));
+}
+
+let engineName = 'engine';
+let engineThreads = 1;
+
+function threadingText(): { text: string; kind: 'ok' | 'warn' } {
+  if (!self.crossOriginIsolated) {
+    return {
+      text:
+        'single-threaded: this page is not cross-origin isolated (served without COOP/COEP headers), ' +
+        'so SharedArrayBuffer and worker threads are unavailable',
+      kind: 'warn',
+    };
+  }
+  return engineThreads > 1
+    ? { text: `cross-origin isolated · ${engineThreads} threads`, kind: 'ok' }
+    : { text: `cross-origin isolated · single-threaded (the ${engineName} has no threads)`, kind: 'ok' };
+}
+
+function renderStatus(model: ModelSummary): void {
+  const threading = threadingText();
+  $('#status').replaceChildren(
+    badge(engineName, '', 'engine-badge'),
+    badge(threading.text, threading.kind, 'threads-badge'),
+    model.weights === 'random'
+      ? badge(`untrained weights (${model.source})`, 'warn', 'weights-badge')
+      : badge(`weights: ${model.source}`, 'ok', 'weights-badge'),
+  );
+}
+
+// ---- model picker -------------------------------------------------------------------------------
+
+const groupsSelect = $<HTMLSelectElement>('#groups');
+const scaleSelect = $<HTMLSelectElement>('#scale');
+
+function fillSelect(select: HTMLSelectElement, values: readonly (string | number)[], suffix: string): void {
+  select.replaceChildren(
+    ...values.map((v) => {
+      const option = document.createElement('option');
+      option.value = String(v);
+      option.textContent = `${v}${suffix}`;
+      return option;
+    }),
+  );
+}
+
+function renderModel(model: ModelSummary): void {
+  const rows: [string, string][] = [
+    ['network', `ShuffleNet ${model.scale}× (g = ${model.groups})`],
+    ['weights', model.weights === 'random' ? `untrained (${model.source})` : model.source],
+    ['input', model.inputShape.join('×')],
+    ['MFLOPs', model.mflops.toFixed(2)],
+    ['parameters', model.params.toLocaleString('en-US')],
+    ['classes', String(model.labels.length)],
+    ...Object.entries(model.notes).map(([k, v]): [string, string] => [k, String(v)]),
+  ];
+  $('#model-info').replaceChildren(
+    ...rows.flatMap(([term, value]) => {
+      const dt = document.createElement('dt');
+      dt.textContent = term;
+      const dd = document.createElement('dd');
+      dd.textContent = value;
+      return [dt, dd];
+    }),
+  );
+  groupsSelect.value = String(model.groups);
+  scaleSelect.value = model.scale;
+  renderStatus(model);
+}
+
+async function selectNetwork(network: NetworkChoice): Promise<void> {
+  const reply = await ask<'model'>({ type: 'select', network });
+  renderModel(reply.model);
+  if (lastImage !== undefined) await classify(lastImage.image, lastImage.name);
+}
+
+const onPick = (): void => {
+  void selectNetwork({ groups: Number(groupsSelect.value), scale: scaleSelect.value }).catch((e: Error) =>
+    showInputError(e.message),
+  );
+};
+groupsSelect.addEventListener('change', onPick);
+scaleSelect.addEventListener('change', onPick);
+
+// ---- classification -----------------------------------------------------------------------------
+
+let lastImage: { image: RawImage; name: string } | undefined;
+
+function showInputError(message: string): void {
+  $('#input-error').textContent = message;
+}
+
+async function classify(image: RawImage, name: string): Promise<void> {
+  lastImage = { image, name };
+  showInputError('');
+  // The worker gets a copy: `lastImage` stays usable for re-classifying after a model change.
+  const copy: RawImage = { ...image, data: new Uint8ClampedArray(image.data) };
+  const result = await ask<'result'>({ type: 'classify', image: copy, top: 5 }, [copy.data.buffer]);
+  renderModel(result.model);
+  $('#source-name').textContent =
+    `${name} (${image.width}×${image.height}) → ${result.input.width}×${result.input.height}`;
+  drawSeen(result.input);
+  $('#top5').replaceChildren(
+    ...result.top.map((p) => {
+      const li = document.createElement('li');
+      li.dataset['label'] = p.label;
+      li.dataset['probability'] = String(p.probability);
+      const label = document.createElement('span');
+      label.className = 'label';
+      label.textContent = p.label;
+      const bar = document.createElement('span');
+      bar.className = 'bar';
+      const fill = document.createElement('span');
+      fill.style.width = `${(p.probability * 100).toFixed(2)}%`;
+      bar.append(fill);
+      const value = document.createElement('span');
+      value.className = 'probability';
+      value.textContent = `${(p.probability * 100).toFixed(1)}%`;
+      li.append(label, bar, value);
+      return li;
+    }),
+  );
+  $<HTMLElement>('#untrained-note').hidden = result.model.weights !== 'random';
+  const latency = $<HTMLElement>('#latency');
+  latency.dataset['ms'] = String(result.latencyMs);
+  latency.textContent =
+    `${result.latencyMs.toFixed(1)} ms forward pass (${engineName}, ` +
+    `${engineThreads === 1 ? 'single-threaded' : `${engineThreads} threads`}) · ` +
+    `${result.preprocessMs.toFixed(1)} ms preprocessing`;
+}
+
+/** Paints the network's input (min–max scaled; gray, or RGB/BGR as channels 0–2). */
+function drawSeen(input: ReplyOf<'result'>['input']): void {
+  const canvas = $<HTMLCanvasElement>('#seen');
+  [canvas.width, canvas.height] = [input.width, input.height];
+  const context = canvas.getContext('2d')!;
+  const pixels = context.createImageData(input.width, input.height);
+  let [min, max] = [Infinity, -Infinity];
+  for (const v of input.data) [min, max] = [Math.min(min, v), Math.max(max, v)];
+  const scale = max > min ? 255 / (max - min) : 0;
+  const plane = input.width * input.height;
+  for (let i = 0; i < plane; i++) {
+    for (let c = 0; c < 3; c++) {
+      const channel = input.channels === 1 ? 0 : c;
+      pixels.data[i * 4 + c] = (input.data[channel * plane + i]! - min) * scale;
+    }
+    pixels.data[i * 4 + 3] = 255;
+  }
+  context.putImageData(pixels, 0, 0);
+}
+
+async function classifyBlob(blob: Blob, name: string): Promise<void> {
+  try {
+    await classify(await decodeImage(blob, name), name);
+  } catch (e) {
+    showInputError((e as Error).message);
+  }
+}
+
+// ---- inputs: file, drop, paste, samples, drawing ----------------------------------------------
+
+const fileInput = $<HTMLInputElement>('#file-input');
+fileInput.addEventListener('change', () => {
+  const file = fileInput.files?.[0];
+  if (file) void classifyBlob(file, file.name);
+  fileInput.value = '';
+});
+
+const dropZone = $<HTMLElement>('#drop-zone');
+for (const type of ['dragenter', 'dragover'] as const) {
+  document.addEventListener(type, (event) => {
+    event.preventDefault();
+    dropZone.classList.add('over');
+  });
+}
+document.addEventListener('dragleave', () => dropZone.classList.remove('over'));
+document.addEventListener('drop', (event) => {
+  event.preventDefault();
+  dropZone.classList.remove('over');
+  const file = event.dataTransfer?.files[0];
+  if (file) void classifyBlob(file, file.name);
+  else showInputError('drop: no file in what was dropped (drag an image file, not a link)');
+});
+document.addEventListener('paste', (event) => {
+  const file = Array.from(event.clipboardData?.files ?? []).find((f) => f.type.startsWith('image/'));
+  if (file) void classifyBlob(file, 'pasted image');
+});
+
+async function loadSamples(): Promise<void> {
+  const response = await fetch(new URL('samples/samples.json', document.baseURI));
+  if (!response.ok) return;
+  const { samples } = (await response.json()) as { samples: { file: string; label: string }[] };
+  $('#samples').replaceChildren(
+    'Samples from the Fashion-MNIST test set: ',
+    ...samples.map((sample) => {
+      const button = document.createElement('button');
+      button.type = 'button';
+      button.textContent = sample.label;
+      button.addEventListener('click', () => {
+        void fetch(new URL(`samples/${sample.file}`, document.baseURI))
+          .then((r) => r.blob())
+          .then((blob) => classifyBlob(blob, `sample ${sample.file}`));
+      });
+      return button;
+    }),
+  );
+}
+
+const draw = $<HTMLCanvasElement>('#draw');
+const pen = draw.getContext('2d', { willReadFrequently: true })!;
+function clearDrawing(): void {
+  pen.fillStyle = '#000';
+  pen.fillRect(0, 0, draw.width, draw.height);
+}
+clearDrawing();
+$('#clear').addEventListener('click', clearDrawing);
+let drawing = false;
+const at = (event: PointerEvent): [number, number] => {
+  const box = draw.getBoundingClientRect();
+  return [
+    ((event.clientX - box.left) * draw.width) / box.width,
+    ((event.clientY - box.top) * draw.height) / box.height,
+  ];
+};
+draw.addEventListener('pointerdown', (event) => {
+  drawing = true;
+  draw.setPointerCapture(event.pointerId);
+  pen.strokeStyle = '#fff';
+  pen.lineWidth = 22;
+  pen.lineCap = 'round';
+  pen.lineJoin = 'round';
+  pen.beginPath();
+  pen.moveTo(...at(event));
+  pen.lineTo(...at(event));
+  pen.stroke();
+});
+draw.addEventListener('pointermove', (event) => {
+  if (!drawing) return;
+  pen.lineTo(...at(event));
+  pen.stroke();
+});
+draw.addEventListener('pointerup', () => {
+  if (!drawing) return;
+  drawing = false;
+  const image = fromImageData(pen.getImageData(0, 0, draw.width, draw.height));
+  void classify(image, 'drawing').catch((e: Error) => showInputError(e.message));
+});
+
+// ---- the chart ----------------------------------------------------------------------------------
+
+let benchmarkId = 0;
+let choices: { groups: number[]; scales: string[] } = { groups: [], scales: [] };
+
+function measureChart(): void {
+  const scales = $<HTMLInputElement>('#chart-wide').checked
+    ? choices.scales
+    : choices.scales.filter((s) => Number(s) < 1);
+  const networks = scales.flatMap((scale) => choices.groups.map((groups) => ({ groups, scale })));
+  const runs = 5;
+  const points: BenchmarkPoint[] = [];
+  const status = $('#chart-status');
+  const chart = $<SVGSVGElement>('#chart');
+  benchmarkId = nextId++;
+  status.textContent = `measuring 0 of ${networks.length} networks (${runs} runs each, after a warm-up)…`;
+  chart.dataset['state'] = 'measuring';
+  const table = $<HTMLTableSectionElement>('#chart-table tbody');
+  renderChart(chart, points, engineName);
+  renderTable(table, points);
+  onBenchmark = (reply) => {
+    if (reply.type === 'benchmark-point') {
+      points.push(reply.point);
+      renderChart(chart, points, engineName);
+      renderTable(table, points);
+      status.textContent = `measuring ${points.length} of ${networks.length} networks…`;
+    } else {
+      chart.dataset['state'] = 'done';
+      status.textContent = `${points.length} networks, median of ${runs} runs each, ${engineName}, ${
+        engineThreads === 1 ? 'single-threaded' : `${engineThreads} threads`
+      }, measured just now in this browser`;
+    }
+  };
+  worker.postMessage({ type: 'benchmark', id: benchmarkId, networks, runs } satisfies Request);
+}
+$('#chart-run').addEventListener('click', measureChart);
+
+// ---- start ------------------------------------------------------------------------------------
+
+async function start(): Promise<void> {
+  const ready = await ask<'ready'>({ type: 'init', baseUrl: document.baseURI });
+  engineName = ready.engine.name;
+  engineThreads = ready.engine.threads;
+  choices = ready.choices;
+  fillSelect(groupsSelect, choices.groups, '');
+  fillSelect(scaleSelect, choices.scales, '×');
+  const first = ready.bundled[0] ?? { groups: 3, scale: '0.5' };
+  await selectNetwork(first);
+  document.body.dataset['ready'] = 'true';
+  measureChart();
+  await loadSamples();
+}
+
+start().catch((e: Error) => showStatusError(e.message));

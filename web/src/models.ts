@@ -1,0 +1,111 @@
+/**
+ * Where the page's networks come from. A model file listed in `models/manifest.json` (next to the
+ * page) provides trained weights with their labels and preprocessing; every other (g, scale) of the
+ * picker is built from the registry with seeded random weights, and says so. Runs in the worker.
+ */
+import { complexity } from '../../src/analysis/complexity.js';
+import { FormatError } from '../../src/errors.js';
+import type { Graph } from '../../src/graph/graph.js';
+import { loadModelFile } from '../../src/io/modelfile.js';
+import { preprocessingPresets, type Preprocessing } from '../../src/io/preprocessing.js';
+import { createModel } from '../../src/models/registry.js';
+import { ShuffleNet } from '../../src/models/shufflenet.js';
+import type { Module } from '../../src/nn/module.js';
+import { fashionMnistLabels } from './labels.js';
+import type { ModelSummary, NetworkChoice } from './protocol.js';
+
+/** The picker's choices: small enough for the reference engine to answer in well under a second. */
+export const pickerGroups = [1, 2, 3, 4, 8];
+export const pickerScales = ['0.25', '0.5', '1.0'];
+/** Seed of the untrained networks, so that a page and a Node run give the same (meaningless) answer. */
+export const randomSeed = 0;
+
+export interface Network {
+  summary: ModelSummary;
+  graph: Graph;
+  preprocessing: Preprocessing;
+}
+
+export const networkKey = (n: NetworkChoice): string => `g${n.groups}_${n.scale}x`;
+
+/** '0.5' for 0.5, '1.0' for 1: the spelling of the registry names. */
+export const scaleName = (scale: number): string => (Number.isInteger(scale) ? scale.toFixed(1) : String(scale));
+
+/** The model files the manifest lists (paths relative to `models/`); none when there is no manifest. */
+export async function fetchManifest(baseUrl: string): Promise<string[]> {
+  const url = new URL('models/manifest.json', baseUrl);
+  const response = await fetch(url);
+  if (response.status === 404) return [];
+  if (!response.ok) throw new FormatError(`models/manifest.json: HTTP ${response.status}`);
+  let manifest: unknown;
+  try {
+    manifest = await response.json();
+  } catch {
+    throw new FormatError('models/manifest.json: not valid JSON');
+  }
+  const models = (manifest as { models?: unknown } | null)?.models;
+  if (!Array.isArray(models) || !models.every((m) => typeof (m as { file?: unknown })?.file === 'string')) {
+    throw new FormatError('models/manifest.json: expected { "models": [{ "file": "name.safetensors" }, …] }');
+  }
+  return models.map((m: { file: string }) => m.file);
+}
+
+/** Fetches and rebuilds one model file (our safetensors format, src/io/modelfile.ts). */
+export async function fetchModelFile(baseUrl: string, file: string): Promise<Network> {
+  const source = `models/${file}`;
+  const response = await fetch(new URL(source, baseUrl));
+  if (!response.ok) throw new FormatError(`${source}: HTTP ${response.status} (listed in models/manifest.json)`);
+  const { model, info } = loadModelFile(new Uint8Array(await response.arrayBuffer()), source);
+  if (!(model instanceof ShuffleNet)) {
+    throw new FormatError(`${source}: holds a ${info.architecture.family} network; the page shows ShuffleNets only`);
+  }
+  if (info.preprocessing === undefined || info.labels === undefined) {
+    throw new FormatError(`${source}: the page needs the file's preprocessing and labels, and this file lacks them`);
+  }
+  if (info.labels.length !== model.config.numClasses) {
+    throw new FormatError(`${source}: ${info.labels.length} labels for ${model.config.numClasses} classifier outputs`);
+  }
+  const choice = { groups: model.config.groups, scale: scaleName(model.config.scale) };
+  return network(model, choice, info.preprocessing, info.labels, { weights: 'file', source, notes: info.notes ?? {} });
+}
+
+/** A registry ShuffleNet for 28×28 grayscale input with seeded random weights. */
+export function randomNetwork(choice: NetworkChoice): Network {
+  const model = createModel(`shufflenet_v1_g${choice.groups}_${choice.scale}x`, {
+    numClasses: fashionMnistLabels.length,
+    inputChannels: 1,
+    smallInput: true,
+    seed: randomSeed,
+  });
+  return network(model, choice, preprocessingPresets.mnist, [...fashionMnistLabels], {
+    weights: 'random',
+    source: `random, seed ${randomSeed}`,
+    notes: {},
+  });
+}
+
+function network(
+  model: Module,
+  choice: NetworkChoice,
+  preprocessing: Preprocessing,
+  labels: string[],
+  origin: Pick<ModelSummary, 'weights' | 'source' | 'notes'>,
+): Network {
+  const channels = preprocessing.channels === 'gray' ? 1 : 3;
+  const inputShape = [1, channels, preprocessing.crop, preprocessing.crop];
+  const graph = model.trace(inputShape);
+  const cost = complexity(graph);
+  return {
+    graph,
+    preprocessing,
+    summary: {
+      name: `shufflenet_v1_${networkKey(choice)}`,
+      ...choice,
+      ...origin,
+      labels,
+      inputShape,
+      mflops: cost.macs / 1e6,
+      params: cost.params,
+    },
+  };
+}

@@ -1,0 +1,173 @@
+/**
+ * The worker: holds the engine and the networks, preprocesses decoded images, runs them and times
+ * the engine. Interactive requests (classify, select) always go before the background benchmark,
+ * which yields to the event loop between networks so a classification never waits long.
+ */
+import { preprocessImage } from '../../src/data/image.js';
+import { softmax } from '../../src/ops/index.js';
+import { chooseEngine, type CompiledModel, type Engine } from './engine.js';
+import {
+  fetchManifest,
+  fetchModelFile,
+  networkKey,
+  pickerGroups,
+  pickerScales,
+  randomNetwork,
+  type Network,
+} from './models.js';
+import type { BenchmarkPoint, NetworkChoice, Reply, Request } from './protocol.js';
+
+// The DOM typings describe a window; in a worker, postMessage takes (message, transfer).
+const scope = self as unknown as Worker;
+const post = (reply: Reply, transfer: Transferable[] = []): void => scope.postMessage(reply, transfer);
+
+let engine: Engine | undefined;
+const bundled = new Map<string, Network>();
+const compiled = new Map<string, { network: Network; model: CompiledModel }>();
+let current: NetworkChoice = { groups: 3, scale: '0.5' };
+
+async function getNetwork(choice: NetworkChoice): Promise<{ network: Network; model: CompiledModel }> {
+  const key = networkKey(choice);
+  let entry = compiled.get(key);
+  if (entry === undefined) {
+    if (engine === undefined) throw new Error('worker: "init" must come before any other request');
+    const network = bundled.get(key) ?? randomNetwork(choice);
+    entry = { network, model: await engine.compile(network.graph) };
+    compiled.set(key, entry);
+  }
+  return entry;
+}
+
+async function handle(request: Request): Promise<void> {
+  switch (request.type) {
+    case 'init': {
+      engine = await chooseEngine();
+      for (const file of await fetchManifest(request.baseUrl)) {
+        const network = await fetchModelFile(request.baseUrl, file);
+        bundled.set(networkKey(network.summary), network);
+      }
+      const first = bundled.values().next().value;
+      if (first !== undefined) current = { groups: first.summary.groups, scale: first.summary.scale };
+      const choices = {
+        groups: [...new Set([...pickerGroups, ...[...bundled.values()].map((n) => n.summary.groups)])].sort(
+          (a, b) => a - b,
+        ),
+        scales: [...new Set([...pickerScales, ...[...bundled.values()].map((n) => n.summary.scale)])].sort(
+          (a, b) => Number(a) - Number(b),
+        ),
+      };
+      const bundledChoices = [...bundled.values()].map((n) => ({ groups: n.summary.groups, scale: n.summary.scale }));
+      post({
+        type: 'ready',
+        id: request.id,
+        engine: { name: engine.name, threads: engine.threads },
+        bundled: bundledChoices,
+        choices,
+      });
+      return;
+    }
+    case 'select': {
+      current = request.network;
+      post({ type: 'model', id: request.id, model: (await getNetwork(current)).network.summary });
+      return;
+    }
+    case 'classify': {
+      const { network, model } = await getNetwork(current);
+      const t0 = performance.now();
+      const input = preprocessImage(request.image, network.preprocessing); // [1, C, H, W]
+      const t1 = performance.now();
+      const logits = model.run(input); // [1, classes]
+      const t2 = performance.now();
+      const probabilities = softmax(logits).data;
+      const top = [...probabilities]
+        .map((probability, index) => ({ index, probability, label: network.summary.labels[index] ?? `class ${index}` }))
+        .sort((a, b) => b.probability - a.probability)
+        .slice(0, request.top);
+      const [, channels, height, width] = input.shape as [number, number, number, number];
+      post(
+        {
+          type: 'result',
+          id: request.id,
+          model: network.summary,
+          top,
+          latencyMs: t2 - t1,
+          preprocessMs: t1 - t0,
+          input: { width, height, channels, data: input.data },
+        },
+        [input.data.buffer],
+      );
+      return;
+    }
+    case 'benchmark':
+      throw new Error('worker: benchmarks are scheduled, not handled inline');
+  }
+}
+
+/** One network of a benchmark: warm-up runs, then `runs` timed runs of the engine alone. */
+async function measure(choice: NetworkChoice, runs: number): Promise<BenchmarkPoint> {
+  const { network, model } = await getNetwork(choice);
+  const input = preprocessImage(
+    { width: 28, height: 28, channels: 1, data: new Uint8Array(28 * 28).fill(128) },
+    network.preprocessing,
+  );
+  // Two warm-up runs: the first of the page's benchmarks otherwise also times the JIT.
+  for (let i = 0; i < 2; i++) model.run(input);
+  const runsMs: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    model.run(input);
+    runsMs.push(performance.now() - t0);
+  }
+  const sorted = [...runsMs].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  const medianMs = sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  return { network: choice, mflops: network.summary.mflops, params: network.summary.params, medianMs, runsMs };
+}
+
+const interactive: Request[] = [];
+let benchmark: { id: number; queue: NetworkChoice[]; runs: number } | undefined;
+let busy = false;
+
+async function pump(): Promise<void> {
+  if (busy) return;
+  busy = true;
+  try {
+    for (;;) {
+      const next = interactive.shift();
+      if (next !== undefined) {
+        try {
+          await handle(next);
+        } catch (e) {
+          post({ type: 'error', id: next.id, message: (e as Error).message });
+        }
+      } else if (benchmark !== undefined) {
+        const job = benchmark;
+        const choice = job.queue.shift();
+        if (choice === undefined) {
+          benchmark = undefined;
+          post({ type: 'benchmark-done', id: job.id });
+          continue;
+        }
+        try {
+          post({ type: 'benchmark-point', id: job.id, point: await measure(choice, job.runs) });
+        } catch (e) {
+          benchmark = undefined;
+          post({ type: 'error', id: job.id, message: (e as Error).message });
+        }
+        // Let queued messages in before the next network.
+        await new Promise((resolve) => setTimeout(resolve, 0));
+      } else {
+        return;
+      }
+    }
+  } finally {
+    busy = false;
+  }
+}
+
+scope.onmessage = (event: MessageEvent<Request>) => {
+  const request = event.data;
+  if (request.type === 'benchmark') benchmark = { id: request.id, queue: [...request.networks], runs: request.runs };
+  else interactive.push(request);
+  void pump();
+};

@@ -10,6 +10,7 @@ import { flopsCommand } from './commands/flops.js';
 import { inferCommand } from './commands/infer.js';
 import { infoCommand } from './commands/info.js';
 import { exportCommand } from './commands/export.js';
+import { benchCommand } from './commands/bench.js';
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   program.addCommand(inferCommand());
   program.addCommand(infoCommand());
   program.addCommand(exportCommand());
+  program.addCommand(benchCommand());
   return program;
 }
 

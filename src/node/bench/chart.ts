@@ -1,5 +1,5 @@
 /**
- * The SVG chart: median latency per network and engine (bars, log scale) with the interquartile
+ * The SVG chart: median latency per network and engine (points, log scale) with the interquartile
  * range (rules), one panel per thread count. Vega-Lite compiles the spec and Vega renders SVG
  * headless (no browser, no canvas); both are devDependencies, loaded on demand.
  */
@@ -38,12 +38,11 @@ export async function renderChart(report: BenchReport): Promise<string | { skipp
         x: { field: 'network', type: 'nominal', title: null, axis: { labelAngle: -35 } },
         xOffset: { field: 'engine', type: 'nominal' },
         color: { field: 'engine', type: 'nominal' },
+        y: { field: 'median_ms', type: 'quantitative', scale: { type: 'log' }, title: 'ms' },
       },
       layer: [
-        {
-          mark: 'bar',
-          encoding: { y: { field: 'median_ms', type: 'quantitative', scale: { type: 'log' }, title: 'ms' } },
-        },
+        // NOTE: points, not bars: a bar needs a zero baseline, which a log scale does not have.
+        { mark: { type: 'point', filled: true, size: 60 } },
         {
           mark: { type: 'rule', color: 'black' },
           encoding: { y: { field: 'q1_ms', type: 'quantitative' }, y2: { field: 'q3_ms' } },

@@ -8,7 +8,7 @@ import { complexity } from '../../analysis/complexity.js';
 import { runGraph } from '../../graph/execute.js';
 import type { Graph } from '../../graph/graph.js';
 import { exportOnnx } from '../../io/onnx/export.js';
-import { createModel } from '../../models/registry.js';
+import { createModel, getModelEntry } from '../../models/registry.js';
 import { Random } from '../../tensor/random.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { oneLine } from '../../errors.js';
@@ -170,6 +170,7 @@ export async function runBenchmark(
 ): Promise<BenchReport> {
   const config: BenchConfig = { ...defaultConfig, ...partial };
   const selected = selectEngines(config.engines, available);
+  for (const arch of config.archs) getModelEntry(arch); // unknown names fail before any timing
   const loadStart = loadavg();
   const results: CaseResult[] = [];
   const layers: LayerTypeRow[] = [];

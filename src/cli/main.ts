@@ -13,6 +13,7 @@ import { infoCommand } from './commands/info.js';
 import { trainCommand } from './commands/train.js';
 import { evalCommand } from './commands/eval.js';
 import { exportCommand } from './commands/export.js';
+import { benchCommand } from './commands/bench.js';
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -32,6 +33,7 @@ export function buildProgram(): Command {
   program.addCommand(evalCommand());
   program.addCommand(exportCommand());
   program.addCommand(importCommand());
+  program.addCommand(benchCommand());
   return program;
 }
 

@@ -1,0 +1,205 @@
+/**
+ * The engines the benchmark times. Each is `{ name, prepare(context) → { run(input) } }`; the
+ * harness owns timing, interleaving and the correctness check, engines only compute.
+ *
+ * THE SEAM FOR OUR ENGINE is `ourEngine` below: the fused WASM plan (src/runtime/plan.ts). When
+ * threads land, raise `maxThreads`. `referenceEngine` (runGraph) stays available for per-node
+ * profiling. Everything else (tables, JSON, chart, `--json` contract) follows.
+ *
+ * Peers are devDependencies, loaded with dynamic import() so the library never needs them; a
+ * missing peer is reported as skipped with the install command, never as a failure.
+ */
+import { runGraph } from '../../graph/execute.js';
+import { compilePlan } from '../../runtime/plan.js';
+import type { Graph } from '../../graph/graph.js';
+import { getOp } from '../../ops/index.js';
+import { Tensor } from '../../tensor/tensor.js';
+import { oneLine } from '../../errors.js';
+import { tfjsProgram, tfjsUnsupported } from './tfjs.js';
+
+/** What an engine is given: the traced graph (batch 1), our ONNX export of it, and the thread count. */
+export interface EngineContext {
+  readonly graph: Graph;
+  readonly onnx: Uint8Array;
+  readonly threads: number;
+}
+
+/** A prepared engine: one call computes the logits of one input. */
+export interface PreparedEngine {
+  run(input: Tensor): Float32Array | Promise<Float32Array>;
+  /** Optional per-node timing of one run (milliseconds by graph node), for GMAC/s per layer type. */
+  profile?(input: Tensor): NodeTiming[] | Promise<NodeTiming[]>;
+  /** Threads it really uses (a single-threaded engine asked for 2 reports 1). */
+  readonly threadsUsed: number;
+  dispose?(): void | Promise<void>;
+}
+
+export interface NodeTiming {
+  /** Index into graph.nodes. */
+  readonly node: number;
+  readonly ms: number;
+}
+
+export interface Engine {
+  /** Short name used in tables, JSON keys and `--engines`. */
+  readonly name: string;
+  readonly kind: 'ours' | 'peer';
+  readonly description: string;
+  /** Prepares the engine, or returns the reason it cannot run this case (missing package, op, threads). */
+  prepare(context: EngineContext): Promise<PreparedEngine | { skipped: string }>;
+}
+
+/** How a network runs in our engine: `prepare(graph)` → `run(input)`. */
+export interface OurEngine {
+  readonly name: string;
+  readonly description: string;
+  /** Largest thread count it uses; asked for more, it runs with this many (and the JSON says so). */
+  readonly maxThreads: number;
+  prepare(graph: Graph, threads: number): Promise<(input: Tensor) => Tensor>;
+  /** Optional per-node timing (see profileReference). */
+  profile?(graph: Graph, input: Tensor): NodeTiming[];
+}
+
+export const ourEngine: OurEngine = {
+  name: 'shufflenet',
+  description: 'our fused inference plan on the WASM SIMD kernels (src/runtime/plan.ts; single-threaded for now)',
+  maxThreads: 1,
+  prepare: async (graph) => {
+    const plan = await compilePlan(graph);
+    return (input) => plan.run(input);
+  },
+};
+
+/** The reference executor, for comparison runs (`--engines reference`) and per-node timing. */
+export const referenceEngine: OurEngine = {
+  name: 'reference',
+  description: 'our reference executor (runGraph on the pure reference kernels; single-threaded)',
+  maxThreads: 1,
+  prepare: async (graph) => (input) => runGraph(graph, input),
+  profile: profileReference,
+};
+
+/**
+ * Runs the graph like runGraph, timing each node, and returns the output too (a test checks it
+ * equals runGraph's). NOTE: kept beside the benchmark rather than as a hook in runGraph, so the
+ * executor stays minimal and untimed.
+ */
+export function profileGraph(graph: Graph, input: Tensor): { output: Tensor; timings: NodeTiming[] } {
+  const values = new Map<string, Tensor>([[graph.input.name, input]]);
+  const lookup = (name: string): Tensor => values.get(name) ?? graph.params.get(name)!.tensor;
+  const timings: NodeTiming[] = [];
+  graph.nodes.forEach((node, index) => {
+    const output = new Tensor(graph.shapes.get(node.output)!);
+    const inputs = node.inputs.map(lookup);
+    const start = performance.now();
+    getOp(node.op).forward(inputs, node.attrs, output);
+    timings.push({ node: index, ms: performance.now() - start });
+    values.set(node.output, output);
+  });
+  return { output: lookup(graph.output), timings };
+}
+
+export function profileReference(graph: Graph, input: Tensor): NodeTiming[] {
+  return profileGraph(graph, input).timings;
+}
+
+function ours(engine: OurEngine): Engine {
+  return {
+    name: engine.name,
+    kind: 'ours',
+    description: engine.description,
+    async prepare({ graph, threads }) {
+      const threadsUsed = Math.min(threads, engine.maxThreads);
+      const run = await engine.prepare(graph, threadsUsed);
+      const profile = engine.profile;
+      return {
+        threadsUsed,
+        run: (input) => run(input).data,
+        ...(profile ? { profile: (input: Tensor) => profile(graph, input) } : {}),
+      };
+    },
+  };
+}
+
+/** Imports an optional peer, or explains how to install it. */
+async function importPeer<T>(name: string, load: () => Promise<T>): Promise<T | { skipped: string }> {
+  try {
+    return await load();
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') {
+      return { skipped: `${name} is not installed (npm install --save-dev ${name})` };
+    }
+    return { skipped: `${name} failed to load: ${oneLine(e instanceof Error ? e.message : String(e))}` };
+  }
+}
+
+type Ort = typeof import('onnxruntime-node');
+
+/** An ONNX Runtime session over our export, as a PreparedEngine. */
+async function ortSession(ort: Ort, context: EngineContext, options: object, threadsUsed: number) {
+  const session = await ort.InferenceSession.create(context.onnx, options);
+  const [inputName] = session.inputNames;
+  const [outputName] = session.outputNames;
+  const shape = [...context.graph.input.shape];
+  return {
+    threadsUsed,
+    async run(input: Tensor): Promise<Float32Array> {
+      const feeds = { [inputName!]: new ort.Tensor('float32', input.data, shape) };
+      const result = await session.run(feeds);
+      return result[outputName!]!.data as Float32Array;
+    },
+    dispose: () => session.release(),
+  } satisfies PreparedEngine;
+}
+
+const onnxruntimeWeb: Engine = {
+  name: 'ort-web',
+  kind: 'peer',
+  description: 'onnxruntime-web, WASM backend (SIMD), 1 thread, on our ONNX export',
+  async prepare(context) {
+    if (context.threads !== 1) return { skipped: 'onnxruntime-web is measured at 1 thread only (as the issue asks)' };
+    const ort = await importPeer('onnxruntime-web', () => import('onnxruntime-web'));
+    if ('skipped' in ort) return ort;
+    ort.env.wasm.numThreads = 1;
+    return ortSession(ort as unknown as Ort, context, { executionProviders: ['wasm'] }, 1);
+  },
+};
+
+const onnxruntimeNode: Engine = {
+  name: 'ort-node',
+  kind: 'peer',
+  description: 'onnxruntime-node, native CPU provider, intraOpNumThreads = N, on our ONNX export',
+  async prepare(context) {
+    const ort = await importPeer('onnxruntime-node', () => import('onnxruntime-node'));
+    if ('skipped' in ort) return ort;
+    const options = { executionProviders: ['cpu'], intraOpNumThreads: context.threads, interOpNumThreads: 1 };
+    return ortSession(ort, context, options, context.threads);
+  },
+};
+
+const tfjsWasm: Engine = {
+  name: 'tfjs-wasm',
+  kind: 'peer',
+  description: 'TF.js WASM backend (SIMD), our graph in TF.js ops, groups by split + concat',
+  async prepare(context) {
+    if (context.threads !== 1) return { skipped: 'TF.js WASM has no multithreading in Node (1 thread only)' };
+    const unsupported = tfjsUnsupported(context.graph);
+    if (unsupported) return { skipped: unsupported };
+    const tf = await importPeer('@tensorflow/tfjs-core', () => import('@tensorflow/tfjs-core'));
+    if ('skipped' in tf) return tf;
+    const backend = await importPeer('@tensorflow/tfjs-backend-wasm', () => import('@tensorflow/tfjs-backend-wasm'));
+    if ('skipped' in backend) return backend;
+    if (tf.getBackend() !== 'wasm' && !(await tf.setBackend('wasm'))) {
+      return { skipped: 'TF.js could not initialise its WASM backend' };
+    }
+    const program = tfjsProgram(tf, context.graph);
+    return { threadsUsed: 1, run: (input) => program.run(input), dispose: () => program.dispose() };
+  },
+};
+
+/** Every engine, ours first. `--engines a,b` selects by name. */
+export const engines: readonly Engine[] = [ours(ourEngine), onnxruntimeWeb, onnxruntimeNode, tfjsWasm];
+
+/** The reference executor as a benchmark engine: slow, but it can time every node. */
+export const referenceBenchEngine: Engine = ours(referenceEngine);

@@ -3,6 +3,7 @@ import { toFloat } from '../../data/batches.js';
 import { ShuffleNetError } from '../../errors.js';
 import { loadModel } from '../../io/load.js';
 import { evaluate } from '../../train/evaluate.js';
+import { compilePlan } from '../../runtime/plan.js';
 import { loadData } from '../data.js';
 import { formatTable } from '../format.js';
 import { readFileOrFail } from '../files.js';
@@ -47,7 +48,10 @@ export function evalCommand(): Command {
       const progress = process.stderr.isTTY
         ? (done: number, total: number) => process.stderr.write(`\revaluating ${done}/${total}`)
         : undefined;
+      // The fused WASM plan (one compiled graph, any batch size) instead of the reference executor.
+      const plan = await compilePlan(loaded.module.trace([1, c, h, w]));
       const result = evaluate(loaded.module, dataset, {
+        run: (_graph, input) => plan.run(input),
         batchSize: opts.batchSize,
         transform: toFloat(preprocessing?.mean, preprocessing?.std),
         ...(progress ? { onProgress: progress } : {}),

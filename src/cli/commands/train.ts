@@ -1,8 +1,8 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import cliProgress from 'cli-progress';
 import { existsSync, readFileSync } from 'node:fs';
-import { toFloat } from '../../data/batches.js';
-import { subset } from '../../data/dataset.js';
+import { toFloat, type ImageTransform } from '../../data/batches.js';
+import { subset, type ImageDataset } from '../../data/dataset.js';
 import { augment } from '../../data/transforms.js';
 import { ShuffleNetError } from '../../errors.js';
 import { loadModelFile, saveModelFile, type ModelInfo } from '../../io/modelfile.js';
@@ -11,6 +11,7 @@ import { architectureOf, createModel } from '../../models/registry.js';
 import type { Module } from '../../nn/module.js';
 import { reestimateBatchNorm } from '../../train/batchnorm.js';
 import { evaluate } from '../../train/evaluate.js';
+import { compilePlan } from '../../runtime/plan.js';
 import { NonFiniteLossError, Trainer, type TrainConfig, type TrainState } from '../../train/trainer.js';
 import { batches } from '../../data/batches.js';
 import { loadData } from '../data.js';
@@ -243,7 +244,7 @@ async function train(flags: TrainFlags): Promise<void> {
     }
     bar?.stop();
     if (flags.evalEachEpoch && testData) {
-      record.testAccuracy = evaluate(model, testData.dataset, { transform: evalTransform }).accuracy;
+      record.testAccuracy = (await evaluateFast(model, testData.dataset, evalTransform)).accuracy;
     }
     save();
     console.error(
@@ -271,7 +272,7 @@ async function train(flags: TrainFlags): Promise<void> {
     console.error(`re-estimated batch-norm statistics on ${seen} batch(es)`);
   }
   if (testData) {
-    const result = evaluate(model, testData.dataset, { transform: evalTransform });
+    const result = await evaluateFast(model, testData.dataset, evalTransform);
     const final = info({ config: { ...config }, state: trainer.state });
     final.notes = { ...final.notes, testAccuracy: result.accuracy, testImages: result.examples };
     writeFileAtomic(flags.out, saveModelFile(model, final, trainer.sgd.state()));
@@ -282,6 +283,13 @@ async function train(flags: TrainFlags): Promise<void> {
     save();
     console.log(`trained → ${flags.out} (no test split found)`);
   }
+}
+
+/** Test accuracy on the fused WASM plan, compiled from the model's current weights. */
+async function evaluateFast(model: Module, dataset: ImageDataset, transform: ImageTransform) {
+  const [c, h, w] = dataset.imageShape;
+  const plan = await compilePlan(model.trace([1, c, h, w]));
+  return evaluate(model, dataset, { transform, run: (_graph, input) => plan.run(input) });
 }
 
 function modelOptions(numClasses: number, inputChannels: number, size: number, seed: number) {

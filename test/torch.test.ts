@@ -3,7 +3,10 @@
  * official shuffle over, the model file written by `shufflenet import`, and hostile pickles.
  * Fixtures: scripts/make_torch_fixtures.py (Debian's PyTorch).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { FormatError } from '../src/errors.js';
@@ -11,7 +14,7 @@ import { runGraph } from '../src/graph/execute.js';
 import { loadModel } from '../src/io/load.js';
 import { loadModelFile, saveModelFile } from '../src/io/modelfile.js';
 import { preprocessingPresets } from '../src/io/preprocessing.js';
-import { readSafetensors } from '../src/io/safetensors.js';
+import { readSafetensors, writeSafetensors } from '../src/io/safetensors.js';
 import {
   importTorchCheckpoint,
   officialShuffleSource,
@@ -21,7 +24,7 @@ import {
   unpickle,
 } from '../src/io/torch/index.js';
 import { Tensor } from '../src/tensor/tensor.js';
-import { maxAbs, maxAbsDiff } from './helpers/fixtures.js';
+import { get, loadFixture, maxAbs, maxAbsDiff } from './helpers/fixtures.js';
 
 const dir = fileURLToPath(new URL('./fixtures/torch/', import.meta.url));
 const read = (file: string): Uint8Array => new Uint8Array(readFileSync(dir + file));
@@ -227,3 +230,41 @@ describe('the unpickler refuses anything but tensors and containers', () => {
 function ascii(s: string): number[] {
   return [...s].map((c) => c.charCodeAt(0));
 }
+
+describe('shufflenet import / infer on PyTorch files', () => {
+  const main = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
+  const cli = (...args: string[]) => spawnSync(process.execPath, [main, ...args], { encoding: 'utf8' });
+
+  it('imports an official checkpoint to a model file whose logits equal PyTorch, and refuses a malicious one', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'shufflenet-import-'));
+    const source = fileURLToPath(new URL('./fixtures/torch/official_g3_0.5x.zip.pth.tar', import.meta.url));
+    const out = join(dir, 'official.safetensors');
+    const imported = cli('import', source, '--out', out);
+    expect(imported.status, imported.stderr).toBe(0);
+    expect(imported.stdout + imported.stderr).toMatch(/official layout, g = 3/);
+    const info = JSON.parse(cli('info', out, '--json').stdout);
+    expect(info.preprocessing.channels).toBe('BGR');
+
+    const expected = loadFixture('torch/expected.safetensors');
+    const reference = get(expected, 'official_g3_0.5x.zip.pth.tar/logits');
+    const input = join(dir, 'in.safetensors');
+    writeFileSync(input, writeSafetensors(new Map([['input', hashInput([1, 3, 224, 224])]])));
+    for (const model of [out, source]) {
+      const r = cli('infer', '--model', model, '--input', input, '--output', join(dir, 'out.safetensors'));
+      expect(r.status, r.stderr).toBe(0);
+      const logits = readSafetensors(readFileSync(join(dir, 'out.safetensors'))).tensors.get('logits')!;
+      expect(maxAbsDiff(logits, reference)).toBeLessThan(1e-4 * maxAbs(reference));
+    }
+
+    const malicious = cli(
+      'import',
+      fileURLToPath(new URL('./fixtures/torch/malicious_os_system.pth', import.meta.url)),
+      '--out',
+      join(dir, 'x.safetensors'),
+    );
+    expect(malicious.status).toBe(1);
+    expect(malicious.stderr.trim().split('\n')).toHaveLength(1);
+    expect(malicious.stderr).toMatch(/refusing global os\.system/);
+    expect(existsSync(join(dir, 'x.safetensors'))).toBe(false);
+  });
+});

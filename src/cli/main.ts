@@ -12,6 +12,7 @@ import { inferCommand } from './commands/infer.js';
 import { infoCommand } from './commands/info.js';
 import { trainCommand } from './commands/train.js';
 import { evalCommand } from './commands/eval.js';
+import { classifyCommand } from './commands/classify.js';
 import { exportCommand } from './commands/export.js';
 import { benchCommand } from './commands/bench.js';
 
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
   program.addCommand(infoCommand());
   program.addCommand(trainCommand());
   program.addCommand(evalCommand());
+  program.addCommand(classifyCommand());
   program.addCommand(exportCommand());
   program.addCommand(importCommand());
   program.addCommand(benchCommand());

@@ -1,0 +1,80 @@
+import { Command, InvalidArgumentError } from 'commander';
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { preprocessImage } from '../../data/image.js';
+import { ShuffleNetError } from '../../errors.js';
+import { loadModel } from '../../io/load.js';
+import { softmax } from '../../ops/index.js';
+import { compilePlan } from '../../runtime/plan.js';
+import { decodeImage, defaultPixelLimit } from '../../node/image.js';
+import { readFileOrFail } from '../files.js';
+import { bundledModelPath } from '../bundled.js';
+
+const imageFile = /\.(jpe?g|png|webp|gif|tiff?|avif)$/i;
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`expected a positive integer, got "${value}"`);
+  return n;
+}
+
+/** Files named on the command line, with folders expanded to the images inside them (sorted). */
+export function expandImages(paths: readonly string[]): string[] {
+  return paths.flatMap((p) => {
+    let isDir: boolean;
+    try {
+      isDir = statSync(p).isDirectory();
+    } catch {
+      return [p]; // reading it reports "no such file"
+    }
+    return isDir
+      ? readdirSync(p)
+          .filter((f) => imageFile.test(f))
+          .sort()
+          .map((f) => join(p, f))
+      : [p];
+  });
+}
+
+export function classifyCommand(): Command {
+  return new Command('classify')
+    .description('classify images (JPEG, PNG, WebP; files or folders) with a model file')
+    .argument('<images...>', 'image files or folders of images')
+    .option('--model <file>', 'model file (default: the bundled Fashion-MNIST model)')
+    .option('--top <k>', 'how many classes to show', positiveInt, 3)
+    .option('--json', 'print JSON: per image {file, top: [{label, probability}]}', false)
+    .option(
+      '--max-pixels <n>',
+      'refuse images with more pixels than this (decompression bombs)',
+      positiveInt,
+      defaultPixelLimit,
+    )
+    .action(async (images: string[], opts: { model?: string; top: number; json: boolean; maxPixels: number }) => {
+      const modelPath = opts.model ?? bundledModelPath();
+      const loaded = loadModel(readFileOrFail(modelPath, 'model'), modelPath);
+      const preprocessing = loaded.info?.preprocessing;
+      if (!preprocessing)
+        throw new ShuffleNetError(`${modelPath}: has no preprocessing preset, so images cannot be prepared for it`);
+      const channels = preprocessing.channels === 'gray' ? 1 : 3;
+      const plan = await compilePlan(loaded.graphFor([1, channels, preprocessing.crop, preprocessing.crop]));
+      const files = expandImages(images);
+      if (files.length === 0) throw new ShuffleNetError('classify: no images found in the given folders');
+      const results = [];
+      for (const file of files) {
+        const image = await decodeImage(readFileOrFail(file, 'image'), file, { pixelLimit: opts.maxPixels });
+        const probabilities = softmax(plan.run(preprocessImage(image, preprocessing))).data;
+        const top = [...probabilities]
+          .map((probability, index) => ({ label: loaded.info?.labels?.[index] ?? String(index), probability }))
+          .sort((a, b) => b.probability - a.probability)
+          .slice(0, opts.top);
+        results.push({ file, top });
+      }
+      if (opts.json) {
+        console.log(JSON.stringify(results, null, 1));
+        return;
+      }
+      for (const r of results) {
+        console.log(`${r.file}: ${r.top.map((t) => `${t.label} ${(t.probability * 100).toFixed(1)}%`).join(', ')}`);
+      }
+    });
+}

@@ -1,0 +1,80 @@
+/** `shufflenet classify`: real formats in, top-k JSON out, bad files refused in one line. */
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import sharp from 'sharp';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { saveModelFile } from '../src/io/modelfile.js';
+import { preprocessingPresets } from '../src/io/preprocessing.js';
+import { architectureOf, createModel } from '../src/models/registry.js';
+
+const main = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
+const run = (...args: string[]) => spawnSync(process.execPath, [main, 'classify', ...args], { encoding: 'utf8' });
+const labels = ['zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine'];
+
+describe('shufflenet classify', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'shufflenet-classify-'));
+  const model = join(dir, 'm.safetensors');
+  const images = join(dir, 'images');
+
+  beforeAll(async () => {
+    const options = { numClasses: 10, inputChannels: 1, smallInput: true };
+    const net = createModel('shufflenet_v1_g3_0.25x', options);
+    writeFileSync(
+      model,
+      saveModelFile(net, {
+        architecture: architectureOf('shufflenet_v1_g3_0.25x', options),
+        labels,
+        preprocessing: preprocessingPresets.mnist,
+      }),
+    );
+    mkdirSync(images);
+    const rgb = Buffer.from(Uint8Array.from({ length: 40 * 30 * 3 }, (_, i) => (i * 13) % 256));
+    const base = () => sharp(rgb, { raw: { width: 40, height: 30, channels: 3 } });
+    writeFileSync(join(images, 'a.png'), await base().png().toBuffer());
+    writeFileSync(join(images, 'b.jpg'), await base().jpeg().toBuffer());
+    writeFileSync(join(images, 'c.webp'), await base().webp().toBuffer());
+    writeFileSync(join(images, 'd-rgba.png'), await base().ensureAlpha(0.5).png().toBuffer());
+    writeFileSync(join(images, 'e-gray.png'), await base().toColourspace('b-w').png().toBuffer());
+    writeFileSync(join(images, 'notes.txt'), 'not an image, and not picked up from the folder');
+    const jpeg = await base().jpeg().toBuffer();
+    writeFileSync(join(dir, 'truncated.jpg'), jpeg.subarray(0, jpeg.length >> 1));
+    writeFileSync(join(dir, 'text.png'), 'hello');
+    writeFileSync(
+      join(dir, 'big.png'),
+      await sharp({ create: { width: 1500, height: 1000, channels: 3, background: '#000' } })
+        .png()
+        .toBuffer(),
+    );
+  });
+
+  it('classifies a folder of PNG, JPEG, WebP, RGBA and gray images to top-k JSON', () => {
+    const r = run(images, '--model', model, '--top', '5', '--json');
+    expect(r.status, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as { file: string; top: { label: string; probability: number }[] }[];
+    expect(out.map((o) => o.file.split('/').pop())).toEqual(['a.png', 'b.jpg', 'c.webp', 'd-rgba.png', 'e-gray.png']);
+    for (const o of out) {
+      expect(o.top).toHaveLength(5);
+      for (const t of o.top) expect(labels).toContain(t.label);
+      expect(o.top[0]!.probability).toBeGreaterThanOrEqual(o.top[4]!.probability);
+      expect(o.top.reduce((s, t) => s + t.probability, 0)).toBeLessThanOrEqual(1 + 1e-6);
+    }
+  });
+
+  it('refuses truncated, non-image and oversized files with one clear line', () => {
+    const cases: [string, RegExp, string[]][] = [
+      ['truncated.jpg', /truncated\.jpg: truncated or corrupt jpeg/, []],
+      ['text.png', /text\.png: not an image sharp can read/, []],
+      ['big.png', /big\.png: 1500×1000 is 1,500,000 pixels, over the limit of 1,000,000/, ['--max-pixels', '1000000']],
+      ['missing.png', /cannot read image .*missing\.png: no such file/, []],
+    ];
+    for (const [file, message, extra] of cases) {
+      const r = run(join(dir, file), '--model', model, ...extra);
+      expect(r.status, file).toBe(1);
+      expect(r.stderr.trim().split('\n'), file).toHaveLength(1);
+      expect(r.stderr).toMatch(message);
+    }
+  });
+});

@@ -126,6 +126,7 @@ describe('createSession', () => {
       const pending = expect(session.run(input)).rejects.toThrow(/disposed/);
       await session.dispose();
       await pending;
+      expect(session.threads).toBe(threads); // still says how it ran
       await expect(session.run(input)).rejects.toThrow(SessionError);
       await expect(session.run(input)).rejects.toThrow(/disposed/);
       await expect(session.stats()).rejects.toThrow(/disposed/);

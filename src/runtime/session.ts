@@ -315,6 +315,7 @@ class MainThreadSession implements Session {
 
 class WorkerSession implements Session {
   private workers: WorkerHandle[] | null;
+  readonly threads: number;
 
   constructor(
     workers: WorkerHandle[],
@@ -322,10 +323,7 @@ class WorkerSession implements Session {
     readonly notes: string,
   ) {
     this.workers = workers;
-  }
-
-  get threads(): number {
-    return this.workers?.length ?? 0;
+    this.threads = workers.length;
   }
 
   private live(what: string): WorkerHandle[] {

@@ -2,7 +2,6 @@
  * The browser runtime entry: what a web page needs to build or load a network and run it, without
  * the ONNX codec (protobufjs) or the training and dataset tooling. `npm run size` bundles this
  * entry (esbuild, minified) against the 150 KB budget of issue 4; the full library is src/index.ts.
- * NOTE: when the fused plan lands, export createSession/compilePlan here too.
  *
  * @example
  * import { createModel, runGraph, Tensor } from 'shufflenet/browser';
@@ -12,6 +11,7 @@
 export { Tensor, shapeSize, formatShape, type Shape } from './tensor/tensor.js';
 export type { Graph, GraphNode, GraphParam } from './graph/graph.js';
 export { runGraph } from './graph/execute.js';
+export { createSession, webWorkerPort, SessionError, type Session, type SessionOptions } from './runtime/session.js';
 export { withInputShape } from './graph/reshape.js';
 export { forward } from './nn/forward.js';
 export {

@@ -11,6 +11,18 @@ export type { Graph, GraphNode, GraphParam } from './graph/graph.js';
 export { runGraph } from './graph/execute.js';
 export { withInputShape } from './graph/reshape.js';
 export { compilePlan, InferencePlan, type PlanSummary } from './runtime/plan.js';
+export {
+  createSession,
+  serveSessionWorker,
+  webWorkerPort,
+  SessionError,
+  type Session,
+  type SessionModel,
+  type SessionOptions,
+  type SessionStats,
+  type SpawnWorker,
+  type WorkerPort,
+} from './runtime/session.js';
 export { Module } from './nn/module.js';
 export * from './nn/layers.js';
 export { forward } from './nn/forward.js';

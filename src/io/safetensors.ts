@@ -9,6 +9,7 @@
  */
 import { FormatError, oneLine } from '../errors.js';
 import { formatShape, shapeSize, Tensor } from '../tensor/tensor.js';
+import { bfloat16ToFloat, halfToFloat } from './float16.js';
 
 export interface SafetensorsFile {
   tensors: Map<string, Tensor>;
@@ -155,21 +156,6 @@ function decode(bytes: Uint8Array, start: number, count: number, dtype: string):
       for (let i = 0; i < count; i++) out[i] = view.getUint8(i);
   }
   return out;
-}
-
-function halfToFloat(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exponent = (h >> 10) & 0x1f;
-  const fraction = h & 0x3ff;
-  if (exponent === 0) return sign * 2 ** -14 * (fraction / 1024);
-  if (exponent === 31) return fraction ? NaN : sign * Infinity;
-  return sign * 2 ** (exponent - 15) * (1 + fraction / 1024);
-}
-
-function bfloat16ToFloat(b: number): number {
-  const view = new DataView(new ArrayBuffer(4));
-  view.setUint32(0, b << 16, true);
-  return view.getFloat32(0, true);
 }
 
 /**

@@ -14,6 +14,7 @@
  * const { stateDict } = readTorchCheckpoint(bytes, 'model.pth.tar');
  * stateDict.get('module.first_conv.0.weight'); // { tensor: Tensor[24, 3, 3, 3], dtype: 'float32' }
  */
+import { bfloat16ToFloat, halfToFloat } from '../float16.js';
 import { FormatError } from '../../errors.js';
 import { Tensor } from '../../tensor/tensor.js';
 import {
@@ -243,7 +244,7 @@ function reader(dtype: TorchDtype, v: DataView): (i: number) => number {
     case 'float16':
       return (i) => halfToFloat(v.getUint16(i * 2, true));
     case 'bfloat16':
-      return (i) => new Float32Array(new Uint32Array([v.getUint16(i * 2, true) << 16]).buffer)[0]!;
+      return (i) => bfloat16ToFloat(v.getUint16(i * 2, true));
     case 'int64':
       return (i) => Number(v.getBigInt64(i * 8, true));
     case 'int32':
@@ -255,15 +256,6 @@ function reader(dtype: TorchDtype, v: DataView): (i: number) => number {
     default: // uint8, bool
       return (i) => v.getUint8(i);
   }
-}
-
-function halfToFloat(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exponent = (h >> 10) & 0x1f;
-  const fraction = h & 0x3ff;
-  if (exponent === 0) return sign * 2 ** -14 * (fraction / 1024);
-  if (exponent === 31) return fraction ? NaN : sign * Infinity;
-  return sign * 2 ** (exponent - 15) * (1 + fraction / 1024);
 }
 
 /** Visits every storage reference in a pickled value (iteratively: hostile files can nest deeply or loop). */

@@ -38,7 +38,7 @@ const smallOptions = { numClasses: 10, inputChannels: 1, smallInput: true };
 
 describe('web page models', () => {
   it('keeps the same Fashion-MNIST labels as the Node loader', () => {
-    expect([...fashionMnistLabels]).toEqual([...fashionMnistClasses]);
+    expect([...fashionMnistLabels]).toEqual([...fashionMnistClasses]); // one list, shared by Node and the page
   });
 
   it('builds the untrained fallback as the registry does, and the reference engine runs it like forward()', async () => {

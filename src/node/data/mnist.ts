@@ -16,21 +16,9 @@ import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
 import { ShuffleNetError } from '../../errors.js';
 import { ArrayDataset } from '../../data/dataset.js';
+import { fashionMnistClasses, mnistClasses } from '../../data/labels.js';
 
-export const fashionMnistClasses = [
-  'T-shirt/top',
-  'Trouser',
-  'Pullover',
-  'Dress',
-  'Coat',
-  'Sandal',
-  'Shirt',
-  'Sneaker',
-  'Bag',
-  'Ankle boot',
-] as const;
-
-export const mnistClasses = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'] as const;
+export { fashionMnistClasses, mnistClasses };
 
 export type Split = 'train' | 'test';
 

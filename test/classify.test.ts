@@ -78,3 +78,27 @@ describe('shufflenet classify', () => {
     }
   });
 });
+
+describe('the bundled model', () => {
+  const main = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
+  const cli = (...args: string[]) => spawnSync(process.execPath, [main, ...args], { encoding: 'utf8' });
+
+  it('shufflenet demo shows predictions with pictures, accuracy, latency and the complexity table', () => {
+    const r = cli('demo', '--images', '2');
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/test image #\d+, true class: /);
+    expect(r.stdout).toMatch(/[#%@*+=]{3,}/); // the image, drawn with a character ramp off a terminal
+    const accuracy = Number(/accuracy on all 10000 test images: ([\d.]+)%/.exec(r.stdout)![1]);
+    expect(accuracy).toBeGreaterThan(70);
+    expect(r.stdout).toMatch(/latency per image: median [\d.]+ ms/);
+    expect(r.stdout).toMatch(/shufflenet_v1_g3_1\.0x\s+137\.5\s+1\.87\s+137/);
+  });
+
+  it('shufflenet classify uses it by default', () => {
+    const trouser = fileURLToPath(new URL('./fixtures/web/trouser.png', import.meta.url));
+    const r = cli('classify', trouser, '--json');
+    expect(r.status, r.stderr).toBe(0);
+    const [result] = JSON.parse(r.stdout) as { top: { label: string }[] }[];
+    expect(result!.top[0]!.label).toBe('Trouser');
+  });
+});

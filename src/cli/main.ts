@@ -13,6 +13,7 @@ import { infoCommand } from './commands/info.js';
 import { trainCommand } from './commands/train.js';
 import { evalCommand } from './commands/eval.js';
 import { classifyCommand } from './commands/classify.js';
+import { demoCommand } from './commands/demo.js';
 import { exportCommand } from './commands/export.js';
 import { benchCommand } from './commands/bench.js';
 
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
     .option('--verbose', 'print stack traces with errors', false)
     .showHelpAfterError('(add --help for usage)')
     .exitOverride();
+  program.addCommand(demoCommand());
   program.addCommand(flopsCommand());
   program.addCommand(inferCommand());
   program.addCommand(infoCommand());

@@ -177,7 +177,8 @@ describe.skipIf(!haveChromium && !required)('browser page (web/) in Chromium', (
     const bundled = manifest.models[0];
     let expected;
     if (bundled !== undefined) {
-      const bytes = readFileSync(join(root, 'web', 'public', 'models', bundled.file));
+      // The page's build emits the package's bundled model (models/) under models/ (web/vite.config.ts).
+      const bytes = readFileSync(join(root, 'models', bundled.file));
       const { model, info } = loadModelFile(bytes, bundled.file);
       expected = await expectedTop(model, info.preprocessing!, info.labels!);
     } else {

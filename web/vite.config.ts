@@ -1,6 +1,7 @@
 // The browser page: a static site built from web/ into web/dist, importing the library's core
 // from ../src. Dev and preview servers send COOP/COEP so the page is cross-origin isolated
 // (threads need SharedArrayBuffer); the built page gets a CSP that allows its own origin only.
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { defineConfig, type Plugin } from 'vite';
 
@@ -32,10 +33,26 @@ const csp: Plugin = {
   ],
 };
 
+/** The package's bundled model (models/), served and emitted as models/<file> so the page uses it. */
+const bundledModel = 'fashion-mnist-shufflenet.safetensors';
+const bundledModelPath = fileURLToPath(new URL(`../models/${bundledModel}`, import.meta.url));
+const bundled: Plugin = {
+  name: 'shufflenet-bundled-model',
+  configureServer(server) {
+    server.middlewares.use(`/models/${bundledModel}`, (_req, res) => {
+      res.setHeader('Content-Type', 'application/octet-stream');
+      res.end(readFileSync(bundledModelPath));
+    });
+  },
+  generateBundle() {
+    this.emitFile({ type: 'asset', fileName: `models/${bundledModel}`, source: readFileSync(bundledModelPath) });
+  },
+};
+
 export default defineConfig({
   root: fileURLToPath(new URL('.', import.meta.url)),
   base: './',
-  plugins: [csp],
+  plugins: [csp, bundled],
   build: {
     outDir: 'dist',
     emptyOutDir: true,

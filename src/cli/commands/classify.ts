@@ -1,4 +1,5 @@
-import { Command, InvalidArgumentError } from 'commander';
+import { positiveInt } from '../args.js';
+import { Command } from 'commander';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { preprocessImage } from '../../data/image.js';
@@ -11,12 +12,6 @@ import { readFileOrFail } from '../files.js';
 import { bundledModelPath } from '../bundled.js';
 
 const imageFile = /\.(jpe?g|png|webp|gif|tiff?|avif)$/i;
-
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`expected a positive integer, got "${value}"`);
-  return n;
-}
 
 /** Files named on the command line, with folders expanded to the images inside them (sorted). */
 export function expandImages(paths: readonly string[]): string[] {

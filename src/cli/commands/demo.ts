@@ -1,4 +1,5 @@
-import { Command, InvalidArgumentError } from 'commander';
+import { positiveInt } from '../args.js';
+import { Command } from 'commander';
 import { complexityTable } from '../../analysis/table.js';
 import { toFloat } from '../../data/batches.js';
 import { ShuffleNetError } from '../../errors.js';
@@ -12,12 +13,6 @@ import { evaluate } from '../../train/evaluate.js';
 import { bundledModelPath } from '../bundled.js';
 import { readFileOrFail } from '../files.js';
 import { formatTable } from '../format.js';
-
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`expected a positive integer, got "${value}"`);
-  return n;
-}
 
 /** A 28×28 gray image as text: two pixel rows per line with ANSI grays on a terminal, a ramp otherwise. */
 export function renderImage(pixels: Uint8Array, width: number, height: number, color: boolean): string[] {

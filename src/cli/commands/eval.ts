@@ -1,18 +1,12 @@
-import { Command, InvalidArgumentError } from 'commander';
+import { positiveInt } from '../args.js';
+import { Command } from 'commander';
 import { toFloat } from '../../data/batches.js';
 import { ShuffleNetError } from '../../errors.js';
 import { loadModel } from '../../io/load.js';
-import { evaluate } from '../../train/evaluate.js';
-import { compilePlan } from '../../runtime/plan.js';
+import { evaluateOnPlan } from '../../train/evaluate.js';
 import { loadData } from '../data.js';
 import { formatTable } from '../format.js';
 import { readFileOrFail } from '../files.js';
-
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`expected a positive integer, got "${value}"`);
-  return n;
-}
 
 export function evalCommand(): Command {
   return new Command('eval')
@@ -49,9 +43,7 @@ export function evalCommand(): Command {
         ? (done: number, total: number) => process.stderr.write(`\revaluating ${done}/${total}`)
         : undefined;
       // The fused WASM plan (one compiled graph, any batch size) instead of the reference executor.
-      const plan = await compilePlan(loaded.module.trace([1, c, h, w]));
-      const result = evaluate(loaded.module, dataset, {
-        run: (_graph, input) => plan.run(input),
+      const result = await evaluateOnPlan(loaded.module, dataset, {
         batchSize: opts.batchSize,
         transform: toFloat(preprocessing?.mean, preprocessing?.std),
         ...(progress ? { onProgress: progress } : {}),

@@ -1,3 +1,4 @@
+import { positiveInt } from '../args.js';
 import { Command, InvalidArgumentError } from 'commander';
 import { ShuffleNetError } from '../../errors.js';
 import type { Graph } from '../../graph/graph.js';
@@ -7,12 +8,6 @@ import { createModel, type ModelOptions } from '../../models/registry.js';
 import { formatShape } from '../../tensor/tensor.js';
 import { readFileOrFail, writeFileAtomic } from '../files.js';
 import { parseSize } from './flops.js';
-
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`expected a positive integer, got "${value}"`);
-  return n;
-}
 
 function nonNegativeInt(value: string): number {
   const n = Number(value);

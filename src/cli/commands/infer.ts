@@ -1,16 +1,11 @@
-import { Command, InvalidArgumentError } from 'commander';
+import { positiveInt } from '../args.js';
+import { Command } from 'commander';
 import { ShapeError } from '../../errors.js';
 import { runGraph } from '../../graph/execute.js';
 import { loadModel } from '../../io/load.js';
 import { readSafetensors, writeSafetensors } from '../../io/safetensors.js';
 import { formatShape, Tensor } from '../../tensor/tensor.js';
 import { readFileOrFail, writeFileAtomic } from '../files.js';
-
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`expected a positive integer, got "${value}"`);
-  return n;
-}
 
 export function inferCommand(): Command {
   return new Command('infer')

@@ -1,8 +1,9 @@
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
+import { nonNegative, nonNegativeInt, positive, positiveInt } from '../args.js';
 import cliProgress from 'cli-progress';
 import { existsSync, readFileSync } from 'node:fs';
-import { toFloat, type ImageTransform } from '../../data/batches.js';
-import { subset, type ImageDataset } from '../../data/dataset.js';
+import { toFloat } from '../../data/batches.js';
+import { subset } from '../../data/dataset.js';
 import { augment } from '../../data/transforms.js';
 import { ShuffleNetError } from '../../errors.js';
 import { loadModelFile, saveModelFile, type ModelInfo } from '../../io/modelfile.js';
@@ -10,24 +11,11 @@ import { preprocessingPresets } from '../../io/preprocessing.js';
 import { architectureOf, createModel } from '../../models/registry.js';
 import type { Module } from '../../nn/module.js';
 import { reestimateBatchNorm } from '../../train/batchnorm.js';
-import { evaluate } from '../../train/evaluate.js';
-import { compilePlan } from '../../runtime/plan.js';
+import { evaluateOnPlan } from '../../train/evaluate.js';
 import { NonFiniteLossError, Trainer, type TrainConfig, type TrainState } from '../../train/trainer.js';
 import { batches } from '../../data/batches.js';
 import { loadData } from '../data.js';
 import { writeFileAtomic } from '../files.js';
-
-const number =
-  (what: string, check: (n: number) => boolean) =>
-  (value: string): number => {
-    const n = Number(value);
-    if (!check(n)) throw new InvalidArgumentError(`${what}, got "${value}"`);
-    return n;
-  };
-const positiveInt = number('expected a positive integer', (n) => Number.isInteger(n) && n > 0);
-const nonNegativeInt = number('expected a non-negative integer', (n) => Number.isInteger(n) && n >= 0);
-const nonNegative = number('expected a non-negative number', (n) => n >= 0 && Number.isFinite(n));
-const positive = number('expected a positive number', (n) => n > 0 && Number.isFinite(n));
 
 /**
  * Defaults, tuned for 28×28 Fashion-MNIST (docs/training.md): the paper's linear decay to 0, SGD
@@ -245,7 +233,7 @@ async function train(flags: TrainFlags): Promise<void> {
     }
     bar?.stop();
     if (flags.evalEachEpoch && testData) {
-      record.testAccuracy = (await evaluateFast(model, testData.dataset, evalTransform)).accuracy;
+      record.testAccuracy = (await evaluateOnPlan(model, testData.dataset, { transform: evalTransform })).accuracy;
     }
     save();
     console.error(
@@ -273,7 +261,7 @@ async function train(flags: TrainFlags): Promise<void> {
     console.error(`re-estimated batch-norm statistics on ${seen} batch(es)`);
   }
   if (testData) {
-    const result = await evaluateFast(model, testData.dataset, evalTransform);
+    const result = await evaluateOnPlan(model, testData.dataset, { transform: evalTransform });
     const final = info({ config: { ...config }, state: trainer.state });
     final.notes = { ...final.notes, testAccuracy: result.accuracy, testImages: result.examples };
     writeFileAtomic(flags.out, saveModelFile(model, final, trainer.sgd.state()));
@@ -284,13 +272,6 @@ async function train(flags: TrainFlags): Promise<void> {
     save();
     console.log(`trained → ${flags.out} (no test split found)`);
   }
-}
-
-/** Test accuracy on the fused WASM plan, compiled from the model's current weights. */
-async function evaluateFast(model: Module, dataset: ImageDataset, transform: ImageTransform) {
-  const [c, h, w] = dataset.imageShape;
-  const plan = await compilePlan(model.trace([1, c, h, w]));
-  return evaluate(model, dataset, { transform, run: (_graph, input) => plan.run(input) });
 }
 
 function modelOptions(numClasses: number, inputChannels: number, size: number, seed: number) {

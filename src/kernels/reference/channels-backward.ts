@@ -1,8 +1,9 @@
 /** Reference gradients of the ops that move channels: both only route gradients back. */
+import { channelShuffleReference } from './channels.js';
 
 /**
  * The shuffle is a permutation (input channel i·n + j → output channel j·g + i), so its gradient
- * is the inverse permutation: output channel j·g + i's gradient goes back to input channel i·n + j.
+ * is the inverse permutation, which is the same shuffle with n = C/g groups.
  */
 export function channelShuffleBackwardReference(
   gradOutput: Float32Array, // [N, C, H·W]
@@ -12,16 +13,7 @@ export function channelShuffleBackwardReference(
   spatial: number,
   groups: number,
 ): void {
-  const perGroup = channels / groups;
-  for (let n = 0; n < batch; n++) {
-    for (let i = 0; i < groups; i++) {
-      for (let j = 0; j < perGroup; j++) {
-        const to = (n * channels + i * perGroup + j) * spatial;
-        const from = (n * channels + j * groups + i) * spatial;
-        gradInput.set(gradOutput.subarray(from, from + spatial), to);
-      }
-    }
-  }
+  channelShuffleReference(gradOutput, gradInput, batch, channels, spatial, channels / groups);
 }
 
 /** Splits the gradient of a channel concatenation back into one gradient per input. */

@@ -4,6 +4,7 @@ import type { Graph } from '../graph/graph.js';
 import { clipGradientNorm } from '../optim/clip.js';
 import type { Sgd } from '../optim/sgd.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { TrainingPlan, type ForwardBackwardOptions, type ForwardBackwardResult } from './plan.js';
 
 export interface TrainStepOptions {
   /** Learning rate of this step (from a schedule). */
@@ -27,27 +28,42 @@ export interface TrainStepResult {
 
 /**
  * One optimisation step on one mini-batch: forward in training mode (which updates the batch-norm
- * running statistics), cross-entropy, backward over the graph, optional clipping, SGD update.
- * `graph` must come from `model.trace(shape, { training: true })`; its parameters are the model's
- * own tensors, so the model trains.
+ * running statistics), cross-entropy, backward, optional clipping, SGD update. The engine is a
+ * graph from `model.trace(shape, { training: true })`, run on the reference tape, or a
+ * `TrainingPlan` compiled from one, which computes the same on the WASM kernels. Either way the
+ * parameters are the model's own tensors, so the model trains.
  *
  * @example
- * const graph = model.trace([64, 1, 28, 28], { training: true });
+ * const plan = await TrainingPlan.compile(model.trace([64, 1, 28, 28], { training: true }));
  * const sgd = new Sgd(model.namedParameters(), { lr: 0.05, momentum: 0.9, weightDecay: 4e-5 });
- * const { loss } = trainStep(graph, sgd, images, labels, { lr: learningRate(schedule, t) });
+ * const { loss } = trainStep(plan, sgd, images, labels, { lr: learningRate(schedule, t) });
  */
 export function trainStep(
-  graph: Graph,
+  engine: Graph | TrainingPlan,
   sgd: Sgd,
   images: Tensor,
   labels: ArrayLike<number>,
   options: TrainStepOptions,
 ): TrainStepResult {
+  const loss = { labelSmoothing: options.labelSmoothing ?? 0, ...(options.guard ? { guard: options.guard } : {}) };
+  const result =
+    engine instanceof TrainingPlan
+      ? engine.forwardBackward(images, labels, loss)
+      : tapeForwardBackward(engine, images, labels, loss);
+  const gradNorm = clipGradientNorm(result.gradients.values(), options.maxGradNorm ?? Infinity);
+  sgd.step(result.gradients, options.lr);
+  return { loss: result.loss, gradNorm, logits: result.logits };
+}
+
+/** The reference path: forward with tape, cross-entropy, backward. */
+function tapeForwardBackward(
+  graph: Graph,
+  images: Tensor,
+  labels: ArrayLike<number>,
+  options: ForwardBackwardOptions,
+): ForwardBackwardResult {
   const tape = forwardWithTape(graph, images);
   const { loss, gradient } = crossEntropy(tape.output, labels, { labelSmoothing: options.labelSmoothing ?? 0 });
   options.guard?.(loss);
-  const { parameters } = backward(tape, gradient);
-  const gradNorm = clipGradientNorm(parameters.values(), options.maxGradNorm ?? Infinity);
-  sgd.step(parameters, options.lr);
-  return { loss, gradNorm, logits: tape.output };
+  return { loss, logits: tape.output, gradients: backward(tape, gradient).parameters };
 }

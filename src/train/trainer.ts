@@ -15,7 +15,11 @@ import { learningRate, type ScheduleConfig } from '../optim/schedule.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { Sgd } from '../optim/sgd.js';
 import { argmaxRows } from './evaluate.js';
+import { TrainingPlan } from './plan.js';
 import { trainStep } from './step.js';
+
+/** What runs the steps: the WASM training plan, or the reference tape (the oracle; slow). */
+export type TrainingEngine = 'wasm' | 'reference';
 
 /** Everything that decides a run's outcome. The CLI maps its flags onto this one to one. */
 export interface TrainConfig {
@@ -86,7 +90,7 @@ export class NonFiniteLossError extends ShuffleNetError {
 export class Trainer {
   readonly sgd: Sgd;
   readonly state: TrainState;
-  private graph: Graph | null = null;
+  private engine: Graph | TrainingPlan | null = null;
 
   constructor(
     readonly model: Module,
@@ -111,6 +115,25 @@ export class Trainer {
     this.state = state ?? { epoch: 0, step: 0, history: [] };
   }
 
+  /**
+   * Compiles the engine for this run's batch shape: the WASM training plan by default. Without a
+   * `prepare`, `runEpoch` uses the reference tape.
+   */
+  async prepare(engine: TrainingEngine = 'wasm'): Promise<this> {
+    const graph = this.model.trace(this.batchShape, { training: true });
+    this.engine = engine === 'wasm' ? await TrainingPlan.compile(graph) : graph;
+    return this;
+  }
+
+  /** The compiled training plan, if `prepare` made one (e.g. for BN re-estimation). */
+  get plan(): TrainingPlan | null {
+    return this.engine instanceof TrainingPlan ? this.engine : null;
+  }
+
+  private get batchShape(): number[] {
+    return [this.config.batchSize, ...this.dataset.imageShape];
+  }
+
   /** Optimiser steps per epoch (the last partial batch is dropped, which keeps BN batches full). */
   get stepsPerEpoch(): number {
     return batchCount(this.dataset.length, { batchSize: this.config.batchSize, dropLast: true });
@@ -129,8 +152,7 @@ export class Trainer {
   /** Trains one epoch. A NaN or infinite loss stops it before the weights are updated with it. */
   runEpoch(onBatch?: (p: BatchProgress) => void): EpochRecord {
     const { config } = this;
-    const [c, h, w] = this.dataset.imageShape;
-    this.graph ??= this.model.trace([config.batchSize, c, h, w], { training: true });
+    this.engine ??= this.model.trace(this.batchShape, { training: true });
     const epoch = this.state.epoch;
     const start = performance.now();
     let lossSum = 0;
@@ -148,7 +170,7 @@ export class Trainer {
     });
     for (const { input, labels } of stream) {
       lr = learningRate(this.schedule, this.state.step);
-      const result = trainStep(this.graph, this.sgd, input, labels, {
+      const result = trainStep(this.engine, this.sgd, input, labels, {
         lr,
         labelSmoothing: config.labelSmoothing,
         ...(config.maxGradNorm > 0 ? { maxGradNorm: config.maxGradNorm } : {}),

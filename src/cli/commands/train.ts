@@ -12,7 +12,7 @@ import { architectureOf, createModel } from '../../models/registry.js';
 import type { Module } from '../../nn/module.js';
 import { reestimateBatchNorm } from '../../train/batchnorm.js';
 import { evaluateOnPlan } from '../../train/evaluate.js';
-import { NonFiniteLossError, Trainer, type TrainConfig, type TrainState } from '../../train/trainer.js';
+import { NonFiniteLossError, Trainer, type TrainConfig, type TrainingEngine, type TrainState } from '../../train/trainer.js';
 import { batches } from '../../data/batches.js';
 import { loadData } from '../data.js';
 import { writeFileAtomic } from '../files.js';
@@ -59,6 +59,7 @@ interface TrainFlags {
   maxTrain?: number;
   seed: number;
   threads: number;
+  engine: TrainingEngine;
   out: string;
   resume: boolean;
   evalEachEpoch: boolean;
@@ -103,7 +104,12 @@ export function trainCommand(): Command {
     )
     .option('--max-train <n>', 'use only the first n training images (a per-class balanced subset)', positiveInt)
     .option('--seed <n>', 'seed of weights, data order and augmentation', nonNegativeInt, trainDefaults.seed)
-    .option('--threads <n>', 'worker threads (the reference engine uses 1)', positiveInt, 1)
+    .option('--threads <n>', 'worker threads (the training engine uses 1 today)', positiveInt, 1)
+    .addOption(
+      new Option('--engine <kind>', 'wasm: the WASM SIMD training plan; reference: the reference tape (slow, the oracle)')
+        .choices(['wasm', 'reference'])
+        .default('wasm'),
+    )
     .requiredOption('--out <file>', 'model file; written atomically after every epoch and at the end')
     .option('--resume', 'continue the run checkpointed in --out', false)
     .option('--eval-each-epoch', 'measure test accuracy after every epoch', false)
@@ -181,7 +187,7 @@ async function train(flags: TrainFlags): Promise<void> {
     mean: preprocessing.mean,
     std: preprocessing.std,
   });
-  const trainer = new Trainer(model, dataset, config, transform, state, momentum);
+  const trainer = await new Trainer(model, dataset, config, transform, state, momentum).prepare(flags.engine);
   const evalTransform = toFloat(preprocessing.mean, preprocessing.std);
   const save = (): void =>
     writeFileAtomic(
@@ -257,7 +263,7 @@ async function train(flags: TrainFlags): Promise<void> {
         yield b.input;
       }
     })();
-    const seen = reestimateBatchNorm(model, inputs);
+    const seen = reestimateBatchNorm(model, inputs, trainer.plan);
     console.error(`re-estimated batch-norm statistics on ${seen} batch(es)`);
   }
   if (testData) {

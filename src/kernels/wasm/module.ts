@@ -76,6 +76,105 @@ export interface KernelExports {
   ): void;
   globalAvgPool(channels: number, spatial: number, input: number, output: number): void;
   paddedPlaneFloats(h: number, w: number): number;
+  // Training (./assembly/conv-backward.ts, ./assembly/train.ts): `accumulate` 0 overwrites, 1 adds.
+  convWeightGrad(
+    m: number,
+    k: number,
+    pixels: number,
+    batch: number,
+    gradOut: number,
+    gradOutBatchStride: number,
+    input: number,
+    inputBatchStride: number,
+    gradWeight: number,
+    accumulate: number,
+  ): void;
+  dwconv3x3BackwardInput(
+    channels: number,
+    h: number,
+    w: number,
+    stride: number,
+    gradOut: number,
+    weights: number,
+    gradIn: number,
+    accumulate: number,
+    scratch: number,
+  ): void;
+  dwconv3x3BackwardWeight(
+    channels: number,
+    h: number,
+    w: number,
+    stride: number,
+    input: number,
+    gradOut: number,
+    gradWeight: number,
+    scratch: number,
+  ): void;
+  batchNormStatistics(batch: number, channels: number, pixels: number, x: number, mean: number, variance: number): void;
+  batchNormApply(
+    batch: number,
+    channels: number,
+    pixels: number,
+    x: number,
+    gamma: number,
+    beta: number,
+    mean: number,
+    variance: number,
+    eps: number,
+    y: number,
+  ): void;
+  batchNormBackwardSums(
+    batch: number,
+    channels: number,
+    pixels: number,
+    x: number,
+    mean: number,
+    variance: number,
+    eps: number,
+    gradOut: number,
+    sumDy: number,
+    sumDyXhat: number,
+  ): void;
+  batchNormBackwardApply(
+    batch: number,
+    channels: number,
+    pixels: number,
+    x: number,
+    gamma: number,
+    mean: number,
+    variance: number,
+    eps: number,
+    gradOut: number,
+    sumDy: number,
+    sumDyXhat: number,
+    count: number,
+    gradIn: number,
+    accumulate: number,
+  ): void;
+  relu(count: number, x: number, y: number): void;
+  reluBackward(count: number, x: number, gradOut: number, gradIn: number, accumulate: number): void;
+  add(count: number, a: number, b: number, y: number): void;
+  accumulate(count: number, src: number, dst: number): void;
+  scale(count: number, x: number, factor: number, y: number): void;
+  avgPool3x3s2Backward(
+    channels: number,
+    h: number,
+    w: number,
+    countIncludePad: number,
+    gradOut: number,
+    gradIn: number,
+    accumulate: number,
+  ): void;
+  maxPool3x3s2Backward(
+    channels: number,
+    h: number,
+    w: number,
+    input: number,
+    gradOut: number,
+    gradIn: number,
+    accumulate: number,
+  ): void;
+  globalAvgPoolBackward(channels: number, pixels: number, gradOut: number, gradIn: number, accumulate: number): void;
 }
 
 export class WasmUnavailableError extends ShuffleNetError {}

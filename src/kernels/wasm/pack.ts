@@ -13,13 +13,31 @@ export function packGemmWeights(
   m: number,
   k: number,
 ): Float32Array {
-  const blocks = Math.ceil(m / 4);
-  const packed = new Float32Array(blocks * k * 4);
-  for (let row = 0; row < m; row++) {
-    const base = Math.floor(row / 4) * k * 4 + (row % 4);
-    for (let kk = 0; kk < k; kk++) packed[base + kk * 4] = w[row * k + kk]!;
-  }
+  const packed = new Float32Array(Math.ceil(m / 4) * k * 4);
+  packGemmWeightsInto(packed, 0, w, m, k, false);
   return packed;
+}
+
+/**
+ * Packs w[m, k] (or, with `transpose`, its transpose [k, m]: the weights of the input-gradient
+ * GEMM) into `dst` at float `offset`, in gemm4x8's layout. Rows past the last are not written:
+ * `dst` must be zero there (training repacks every step into the same zeroed area).
+ */
+export function packGemmWeightsInto(
+  dst: Float32Array,
+  offset: number,
+  w: Float32Array, // [m, k]
+  m: number,
+  k: number,
+  transpose: boolean,
+): void {
+  const rows = transpose ? k : m;
+  const depth = transpose ? m : k;
+  for (let row = 0; row < rows; row++) {
+    const base = offset + Math.floor(row / 4) * depth * 4 + (row % 4);
+    if (transpose) for (let d = 0; d < depth; d++) dst[base + d * 4] = w[d * k + row]!;
+    else for (let d = 0; d < depth; d++) dst[base + d * 4] = w[row * k + d]!;
+  }
 }
 
 /** Zero-pads a bias (or null: zeros) to `multiple` entries. */

@@ -6,3 +6,4 @@ export { dwconv3x3, pool3x3s2, padPlanes, im2col3x3s2, im2col, globalAvgPool, pa
 export function heapBase(): usize {
   return __heap_base;
 }
+export { batchNormStatistics, batchNormApply, batchNormBackwardSums, batchNormBackwardApply } from './batchnorm';

@@ -1,0 +1,775 @@
+/**
+ * A training plan: a graph traced in training mode, compiled once into a forward and a backward
+ * list of steps over the WASM SIMD kernels, with every activation, gradient and packed weight at a
+ * fixed address of one WASM memory. It computes exactly what the reference tape
+ * (src/autograd/tape.ts) computes, which stays its oracle, only faster:
+ *
+ *   model tensors ─upload─► params ─┐
+ *   images ─► x ─► [forward steps: conv/BN/ReLU/shuffle/add/concat/pools/linear] ─► logits ─► loss
+ *                                                                                              │
+ *   gradients (views) ◄── [backward steps in reverse, each writing or adding into its inputs' ◄─┘
+ *                          gradient buffers]
+ *
+ * - The model's own tensors stay the source of truth: parameters are uploaded at every step (they
+ *   are small next to the activations), the optimiser updates the model, and batch norm's running
+ *   statistics are updated in the model's buffers, as the tape does.
+ * - Where several consumers send a gradient to one value, the first (in backward order) writes its
+ *   buffer and the others add into it; this is decided at compile time, so nothing is zeroed.
+ * - A node without a fast kernel runs its reference op and gradient rule on views of the same
+ *   memory, so every graph trains; the fast ones cover the whole ShuffleNet / MobileNet family.
+ *
+ * @example
+ * const plan = await TrainingPlan.compile(model.trace([64, 1, 28, 28], { training: true }));
+ * const { loss, logits, gradients } = plan.forwardBackward(images, labels, { labelSmoothing: 0.1 });
+ * sgd.step(gradients, lr);
+ */
+import { crossEntropy } from '../autograd/loss.js';
+import { getGradientRule } from '../autograd/rules.js';
+import { ShapeError, ShuffleNetError } from '../errors.js';
+import type { Graph, GraphNode } from '../graph/graph.js';
+import { updateRunningStatisticsReference } from '../kernels/reference/normalization.js';
+import { channelShuffleReference } from '../kernels/reference/channels.js';
+import { WasmKernels } from '../kernels/wasm/module.js';
+import { packGemmWeightsInto } from '../kernels/wasm/pack.js';
+import { getOp, type BatchNormTrainingAttrs, type ChannelShuffleAttrs, type Conv2dAttrs } from '../ops/index.js';
+import type { AvgPool2dAttrs, Pool2dAttrs } from '../ops/pool2d.js';
+import { formatShape, sameShape, shapeSize, Tensor, type Shape } from '../tensor/tensor.js';
+
+/**
+ * How plans that each train on a part of one batch (one per thread) combine batch norm's
+ * per-channel figures, so that together they compute exactly the whole batch's step.
+ */
+export interface BatchNormExchange {
+  /** Samples in the whole batch. */
+  readonly totalBatch: number;
+  /** Replaces this part's batch mean and biased variance of BN layer `layer` by the whole batch's. */
+  statistics(layer: number, mean: Float32Array, variance: Float32Array): void;
+  /** Replaces this part's backward sums Σ∂y and Σ∂y·x̂ of BN layer `layer` by the whole batch's. */
+  sums(layer: number, sumDy: Float32Array, sumDyXhat: Float32Array): void;
+}
+
+export interface TrainingPlanOptions {
+  kernels?: WasmKernels;
+  /** Set when this plan is one of several training on parts of a batch (src/node/parallel-train.ts). */
+  exchange?: BatchNormExchange;
+}
+
+/** How training-mode batch norm folds each batch into its running statistics (as the tape's option). */
+export type RunningStatistics = 'momentum' | 'frozen' | number;
+
+export interface ForwardBackwardOptions {
+  /** ε of the cross-entropy's label smoothing; default 0. */
+  labelSmoothing?: number;
+  /** Called with the loss before the backward pass; may throw to stop (e.g. on NaN). */
+  guard?: (loss: number) => void;
+}
+
+export interface ForwardBackwardResult {
+  loss: number;
+  /** The batch's logits (a copy). */
+  logits: Tensor;
+  /** ∂loss/∂p by parameter name: views of the plan's memory, overwritten by the next step. */
+  gradients: ReadonlyMap<string, Tensor>;
+}
+
+type Executor = () => void;
+
+/** The plan's view of WASM memory, taken once every buffer is allocated (memory never grows after). */
+interface Heap {
+  f32: Float32Array;
+  u32: Uint32Array;
+}
+
+/** Where a gradient goes: a buffer, and whether this contribution overwrites it or adds to it. */
+interface GradientTarget {
+  address: number;
+  accumulate: boolean;
+}
+
+/** What compilation produces; the plan only runs it. */
+interface PlanParts {
+  kernels: WasmKernels;
+  graph: Graph;
+  heap: Heap;
+  inputAddress: number;
+  outputAddress: number;
+  outputGradAddress: number;
+  /** Parameter and buffer tensors of the model, copied in before every forward. */
+  uploads: readonly { address: number; tensor: Tensor }[];
+  forwardSteps: readonly Executor[];
+  backwardSteps: readonly Executor[];
+  statistics: RunningStatisticsState;
+  gradients: ReadonlyMap<string, Tensor>;
+  steps: readonly string[];
+}
+
+export class TrainingPlan {
+  /** ∂loss/∂p by parameter name after `forwardBackward`: views of the plan's memory. */
+  readonly gradients: ReadonlyMap<string, Tensor>;
+  /** One line per node: which kernel runs it. */
+  readonly steps: readonly string[];
+
+  private constructor(private readonly parts: PlanParts) {
+    this.gradients = parts.gradients;
+    this.steps = parts.steps;
+  }
+
+  /** Compiles a graph traced with `{ training: true }` for a fixed batch size. */
+  static async compile(graph: Graph, options: TrainingPlanOptions = {}): Promise<TrainingPlan> {
+    const kernels = options.kernels ?? (await WasmKernels.create());
+    return compileTrainingPlan(graph, kernels, options, (parts) => new TrainingPlan(parts));
+  }
+
+  /** The input shape the plan was compiled for, batch included. */
+  get inputShape(): Shape {
+    return this.parts.graph.input.shape;
+  }
+
+  /** Bytes of WASM memory the plan holds. */
+  get memoryBytes(): number {
+    return this.parts.kernels.memory.buffer.byteLength;
+  }
+
+  /**
+   * The training-mode forward pass: batch statistics in every batch norm, whose running
+   * statistics are updated as `runningStatistics` says. Returns a copy of the logits.
+   */
+  forward(images: Tensor, runningStatistics: RunningStatistics = 'momentum'): Tensor {
+    const { graph, heap, uploads, inputAddress, outputAddress } = this.parts;
+    if (!sameShape(images.shape, graph.input.shape)) {
+      throw new ShapeError(
+        `training plan: input has shape ${formatShape(images.shape)} but the plan was compiled for ${formatShape(graph.input.shape)}`,
+      );
+    }
+    const { f32 } = heap;
+    for (const { address, tensor } of uploads) f32.set(tensor.data, address >> 2);
+    f32.set(images.data, inputAddress >> 2);
+    this.parts.statistics.mode = runningStatistics;
+    for (const step of this.parts.forwardSteps) step();
+    const shape = graph.shapes.get(graph.output)!;
+    return new Tensor(shape, f32.slice(outputAddress >> 2, (outputAddress >> 2) + shapeSize(shape)));
+  }
+
+  /** Forward, cross-entropy and backward for one mini-batch; the caller updates the weights. */
+  forwardBackward(
+    images: Tensor,
+    labels: ArrayLike<number>,
+    options: ForwardBackwardOptions = {},
+  ): ForwardBackwardResult {
+    const logits = this.forward(images);
+    const { loss, gradient } = crossEntropy(logits, labels, { labelSmoothing: options.labelSmoothing ?? 0 });
+    options.guard?.(loss);
+    this.parts.heap.f32.set(gradient.data, this.parts.outputGradAddress >> 2);
+    for (const step of this.parts.backwardSteps) step();
+    return { loss, logits, gradients: this.gradients };
+  }
+}
+
+interface RunningStatisticsState {
+  mode: RunningStatistics;
+}
+
+/** Which values the loss can be differentiated with respect to (as the tape decides). */
+function requiringGradient(graph: Graph): Set<string> {
+  const requires = new Set<string>();
+  for (const [name, p] of graph.params) if (p.trainable) requires.add(name);
+  for (const node of graph.nodes) if (node.inputs.some((i) => requires.has(i))) requires.add(node.output);
+  return requires;
+}
+
+function compileTrainingPlan(
+  graph: Graph,
+  kernels: WasmKernels,
+  options: TrainingPlanOptions,
+  create: (parts: PlanParts) => TrainingPlan,
+): TrainingPlan {
+  const heap: Heap = { f32: new Float32Array(0), u32: new Uint32Array(0) };
+  const shapeOf = (name: string): Shape => graph.shapes.get(name)!;
+  const requires = requiringGradient(graph);
+  if (!requires.has(graph.output)) {
+    throw new ShuffleNetError('training plan: the graph has no trainable parameter that its output depends on');
+  }
+
+  // Every value and parameter gets a buffer; every value or trainable parameter that needs a
+  // gradient gets a gradient buffer.
+  const address = new Map<string, number>();
+  const gradAddress = new Map<string, number>();
+  const allocValue = (name: string): void => {
+    address.set(name, kernels.allocFloats(shapeSize(shapeOf(name))));
+    if (requires.has(name)) gradAddress.set(name, kernels.allocFloats(shapeSize(shapeOf(name))));
+  };
+  allocValue(graph.input.name);
+  const uploads: { address: number; tensor: Tensor }[] = [];
+  for (const [name, p] of graph.params) {
+    allocValue(name);
+    uploads.push({ address: address.get(name)!, tensor: p.tensor });
+  }
+  for (const node of graph.nodes) allocValue(node.output);
+
+  const statistics: RunningStatisticsState = { mode: 'momentum' };
+  const context: CompileContext = {
+    graph,
+    kernels,
+    heap,
+    statistics,
+    address: (name) => address.get(name)!,
+    view: (name) => new Tensor(shapeOf(name), heap.f32.subarray(address.get(name)! >> 2, (address.get(name)! >> 2) + shapeSize(shapeOf(name)))),
+    scratch: 0,
+    scratchFloats: 0,
+    batchNorms: 0,
+    exchange: options.exchange ?? null,
+  };
+
+  // Gradient targets, in backward order: the first contribution to a buffer writes it.
+  const written = new Set<string>();
+  const target = (name: string): GradientTarget | null => {
+    if (!requires.has(name)) return null;
+    const accumulate = written.has(name);
+    written.add(name);
+    return { address: gradAddress.get(name)!, accumulate };
+  };
+
+  const forwardSteps: Executor[] = [];
+  const steps: string[] = [];
+  const compiled = graph.nodes.map((node) => compileNode(context, node));
+  compiled.forEach((c, i) => {
+    forwardSteps.push(c.forward);
+    steps.push(`${graph.nodes[i]!.name} ${graph.nodes[i]!.op}: ${c.kind}`);
+  });
+  written.add(graph.output);
+  const backwardSteps: Executor[] = [];
+  for (let i = graph.nodes.length - 1; i >= 0; i--) {
+    const node = graph.nodes[i]!;
+    if (!requires.has(node.output) || !written.has(node.output)) continue; // no gradient reaches it
+    const targets = node.inputs.map(target);
+    backwardSteps.push(compiled[i]!.backward(gradAddress.get(node.output)!, targets));
+  }
+
+  // Scratch last (its size is the maximum any step asked for), then the views.
+  context.scratch = kernels.allocFloats(context.scratchFloats + 16);
+  heap.f32 = new Float32Array(kernels.memory.buffer);
+  heap.u32 = new Uint32Array(kernels.memory.buffer);
+  const gradients = new Map<string, Tensor>();
+  for (const [name, p] of graph.params) {
+    if (p.trainable && written.has(name)) {
+      const at = gradAddress.get(name)! >> 2;
+      gradients.set(name, new Tensor(p.tensor.shape, heap.f32.subarray(at, at + p.tensor.size)));
+    }
+  }
+  for (const c of compiled) c.initialise?.();
+  return create({
+    kernels,
+    graph,
+    heap,
+    inputAddress: address.get(graph.input.name)!,
+    outputAddress: address.get(graph.output)!,
+    outputGradAddress: gradAddress.get(graph.output)!,
+    uploads,
+    forwardSteps,
+    backwardSteps,
+    statistics,
+    gradients,
+    steps,
+  });
+}
+
+interface CompileContext {
+  graph: Graph;
+  kernels: WasmKernels;
+  heap: Heap;
+  statistics: RunningStatisticsState;
+  address(name: string): number;
+  /** A tensor over a value's buffer (take it when running, not when compiling). */
+  view(name: string): Tensor;
+  /** Address of the shared scratch area (known after compilation) and its size so far. */
+  scratch: number;
+  scratchFloats: number;
+  /** Batch norm layers compiled so far (their index in the exchange). */
+  batchNorms: number;
+  exchange: BatchNormExchange | null;
+}
+
+interface CompiledNode {
+  /** Which kernels run it, for the plan's summary. */
+  kind: string;
+  forward: Executor;
+  /** The backward step, given the output's gradient buffer and a target per input (null: none). */
+  backward(gradOutput: number, targets: readonly (GradientTarget | null)[]): Executor;
+  /** Runs once the heap views exist (e.g. to fill constant tables). */
+  initialise?: () => void;
+}
+
+function compileNode(ctx: CompileContext, node: GraphNode): CompiledNode {
+  switch (node.op) {
+    case 'conv2d':
+      return compileConv(ctx, node) ?? compileReference(ctx, node);
+    case 'batchNormTraining':
+      return compileBatchNorm(ctx, node);
+    case 'relu':
+      return compileRelu(ctx, node);
+    case 'add':
+      return compileAdd(ctx, node);
+    case 'channelShuffle':
+      return compileShuffle(ctx, node);
+    case 'concat':
+      return ctx.graph.shapes.get(node.output)!.length === 4 ? compileConcat(ctx, node) : compileReference(ctx, node);
+    case 'avgPool2d':
+    case 'maxPool2d':
+      return compilePool(ctx, node) ?? compileReference(ctx, node);
+    case 'globalAvgPool':
+      return compileGlobalAvgPool(ctx, node);
+    default:
+      return compileReference(ctx, node);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared helpers
+
+const FLOAT = 4;
+
+/** Adds `count` floats at `from` into `to`, or copies them. */
+function writeOrAdd(ctx: CompileContext, from: number, to: number, count: number, accumulate: boolean): void {
+  if (accumulate) ctx.kernels.exports.accumulate(count, from, to);
+  else ctx.heap.f32.copyWithin(to >> 2, from >> 2, (from >> 2) + count);
+}
+
+/** Asks for at least `floats` of scratch. */
+function needScratch(ctx: CompileContext, floats: number): void {
+  ctx.scratchFloats = Math.max(ctx.scratchFloats, floats);
+}
+
+function dims4(shape: Shape): [number, number, number, number] {
+  return [shape[0]!, shape[1]!, shape[2]!, shape[3]!];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Any op: the reference forward and gradient rule on views of the plan's memory.
+
+function compileReference(ctx: CompileContext, node: GraphNode): CompiledNode {
+  const { graph } = ctx;
+  const op = getOp(node.op);
+  const inputs = (): Tensor[] => node.inputs.map((name) => ctx.view(name));
+  if (node.op === 'batchNormTraining') {
+    throw new ShuffleNetError(`training plan: ${node.name}: batch norm must run on its fast kernel`);
+  }
+  return {
+    kind: 'reference',
+    forward: () => op.forward(inputs(), node.attrs, ctx.view(node.output)),
+    backward: (gradOutput, targets) => () => {
+      const shape = graph.shapes.get(node.output)!;
+      const gy = new Tensor(shape, ctx.heap.f32.slice(gradOutput >> 2, (gradOutput >> 2) + shapeSize(shape)));
+      const grads = getGradientRule(node.op).backward(
+        { inputs: inputs(), output: ctx.view(node.output), attrs: node.attrs, needs: targets.map((t) => t !== null) },
+        gy,
+      );
+      targets.forEach((t, i) => {
+        const g = grads[i];
+        if (t === null || !g) return;
+        const at = t.address >> 2;
+        if (t.accumulate) {
+          const dst = ctx.heap.f32;
+          for (let j = 0; j < g.size; j++) dst[at + j] += g.data[j]!;
+        } else {
+          ctx.heap.f32.set(g.data, at);
+        }
+      });
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Convolutions: 1×1 (grouped) as GEMMs, depthwise 3×3 on its own kernels, any other conv with
+// one group as im2col + GEMM.
+
+function compileConv(ctx: CompileContext, node: GraphNode): CompiledNode | null {
+  const a = node.attrs as unknown as Conv2dAttrs;
+  const [n, cIn, h, w] = dims4(ctx.graph.shapes.get(node.inputs[0]!)!);
+  const [cOut, , kh, kw] = dims4(ctx.graph.shapes.get(node.inputs[1]!)!);
+  const [, , oh, ow] = dims4(ctx.graph.shapes.get(node.output)!);
+  const plain = a.dilation[0] === 1 && a.dilation[1] === 1;
+  const pad = (p: number): boolean => a.padding.every((v) => v === p);
+  const stride = a.stride[0] === a.stride[1] ? a.stride[0] : 0;
+  const hasBias = node.inputs.length === 3;
+  if (plain && kh === 1 && kw === 1 && stride === 1 && pad(0)) return compilePointwise(ctx, node, n, cIn, cOut, h * w, a.groups);
+  if (plain && kh === 3 && kw === 3 && pad(1) && a.groups === cIn && cIn === cOut && (stride === 1 || stride === 2) && !hasBias) {
+    return compileDepthwise(ctx, node, n, cIn, h, w, stride);
+  }
+  if (a.groups === 1 && !hasBias) return compileIm2col(ctx, node, { n, cIn, h, w, cOut, kh, kw, oh, ow, a });
+  return null;
+}
+
+/** 1×1 convolution with `groups` groups over [N, cIn, P] → [N, cOut, P]. */
+function compilePointwise(
+  ctx: CompileContext,
+  node: GraphNode,
+  n: number,
+  cIn: number,
+  cOut: number,
+  pixels: number,
+  groups: number,
+): CompiledNode {
+  const { kernels, heap } = ctx;
+  const k = kernels.exports;
+  const [xName, wName, bName] = node.inputs;
+  const kg = cIn / groups;
+  const mg = cOut / groups;
+  const x = ctx.address(xName!);
+  const weight = ctx.address(wName!);
+  const y = ctx.address(node.output);
+  // Packed W per group ([⌈mg/4⌉][kg][4]) and Wᵀ per group ([⌈kg/4⌉][mg][4]), repacked every step.
+  const packedBlock = Math.ceil(mg / 4) * 4 * kg;
+  const packedTBlock = Math.ceil(kg / 4) * 4 * mg;
+  const packed = kernels.allocFloats(packedBlock * groups);
+  const packedT = kernels.allocFloats(packedTBlock * groups);
+  const bias = kernels.allocFloats(Math.ceil(mg / 4) * 4 * groups); // the conv's bias per group, or zeros
+  const zeros = kernels.allocFloats(Math.ceil(kg / 4) * 4);
+  const outTable = kernels.allocBytes(n * cOut * 4);
+  const inTable = kernels.allocBytes(n * cIn * 4);
+  const rowBytes = pixels * FLOAT;
+  return {
+    kind: 'gemm4x8',
+    initialise: () => {
+      for (let i = 0; i < n * cOut; i++) heap.u32[(outTable >> 2) + i] = y + i * rowBytes;
+    },
+    forward: () => {
+      const w = heap.f32.subarray(weight >> 2, (weight >> 2) + cOut * kg);
+      for (let g = 0; g < groups; g++) {
+        packGemmWeightsInto(heap.f32, (packed >> 2) + g * packedBlock, w.subarray(g * mg * kg, (g + 1) * mg * kg), mg, kg, false);
+      }
+      const b = bName === undefined ? null : heap.f32.subarray(ctx.address(bName) >> 2, (ctx.address(bName) >> 2) + cOut);
+      for (let g = 0; g < groups; g++) {
+        if (b) heap.f32.set(b.subarray(g * mg, (g + 1) * mg), (bias >> 2) + g * Math.ceil(mg / 4) * 4);
+        for (let s = 0; s < n; s++) {
+          k.gemm4x8(
+            kg,
+            mg,
+            pixels,
+            packed + g * packedBlock * FLOAT,
+            bias + (b ? g * Math.ceil(mg / 4) * 4 * FLOAT : 0),
+            x + (s * cIn + g * kg) * rowBytes,
+            rowBytes,
+            outTable + (s * cOut + g * mg) * 4,
+            0,
+            0,
+            0,
+          );
+        }
+      }
+    },
+    backward: (gy, [dx, dw, db]) => {
+      return () => {
+        if (dx) {
+          const w = heap.f32.subarray(weight >> 2, (weight >> 2) + cOut * kg);
+          for (let g = 0; g < groups; g++) {
+            packGemmWeightsInto(heap.f32, (packedT >> 2) + g * packedTBlock, w.subarray(g * mg * kg, (g + 1) * mg * kg), mg, kg, true);
+          }
+          for (let i = 0; i < n * cIn; i++) heap.u32[(inTable >> 2) + i] = dx.address + i * rowBytes;
+          for (let g = 0; g < groups; g++) {
+            for (let s = 0; s < n; s++) {
+              const table = inTable + (s * cIn + g * kg) * 4;
+              k.gemm4x8(mg, kg, pixels, packedT + g * packedTBlock * FLOAT, zeros, gy + (s * cOut + g * mg) * rowBytes, rowBytes, table, dx.accumulate ? table : 0, 0, 0);
+            }
+          }
+        }
+        if (dw) {
+          for (let g = 0; g < groups; g++) {
+            k.convWeightGrad(mg, kg, pixels, n, gy + g * mg * rowBytes, cOut * rowBytes, x + g * kg * rowBytes, cIn * rowBytes, dw.address + g * mg * kg * FLOAT, dw.accumulate ? 1 : 0);
+          }
+        }
+        if (db) channelSums(ctx, gy, db, n, cOut, pixels);
+      };
+    },
+  };
+}
+
+/** Bias gradient: per-channel sums of the output gradient (plain JS: biases are rare here). */
+function channelSums(ctx: CompileContext, gy: number, db: GradientTarget, n: number, c: number, pixels: number): void {
+  const f = ctx.heap.f32;
+  for (let ch = 0; ch < c; ch++) {
+    let sum = 0;
+    for (let s = 0; s < n; s++) {
+      const at = (gy >> 2) + (s * c + ch) * pixels;
+      for (let p = 0; p < pixels; p++) sum += f[at + p]!;
+    }
+    f[(db.address >> 2) + ch] = (db.accumulate ? f[(db.address >> 2) + ch]! : 0) + sum;
+  }
+}
+
+function compileDepthwise(
+  ctx: CompileContext,
+  node: GraphNode,
+  n: number,
+  c: number,
+  h: number,
+  w: number,
+  stride: number,
+): CompiledNode {
+  const { kernels, heap } = ctx;
+  const k = kernels.exports;
+  const [xName, wName] = node.inputs;
+  const x = ctx.address(xName!);
+  const weight = ctx.address(wName!);
+  const y = ctx.address(node.output);
+  const oh = Math.floor((h - 1) / stride) + 1;
+  const ow = Math.floor((w - 1) / stride) + 1;
+  const zeros = kernels.allocFloats(c);
+  needScratch(ctx, k.paddedPlaneFloats(h, w) + 16);
+  const inSample = c * h * w * FLOAT;
+  const outSample = c * oh * ow * FLOAT;
+  return {
+    kind: 'dwconv3x3',
+    forward: () => {
+      for (let s = 0; s < n; s++) k.dwconv3x3(c, h, w, stride, x + s * inSample, weight, zeros, y + s * outSample, 0, ctx.scratch);
+    },
+    backward: (gy, [dx, dw]) => () => {
+      if (dx) {
+        for (let s = 0; s < n; s++) {
+          k.dwconv3x3BackwardInput(c, h, w, stride, gy + s * outSample, weight, dx.address + s * inSample, dx.accumulate ? 1 : 0, ctx.scratch);
+        }
+      }
+      if (dw) {
+        const at = dw.address >> 2;
+        // The kernel adds; a first contribution starts from zero.
+        if (!dw.accumulate) heap.f32.fill(0, at, at + c * 9);
+        for (let s = 0; s < n; s++) {
+          k.dwconv3x3BackwardWeight(c, h, w, stride, x + s * inSample, gy + s * outSample, dw.address, ctx.scratch);
+        }
+      }
+    },
+  };
+}
+
+/** Any one-group convolution without bias (the stems): im2col per sample, then the GEMM. */
+function compileIm2col(
+  ctx: CompileContext,
+  node: GraphNode,
+  d: { n: number; cIn: number; h: number; w: number; cOut: number; kh: number; kw: number; oh: number; ow: number; a: Conv2dAttrs },
+): CompiledNode {
+  const { kernels, heap } = ctx;
+  const k = kernels.exports;
+  const { n, cIn, h, w, cOut, kh, kw, oh, ow, a } = d;
+  const [xName, wName] = node.inputs;
+  const x = ctx.address(xName!);
+  const weight = ctx.address(wName!);
+  const y = ctx.address(node.output);
+  const kk = cIn * kh * kw;
+  const pixels = oh * ow;
+  const col = kernels.allocFloats(n * kk * pixels); // kept for the weight gradient
+  const packed = kernels.allocFloats(Math.ceil(cOut / 4) * 4 * kk);
+  const bias = kernels.allocFloats(Math.ceil(cOut / 4) * 4);
+  const outTable = kernels.allocBytes(n * cOut * 4);
+  const rowBytes = pixels * FLOAT;
+  const reference = compileReference(ctx, node); // for the input gradient, which stems never need
+  return {
+    kind: 'im2col+gemm4x8',
+    initialise: () => {
+      for (let i = 0; i < n * cOut; i++) heap.u32[(outTable >> 2) + i] = y + i * rowBytes;
+    },
+    forward: () => {
+      packGemmWeightsInto(heap.f32, packed >> 2, heap.f32.subarray(weight >> 2, (weight >> 2) + cOut * kk), cOut, kk, false);
+      for (let s = 0; s < n; s++) {
+        const colAt = col + s * kk * rowBytes;
+        k.im2col(cIn, h, w, kh, kw, a.stride[0], a.stride[1], a.padding[0], a.padding[1], 1, 1, ow, 0, oh, x + s * cIn * h * w * FLOAT, colAt);
+        k.gemm4x8(kk, cOut, pixels, packed, bias, colAt, rowBytes, outTable + s * cOut * 4, 0, 0, 0);
+      }
+    },
+    backward: (gy, [dx, dw]) => {
+      const inputGrad = dx ? reference.backward(gy, [dx, null]) : null;
+      return () => {
+        inputGrad?.();
+        if (dw) k.convWeightGrad(cOut, kk, pixels, n, gy, cOut * rowBytes, col, kk * rowBytes, dw.address, dw.accumulate ? 1 : 0);
+      };
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Batch norm (training mode), ReLU, add
+
+function compileBatchNorm(ctx: CompileContext, node: GraphNode): CompiledNode {
+  const { kernels, heap, graph } = ctx;
+  const k = kernels.exports;
+  const attrs = node.attrs as unknown as BatchNormTrainingAttrs;
+  const [xName, gName, bName, rmName, rvName] = node.inputs;
+  const [n, c, h, w] = dims4(graph.shapes.get(xName!)!);
+  const pixels = h * w;
+  const layer = ctx.batchNorms++;
+  const x = ctx.address(xName!);
+  const gamma = ctx.address(gName!);
+  const beta = ctx.address(bName!);
+  const y = ctx.address(node.output);
+  const [mean, variance, sumDy, sumDyXhat] = [0, 0, 0, 0].map(() => kernels.allocFloats(c)) as [number, number, number, number];
+  const floats = (address: number): Float32Array => heap.f32.subarray(address >> 2, (address >> 2) + c);
+  const runningMean = graph.params.get(rmName!)!.tensor;
+  const runningVar = graph.params.get(rvName!)!.tensor;
+  const exchange = ctx.exchange;
+  const totalBatch = exchange?.totalBatch ?? n;
+  return {
+    kind: 'batchNorm',
+    forward: () => {
+      k.batchNormStatistics(n, c, pixels, x, mean, variance);
+      exchange?.statistics(layer, floats(mean), floats(variance));
+      k.batchNormApply(n, c, pixels, x, gamma, beta, mean, variance, attrs.eps, y);
+      const mode = ctx.statistics.mode;
+      if (mode === 'frozen') return;
+      updateRunningStatisticsReference(
+        runningMean.data,
+        runningVar.data,
+        floats(mean),
+        floats(variance),
+        totalBatch * pixels,
+        mode === 'momentum' ? attrs.momentum : mode,
+      );
+    },
+    backward: (gy, [dx, dGamma, dBeta]) => {
+      // ∂γ = Σ ∂y·x̂ and ∂β = Σ ∂y are the backward's own reductions.
+      const dxScratch = dx ? 0 : kernels.allocFloats(n * c * pixels);
+      return () => {
+        k.batchNormBackwardSums(n, c, pixels, x, mean, variance, attrs.eps, gy, sumDy, sumDyXhat);
+        if (dGamma) writeOrAdd(ctx, sumDyXhat, dGamma.address, c, dGamma.accumulate);
+        if (dBeta) writeOrAdd(ctx, sumDy, dBeta.address, c, dBeta.accumulate);
+        if (!dx && !exchange) return;
+        exchange?.sums(layer, floats(sumDy), floats(sumDyXhat));
+        const target = dx ? dx.address : dxScratch;
+        k.batchNormBackwardApply(n, c, pixels, x, gamma, mean, variance, attrs.eps, gy, sumDy, sumDyXhat, totalBatch * pixels, target, dx?.accumulate ? 1 : 0);
+      };
+    },
+  };
+}
+
+function compileRelu(ctx: CompileContext, node: GraphNode): CompiledNode {
+  const k = ctx.kernels.exports;
+  const count = shapeSize(ctx.graph.shapes.get(node.output)!);
+  const x = ctx.address(node.inputs[0]!);
+  const y = ctx.address(node.output);
+  return {
+    kind: 'relu',
+    forward: () => k.relu(count, x, y),
+    backward: (gy, [dx]) => () => {
+      if (dx) k.reluBackward(count, y, gy, dx.address, dx.accumulate ? 1 : 0);
+    },
+  };
+}
+
+function compileAdd(ctx: CompileContext, node: GraphNode): CompiledNode {
+  const [aName, bName] = node.inputs;
+  const sameShapes = sameShape(ctx.graph.shapes.get(aName!)!, ctx.graph.shapes.get(bName!)!);
+  if (node.inputs.length !== 2 || !sameShapes) return compileReference(ctx, node);
+  const k = ctx.kernels.exports;
+  const count = shapeSize(ctx.graph.shapes.get(node.output)!);
+  const a = ctx.address(aName!);
+  const b = ctx.address(bName!);
+  const y = ctx.address(node.output);
+  return {
+    kind: 'add',
+    forward: () => k.add(count, a, b, y),
+    backward: (gy, targets) => () => {
+      for (const t of targets) if (t) writeOrAdd(ctx, gy, t.address, count, t.accumulate);
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Channel moves: shuffle (a permutation of planes) and concat.
+
+function compileShuffle(ctx: CompileContext, node: GraphNode): CompiledNode {
+  const [n, c, h, w] = dims4(ctx.graph.shapes.get(node.output)!);
+  const pixels = h * w;
+  // The permutation, read off the reference kernel: output channel j holds input channel from[j].
+  const from = new Float32Array(c);
+  channelShuffleReference(Float32Array.from({ length: c }, (_, i) => i), from, 1, c, 1, (node.attrs as unknown as ChannelShuffleAttrs).groups);
+  const x = ctx.address(node.inputs[0]!) >> 2;
+  const y = ctx.address(node.output) >> 2;
+  return {
+    kind: 'plane copies',
+    forward: () => {
+      const f = ctx.heap.f32;
+      for (let s = 0; s < n; s++) {
+        for (let j = 0; j < c; j++) {
+          const src = x + (s * c + from[j]!) * pixels;
+          f.copyWithin(y + (s * c + j) * pixels, src, src + pixels);
+        }
+      }
+    },
+    backward: (gy, [dx]) => () => {
+      if (!dx) return;
+      for (let s = 0; s < n; s++) {
+        for (let j = 0; j < c; j++) {
+          const to = dx.address + (s * c + from[j]!) * pixels * FLOAT;
+          writeOrAdd(ctx, gy + (s * c + j) * pixels * FLOAT, to, pixels, dx.accumulate);
+        }
+      }
+    },
+  };
+}
+
+function compileConcat(ctx: CompileContext, node: GraphNode): CompiledNode {
+  const [n, c, h, w] = dims4(ctx.graph.shapes.get(node.output)!);
+  const pixels = h * w;
+  const parts = node.inputs.map((name) => ({ at: ctx.address(name), channels: ctx.graph.shapes.get(name)![1]! }));
+  const y = ctx.address(node.output);
+  const offsets = parts.map((_, i) => parts.slice(0, i).reduce((sum, p) => sum + p.channels, 0));
+  return {
+    kind: 'copies',
+    forward: () => {
+      const f = ctx.heap.f32;
+      for (let s = 0; s < n; s++) {
+        parts.forEach((p, i) => {
+          const src = (p.at >> 2) + s * p.channels * pixels;
+          f.copyWithin((y >> 2) + (s * c + offsets[i]!) * pixels, src, src + p.channels * pixels);
+        });
+      }
+    },
+    backward: (gy, targets) => () => {
+      for (let s = 0; s < n; s++) {
+        parts.forEach((p, i) => {
+          const t = targets[i];
+          if (!t) return;
+          const from = gy + (s * c + offsets[i]!) * pixels * FLOAT;
+          writeOrAdd(ctx, from, t.address + s * p.channels * pixels * FLOAT, p.channels * pixels, t.accumulate);
+        });
+      }
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pools
+
+function compilePool(ctx: CompileContext, node: GraphNode): CompiledNode | null {
+  const a = node.attrs as unknown as Pool2dAttrs;
+  const whole = a.kernel.every((v) => v === 3) && a.stride.every((v) => v === 2) && a.padding.every((v) => v === 1);
+  const average = node.op === 'avgPool2d';
+  if (!whole) return null;
+  const countIncludePad = average ? (node.attrs as unknown as AvgPool2dAttrs).countIncludePad : true;
+  if (average && !countIncludePad) return null; // the forward kernel divides by 9
+  const k = ctx.kernels.exports;
+  const [n, c, h, w] = dims4(ctx.graph.shapes.get(node.inputs[0]!)!);
+  const x = ctx.address(node.inputs[0]!);
+  const y = ctx.address(node.output);
+  needScratch(ctx, k.paddedPlaneFloats(h, w) + 16);
+  return {
+    kind: average ? 'avgpool3x3s2' : 'maxpool3x3s2',
+    forward: () => k.pool3x3s2(n * c, h, w, 1, average ? 1 : 0, x, y, 0, ctx.scratch),
+    backward: (gy, [dx]) => () => {
+      if (!dx) return;
+      if (average) k.avgPool3x3s2Backward(n * c, h, w, 1, gy, dx.address, dx.accumulate ? 1 : 0);
+      else k.maxPool3x3s2Backward(n * c, h, w, x, gy, dx.address, dx.accumulate ? 1 : 0);
+    },
+  };
+}
+
+function compileGlobalAvgPool(ctx: CompileContext, node: GraphNode): CompiledNode {
+  const k = ctx.kernels.exports;
+  const [n, c, h, w] = dims4(ctx.graph.shapes.get(node.inputs[0]!)!);
+  const x = ctx.address(node.inputs[0]!);
+  const y = ctx.address(node.output);
+  return {
+    kind: 'globalAvgPool',
+    forward: () => k.globalAvgPool(n * c, h * w, x, y),
+    backward: (gy, [dx]) => () => {
+      if (dx) k.globalAvgPoolBackward(n * c, h * w, gy, dx.address, dx.accumulate ? 1 : 0);
+    },
+  };
+}

@@ -76,6 +76,40 @@ export interface KernelExports {
   ): void;
   globalAvgPool(channels: number, spatial: number, input: number, output: number): void;
   paddedPlaneFloats(h: number, w: number): number;
+  convWeightGrad(
+    m: number,
+    k: number,
+    pixels: number,
+    batch: number,
+    gradOut: number,
+    gradOutBatchStride: number,
+    input: number,
+    inputBatchStride: number,
+    gradWeight: number,
+    accumulate: number,
+  ): void;
+  dwconv3x3BackwardInput(
+    channels: number,
+    h: number,
+    w: number,
+    stride: number,
+    gradOut: number,
+    weights: number,
+    gradIn: number,
+    accumulate: number,
+    scratch: number,
+  ): void;
+  dwconv3x3BackwardWeight(
+    channels: number,
+    h: number,
+    w: number,
+    stride: number,
+    input: number,
+    gradOut: number,
+    gradWeight: number,
+    scratch: number,
+  ): void;
+  dwBackwardScratchFloats(h: number, w: number): number;
 }
 
 export class WasmUnavailableError extends ShuffleNetError {}

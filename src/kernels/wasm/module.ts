@@ -175,6 +175,7 @@ export interface KernelExports {
     accumulate: number,
   ): void;
   globalAvgPoolBackward(channels: number, pixels: number, gradOut: number, gradIn: number, accumulate: number): void;
+  dwBackwardScratchFloats(h: number, w: number): number;
 }
 
 export class WasmUnavailableError extends ShuffleNetError {}

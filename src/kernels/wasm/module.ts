@@ -76,6 +76,69 @@ export interface KernelExports {
   ): void;
   globalAvgPool(channels: number, spatial: number, input: number, output: number): void;
   paddedPlaneFloats(h: number, w: number): number;
+  // Training kernels (./assembly/train.ts): `accumulate` 0 overwrites the output, nonzero adds into it.
+  batchNormTrainForward(
+    batch: number,
+    channels: number,
+    pixels: number,
+    x: number,
+    gamma: number,
+    beta: number,
+    y: number,
+    mean: number,
+    variance: number,
+    eps: number,
+  ): void;
+  batchNormTrainBackward(
+    batch: number,
+    channels: number,
+    pixels: number,
+    x: number,
+    gamma: number,
+    mean: number,
+    variance: number,
+    eps: number,
+    gradOut: number,
+    gradIn: number,
+    gradGamma: number,
+    gradBeta: number,
+    accumulate: number,
+  ): void;
+  relu(count: number, x: number, y: number): void;
+  reluBackward(count: number, x: number, gradOut: number, gradIn: number, accumulate: number): void;
+  add(count: number, a: number, b: number, y: number): void;
+  accumulate(count: number, src: number, dst: number): void;
+  scale(count: number, x: number, factor: number, y: number): void;
+  avgPool3x3s2Backward(
+    channels: number,
+    h: number,
+    w: number,
+    countIncludePad: number,
+    gradOut: number,
+    gradIn: number,
+    accumulate: number,
+  ): void;
+  maxPool3x3s2Backward(
+    channels: number,
+    h: number,
+    w: number,
+    input: number,
+    gradOut: number,
+    gradIn: number,
+    accumulate: number,
+  ): void;
+  globalAvgPoolBackward(channels: number, pixels: number, gradOut: number, gradIn: number, accumulate: number): void;
+  sgdStep(
+    count: number,
+    param: number,
+    grad: number,
+    momentumBuffer: number,
+    lr: number,
+    momentum: number,
+    weightDecay: number,
+    nesterov: number,
+    first: number,
+  ): void;
 }
 
 export class WasmUnavailableError extends ShuffleNetError {}

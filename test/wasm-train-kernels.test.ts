@@ -80,8 +80,10 @@ for (const variant of variants) {
       for (const channels of [1, 5, 24])
         for (const pixels of [1, 3, 49, 196, 225]) bnShapes.push([batch, channels, pixels]);
     }
-    // Rows longer than one f32 partial-sum block (256 floats).
-    bnShapes.push([2, 3, 2500]);
+    // Rows longer than one f32 partial-sum block (256 floats); more images than one flush (every
+    // 5 images at 49 pixels); several channel blocks of ~128 KB (16 channels at 2×1000, the last
+    // one partial) and more channels than the block's maximum of 512.
+    bnShapes.push([2, 3, 2500], [7, 5, 49], [2, 37, 1000], [2, 600, 3]);
     // Data as N(offset, spread²): a large mean against a small spread needs care in the statistics.
     const distributions: [number, number][] = [
       [0, 1],

@@ -176,6 +176,44 @@ export interface KernelExports {
   ): void;
   globalAvgPoolBackward(channels: number, pixels: number, gradOut: number, gradIn: number, accumulate: number): void;
   dwBackwardScratchFloats(h: number, w: number): number;
+  batchNormTrainForward(
+    batch: number,
+    channels: number,
+    pixels: number,
+    x: number,
+    gamma: number,
+    beta: number,
+    y: number,
+    mean: number,
+    variance: number,
+    eps: number,
+  ): void;
+  batchNormTrainBackward(
+    batch: number,
+    channels: number,
+    pixels: number,
+    x: number,
+    gamma: number,
+    mean: number,
+    variance: number,
+    eps: number,
+    gradOut: number,
+    gradIn: number,
+    gradGamma: number,
+    gradBeta: number,
+    accumulate: number,
+  ): void;
+  sgdStep(
+    count: number,
+    param: number,
+    grad: number,
+    momentumBuffer: number,
+    lr: number,
+    momentum: number,
+    weightDecay: number,
+    nesterov: number,
+    first: number,
+  ): void;
 }
 
 export class WasmUnavailableError extends ShuffleNetError {}

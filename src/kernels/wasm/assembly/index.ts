@@ -3,6 +3,19 @@ export { gemm4x8, dense8 } from './gemm';
 export { dwconv3x3, pool3x3s2, padPlanes, im2col3x3s2, im2col, globalAvgPool, paddedPlaneFloats } from './spatial';
 export { convWeightGrad, dwconv3x3BackwardInput, dwconv3x3BackwardWeight, dwBackwardScratchFloats } from './conv-backward';
 export { batchNormStatistics, batchNormApply, batchNormBackwardSums, batchNormBackwardApply } from './batchnorm';
+export {
+  batchNormTrainForward,
+  batchNormTrainBackward,
+  relu,
+  reluBackward,
+  add,
+  accumulate,
+  scale,
+  avgPool3x3s2Backward,
+  maxPool3x3s2Backward,
+  globalAvgPoolBackward,
+  sgdStep,
+} from './train';
 
 /** First free byte after the module's static data: the JS side allocates from here. */
 export function heapBase(): usize {

@@ -1,0 +1,122 @@
+/**
+ * Micro-benchmark of the WASM SIMD training kernels (src/kernels/wasm/assembly/train.ts) at the
+ * batch-64 activation shapes of shufflenet_v1_g3_0.5x on 28×28 input, beside the reference
+ * kernels on the same input in the same run. Prints the median time, the bandwidth over the
+ * bytes each kernel must move at least (read every input once, write every output once), and
+ * the speed-up over the reference.
+ *
+ *   npm run bench:train-kernels            (add -- --quick for fewer repeats)
+ */
+import {
+  batchNormTrainingBackwardReference,
+  batchNormTrainingReference,
+  reluBackwardReference,
+} from '../src/kernels/reference/index.js';
+import { WasmKernels } from '../src/kernels/wasm/module.js';
+import { Random } from '../src/tensor/random.js';
+import { medianMs } from './timing.js';
+
+const quick = process.argv.includes('--quick');
+const random = new Random(1);
+const randomArray = (n: number, offset = 0): Float32Array =>
+  Float32Array.from({ length: n }, () => offset + random.normal());
+
+const kernels = await WasmKernels.create();
+const x = kernels.exports;
+const eps = 1e-5;
+
+interface Case {
+  name: string;
+  shape: string;
+  bytes: number;
+  fast: () => void;
+  reference: () => void;
+}
+
+// [batch, channels, pixels]: stage 2 output (120 × 14×14), stage 3 (240 × 7×7), stage 4 (480 × 4×4).
+const shapes: [number, number, number][] = [
+  [64, 120, 196],
+  [64, 240, 49],
+  [64, 480, 16],
+];
+
+const cases: Case[] = [];
+for (const [batch, channels, pixels] of shapes) {
+  const count = batch * channels * pixels;
+  const shape = `${batch}×${channels}×${pixels}`;
+  const input = randomArray(count, 0.5);
+  const gradOut = randomArray(count);
+  const gamma = randomArray(channels);
+  const beta = randomArray(channels);
+  const output = new Float32Array(count);
+  const gradIn = new Float32Array(count);
+  const gradGamma = new Float32Array(channels);
+  const gradBeta = new Float32Array(channels);
+
+  const xa = kernels.upload(input);
+  const dya = kernels.upload(gradOut);
+  const ga = kernels.upload(gamma);
+  const ba = kernels.upload(beta);
+  const ya = kernels.allocFloats(count);
+  const gia = kernels.allocFloats(count);
+  const mean = kernels.allocFloats(channels);
+  const variance = kernels.allocFloats(channels);
+  const gga = kernels.allocFloats(channels);
+  const gba = kernels.allocFloats(channels);
+  x.batchNormTrainForward(batch, channels, pixels, xa, ga, ba, ya, mean, variance, eps);
+
+  cases.push({
+    name: 'batchNormTrainForward',
+    shape,
+    bytes: 8 * count,
+    fast: () => x.batchNormTrainForward(batch, channels, pixels, xa, ga, ba, ya, mean, variance, eps),
+    reference: () => batchNormTrainingReference(input, output, gamma, beta, eps, batch, channels, pixels),
+  });
+  cases.push({
+    name: 'batchNormTrainBackward',
+    shape,
+    bytes: 12 * count,
+    fast: () => x.batchNormTrainBackward(batch, channels, pixels, xa, ga, mean, variance, eps, dya, gia, gga, gba, 0),
+    reference: () =>
+      batchNormTrainingBackwardReference(
+        input,
+        gradOut,
+        gamma,
+        eps,
+        gradIn,
+        gradGamma,
+        gradBeta,
+        batch,
+        channels,
+        pixels,
+      ),
+  });
+  cases.push({
+    name: 'reluBackward',
+    shape,
+    bytes: 12 * count,
+    fast: () => x.reluBackward(count, xa, dya, gia, 0),
+    reference: () => reluBackwardReference(input, gradOut, gradIn),
+  });
+}
+
+console.log(`kernels build: ${kernels.variant}; median of repeats, GB/s over the bytes each kernel must move`);
+const header = ['kernel', 'shape', 'wasm ms', 'wasm GB/s', 'ref ms', 'ref GB/s', 'speed-up'];
+const rows: string[][] = [header];
+for (const c of cases) {
+  const fastMs = medianMs(c.fast, quick ? 5 : 21);
+  const refMs = medianMs(c.reference, quick ? 1 : 5);
+  rows.push([
+    c.name,
+    c.shape,
+    fastMs.toFixed(3),
+    (c.bytes / fastMs / 1e6).toFixed(1),
+    refMs.toFixed(2),
+    (c.bytes / refMs / 1e6).toFixed(2),
+    `${(refMs / fastMs).toFixed(1)}×`,
+  ]);
+}
+const widths = header.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+for (const row of rows) {
+  console.log(row.map((cell, i) => (i < 2 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  '));
+}

@@ -1,0 +1,595 @@
+// Training-mode kernels (WASM SIMD128) over NCHW: batch norm with batch statistics, forward and
+// backward; ReLU and its gradient; add, accumulate and scale; the gradients of the 3×3/2 pools and
+// of global average pooling; and one SGD step. Each matches its reference kernel in
+// src/kernels/reference (see test/wasm-train-kernels.test.ts).
+//
+// Conventions: pointers are byte addresses, counts are in floats, `accumulate` = 0 overwrites the
+// output and nonzero adds into it. Element-wise kernels may run in place (an output equal to an
+// input); partially overlapping buffers are not allowed. Vector loops stop at the last whole
+// vector and finish with scalar code, so nothing is read or written past any buffer.
+
+import { madd } from './simd';
+
+/**
+ * Floats per lane-block of a sum: partial sums are kept in f32x4 over about this many floats and
+ * then added into an f64, so a long row loses no more precision than a short one.
+ */
+const BLOCK: i32 = 256;
+
+// NOTE: batch norm works on blocks of channels whose data (all of the batch) fits in ~128 KB, and
+// sweeps each block in memory order: for every image, the block's rows one after the other. One
+// channel at a time would read rows `channels · pixels` floats apart, which at 4×4 pixels is one
+// cache line per 4 KB page and ran at a third of the bandwidth. The per-channel partial sums of
+// a block live in this module's static scratch (so one instance must not run two batch norms at
+// once; instances never share memory).
+const BLOCK_BYTES: i32 = 128 * 1024;
+const MAX_BLOCK_CHANNELS: i32 = 512;
+/** Three f32x4 partial sums per channel of a block. */
+const vectorScratch = memory.data(MAX_BLOCK_CHANNELS * 3 * 16, 16);
+/** Three f64 sums per channel of a block. */
+const sumScratch = memory.data(MAX_BLOCK_CHANNELS * 3 * 8, 16);
+/** Six f32 values per channel of a block (pivots, row tails, coefficients). */
+const floatScratch = memory.data(MAX_BLOCK_CHANNELS * 6 * 4, 16);
+
+@inline
+function vectorSlot(k: i32, j: i32): usize {
+  return vectorScratch + (<usize>(k * MAX_BLOCK_CHANNELS + j) << 4);
+}
+
+@inline
+function sumSlot(k: i32, j: i32): usize {
+  return sumScratch + (<usize>(k * MAX_BLOCK_CHANNELS + j) << 3);
+}
+
+@inline
+function floatSlot(k: i32, j: i32): usize {
+  return floatScratch + (<usize>(k * MAX_BLOCK_CHANNELS + j) << 2);
+}
+
+/** The sum of the four lanes, in f64. */
+@inline
+function lanesSum(v: v128): f64 {
+  return (
+    <f64>f32x4.extract_lane(v, 0) +
+    <f64>f32x4.extract_lane(v, 1) +
+    <f64>f32x4.extract_lane(v, 2) +
+    <f64>f32x4.extract_lane(v, 3)
+  );
+}
+
+@inline
+function at(base: usize, i: i32): usize {
+  return base + (<usize>i << 2);
+}
+
+/** Channels per block: as many as fit BLOCK_BYTES with all of the batch, at least 1. */
+@inline
+function blockChannels(batch: i32, pixels: i32): i32 {
+  return min(MAX_BLOCK_CHANNELS, max(1, BLOCK_BYTES / max(batch * pixels * 4, 1)));
+}
+
+/** Images between flushes of the f32 partial sums into f64: about BLOCK floats per channel. */
+@inline
+function imagesPerFlush(pixels: i32): i32 {
+  return max(1, BLOCK / max(pixels, 1));
+}
+
+// Slots of the scratch in batch norm.
+const PIVOT: i32 = 0; // f32: the pivot of the forward's sum, then the mean's head (forward)
+const LOW: i32 = 1; // f32: the mean's tail
+const SCALE: i32 = 2; // f32: forward gamma / σ; backward a
+const SHIFT: i32 = 3; // f32: forward beta; backward b
+const CONSTANT: i32 = 4; // f32: backward k
+const TAIL: i32 = 5; // f32: scalar sum of the rows' last floats (forward); k = 0 only
+
+/**
+ * Forward pass 1 or 2 over a block of `cb` channels from x (already offset to the block's first
+ * channel): `squares` = 0 sums x − pivot[j] into sum 0; 1 sums ((x − head[j]) − tail[j])² into sum 1.
+ */
+function forwardSums(batch: i32, cb: i32, pixels: i32, x: usize, batchStride: usize, squares: i32): void {
+  const rowBytes = <usize>pixels << 2;
+  const whole = pixels & ~7;
+  const every = imagesPerFlush(pixels);
+  const zero = f32x4.splat(0);
+  for (let j = 0; j < cb; j++) {
+    v128.store(vectorSlot(0, j), zero);
+    store<f32>(floatSlot(TAIL, j), 0);
+    store<f64>(sumSlot(squares, j), 0);
+  }
+  for (let n = 0; n < batch; n++) {
+    const flush = n % every == every - 1 || n == batch - 1;
+    for (let j = 0; j < cb; j++) {
+      const row = x + <usize>n * batchStride + <usize>j * rowBytes;
+      const hi = load<f32>(floatSlot(PIVOT, j));
+      const lo = squares != 0 ? load<f32>(floatSlot(LOW, j)) : 0;
+      const vh = f32x4.splat(hi);
+      const vl = f32x4.splat(lo);
+      let acc0 = v128.load(vectorSlot(0, j));
+      let acc1 = zero;
+      let tail = load<f32>(floatSlot(TAIL, j));
+      let i = 0;
+      while (i < whole) {
+        const end = min(whole, i + BLOCK);
+        if (squares != 0) {
+          for (; i < end; i += 8) {
+            const d0 = f32x4.sub(f32x4.sub(v128.load(at(row, i)), vh), vl);
+            const d1 = f32x4.sub(f32x4.sub(v128.load(at(row, i), 16), vh), vl);
+            acc0 = madd(d0, d0, acc0);
+            acc1 = madd(d1, d1, acc1);
+          }
+        } else {
+          for (; i < end; i += 8) {
+            acc0 = f32x4.add(acc0, f32x4.sub(v128.load(at(row, i)), vh));
+            acc1 = f32x4.add(acc1, f32x4.sub(v128.load(at(row, i), 16), vh));
+          }
+        }
+        if (end < whole) {
+          // A long row: flush between blocks.
+          store<f64>(sumSlot(squares, j), load<f64>(sumSlot(squares, j)) + lanesSum(f32x4.add(acc0, acc1)));
+          acc0 = acc1 = zero;
+        }
+      }
+      if (i + 4 <= pixels) {
+        const d = f32x4.sub(f32x4.sub(v128.load(at(row, i)), vh), vl);
+        acc0 = squares != 0 ? madd(d, d, acc0) : f32x4.add(acc0, d);
+        i += 4;
+      }
+      for (; i < pixels; i++) {
+        const d = load<f32>(at(row, i)) - hi - lo;
+        tail += squares != 0 ? d * d : d;
+      }
+      let acc = f32x4.add(acc0, acc1);
+      if (flush) {
+        store<f64>(sumSlot(squares, j), load<f64>(sumSlot(squares, j)) + lanesSum(acc) + <f64>tail);
+        acc = zero;
+        tail = 0;
+      }
+      v128.store(vectorSlot(0, j), acc);
+      store<f32>(floatSlot(TAIL, j), tail);
+    }
+  }
+}
+
+/**
+ * Training-mode batch norm, forward: per channel, the mean and biased variance over batch × pixels
+ * (written as f32 to mean[c] and variance[c]), then y = (x − mean) / sqrt(variance + eps) · gamma + beta.
+ * x, y: [batch, channels, pixels]; gamma, beta, mean, variance: [channels]. y may equal x.
+ *
+ * NOTE: numerical care, for channels whose mean is large against their spread. The sum is taken
+ * of x − x[0, c, 0] (a pivot inside the data, so the f32 differences are exact or nearly so);
+ * the variance is a second pass over the centred values; and the mean is split into an f32 head
+ * and tail, so x − mean is (x − head) − tail: exact, then one small rounding.
+ */
+export function batchNormTrainForward(
+  batch: i32,
+  channels: i32,
+  pixels: i32,
+  x: usize,
+  gamma: usize,
+  beta: usize,
+  y: usize,
+  mean: usize,
+  variance: usize,
+  eps: f32,
+): void {
+  const count = <f64>batch * <f64>pixels;
+  const rowBytes = <usize>pixels << 2;
+  const batchStride = <usize>channels * rowBytes;
+  const block = blockChannels(batch, pixels);
+  for (let c0 = 0; c0 < channels; c0 += block) {
+    const cb = min(block, channels - c0);
+    const xb = x + <usize>c0 * rowBytes;
+    const yb = y + <usize>c0 * rowBytes;
+    for (let j = 0; j < cb; j++) store<f32>(floatSlot(PIVOT, j), load<f32>(xb + <usize>j * rowBytes));
+    forwardSums(batch, cb, pixels, xb, batchStride, 0);
+    for (let j = 0; j < cb; j++) {
+      const m = <f64>load<f32>(floatSlot(PIVOT, j)) + load<f64>(sumSlot(0, j)) / count;
+      const hi = <f32>m;
+      store<f32>(floatSlot(PIVOT, j), hi);
+      store<f32>(floatSlot(LOW, j), <f32>(m - <f64>hi));
+      store<f32>(at(mean, c0 + j), hi);
+    }
+    forwardSums(batch, cb, pixels, xb, batchStride, 1);
+    for (let j = 0; j < cb; j++) {
+      const v = load<f64>(sumSlot(1, j)) / count;
+      store<f32>(at(variance, c0 + j), <f32>v);
+      store<f32>(floatSlot(SCALE, j), <f32>(<f64>load<f32>(at(gamma, c0 + j)) / Math.sqrt(v + <f64>eps)));
+      store<f32>(floatSlot(SHIFT, j), load<f32>(at(beta, c0 + j)));
+    }
+    for (let n = 0; n < batch; n++) {
+      for (let j = 0; j < cb; j++) {
+        const offset = <usize>n * batchStride + <usize>j * rowBytes;
+        const src = xb + offset;
+        const dst = yb + offset;
+        const hi = load<f32>(floatSlot(PIVOT, j));
+        const lo = load<f32>(floatSlot(LOW, j));
+        const s = load<f32>(floatSlot(SCALE, j));
+        const b = load<f32>(floatSlot(SHIFT, j));
+        const vh = f32x4.splat(hi);
+        const vl = f32x4.splat(lo);
+        const vs = f32x4.splat(s);
+        const vb = f32x4.splat(b);
+        let i = 0;
+        for (; i + 4 <= pixels; i += 4) {
+          const d = f32x4.sub(f32x4.sub(v128.load(at(src, i)), vh), vl);
+          v128.store(at(dst, i), madd(d, vs, vb));
+        }
+        for (; i < pixels; i++) store<f32>(at(dst, i), (load<f32>(at(src, i)) - hi - lo) * s + b);
+      }
+    }
+  }
+}
+
+/**
+ * Training-mode batch norm, backward (the batch statistics depend on x): with M = batch · pixels
+ * values per channel, x̂ = (x − mean) / σ, σ = sqrt(variance + eps),
+ *   ∂gamma = Σ ∂y · x̂,  ∂beta = Σ ∂y,  ∂x = gamma / (M σ) · (M ∂y − ∂beta − x̂ · ∂gamma).
+ * mean and variance are what batchNormTrainForward wrote. gradGamma and gradBeta are always
+ * overwritten; gradIn per `accumulate`. gradIn may equal gradOut (with accumulate = 0).
+ *
+ * NOTE: `mean` (rounded to f32 by the forward) serves as a pivot: the same pass that sums ∂y and
+ * ∂y · (x − mean) also sums x − mean, whose average is the rounding error of the mean, and both
+ * ∂gamma and x̂ are corrected by it. So the result is what the exact batch mean gives.
+ */
+export function batchNormTrainBackward(
+  batch: i32,
+  channels: i32,
+  pixels: i32,
+  x: usize,
+  gamma: usize,
+  mean: usize,
+  variance: usize,
+  eps: f32,
+  gradOut: usize,
+  gradIn: usize,
+  gradGamma: usize,
+  gradBeta: usize,
+  accumulate: i32,
+): void {
+  const count = <f64>batch * <f64>pixels;
+  const rowBytes = <usize>pixels << 2;
+  const batchStride = <usize>channels * rowBytes;
+  const whole = pixels & ~3;
+  const every = imagesPerFlush(pixels);
+  const zero = f32x4.splat(0);
+  const block = blockChannels(batch, pixels);
+  for (let c0 = 0; c0 < channels; c0 += block) {
+    const cb = min(block, channels - c0);
+    const first = <usize>c0 * rowBytes;
+    for (let j = 0; j < cb; j++) {
+      for (let k = 0; k < 3; k++) {
+        v128.store(vectorSlot(k, j), zero);
+        store<f64>(sumSlot(k, j), 0);
+      }
+    }
+    // Pass 1: Σ ∂y (sum 0), Σ ∂y · (x − mean) (sum 1), Σ (x − mean) (sum 2).
+    for (let n = 0; n < batch; n++) {
+      const flush = n % every == every - 1 || n == batch - 1;
+      for (let j = 0; j < cb; j++) {
+        const offset = first + <usize>n * batchStride + <usize>j * rowBytes;
+        const xs = x + offset;
+        const dys = gradOut + offset;
+        const hi = load<f32>(at(mean, c0 + j));
+        const vh = f32x4.splat(hi);
+        let g = v128.load(vectorSlot(0, j));
+        let gd = v128.load(vectorSlot(1, j));
+        let d = v128.load(vectorSlot(2, j));
+        let i = 0;
+        while (i < whole) {
+          const end = min(whole, i + BLOCK);
+          for (; i < end; i += 4) {
+            const dy = v128.load(at(dys, i));
+            const centred = f32x4.sub(v128.load(at(xs, i)), vh);
+            g = f32x4.add(g, dy);
+            gd = madd(dy, centred, gd);
+            d = f32x4.add(d, centred);
+          }
+          if (end < whole || flush) {
+            store<f64>(sumSlot(0, j), load<f64>(sumSlot(0, j)) + lanesSum(g));
+            store<f64>(sumSlot(1, j), load<f64>(sumSlot(1, j)) + lanesSum(gd));
+            store<f64>(sumSlot(2, j), load<f64>(sumSlot(2, j)) + lanesSum(d));
+            g = gd = d = zero;
+          }
+        }
+        v128.store(vectorSlot(0, j), g);
+        v128.store(vectorSlot(1, j), gd);
+        v128.store(vectorSlot(2, j), d);
+        if (i < pixels) {
+          // The row's last 1..3 floats, straight into f64 (short rows are rare and this is cheap).
+          let sumGrad: f64 = 0;
+          let sumGradCentred: f64 = 0;
+          let sumCentred: f64 = 0;
+          for (; i < pixels; i++) {
+            const dy = load<f32>(at(dys, i));
+            const centred = load<f32>(at(xs, i)) - hi;
+            sumGrad += <f64>dy;
+            sumGradCentred += <f64>(dy * centred);
+            sumCentred += <f64>centred;
+          }
+          store<f64>(sumSlot(0, j), load<f64>(sumSlot(0, j)) + sumGrad);
+          store<f64>(sumSlot(1, j), load<f64>(sumSlot(1, j)) + sumGradCentred);
+          store<f64>(sumSlot(2, j), load<f64>(sumSlot(2, j)) + sumCentred);
+        }
+      }
+    }
+    // ∂x = a · ∂y + b · (x − mean) + k per channel.
+    for (let j = 0; j < cb; j++) {
+      const c = c0 + j;
+      const invStd = 1 / Math.sqrt(<f64>load<f32>(at(variance, c)) + <f64>eps);
+      const sumGrad = load<f64>(sumSlot(0, j));
+      const shift = load<f64>(sumSlot(2, j)) / count; // exact mean − mean[c]
+      const sumGradXhat = (load<f64>(sumSlot(1, j)) - shift * sumGrad) * invStd;
+      store<f32>(at(gradGamma, c), <f32>sumGradXhat);
+      store<f32>(at(gradBeta, c), <f32>sumGrad);
+      const gi = <f64>load<f32>(at(gamma, c)) * invStd;
+      store<f32>(floatSlot(LOW, j), <f32>shift);
+      store<f32>(floatSlot(SCALE, j), <f32>gi);
+      store<f32>(floatSlot(SHIFT, j), <f32>((-gi * invStd * sumGradXhat) / count));
+      store<f32>(floatSlot(CONSTANT, j), <f32>((-gi * sumGrad) / count));
+    }
+    for (let n = 0; n < batch; n++) {
+      for (let j = 0; j < cb; j++) {
+        const offset = first + <usize>n * batchStride + <usize>j * rowBytes;
+        const xs = x + offset;
+        const dys = gradOut + offset;
+        const out = gradIn + offset;
+        const hi = load<f32>(at(mean, c0 + j));
+        const lo = load<f32>(floatSlot(LOW, j));
+        const a = load<f32>(floatSlot(SCALE, j));
+        const b = load<f32>(floatSlot(SHIFT, j));
+        const k = load<f32>(floatSlot(CONSTANT, j));
+        const vh = f32x4.splat(hi);
+        const vl = f32x4.splat(lo);
+        const va = f32x4.splat(a);
+        const vb = f32x4.splat(b);
+        const vk = f32x4.splat(k);
+        let i = 0;
+        if (accumulate != 0) {
+          for (; i < whole; i += 4) {
+            const d = f32x4.sub(f32x4.sub(v128.load(at(xs, i)), vh), vl);
+            const g = madd(va, v128.load(at(dys, i)), madd(vb, d, vk));
+            v128.store(at(out, i), f32x4.add(v128.load(at(out, i)), g));
+          }
+          for (; i < pixels; i++) {
+            const d = load<f32>(at(xs, i)) - hi - lo;
+            store<f32>(at(out, i), load<f32>(at(out, i)) + (a * load<f32>(at(dys, i)) + (b * d + k)));
+          }
+        } else {
+          for (; i < whole; i += 4) {
+            const d = f32x4.sub(f32x4.sub(v128.load(at(xs, i)), vh), vl);
+            v128.store(at(out, i), madd(va, v128.load(at(dys, i)), madd(vb, d, vk)));
+          }
+          for (; i < pixels; i++) {
+            const d = load<f32>(at(xs, i)) - hi - lo;
+            store<f32>(at(out, i), a * load<f32>(at(dys, i)) + (b * d + k));
+          }
+        }
+      }
+    }
+  }
+}
+
+/** y = max(x, 0), NaN kept (as reluReference: x < 0 ? 0 : x). y may equal x. */
+export function relu(count: i32, x: usize, y: usize): void {
+  const zero = f32x4.splat(0);
+  let i = 0;
+  for (; i + 8 <= count; i += 8) {
+    // pmax(x, 0) is x < 0 ? 0 : x, lane-wise: NaN and −0 pass through as in the reference.
+    v128.store(at(y, i), f32x4.pmax(v128.load(at(x, i)), zero));
+    v128.store(at(y, i), f32x4.pmax(v128.load(at(x, i), 16), zero), 16);
+  }
+  for (; i + 4 <= count; i += 4) v128.store(at(y, i), f32x4.pmax(v128.load(at(x, i)), zero));
+  for (; i < count; i++) {
+    const v = load<f32>(at(x, i));
+    store<f32>(at(y, i), v < 0 ? 0 : v);
+  }
+}
+
+/**
+ * ReLU's gradient: gradOut where x > 0, else 0 (x is the ReLU's input or its output: the same
+ * sign pattern). gradIn per `accumulate`; it may equal gradOut.
+ */
+export function reluBackward(count: i32, x: usize, gradOut: usize, gradIn: usize, accumulate: i32): void {
+  const zero = f32x4.splat(0);
+  let i = 0;
+  if (accumulate != 0) {
+    for (; i + 4 <= count; i += 4) {
+      const g = v128.and(v128.load(at(gradOut, i)), f32x4.gt(v128.load(at(x, i)), zero));
+      v128.store(at(gradIn, i), f32x4.add(v128.load(at(gradIn, i)), g));
+    }
+    for (; i < count; i++) {
+      if (load<f32>(at(x, i)) > 0) store<f32>(at(gradIn, i), load<f32>(at(gradIn, i)) + load<f32>(at(gradOut, i)));
+    }
+  } else {
+    for (; i + 8 <= count; i += 8) {
+      const g0 = v128.and(v128.load(at(gradOut, i)), f32x4.gt(v128.load(at(x, i)), zero));
+      const g1 = v128.and(v128.load(at(gradOut, i), 16), f32x4.gt(v128.load(at(x, i), 16), zero));
+      v128.store(at(gradIn, i), g0);
+      v128.store(at(gradIn, i), g1, 16);
+    }
+    for (; i + 4 <= count; i += 4) {
+      v128.store(at(gradIn, i), v128.and(v128.load(at(gradOut, i)), f32x4.gt(v128.load(at(x, i)), zero)));
+    }
+    for (; i < count; i++) store<f32>(at(gradIn, i), load<f32>(at(x, i)) > 0 ? load<f32>(at(gradOut, i)) : 0);
+  }
+}
+
+/** y = a + b. y may equal a or b. */
+export function add(count: i32, a: usize, b: usize, y: usize): void {
+  let i = 0;
+  for (; i + 4 <= count; i += 4) v128.store(at(y, i), f32x4.add(v128.load(at(a, i)), v128.load(at(b, i))));
+  for (; i < count; i++) store<f32>(at(y, i), load<f32>(at(a, i)) + load<f32>(at(b, i)));
+}
+
+/** dst += src. */
+export function accumulate(count: i32, src: usize, dst: usize): void {
+  let i = 0;
+  for (; i + 4 <= count; i += 4) v128.store(at(dst, i), f32x4.add(v128.load(at(dst, i)), v128.load(at(src, i))));
+  for (; i < count; i++) store<f32>(at(dst, i), load<f32>(at(dst, i)) + load<f32>(at(src, i)));
+}
+
+/** y = x · factor. y may equal x. */
+export function scale(count: i32, x: usize, factor: f32, y: usize): void {
+  const f = f32x4.splat(factor);
+  let i = 0;
+  for (; i + 4 <= count; i += 4) v128.store(at(y, i), f32x4.mul(v128.load(at(x, i)), f));
+  for (; i < count; i++) store<f32>(at(y, i), load<f32>(at(x, i)) * factor);
+}
+
+/** Input rows (or columns) of window `o` of a 3×3/2 pool with padding 1 over `size`. */
+@inline
+function windowSize(o: i32, size: i32): i32 {
+  return min(2 * o + 2, size) - max(2 * o - 1, 0);
+}
+
+/**
+ * Gradient of average pooling 3×3, stride 2, padding 1, floor rounding, over `channels` planes of
+ * h×w (output ho = (h − 1)/2 + 1, wo likewise). Each window's gradient is shared by its pixels:
+ * divided by 9 with countIncludePad (every window then lies inside the padded input), else by the
+ * number of real pixels it covers. Gathered per input pixel: input row y is in window rows
+ * ⌈(y − 1)/2⌉..⌊(y + 1)/2⌋, summed in the reference's order. Scalar. gradIn per `accumulate`.
+ */
+export function avgPool3x3s2Backward(
+  channels: i32,
+  h: i32,
+  w: i32,
+  countIncludePad: i32,
+  gradOut: usize,
+  gradIn: usize,
+  accumulate: i32,
+): void {
+  const ho = (h - 1) / 2 + 1;
+  const wo = (w - 1) / 2 + 1;
+  for (let c = 0; c < channels; c++) {
+    const go = gradOut + (<usize>(c * ho * wo) << 2);
+    const gi = gradIn + (<usize>(c * h * w) << 2);
+    for (let y = 0; y < h; y++) {
+      const oy0 = y >> 1;
+      const oy1 = min((y + 1) >> 1, ho - 1);
+      const out = at(gi, y * w);
+      for (let xx = 0; xx < w; xx++) {
+        const ox0 = xx >> 1;
+        const ox1 = min((xx + 1) >> 1, wo - 1);
+        let sum: f32 = 0;
+        for (let oy = oy0; oy <= oy1; oy++) {
+          const rows = windowSize(oy, h);
+          for (let ox = ox0; ox <= ox1; ox++) {
+            const divisor = countIncludePad != 0 ? 9 : rows * windowSize(ox, w);
+            sum += load<f32>(at(go, oy * wo + ox)) / <f32>divisor;
+          }
+        }
+        if (accumulate != 0) sum += load<f32>(at(out, xx));
+        store<f32>(at(out, xx), sum);
+      }
+    }
+  }
+}
+
+/**
+ * Gradient of max pooling 3×3, stride 2, padding 1, floor rounding, over `channels` planes of h×w:
+ * each window's gradient goes to its maximum, recomputed from `input` with the reference's rule
+ * (the first maximum in scan order; a NaN wins; a window of −∞ only passes nothing). Scalar.
+ * gradIn per `accumulate`.
+ */
+export function maxPool3x3s2Backward(
+  channels: i32,
+  h: i32,
+  w: i32,
+  input: usize,
+  gradOut: usize,
+  gradIn: usize,
+  accumulate: i32,
+): void {
+  const ho = (h - 1) / 2 + 1;
+  const wo = (w - 1) / 2 + 1;
+  if (accumulate == 0) memory.fill(gradIn, 0, <usize>channels * <usize>(h * w) << 2);
+  for (let c = 0; c < channels; c++) {
+    const plane = input + (<usize>(c * h * w) << 2);
+    const go = gradOut + (<usize>(c * ho * wo) << 2);
+    const gi = gradIn + (<usize>(c * h * w) << 2);
+    for (let oy = 0; oy < ho; oy++) {
+      const y0 = max(2 * oy - 1, 0);
+      const y1 = min(2 * oy + 2, h);
+      for (let ox = 0; ox < wo; ox++) {
+        const x0 = max(2 * ox - 1, 0);
+        const x1 = min(2 * ox + 2, w);
+        let best: f32 = -Infinity;
+        let found = -1;
+        for (let y = y0; y < y1; y++) {
+          for (let xx = x0; xx < x1; xx++) {
+            const v = load<f32>(at(plane, y * w + xx));
+            if (v > best || v != v) {
+              best = v;
+              found = y * w + xx;
+            }
+          }
+        }
+        if (found >= 0) store<f32>(at(gi, found), load<f32>(at(gi, found)) + load<f32>(at(go, oy * wo + ox)));
+      }
+    }
+  }
+}
+
+/** Gradient of global average pooling: gradIn[c][p] = gradOut[c] / pixels. gradIn per `accumulate`. */
+export function globalAvgPoolBackward(channels: i32, pixels: i32, gradOut: usize, gradIn: usize, accumulate: i32): void {
+  for (let c = 0; c < channels; c++) {
+    const share = <f32>(<f64>load<f32>(at(gradOut, c)) / <f64>pixels);
+    const v = f32x4.splat(share);
+    const out = gradIn + (<usize>c * <usize>pixels << 2);
+    let i = 0;
+    if (accumulate != 0) {
+      for (; i + 4 <= pixels; i += 4) v128.store(at(out, i), f32x4.add(v128.load(at(out, i)), v));
+      for (; i < pixels; i++) store<f32>(at(out, i), load<f32>(at(out, i)) + share);
+    } else {
+      for (; i + 4 <= pixels; i += 4) v128.store(at(out, i), v);
+      for (; i < pixels; i++) store<f32>(at(out, i), share);
+    }
+  }
+}
+
+/**
+ * One step of torch.optim.SGD (dampening 0) over `count` parameters, as src/optim/sgd.ts:
+ *   d = g + λ·p;  b = μ·b + d (b = d when `first`);  d = d + μ·b (Nesterov) or b;  p = p − lr·d.
+ * With momentum 0 the buffer is not touched (momentumBuffer may be 0); with weightDecay 0 the
+ * decay term is skipped, as PyTorch does.
+ */
+export function sgdStep(
+  count: i32,
+  param: usize,
+  grad: usize,
+  momentumBuffer: usize,
+  lr: f32,
+  momentum: f32,
+  weightDecay: f32,
+  nesterov: i32,
+  first: i32,
+): void {
+  const vlr = f32x4.splat(lr);
+  const vmu = f32x4.splat(momentum);
+  const vwd = f32x4.splat(weightDecay);
+  const decay = weightDecay != 0;
+  const useBuffer = momentum != 0;
+  let i = 0;
+  for (; i + 4 <= count; i += 4) {
+    const p = v128.load(at(param, i));
+    let d = v128.load(at(grad, i));
+    if (decay) d = f32x4.add(d, f32x4.mul(vwd, p));
+    if (useBuffer) {
+      const b = first != 0 ? d : f32x4.add(f32x4.mul(vmu, v128.load(at(momentumBuffer, i))), d);
+      v128.store(at(momentumBuffer, i), b);
+      d = nesterov != 0 ? f32x4.add(d, f32x4.mul(vmu, b)) : b;
+    }
+    v128.store(at(param, i), f32x4.sub(p, f32x4.mul(vlr, d)));
+  }
+  for (; i < count; i++) {
+    const p = load<f32>(at(param, i));
+    let d = load<f32>(at(grad, i));
+    if (decay) d += weightDecay * p;
+    if (useBuffer) {
+      const b = first != 0 ? d : momentum * load<f32>(at(momentumBuffer, i)) + d;
+      store<f32>(at(momentumBuffer, i), b);
+      d = nesterov != 0 ? d + momentum * b : b;
+    }
+    store<f32>(at(param, i), p - lr * d);
+  }
+}

@@ -15,7 +15,8 @@ beforeAll(async () => {
 });
 
 const random = new Random(21);
-const randomArray = (n: number, offset = 0): Float32Array => Float32Array.from({ length: n }, () => offset + random.normal());
+const randomArray = (n: number, offset = 0): Float32Array =>
+  Float32Array.from({ length: n }, () => offset + random.normal());
 
 /** Largest |a − b| relative to max(|b|, floor). */
 function relative(a: Float32Array, b: Float32Array, floor = 1): number {

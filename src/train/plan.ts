@@ -98,6 +98,9 @@ interface PlanParts {
   uploads: readonly { address: number; tensor: Tensor }[];
   forwardSteps: readonly Executor[];
   backwardSteps: readonly Executor[];
+  /** The kernel kind of each forward and backward step, for `profile`. */
+  forwardKinds: readonly string[];
+  backwardKinds: readonly string[];
   statistics: RunningStatisticsState;
   gradients: ReadonlyMap<string, Tensor>;
   steps: readonly string[];
@@ -163,6 +166,42 @@ export class TrainingPlan {
     for (const step of this.parts.backwardSteps) step();
     return { loss, logits, gradients: this.gradients };
   }
+
+  /**
+   * Where a step's time goes: milliseconds per op and kernel kind, forward and backward, summed
+   * over the nodes of that kind (median of `repeats` steps on `images`, after one warm-up).
+   */
+  profile(
+    images: Tensor,
+    labels: ArrayLike<number>,
+    repeats = 5,
+  ): { kind: string; forwardMs: number; backwardMs: number }[] {
+    const { forwardSteps, backwardSteps, forwardKinds, backwardKinds } = this.parts;
+    this.forwardBackward(images, labels);
+    const runs: Map<string, { f: number; b: number }>[] = [];
+    for (let r = 0; r < repeats; r++) {
+      const totals = new Map<string, { f: number; b: number }>();
+      const time = (steps: readonly Executor[], kinds: readonly string[], field: 'f' | 'b'): void => {
+        steps.forEach((step, i) => {
+          const start = performance.now();
+          step();
+          const entry = totals.get(kinds[i]!) ?? { f: 0, b: 0 };
+          entry[field] += performance.now() - start;
+          totals.set(kinds[i]!, entry);
+        });
+      };
+      this.forward(images, 'frozen'); // uploads and input
+      time(forwardSteps, forwardKinds, 'f');
+      time(backwardSteps, backwardKinds, 'b');
+      runs.push(totals);
+    }
+    const median = (values: number[]): number => values.sort((a, b) => a - b)[values.length >> 1]!;
+    return [...runs[0]!.keys()].map((kind) => ({
+      kind,
+      forwardMs: median(runs.map((t) => t.get(kind)!.f)),
+      backwardMs: median(runs.map((t) => t.get(kind)!.b)),
+    }));
+  }
 }
 
 interface RunningStatisticsState {
@@ -213,7 +252,11 @@ function compileTrainingPlan(
     heap,
     statistics,
     address: (name) => address.get(name)!,
-    view: (name) => new Tensor(shapeOf(name), heap.f32.subarray(address.get(name)! >> 2, (address.get(name)! >> 2) + shapeSize(shapeOf(name)))),
+    view: (name) =>
+      new Tensor(
+        shapeOf(name),
+        heap.f32.subarray(address.get(name)! >> 2, (address.get(name)! >> 2) + shapeSize(shapeOf(name))),
+      ),
     scratch: 0,
     scratchFloats: 0,
     batchNorms: 0,
@@ -229,13 +272,11 @@ function compileTrainingPlan(
     return { address: gradAddress.get(name)!, accumulate };
   };
 
-  const forwardSteps: Executor[] = [];
-  const steps: string[] = [];
   const compiled = graph.nodes.map((node) => compileNode(context, node));
-  compiled.forEach((c, i) => {
-    forwardSteps.push(c.forward);
-    steps.push(`${graph.nodes[i]!.name} ${graph.nodes[i]!.op}: ${c.kind}`);
-  });
+  const forwardSteps = compiled.map((c) => c.forward);
+  const forwardKinds = compiled.map((c, i) => `${graph.nodes[i]!.op} (${c.kind})`);
+  const steps = compiled.map((c, i) => `${graph.nodes[i]!.name} ${graph.nodes[i]!.op}: ${c.kind}`);
+  const backwardKinds: string[] = [];
   written.add(graph.output);
   const backwardSteps: Executor[] = [];
   for (let i = graph.nodes.length - 1; i >= 0; i--) {
@@ -243,6 +284,7 @@ function compileTrainingPlan(
     if (!requires.has(node.output) || !written.has(node.output)) continue; // no gradient reaches it
     const targets = node.inputs.map(target);
     backwardSteps.push(compiled[i]!.backward(gradAddress.get(node.output)!, targets));
+    backwardKinds.push(forwardKinds[i]!);
   }
 
   // Scratch last (its size is the maximum any step asked for), then the views.
@@ -267,6 +309,8 @@ function compileTrainingPlan(
     uploads,
     forwardSteps,
     backwardSteps,
+    forwardKinds,
+    backwardKinds,
     statistics,
     gradients,
     steps,
@@ -318,6 +362,10 @@ function compileNode(ctx: CompileContext, node: GraphNode): CompiledNode {
       return compilePool(ctx, node) ?? compileReference(ctx, node);
     case 'globalAvgPool':
       return compileGlobalAvgPool(ctx, node);
+    case 'linear':
+      return compileLinear(ctx, node);
+    case 'flatten':
+      return compileFlatten(ctx, node);
     default:
       return compileReference(ctx, node);
   }
@@ -391,8 +439,18 @@ function compileConv(ctx: CompileContext, node: GraphNode): CompiledNode | null 
   const pad = (p: number): boolean => a.padding.every((v) => v === p);
   const stride = a.stride[0] === a.stride[1] ? a.stride[0] : 0;
   const hasBias = node.inputs.length === 3;
-  if (plain && kh === 1 && kw === 1 && stride === 1 && pad(0)) return compilePointwise(ctx, node, n, cIn, cOut, h * w, a.groups);
-  if (plain && kh === 3 && kw === 3 && pad(1) && a.groups === cIn && cIn === cOut && (stride === 1 || stride === 2) && !hasBias) {
+  if (plain && kh === 1 && kw === 1 && stride === 1 && pad(0))
+    return compilePointwise(ctx, node, n, cIn, cOut, h * w, a.groups);
+  if (
+    plain &&
+    kh === 3 &&
+    kw === 3 &&
+    pad(1) &&
+    a.groups === cIn &&
+    cIn === cOut &&
+    (stride === 1 || stride === 2) &&
+    !hasBias
+  ) {
     return compileDepthwise(ctx, node, n, cIn, h, w, stride);
   }
   if (a.groups === 1 && !hasBias) return compileIm2col(ctx, node, { n, cIn, h, w, cOut, kh, kw, oh, ow, a });
@@ -435,9 +493,17 @@ function compilePointwise(
     forward: () => {
       const w = heap.f32.subarray(weight >> 2, (weight >> 2) + cOut * kg);
       for (let g = 0; g < groups; g++) {
-        packGemmWeightsInto(heap.f32, (packed >> 2) + g * packedBlock, w.subarray(g * mg * kg, (g + 1) * mg * kg), mg, kg, false);
+        packGemmWeightsInto(
+          heap.f32,
+          (packed >> 2) + g * packedBlock,
+          w.subarray(g * mg * kg, (g + 1) * mg * kg),
+          mg,
+          kg,
+          false,
+        );
       }
-      const b = bName === undefined ? null : heap.f32.subarray(ctx.address(bName) >> 2, (ctx.address(bName) >> 2) + cOut);
+      const b =
+        bName === undefined ? null : heap.f32.subarray(ctx.address(bName) >> 2, (ctx.address(bName) >> 2) + cOut);
       for (let g = 0; g < groups; g++) {
         if (b) heap.f32.set(b.subarray(g * mg, (g + 1) * mg), (bias >> 2) + g * Math.ceil(mg / 4) * 4);
         for (let s = 0; s < n; s++) {
@@ -462,19 +528,49 @@ function compilePointwise(
         if (dx) {
           const w = heap.f32.subarray(weight >> 2, (weight >> 2) + cOut * kg);
           for (let g = 0; g < groups; g++) {
-            packGemmWeightsInto(heap.f32, (packedT >> 2) + g * packedTBlock, w.subarray(g * mg * kg, (g + 1) * mg * kg), mg, kg, true);
+            packGemmWeightsInto(
+              heap.f32,
+              (packedT >> 2) + g * packedTBlock,
+              w.subarray(g * mg * kg, (g + 1) * mg * kg),
+              mg,
+              kg,
+              true,
+            );
           }
           for (let i = 0; i < n * cIn; i++) heap.u32[(inTable >> 2) + i] = dx.address + i * rowBytes;
           for (let g = 0; g < groups; g++) {
             for (let s = 0; s < n; s++) {
               const table = inTable + (s * cIn + g * kg) * 4;
-              k.gemm4x8(mg, kg, pixels, packedT + g * packedTBlock * FLOAT, zeros, gy + (s * cOut + g * mg) * rowBytes, rowBytes, table, dx.accumulate ? table : 0, 0, 0);
+              k.gemm4x8(
+                mg,
+                kg,
+                pixels,
+                packedT + g * packedTBlock * FLOAT,
+                zeros,
+                gy + (s * cOut + g * mg) * rowBytes,
+                rowBytes,
+                table,
+                dx.accumulate ? table : 0,
+                0,
+                0,
+              );
             }
           }
         }
         if (dw) {
           for (let g = 0; g < groups; g++) {
-            k.convWeightGrad(mg, kg, pixels, n, gy + g * mg * rowBytes, cOut * rowBytes, x + g * kg * rowBytes, cIn * rowBytes, dw.address + g * mg * kg * FLOAT, dw.accumulate ? 1 : 0);
+            k.convWeightGrad(
+              mg,
+              kg,
+              pixels,
+              n,
+              gy + g * mg * rowBytes,
+              cOut * rowBytes,
+              x + g * kg * rowBytes,
+              cIn * rowBytes,
+              dw.address + g * mg * kg * FLOAT,
+              dw.accumulate ? 1 : 0,
+            );
           }
         }
         if (db) channelSums(ctx, gy, db, n, cOut, pixels);
@@ -520,23 +616,36 @@ function compileDepthwise(
   return {
     kind: 'dwconv3x3',
     forward: () => {
-      for (let s = 0; s < n; s++) k.dwconv3x3(c, h, w, stride, x + s * inSample, weight, zeros, y + s * outSample, 0, ctx.scratch);
+      for (let s = 0; s < n; s++)
+        k.dwconv3x3(c, h, w, stride, x + s * inSample, weight, zeros, y + s * outSample, 0, ctx.scratch);
     },
-    backward: (gy, [dx, dw]) => () => {
-      if (dx) {
-        for (let s = 0; s < n; s++) {
-          k.dwconv3x3BackwardInput(c, h, w, stride, gy + s * outSample, weight, dx.address + s * inSample, dx.accumulate ? 1 : 0, ctx.scratch);
+    backward:
+      (gy, [dx, dw]) =>
+      () => {
+        if (dx) {
+          for (let s = 0; s < n; s++) {
+            k.dwconv3x3BackwardInput(
+              c,
+              h,
+              w,
+              stride,
+              gy + s * outSample,
+              weight,
+              dx.address + s * inSample,
+              dx.accumulate ? 1 : 0,
+              ctx.scratch,
+            );
+          }
         }
-      }
-      if (dw) {
-        const at = dw.address >> 2;
-        // The kernel adds; a first contribution starts from zero.
-        if (!dw.accumulate) heap.f32.fill(0, at, at + c * 9);
-        for (let s = 0; s < n; s++) {
-          k.dwconv3x3BackwardWeight(c, h, w, stride, x + s * inSample, gy + s * outSample, dw.address, ctx.scratch);
+        if (dw) {
+          const at = dw.address >> 2;
+          // The kernel adds; a first contribution starts from zero.
+          if (!dw.accumulate) heap.f32.fill(0, at, at + c * 9);
+          for (let s = 0; s < n; s++) {
+            k.dwconv3x3BackwardWeight(c, h, w, stride, x + s * inSample, gy + s * outSample, dw.address, ctx.scratch);
+          }
         }
-      }
-    },
+      },
   };
 }
 
@@ -544,7 +653,18 @@ function compileDepthwise(
 function compileIm2col(
   ctx: CompileContext,
   node: GraphNode,
-  d: { n: number; cIn: number; h: number; w: number; cOut: number; kh: number; kw: number; oh: number; ow: number; a: Conv2dAttrs },
+  d: {
+    n: number;
+    cIn: number;
+    h: number;
+    w: number;
+    cOut: number;
+    kh: number;
+    kw: number;
+    oh: number;
+    ow: number;
+    a: Conv2dAttrs;
+  },
 ): CompiledNode {
   const { kernels, heap } = ctx;
   const k = kernels.exports;
@@ -567,10 +687,34 @@ function compileIm2col(
       for (let i = 0; i < n * cOut; i++) heap.u32[(outTable >> 2) + i] = y + i * rowBytes;
     },
     forward: () => {
-      packGemmWeightsInto(heap.f32, packed >> 2, heap.f32.subarray(weight >> 2, (weight >> 2) + cOut * kk), cOut, kk, false);
+      packGemmWeightsInto(
+        heap.f32,
+        packed >> 2,
+        heap.f32.subarray(weight >> 2, (weight >> 2) + cOut * kk),
+        cOut,
+        kk,
+        false,
+      );
       for (let s = 0; s < n; s++) {
         const colAt = col + s * kk * rowBytes;
-        k.im2col(cIn, h, w, kh, kw, a.stride[0], a.stride[1], a.padding[0], a.padding[1], 1, 1, ow, 0, oh, x + s * cIn * h * w * FLOAT, colAt);
+        k.im2col(
+          cIn,
+          h,
+          w,
+          kh,
+          kw,
+          a.stride[0],
+          a.stride[1],
+          a.padding[0],
+          a.padding[1],
+          1,
+          1,
+          ow,
+          0,
+          oh,
+          x + s * cIn * h * w * FLOAT,
+          colAt,
+        );
         k.gemm4x8(kk, cOut, pixels, packed, bias, colAt, rowBytes, outTable + s * cOut * 4, 0, 0, 0);
       }
     },
@@ -578,7 +722,19 @@ function compileIm2col(
       const inputGrad = dx ? reference.backward(gy, [dx, null]) : null;
       return () => {
         inputGrad?.();
-        if (dw) k.convWeightGrad(cOut, kk, pixels, n, gy, cOut * rowBytes, col, kk * rowBytes, dw.address, dw.accumulate ? 1 : 0);
+        if (dw)
+          k.convWeightGrad(
+            cOut,
+            kk,
+            pixels,
+            n,
+            gy,
+            cOut * rowBytes,
+            col,
+            kk * rowBytes,
+            dw.address,
+            dw.accumulate ? 1 : 0,
+          );
       };
     },
   };
@@ -599,7 +755,12 @@ function compileBatchNorm(ctx: CompileContext, node: GraphNode): CompiledNode {
   const gamma = ctx.address(gName!);
   const beta = ctx.address(bName!);
   const y = ctx.address(node.output);
-  const [mean, variance, sumDy, sumDyXhat] = [0, 0, 0, 0].map(() => kernels.allocFloats(c)) as [number, number, number, number];
+  const [mean, variance, sumDy, sumDyXhat] = [0, 0, 0, 0].map(() => kernels.allocFloats(c)) as [
+    number,
+    number,
+    number,
+    number,
+  ];
   const floats = (address: number): Float32Array => heap.f32.subarray(address >> 2, (address >> 2) + c);
   const runningMean = graph.params.get(rmName!)!.tensor;
   const runningVar = graph.params.get(rvName!)!.tensor;
@@ -608,9 +769,14 @@ function compileBatchNorm(ctx: CompileContext, node: GraphNode): CompiledNode {
   return {
     kind: 'batchNorm',
     forward: () => {
-      k.batchNormStatistics(n, c, pixels, x, mean, variance);
-      exchange?.statistics(layer, floats(mean), floats(variance));
-      k.batchNormApply(n, c, pixels, x, gamma, beta, mean, variance, attrs.eps, y);
+      if (exchange) {
+        // Statistics of this part, the whole batch's from all parts, then normalise.
+        k.batchNormStatistics(n, c, pixels, x, mean, variance);
+        exchange.statistics(layer, floats(mean), floats(variance));
+        k.batchNormApply(n, c, pixels, x, gamma, beta, mean, variance, attrs.eps, y);
+      } else {
+        k.batchNormTrainForward(n, c, pixels, x, gamma, beta, y, mean, variance, attrs.eps);
+      }
       const mode = ctx.statistics.mode;
       if (mode === 'frozen') return;
       updateRunningStatisticsReference(
@@ -626,13 +792,47 @@ function compileBatchNorm(ctx: CompileContext, node: GraphNode): CompiledNode {
       // ∂γ = Σ ∂y·x̂ and ∂β = Σ ∂y are the backward's own reductions.
       const dxScratch = dx ? 0 : kernels.allocFloats(n * c * pixels);
       return () => {
+        if (!exchange) {
+          k.batchNormTrainBackward(
+            n,
+            c,
+            pixels,
+            x,
+            gamma,
+            mean,
+            variance,
+            attrs.eps,
+            gy,
+            dx ? dx.address : dxScratch,
+            sumDyXhat,
+            sumDy,
+            dx?.accumulate ? 1 : 0,
+          );
+          if (dGamma) writeOrAdd(ctx, sumDyXhat, dGamma.address, c, dGamma.accumulate);
+          if (dBeta) writeOrAdd(ctx, sumDy, dBeta.address, c, dBeta.accumulate);
+          return;
+        }
         k.batchNormBackwardSums(n, c, pixels, x, mean, variance, attrs.eps, gy, sumDy, sumDyXhat);
         if (dGamma) writeOrAdd(ctx, sumDyXhat, dGamma.address, c, dGamma.accumulate);
         if (dBeta) writeOrAdd(ctx, sumDy, dBeta.address, c, dBeta.accumulate);
-        if (!dx && !exchange) return;
-        exchange?.sums(layer, floats(sumDy), floats(sumDyXhat));
+        exchange.sums(layer, floats(sumDy), floats(sumDyXhat));
         const target = dx ? dx.address : dxScratch;
-        k.batchNormBackwardApply(n, c, pixels, x, gamma, mean, variance, attrs.eps, gy, sumDy, sumDyXhat, totalBatch * pixels, target, dx?.accumulate ? 1 : 0);
+        k.batchNormBackwardApply(
+          n,
+          c,
+          pixels,
+          x,
+          gamma,
+          mean,
+          variance,
+          attrs.eps,
+          gy,
+          sumDy,
+          sumDyXhat,
+          totalBatch * pixels,
+          target,
+          dx?.accumulate ? 1 : 0,
+        );
       };
     },
   };
@@ -646,9 +846,11 @@ function compileRelu(ctx: CompileContext, node: GraphNode): CompiledNode {
   return {
     kind: 'relu',
     forward: () => k.relu(count, x, y),
-    backward: (gy, [dx]) => () => {
-      if (dx) k.reluBackward(count, y, gy, dx.address, dx.accumulate ? 1 : 0);
-    },
+    backward:
+      (gy, [dx]) =>
+      () => {
+        if (dx) k.reluBackward(count, y, gy, dx.address, dx.accumulate ? 1 : 0);
+      },
   };
 }
 
@@ -678,7 +880,14 @@ function compileShuffle(ctx: CompileContext, node: GraphNode): CompiledNode {
   const pixels = h * w;
   // The permutation, read off the reference kernel: output channel j holds input channel from[j].
   const from = new Float32Array(c);
-  channelShuffleReference(Float32Array.from({ length: c }, (_, i) => i), from, 1, c, 1, (node.attrs as unknown as ChannelShuffleAttrs).groups);
+  channelShuffleReference(
+    Float32Array.from({ length: c }, (_, i) => i),
+    from,
+    1,
+    c,
+    1,
+    (node.attrs as unknown as ChannelShuffleAttrs).groups,
+  );
   const x = ctx.address(node.inputs[0]!) >> 2;
   const y = ctx.address(node.output) >> 2;
   return {
@@ -692,15 +901,17 @@ function compileShuffle(ctx: CompileContext, node: GraphNode): CompiledNode {
         }
       }
     },
-    backward: (gy, [dx]) => () => {
-      if (!dx) return;
-      for (let s = 0; s < n; s++) {
-        for (let j = 0; j < c; j++) {
-          const to = dx.address + (s * c + from[j]!) * pixels * FLOAT;
-          writeOrAdd(ctx, gy + (s * c + j) * pixels * FLOAT, to, pixels, dx.accumulate);
+    backward:
+      (gy, [dx]) =>
+      () => {
+        if (!dx) return;
+        for (let s = 0; s < n; s++) {
+          for (let j = 0; j < c; j++) {
+            const to = dx.address + (s * c + from[j]!) * pixels * FLOAT;
+            writeOrAdd(ctx, gy + (s * c + j) * pixels * FLOAT, to, pixels, dx.accumulate);
+          }
         }
-      }
-    },
+      },
   };
 }
 
@@ -752,11 +963,13 @@ function compilePool(ctx: CompileContext, node: GraphNode): CompiledNode | null 
   return {
     kind: average ? 'avgpool3x3s2' : 'maxpool3x3s2',
     forward: () => k.pool3x3s2(n * c, h, w, 1, average ? 1 : 0, x, y, 0, ctx.scratch),
-    backward: (gy, [dx]) => () => {
-      if (!dx) return;
-      if (average) k.avgPool3x3s2Backward(n * c, h, w, 1, gy, dx.address, dx.accumulate ? 1 : 0);
-      else k.maxPool3x3s2Backward(n * c, h, w, x, gy, dx.address, dx.accumulate ? 1 : 0);
-    },
+    backward:
+      (gy, [dx]) =>
+      () => {
+        if (!dx) return;
+        if (average) k.avgPool3x3s2Backward(n * c, h, w, 1, gy, dx.address, dx.accumulate ? 1 : 0);
+        else k.maxPool3x3s2Backward(n * c, h, w, x, gy, dx.address, dx.accumulate ? 1 : 0);
+      },
   };
 }
 
@@ -768,8 +981,93 @@ function compileGlobalAvgPool(ctx: CompileContext, node: GraphNode): CompiledNod
   return {
     kind: 'globalAvgPool',
     forward: () => k.globalAvgPool(n * c, h * w, x, y),
-    backward: (gy, [dx]) => () => {
-      if (dx) k.globalAvgPoolBackward(n * c, h * w, gy, dx.address, dx.accumulate ? 1 : 0);
+    backward:
+      (gy, [dx]) =>
+      () => {
+        if (dx) k.globalAvgPoolBackward(n * c, h * w, gy, dx.address, dx.accumulate ? 1 : 0);
+      },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The classifier: y[N, O] = x[N, I] · Wᵀ + b as one GEMM over the batch, on transposed copies
+// (features × samples), so that the samples are the GEMM's contiguous "pixels".
+
+function compileLinear(ctx: CompileContext, node: GraphNode): CompiledNode {
+  const { kernels, heap, graph } = ctx;
+  const k = kernels.exports;
+  const [xName, wName, bName] = node.inputs;
+  const [n, inF] = graph.shapes.get(xName!)! as [number, number];
+  const outF = graph.shapes.get(node.output)![1]!;
+  const x = ctx.address(xName!);
+  const weight = ctx.address(wName!);
+  const y = ctx.address(node.output);
+  const xT = kernels.allocFloats(inF * n);
+  const yT = kernels.allocFloats(outF * n);
+  const dyT = kernels.allocFloats(outF * n);
+  const dxT = kernels.allocFloats(inF * n);
+  const packed = kernels.allocFloats(Math.ceil(outF / 4) * 4 * inF);
+  const packedT = kernels.allocFloats(Math.ceil(inF / 4) * 4 * outF);
+  const bias = kernels.allocFloats(Math.ceil(outF / 4) * 4);
+  const zeros = kernels.allocFloats(Math.ceil(inF / 4) * 4);
+  const yTable = kernels.allocBytes(outF * 4);
+  const dxTable = kernels.allocBytes(inF * 4);
+  const rows = n * FLOAT;
+  /** dst[j][i] = src[i][j] for src [r][c] at float offsets. */
+  const transpose = (src: number, dst: number, r: number, c: number): void => {
+    const f = heap.f32;
+    for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) f[dst + j * r + i] = f[src + i * c + j]!;
+  };
+  return {
+    kind: 'gemm4x8 (samples as pixels)',
+    initialise: () => {
+      for (let o = 0; o < outF; o++) heap.u32[(yTable >> 2) + o] = yT + o * rows;
+      for (let i = 0; i < inF; i++) heap.u32[(dxTable >> 2) + i] = dxT + i * rows;
     },
+    forward: () => {
+      const w = heap.f32.subarray(weight >> 2, (weight >> 2) + outF * inF);
+      packGemmWeightsInto(heap.f32, packed >> 2, w, outF, inF, false);
+      if (bName !== undefined)
+        heap.f32.copyWithin(bias >> 2, ctx.address(bName) >> 2, (ctx.address(bName) >> 2) + outF);
+      transpose(x >> 2, xT >> 2, n, inF);
+      k.gemm4x8(inF, outF, n, packed, bias, xT, rows, yTable, 0, 0, 0);
+      transpose(yT >> 2, y >> 2, outF, n);
+    },
+    backward:
+      (gy, [dx, dw, db]) =>
+      () => {
+        transpose(gy >> 2, dyT >> 2, n, outF);
+        if (dx) {
+          const w = heap.f32.subarray(weight >> 2, (weight >> 2) + outF * inF);
+          packGemmWeightsInto(heap.f32, packedT >> 2, w, outF, inF, true);
+          k.gemm4x8(outF, inF, n, packedT, zeros, dyT, rows, dxTable, 0, 0, 0);
+          const f = heap.f32;
+          const [to, from] = [dx.address >> 2, dxT >> 2];
+          for (let s = 0; s < n; s++) {
+            for (let i = 0; i < inF; i++) {
+              const v = f[from + i * n + s]!;
+              f[to + s * inF + i] = dx.accumulate ? f[to + s * inF + i]! + v : v;
+            }
+          }
+        }
+        if (dw) k.convWeightGrad(outF, inF, n, 1, dyT, 0, xT, 0, dw.address, dw.accumulate ? 1 : 0);
+        if (db) channelSums(ctx, dyT, db, 1, outF, n);
+      },
+  };
+}
+
+/** [N, C, 1, 1] → [N, C]: the same floats, copied (the classifier's input is small). */
+function compileFlatten(ctx: CompileContext, node: GraphNode): CompiledNode {
+  const count = shapeSize(ctx.graph.shapes.get(node.output)!);
+  const x = ctx.address(node.inputs[0]!);
+  const y = ctx.address(node.output);
+  return {
+    kind: 'copy',
+    forward: () => ctx.heap.f32.copyWithin(y >> 2, x >> 2, (x >> 2) + count),
+    backward:
+      (gy, [dx]) =>
+      () => {
+        if (dx) writeOrAdd(ctx, gy, dx.address, count, dx.accumulate);
+      },
   };
 }

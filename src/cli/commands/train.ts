@@ -12,7 +12,13 @@ import { architectureOf, createModel } from '../../models/registry.js';
 import type { Module } from '../../nn/module.js';
 import { reestimateBatchNorm } from '../../train/batchnorm.js';
 import { evaluateOnPlan } from '../../train/evaluate.js';
-import { NonFiniteLossError, Trainer, type TrainConfig, type TrainingEngine, type TrainState } from '../../train/trainer.js';
+import {
+  NonFiniteLossError,
+  Trainer,
+  type TrainConfig,
+  type TrainingEngine,
+  type TrainState,
+} from '../../train/trainer.js';
 import { batches } from '../../data/batches.js';
 import { loadData } from '../data.js';
 import { writeFileAtomic } from '../files.js';
@@ -106,7 +112,10 @@ export function trainCommand(): Command {
     .option('--seed <n>', 'seed of weights, data order and augmentation', nonNegativeInt, trainDefaults.seed)
     .option('--threads <n>', 'worker threads (the training engine uses 1 today)', positiveInt, 1)
     .addOption(
-      new Option('--engine <kind>', 'wasm: the WASM SIMD training plan; reference: the reference tape (slow, the oracle)')
+      new Option(
+        '--engine <kind>',
+        'wasm: the WASM SIMD training plan; reference: the reference tape (slow, the oracle)',
+      )
         .choices(['wasm', 'reference'])
         .default('wasm'),
     )

@@ -22,25 +22,28 @@ import {
 } from '../runtime/session.js';
 
 /**
- * The worker script next to this module: session-worker.js when running from dist/, or
- * session-worker.ts through tsx when running from the sources (tests, tsx scripts).
+ * A worker script next to this module: `<script>.js` when running from dist/, or `<script>.ts`
+ * through tsx when running from the sources (tests, tsx scripts).
  */
-function newWorker(): Worker {
-  const js = new URL('./session-worker.js', import.meta.url);
+function newWorker(script: string): Worker {
+  const js = new URL(`./${script}.js`, import.meta.url);
   // Workers inherit the parent's flags; --input-type (node -e scripts) is refused for file workers.
   const execArgv = process.execArgv.filter((a) => !a.startsWith('--input-type'));
   if (existsSync(fileURLToPath(js))) return new Worker(js, { execArgv });
   // From the sources: register tsx's loader inside the worker, then import the TypeScript entry.
   const tsxRoot = dirname(createRequire(import.meta.url).resolve('tsx/package.json'));
   const tsx = pathToFileURL(join(tsxRoot, 'dist/esm/api/index.mjs')).href;
-  const ts = new URL('./session-worker.ts', import.meta.url).href;
+  const ts = new URL(`./${script}.ts`, import.meta.url).href;
   const code = `import(${JSON.stringify(tsx)}).then((api) => { api.register(); return import(${JSON.stringify(ts)}); });`;
   return new Worker(code, { eval: true, execArgv });
 }
 
-/** Spawns one worker_threads Worker running the session worker. */
-export const spawnNodeWorker: SpawnWorker = (): WorkerPort => {
-  const worker = newWorker();
+/** A SpawnWorker over worker_threads running `script` (a module next to this one). */
+function spawner(script: string): SpawnWorker {
+  return (): WorkerPort => nodeWorkerPort(newWorker(script));
+}
+
+function nodeWorkerPort(worker: Worker): WorkerPort {
   return {
     postMessage: (message, transfer) => worker.postMessage(message, (transfer ?? []) as ArrayBuffer[]),
     listen(onMessage, onError) {
@@ -52,7 +55,13 @@ export const spawnNodeWorker: SpawnWorker = (): WorkerPort => {
     },
     terminate: () => worker.terminate(),
   };
-};
+}
+
+/** Spawns one worker_threads Worker running the session worker. */
+export const spawnNodeWorker: SpawnWorker = spawner('session-worker');
+
+/** Spawns one worker_threads Worker running a data-parallel training worker (src/train/parallel.ts). */
+export const spawnTrainingWorker: SpawnWorker = spawner('train-worker');
 
 /** createSession with worker_threads for `threads > 1`. */
 export function createNodeSession(model: SessionModel, options: SessionOptions = {}): Promise<Session> {

@@ -2,7 +2,7 @@ import { forwardWithTape } from '../autograd/tape.js';
 import type { Graph } from '../graph/graph.js';
 import type { Module } from '../nn/module.js';
 import { formatShape, sameShape, type Tensor } from '../tensor/tensor.js';
-import type { TrainingPlan } from './plan.js';
+import type { TrainingEngine } from './plan.js';
 
 /**
  * Re-estimates every batch norm's running statistics from `batches` (e.g. a few hundred training
@@ -10,13 +10,13 @@ import type { TrainingPlan } from './plan.js';
  * variance are averaged with equal weight, as torch.optim.swa_utils.update_bn does (momentum
  * None, a cumulative average). Nothing else changes. Returns the number of batches seen.
  *
- * Batches of the shape `plan` was compiled for run on it (the model's training plan); others run on
+ * Batches of the shape `plan` was built for run on it (the run's training engine); others run on
  * the reference tape.
  *
  * @example
  * reestimateBatchNorm(model, batchesOf(trainImages, 64).slice(0, 20));
  */
-export function reestimateBatchNorm(model: Module, batches: Iterable<Tensor>, plan?: TrainingPlan | null): number {
+export function reestimateBatchNorm(model: Module, batches: Iterable<Tensor>, plan?: TrainingEngine | null): number {
   const graphs = new Map<string, Graph>();
   let seen = 0;
   for (const batch of batches) {

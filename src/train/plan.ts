@@ -62,6 +62,11 @@ export interface ForwardBackwardOptions {
   labelSmoothing?: number;
   /** Called with the loss before the backward pass; may throw to stop (e.g. on NaN). */
   guard?: (loss: number) => void;
+  /**
+   * Weight of this batch's mean loss in the loss being minimised, default 1: a thread training on
+   * part of a batch passes its share of the samples, so the parts' gradients add up to the whole's.
+   */
+  lossScale?: number;
 }
 
 export interface ForwardBackwardResult {
@@ -86,6 +91,18 @@ interface GradientTarget {
   accumulate: boolean;
 }
 
+/** What trains a batch: a TrainingPlan on one thread, or a ParallelTrainingEngine over several. */
+export interface TrainingEngine {
+  /** The whole batch's shape. */
+  readonly inputShape: Shape;
+  /** The training-mode forward; updates batch norm's running statistics as told. */
+  forward(images: Tensor, runningStatistics?: RunningStatistics): Tensor;
+  /** Forward, cross-entropy and backward of one mini-batch (the caller updates the weights). */
+  forwardBackward(images: Tensor, labels: ArrayLike<number>, options?: ForwardBackwardOptions): ForwardBackwardResult;
+  /** Frees threads and memory. */
+  dispose?(): Promise<void>;
+}
+
 /** What compilation produces; the plan only runs it. */
 interface PlanParts {
   kernels: WasmKernels;
@@ -106,7 +123,7 @@ interface PlanParts {
   steps: readonly string[];
 }
 
-export class TrainingPlan {
+export class TrainingPlan implements TrainingEngine {
   /** ∂loss/∂p by parameter name after `forwardBackward`: views of the plan's memory. */
   readonly gradients: ReadonlyMap<string, Tensor>;
   /** One line per node: which kernel runs it. */
@@ -162,6 +179,8 @@ export class TrainingPlan {
     const logits = this.forward(images);
     const { loss, gradient } = crossEntropy(logits, labels, { labelSmoothing: options.labelSmoothing ?? 0 });
     options.guard?.(loss);
+    const scale = options.lossScale ?? 1;
+    if (scale !== 1) for (let i = 0; i < gradient.size; i++) gradient.data[i] *= scale;
     this.parts.heap.f32.set(gradient.data, this.parts.outputGradAddress >> 2);
     for (const step of this.parts.backwardSteps) step();
     return { loss, logits, gradients: this.gradients };

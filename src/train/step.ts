@@ -4,7 +4,7 @@ import type { Graph } from '../graph/graph.js';
 import { clipGradientNorm } from '../optim/clip.js';
 import type { Sgd } from '../optim/sgd.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { TrainingPlan, type ForwardBackwardOptions, type ForwardBackwardResult } from './plan.js';
+import type { ForwardBackwardOptions, ForwardBackwardResult, TrainingEngine } from './plan.js';
 
 export interface TrainStepOptions {
   /** Learning rate of this step (from a schedule). */
@@ -29,8 +29,9 @@ export interface TrainStepResult {
 /**
  * One optimisation step on one mini-batch: forward in training mode (which updates the batch-norm
  * running statistics), cross-entropy, backward, optional clipping, SGD update. The engine is a
- * graph from `model.trace(shape, { training: true })`, run on the reference tape, or a
- * `TrainingPlan` compiled from one, which computes the same on the WASM kernels. Either way the
+ * graph from `model.trace(shape, { training: true })`, run on the reference tape, or a training
+ * engine built from one (a `TrainingPlan` on the WASM kernels, or a `ParallelTrainingEngine` over
+ * several threads), which computes the same. Either way the
  * parameters are the model's own tensors, so the model trains.
  *
  * @example
@@ -39,7 +40,7 @@ export interface TrainStepResult {
  * const { loss } = trainStep(plan, sgd, images, labels, { lr: learningRate(schedule, t) });
  */
 export function trainStep(
-  engine: Graph | TrainingPlan,
+  engine: Graph | TrainingEngine,
   sgd: Sgd,
   images: Tensor,
   labels: ArrayLike<number>,
@@ -47,7 +48,7 @@ export function trainStep(
 ): TrainStepResult {
   const loss = { labelSmoothing: options.labelSmoothing ?? 0, ...(options.guard ? { guard: options.guard } : {}) };
   const result =
-    engine instanceof TrainingPlan
+    'forwardBackward' in engine
       ? engine.forwardBackward(images, labels, loss)
       : tapeForwardBackward(engine, images, labels, loss);
   const gradNorm = clipGradientNorm(result.gradients.values(), options.maxGradNorm ?? Infinity);

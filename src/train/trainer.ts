@@ -15,11 +15,21 @@ import { learningRate, type ScheduleConfig } from '../optim/schedule.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { Sgd } from '../optim/sgd.js';
 import { argmaxRows } from './evaluate.js';
-import { TrainingPlan } from './plan.js';
+import type { SpawnWorker } from '../runtime/session.js';
+import { ParallelTrainingEngine } from './parallel.js';
+import { TrainingPlan, type TrainingEngine } from './plan.js';
 import { trainStep } from './step.js';
 
 /** What runs the steps: the WASM training plan, or the reference tape (the oracle; slow). */
-export type TrainingEngine = 'wasm' | 'reference';
+export type EngineKind = 'wasm' | 'reference';
+
+export interface PrepareOptions {
+  engine?: EngineKind;
+  /** Threads for the WASM engine (data-parallel with whole-batch batch norm); default 1. */
+  threads?: number;
+  /** How to start a worker thread (Node: spawnTrainingWorker from shufflenet/node). */
+  spawnWorker?: SpawnWorker;
+}
 
 /** Everything that decides a run's outcome. The CLI maps its flags onto this one to one. */
 export interface TrainConfig {
@@ -90,7 +100,7 @@ export class NonFiniteLossError extends ShuffleNetError {
 export class Trainer {
   readonly sgd: Sgd;
   readonly state: TrainState;
-  private engine: Graph | TrainingPlan | null = null;
+  private engine: Graph | TrainingEngine | null = null;
 
   constructor(
     readonly model: Module,
@@ -116,18 +126,31 @@ export class Trainer {
   }
 
   /**
-   * Compiles the engine for this run's batch shape: the WASM training plan by default. Without a
-   * `prepare`, `runEpoch` uses the reference tape.
+   * Compiles the engine for this run's batch shape: the WASM training plan by default, over
+   * `threads` threads. Without a `prepare`, `runEpoch` uses the reference tape.
    */
-  async prepare(engine: TrainingEngine = 'wasm'): Promise<this> {
+  async prepare(options: PrepareOptions = {}): Promise<this> {
+    const { engine = 'wasm', threads = 1 } = options;
     const graph = this.model.trace(this.batchShape, { training: true });
-    this.engine = engine === 'wasm' ? await TrainingPlan.compile(graph) : graph;
+    if (engine === 'reference') {
+      this.engine = graph;
+    } else if (threads > 1) {
+      if (!options.spawnWorker) throw new ShuffleNetError('train: more than one thread needs a spawnWorker');
+      this.engine = await ParallelTrainingEngine.create(graph, threads, options.spawnWorker);
+    } else {
+      this.engine = await TrainingPlan.compile(graph);
+    }
     return this;
   }
 
-  /** The compiled training plan, if `prepare` made one (e.g. for BN re-estimation). */
-  get plan(): TrainingPlan | null {
-    return this.engine instanceof TrainingPlan ? this.engine : null;
+  /** The compiled training engine, if `prepare` made one (e.g. for BN re-estimation). */
+  get plan(): TrainingEngine | null {
+    return this.engine === null || !('forwardBackward' in this.engine) ? null : this.engine;
+  }
+
+  /** Stops the engine's worker threads, if any. */
+  async dispose(): Promise<void> {
+    await this.plan?.dispose?.();
   }
 
   private get batchShape(): number[] {

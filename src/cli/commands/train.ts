@@ -16,10 +16,11 @@ import {
   NonFiniteLossError,
   Trainer,
   type TrainConfig,
-  type TrainingEngine,
+  type EngineKind,
   type TrainState,
 } from '../../train/trainer.js';
 import { batches } from '../../data/batches.js';
+import { spawnTrainingWorker } from '../../node/session.js';
 import { loadData } from '../data.js';
 import { writeFileAtomic } from '../files.js';
 
@@ -65,7 +66,7 @@ interface TrainFlags {
   maxTrain?: number;
   seed: number;
   threads: number;
-  engine: TrainingEngine;
+  engine: EngineKind;
   out: string;
   resume: boolean;
   evalEachEpoch: boolean;
@@ -110,7 +111,7 @@ export function trainCommand(): Command {
     )
     .option('--max-train <n>', 'use only the first n training images (a per-class balanced subset)', positiveInt)
     .option('--seed <n>', 'seed of weights, data order and augmentation', nonNegativeInt, trainDefaults.seed)
-    .option('--threads <n>', 'worker threads (the training engine uses 1 today)', positiveInt, 1)
+    .option('--threads <n>', 'threads: the batch is split over them, batch norm still sees all of it', positiveInt, 1)
     .addOption(
       new Option(
         '--engine <kind>',
@@ -196,7 +197,11 @@ async function train(flags: TrainFlags): Promise<void> {
     mean: preprocessing.mean,
     std: preprocessing.std,
   });
-  const trainer = await new Trainer(model, dataset, config, transform, state, momentum).prepare(flags.engine);
+  const trainer = await new Trainer(model, dataset, config, transform, state, momentum).prepare({
+    engine: flags.engine,
+    threads: flags.threads,
+    spawnWorker: spawnTrainingWorker,
+  });
   const evalTransform = toFloat(preprocessing.mean, preprocessing.std);
   const save = (): void =>
     writeFileAtomic(
@@ -219,73 +224,77 @@ async function train(flags: TrainFlags): Promise<void> {
         cliProgress.Presets.shades_classic,
       )
     : null;
-  while (!trainer.done) {
-    bar?.start(trainer.stepsPerEpoch, 0, {
-      epoch: trainer.state.epoch + 1,
-      epochs: config.epochs,
-      loss: '-',
-      acc: '-',
-      ips: '-',
-    });
-    let record;
-    try {
-      record = trainer.runEpoch((p) =>
-        bar?.update(p.batch, {
-          loss: p.loss.toFixed(4),
-          acc: (p.accuracy * 100).toFixed(1) + '%',
-          ips: p.imagesPerSecond.toFixed(0),
-        }),
-      );
-    } catch (e) {
+  try {
+    while (!trainer.done) {
+      bar?.start(trainer.stepsPerEpoch, 0, {
+        epoch: trainer.state.epoch + 1,
+        epochs: config.epochs,
+        loss: '-',
+        acc: '-',
+        ips: '-',
+      });
+      let record;
+      try {
+        record = trainer.runEpoch((p) =>
+          bar?.update(p.batch, {
+            loss: p.loss.toFixed(4),
+            acc: (p.accuracy * 100).toFixed(1) + '%',
+            ips: p.imagesPerSecond.toFixed(0),
+          }),
+        );
+      } catch (e) {
+        bar?.stop();
+        if (e instanceof NonFiniteLossError) {
+          const kept = existsSync(flags.out)
+            ? `the last good checkpoint (${flags.out}) is kept`
+            : 'no checkpoint was written';
+          throw new NonFiniteLossError(`${e.message}; ${kept}`);
+        }
+        throw e;
+      }
       bar?.stop();
-      if (e instanceof NonFiniteLossError) {
-        const kept = existsSync(flags.out)
-          ? `the last good checkpoint (${flags.out}) is kept`
-          : 'no checkpoint was written';
-        throw new NonFiniteLossError(`${e.message}; ${kept}`);
+      if (flags.evalEachEpoch && testData) {
+        record.testAccuracy = (await evaluateOnPlan(model, testData.dataset, { transform: evalTransform })).accuracy;
       }
-      throw e;
+      save();
+      console.error(
+        `epoch ${record.epoch}/${config.epochs}: loss ${record.loss.toFixed(4)}, train accuracy ${(record.accuracy * 100).toFixed(2)}%` +
+          (record.testAccuracy !== undefined ? `, test accuracy ${(record.testAccuracy * 100).toFixed(2)}%` : '') +
+          `, ${record.imagesPerSecond.toFixed(0)} img/s, ${record.seconds.toFixed(0)} s → ${flags.out}`,
+      );
     }
-    bar?.stop();
-    if (flags.evalEachEpoch && testData) {
-      record.testAccuracy = (await evaluateOnPlan(model, testData.dataset, { transform: evalTransform })).accuracy;
+    if (config.bnBatches > 0) {
+      const stream = batches(dataset, {
+        batchSize: config.batchSize,
+        shuffle: true,
+        dropLast: true,
+        seed: config.seed + 1,
+        transform: evalTransform,
+      });
+      const inputs = (function* () {
+        let k = 0;
+        for (const b of stream) {
+          if (k++ >= config.bnBatches) return;
+          yield b.input;
+        }
+      })();
+      const seen = reestimateBatchNorm(model, inputs, trainer.plan);
+      console.error(`re-estimated batch-norm statistics on ${seen} batch(es)`);
     }
-    save();
-    console.error(
-      `epoch ${record.epoch}/${config.epochs}: loss ${record.loss.toFixed(4)}, train accuracy ${(record.accuracy * 100).toFixed(2)}%` +
-        (record.testAccuracy !== undefined ? `, test accuracy ${(record.testAccuracy * 100).toFixed(2)}%` : '') +
-        `, ${record.imagesPerSecond.toFixed(0)} img/s, ${record.seconds.toFixed(0)} s → ${flags.out}`,
-    );
-  }
-  if (config.bnBatches > 0) {
-    const stream = batches(dataset, {
-      batchSize: config.batchSize,
-      shuffle: true,
-      dropLast: true,
-      seed: config.seed + 1,
-      transform: evalTransform,
-    });
-    const inputs = (function* () {
-      let k = 0;
-      for (const b of stream) {
-        if (k++ >= config.bnBatches) return;
-        yield b.input;
-      }
-    })();
-    const seen = reestimateBatchNorm(model, inputs, trainer.plan);
-    console.error(`re-estimated batch-norm statistics on ${seen} batch(es)`);
-  }
-  if (testData) {
-    const result = await evaluateOnPlan(model, testData.dataset, { transform: evalTransform });
-    const final = info({ config: { ...config }, state: trainer.state });
-    final.notes = { ...final.notes, testAccuracy: result.accuracy, testImages: result.examples };
-    writeFileAtomic(flags.out, saveModelFile(model, final, trainer.sgd.state()));
-    console.log(
-      `test accuracy ${(result.accuracy * 100).toFixed(2)}% on ${result.examples} ${testData.name} images → ${flags.out}`,
-    );
-  } else {
-    save();
-    console.log(`trained → ${flags.out} (no test split found)`);
+    if (testData) {
+      const result = await evaluateOnPlan(model, testData.dataset, { transform: evalTransform });
+      const final = info({ config: { ...config }, state: trainer.state });
+      final.notes = { ...final.notes, testAccuracy: result.accuracy, testImages: result.examples };
+      writeFileAtomic(flags.out, saveModelFile(model, final, trainer.sgd.state()));
+      console.log(
+        `test accuracy ${(result.accuracy * 100).toFixed(2)}% on ${result.examples} ${testData.name} images → ${flags.out}`,
+      );
+    } else {
+      save();
+      console.log(`trained → ${flags.out} (no test split found)`);
+    }
+  } finally {
+    await trainer.dispose();
   }
 }
 

@@ -87,6 +87,11 @@ export function convWeightGrad(
   gradWeight: usize,
   accumulate: i32,
 ): void {
+  if (batch <= 0 || pixels <= 0) {
+    // Empty sums: dW = 0 (or unchanged when accumulating).
+    if (accumulate == 0) fillZero(gradWeight, m * k);
+    return;
+  }
   const rowBytes = <usize>pixels << 2;
   const full = pixels & ~3;
   const tail = pixels - full;

@@ -160,6 +160,20 @@ for (const variant of variants) {
       });
     });
 
+    describe('conv-weightgrad-4x2-wasmsimd over an empty batch', () => {
+      it('writes zeros (=) or leaves the gradient as it was (+=)', () => {
+        const mark = kernels.mark();
+        const initial = randomArray(15);
+        const gradWeight = kernels.upload(initial);
+        const rows = kernels.upload(randomArray(64));
+        kernels.exports.convWeightGrad(3, 5, 4, 0, rows, 64, rows, 64, gradWeight, 1);
+        expect(kernels.f32(gradWeight, 15).slice()).toEqual(initial);
+        kernels.exports.convWeightGrad(3, 5, 0, 2, rows, 64, rows, 64, gradWeight, 0);
+        expect(kernels.f32(gradWeight, 15).slice()).toEqual(new Float32Array(15));
+        kernels.release(mark);
+      });
+    });
+
     const planeSizes: [number, number][] = [
       [1, 1],
       [2, 2],

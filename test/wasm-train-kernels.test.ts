@@ -391,6 +391,12 @@ for (const variant of variants) {
         expect(failures).toEqual([]);
       });
 
+      it('avgPool3x3s2Backward traps on rows wider than its scratch instead of writing past it', () => {
+        expect(() => kernels.exports.avgPool3x3s2Backward(0, 1, 2 * 8192 + 1, 1, 0, 0, 0)).toThrow(
+          WebAssembly.RuntimeError,
+        );
+      });
+
       it('maxPool3x3s2Backward matches maxPool2dBackwardReference on ties, NaN and −∞', () => {
         const failures: string[] = [];
         for (const planes of [1, 5, 24]) {

@@ -442,12 +442,21 @@ function windowSize(o: i32, size: i32): i32 {
   return min(2 * o + 2, size) - max(2 * o - 1, 0);
 }
 
+/** Output columns the pool gradients handle per row (input rows up to 2·this − 1 wide). */
+const MAX_POOL_COLUMNS: i32 = 8192;
+/** One row of window weights ∂ per output column, and a zero after it. */
+const poolRowScratch = memory.data((MAX_POOL_COLUMNS + 4) * 4, 16);
+
 /**
  * Gradient of average pooling 3×3, stride 2, padding 1, floor rounding, over `channels` planes of
  * h×w (output ho = (h − 1)/2 + 1, wo likewise). Each window's gradient is shared by its pixels:
  * divided by 9 with countIncludePad (every window then lies inside the padded input), else by the
- * number of real pixels it covers. Gathered per input pixel: input row y is in window rows
- * ⌈(y − 1)/2⌉..⌊(y + 1)/2⌋, summed in the reference's order. Scalar. gradIn per `accumulate`.
+ * number of real pixels it covers, rows(oy) · cols(ox). gradIn per `accumulate`.
+ *
+ * Input row y lies in window rows oy = y/2 (y even) or (y ± 1)/2 (y odd), and likewise columns,
+ * so for each input row the kernel sums the gradients of its one or two window rows, each over
+ * its divisor, into a row s[ox] (s[wo] = 0), and spreads it: gradIn[y][2i] = s[i],
+ * gradIn[y][2i + 1] = s[i] + s[i + 1]. w must be below 2 · 8192 (the kernel traps otherwise).
  */
 export function avgPool3x3s2Backward(
   channels: i32,
@@ -460,26 +469,61 @@ export function avgPool3x3s2Backward(
 ): void {
   const ho = (h - 1) / 2 + 1;
   const wo = (w - 1) / 2 + 1;
+  if (wo > MAX_POOL_COLUMNS) unreachable();
+  const s = poolRowScratch;
+  store<f32>(at(s, wo), 0);
+  const third = f32x4.splat(<f32>1 / <f32>3);
   for (let c = 0; c < channels; c++) {
     const go = gradOut + (<usize>(c * ho * wo) << 2);
     const gi = gradIn + (<usize>(c * h * w) << 2);
     for (let y = 0; y < h; y++) {
-      const oy0 = y >> 1;
-      const oy1 = min((y + 1) >> 1, ho - 1);
+      // Window rows a ≤ b of input row y, with their weights (1/3 each with countIncludePad).
+      const a = y >> 1;
+      const b = min((y + 1) >> 1, ho - 1);
+      const rowA = at(go, a * wo);
+      const rowB = at(go, b * wo);
+      const wa = countIncludePad != 0 ? <f32>1 / <f32>3 : <f32>1 / <f32>windowSize(a, h);
+      const wb = b != a ? (countIncludePad != 0 ? <f32>1 / <f32>3 : <f32>1 / <f32>windowSize(b, h)) : 0;
+      const va = f32x4.splat(wa);
+      const vb = f32x4.splat(wb);
+      let i = 0;
+      for (; i + 4 <= wo; i += 4) {
+        const sum = f32x4.add(f32x4.mul(v128.load(at(rowA, i)), va), f32x4.mul(v128.load(at(rowB, i)), vb));
+        v128.store(at(s, i), f32x4.mul(sum, third));
+      }
+      for (; i < wo; i++) store<f32>(at(s, i), (load<f32>(at(rowA, i)) * wa + load<f32>(at(rowB, i)) * wb) / 3);
+      if (countIncludePad == 0) {
+        // Column weights: 1/3 inside, 1/cols at the edges (the first window, and the last if clipped).
+        store<f32>(s, (load<f32>(s) * 3) / <f32>windowSize(0, w));
+        if (wo > 1) store<f32>(at(s, wo - 1), (load<f32>(at(s, wo - 1)) * 3) / <f32>windowSize(wo - 1, w));
+      }
       const out = at(gi, y * w);
-      for (let xx = 0; xx < w; xx++) {
-        const ox0 = xx >> 1;
-        const ox1 = min((xx + 1) >> 1, wo - 1);
-        let sum: f32 = 0;
-        for (let oy = oy0; oy <= oy1; oy++) {
-          const rows = windowSize(oy, h);
-          for (let ox = ox0; ox <= ox1; ox++) {
-            const divisor = countIncludePad != 0 ? 9 : rows * windowSize(ox, w);
-            sum += load<f32>(at(go, oy * wo + ox)) / <f32>divisor;
-          }
+      let x = 0;
+      for (; x + 8 <= w; x += 8) {
+        const even = v128.load(at(s, x >> 1));
+        const odd = f32x4.add(even, v128.load(at(s, (x >> 1) + 1)));
+        let lo = v128.shuffle<f32>(even, odd, 0, 4, 1, 5);
+        let hi = v128.shuffle<f32>(even, odd, 2, 6, 3, 7);
+        if (accumulate != 0) {
+          lo = f32x4.add(lo, v128.load(at(out, x)));
+          hi = f32x4.add(hi, v128.load(at(out, x), 16));
         }
-        if (accumulate != 0) sum += load<f32>(at(out, xx));
-        store<f32>(at(out, xx), sum);
+        v128.store(at(out, x), lo);
+        v128.store(at(out, x), hi, 16);
+      }
+      if (x + 4 <= w) {
+        // Four more: lanes 0 and 1 of the spread (the loads' other lanes are unused scratch).
+        const even = v128.load(at(s, x >> 1));
+        let lo = v128.shuffle<f32>(even, f32x4.add(even, v128.load(at(s, (x >> 1) + 1))), 0, 4, 1, 5);
+        if (accumulate != 0) lo = f32x4.add(lo, v128.load(at(out, x)));
+        v128.store(at(out, x), lo);
+        x += 4;
+      }
+      for (; x < w; x++) {
+        let v = load<f32>(at(s, x >> 1));
+        if (x & 1) v += load<f32>(at(s, (x + 1) >> 1));
+        if (accumulate != 0) v += load<f32>(at(out, x));
+        store<f32>(at(out, x), v);
       }
     }
   }

@@ -430,6 +430,34 @@ for (const variant of variants) {
         expect(failures).toEqual([]);
       });
 
+      it('maxPool3x3s2Backward on planes too large for its scratch (the scalar path) matches too', () => {
+        for (const [h, w] of [
+          [300, 301],
+          [257, 258],
+        ]) {
+          const mark = kernels.mark();
+          const g = poolGeometry(2, h, w);
+          const input = Float32Array.from({ length: 2 * h * w }, () => Math.floor(random.next() * 4));
+          input[5] = NaN;
+          const gradOut = randomArray(2 * g.outHeight * g.outWidth);
+          const expected = new Float32Array(2 * h * w);
+          maxPool2dBackwardReference(input, gradOut, expected, g);
+          const into = output(2 * h * w, false);
+          kernels.exports.maxPool3x3s2Backward(
+            2,
+            h,
+            w,
+            kernels.upload(input),
+            kernels.upload(gradOut),
+            into.address,
+            0,
+          );
+          expect(kernels.exports.paddedPlaneFloats(h, w)).toBeGreaterThan(65536);
+          expect(mismatch(read(into.address, 2 * h * w), expected)).toBe(null);
+          kernels.release(mark);
+        }
+      });
+
       it('maxPool3x3s2Backward passes nothing from a window of −∞ only, as the reference', () => {
         const mark = kernels.mark();
         const input = new Float32Array([-Infinity]);

@@ -9,6 +9,7 @@
 // vector and finish with scalar code, so nothing is read or written past any buffer.
 
 import { madd } from './simd';
+import { padPlane, paddedPlaneFloats } from './spatial';
 
 /**
  * Floats per lane-block of a sum: partial sums are kept in f32x4 over about this many floats and
@@ -529,11 +530,21 @@ export function avgPool3x3s2Backward(
   }
 }
 
+/** Floats of the padded plane the vector max-pool gradient works on (larger planes go scalar). */
+const MAX_PADDED_PLANE: i32 = 65536;
+const paddedPlaneScratch = memory.data(MAX_PADDED_PLANE * 4, 16);
+
 /**
  * Gradient of max pooling 3×3, stride 2, padding 1, floor rounding, over `channels` planes of h×w:
  * each window's gradient goes to its maximum, recomputed from `input` with the reference's rule
- * (the first maximum in scan order; a NaN wins; a window of −∞ only passes nothing). Scalar.
- * gradIn per `accumulate`.
+ * (the first maximum in scan order; a NaN wins, the last one if several; a window of −∞ only
+ * passes nothing). gradIn per `accumulate`.
+ *
+ * Each plane is copied into scratch with a border of −∞ (which never wins), then four windows at a
+ * time keep their best value and its input index lane-wise over the nine taps in scan order, and
+ * the gradients are scattered in output order, as the reference adds them. Planes of more than
+ * MAX_PADDED_PLANE floats padded take the same steps in scalar code.
+ * NOTE: the copy reads whole vectors, up to 3 floats past the end of `input` (the allocator's slack).
  */
 export function maxPool3x3s2Backward(
   channels: i32,
@@ -546,30 +557,84 @@ export function maxPool3x3s2Backward(
 ): void {
   const ho = (h - 1) / 2 + 1;
   const wo = (w - 1) / 2 + 1;
-  if (accumulate == 0) memory.fill(gradIn, 0, <usize>channels * <usize>(h * w) << 2);
+  if (accumulate == 0) memory.fill(gradIn, 0, (<usize>channels * <usize>(h * w)) << 2);
+  const vector = paddedPlaneFloats(h, w) <= MAX_PADDED_PLANE;
+  const rowBytes = <usize>(w + 2) << 2;
+  const scratch = paddedPlaneScratch;
+  const lanes = i32x4(0, 2, 4, 6);
   for (let c = 0; c < channels; c++) {
     const plane = input + (<usize>(c * h * w) << 2);
     const go = gradOut + (<usize>(c * ho * wo) << 2);
     const gi = gradIn + (<usize>(c * h * w) << 2);
+    if (!vector) {
+      maxPoolBackwardPlaneScalar(h, w, plane, go, gi);
+      continue;
+    }
+    padPlane(plane, h, w, scratch, -Infinity);
     for (let oy = 0; oy < ho; oy++) {
-      const y0 = max(2 * oy - 1, 0);
-      const y1 = min(2 * oy + 2, h);
-      for (let ox = 0; ox < wo; ox++) {
-        const x0 = max(2 * ox - 1, 0);
-        const x1 = min(2 * ox + 2, w);
-        let best: f32 = -Infinity;
-        let found = -1;
-        for (let y = y0; y < y1; y++) {
-          for (let xx = x0; xx < x1; xx++) {
-            const v = load<f32>(at(plane, y * w + xx));
-            if (v > best || v != v) {
-              best = v;
-              found = y * w + xx;
-            }
-          }
+      const rows = scratch + <usize>(2 * oy) * rowBytes;
+      for (let ox = 0; ox < wo; ox += 4) {
+        let best = f32x4.splat(-Infinity);
+        let found = i32x4.splat(-1);
+        // Input index of tap (0, 0) in each lane's window; the padded plane is one row and one column off.
+        let index = i32x4.add(i32x4.splat((2 * oy - 1) * w + 2 * ox - 1), lanes);
+        for (let ky = 0; ky < 3; ky++) {
+          const row = rows + <usize>ky * rowBytes + (<usize>ox << 3);
+          const v0 = v128.load(row);
+          const v1 = v128.load(row, 16);
+          const v2 = v128.load(row, 32);
+          const even = v128.shuffle<f32>(v0, v1, 0, 2, 4, 6);
+          const odd = v128.shuffle<f32>(v0, v1, 1, 3, 5, 7);
+          const next = v128.shuffle<f32>(even, v2, 1, 2, 3, 4);
+          let take = v128.or(f32x4.gt(even, best), f32x4.ne(even, even));
+          best = v128.bitselect(even, best, take);
+          found = v128.bitselect(index, found, take);
+          take = v128.or(f32x4.gt(odd, best), f32x4.ne(odd, odd));
+          best = v128.bitselect(odd, best, take);
+          found = v128.bitselect(i32x4.add(index, i32x4.splat(1)), found, take);
+          take = v128.or(f32x4.gt(next, best), f32x4.ne(next, next));
+          best = v128.bitselect(next, best, take);
+          found = v128.bitselect(i32x4.add(index, i32x4.splat(2)), found, take);
+          index = i32x4.add(index, i32x4.splat(w));
         }
-        if (found >= 0) store<f32>(at(gi, found), load<f32>(at(gi, found)) + load<f32>(at(go, oy * wo + ox)));
+        const g = at(go, oy * wo + ox);
+        const n = wo - ox;
+        scatter(gi, i32x4.extract_lane(found, 0), load<f32>(g));
+        if (n > 1) scatter(gi, i32x4.extract_lane(found, 1), load<f32>(g, 4));
+        if (n > 2) scatter(gi, i32x4.extract_lane(found, 2), load<f32>(g, 8));
+        if (n > 3) scatter(gi, i32x4.extract_lane(found, 3), load<f32>(g, 12));
       }
+    }
+  }
+}
+
+/** gradIn[index] += value, unless no element won the window (index −1). */
+@inline
+function scatter(gradIn: usize, index: i32, value: f32): void {
+  if (index >= 0) store<f32>(at(gradIn, index), load<f32>(at(gradIn, index)) + value);
+}
+
+/** maxPool3x3s2Backward on one plane, scalar, for planes too large for the scratch. */
+function maxPoolBackwardPlaneScalar(h: i32, w: i32, plane: usize, go: usize, gi: usize): void {
+  const ho = (h - 1) / 2 + 1;
+  const wo = (w - 1) / 2 + 1;
+  for (let oy = 0; oy < ho; oy++) {
+    const y0 = max(2 * oy - 1, 0);
+    const y1 = min(2 * oy + 2, h);
+    for (let ox = 0; ox < wo; ox++) {
+      const x0 = max(2 * ox - 1, 0);
+      const x1 = min(2 * ox + 2, w);
+      let best: f32 = -Infinity;
+      let found = -1;
+      for (let y = y0; y < y1; y++) {
+        for (let xx = x0; xx < x1; xx++) {
+          const v = load<f32>(at(plane, y * w + xx));
+          const take = v > best || v != v;
+          best = select(v, best, take);
+          found = select(y * w + xx, found, take);
+        }
+      }
+      scatter(gi, found, load<f32>(at(go, oy * wo + ox)));
     }
   }
 }

@@ -4,9 +4,12 @@
 // src/kernels/reference (see test/wasm-train-kernels.test.ts).
 //
 // Conventions: pointers are byte addresses, counts are in floats, `accumulate` = 0 overwrites the
-// output and nonzero adds into it. Element-wise kernels may run in place (an output equal to an
-// input); partially overlapping buffers are not allowed. Vector loops stop at the last whole
-// vector and finish with scalar code, so nothing is read or written past any buffer.
+// output and nonzero adds into it. Element-wise kernels and batch norm may run in place (an output
+// equal to an input, as each kernel says); partially overlapping buffers are not allowed. Vector
+// loops stop at the last whole vector and finish with scalar code, so nothing is written past any
+// buffer, and only maxPool3x3s2Backward reads past one (up to 3 floats after `input` and after
+// `gradOut`, inside the allocator's 64 bytes of slack). Batch norm and the pool gradients keep partial results in this
+// module's static scratch: one instance runs one kernel at a time (instances never share memory).
 
 import { madd } from './simd';
 import { padPlane, paddedPlaneFloats } from './spatial';
@@ -533,6 +536,8 @@ export function avgPool3x3s2Backward(
 /** Floats of the padded plane the vector max-pool gradient works on (larger planes go scalar). */
 const MAX_PADDED_PLANE: i32 = 65536;
 const paddedPlaneScratch = memory.data(MAX_PADDED_PLANE * 4, 16);
+/** The gradient of the padded plane, gathered before it is copied out. */
+const paddedGradScratch = memory.data(MAX_PADDED_PLANE * 4, 16);
 
 /**
  * Gradient of max pooling 3×3, stride 2, padding 1, floor rounding, over `channels` planes of h×w:
@@ -540,11 +545,13 @@ const paddedPlaneScratch = memory.data(MAX_PADDED_PLANE * 4, 16);
  * (the first maximum in scan order; a NaN wins, the last one if several; a window of −∞ only
  * passes nothing). gradIn per `accumulate`.
  *
- * Each plane is copied into scratch with a border of −∞ (which never wins), then four windows at a
- * time keep their best value and its input index lane-wise over the nine taps in scan order, and
- * the gradients are scattered in output order, as the reference adds them. Planes of more than
- * MAX_PADDED_PLANE floats padded take the same steps in scalar code.
- * NOTE: the copy reads whole vectors, up to 3 floats past the end of `input` (the allocator's slack).
+ * Each plane is copied into scratch with a border of −∞ (which never wins). Four windows at a
+ * time keep their best value and its tap lane-wise over the nine taps in scan order; then each
+ * kernel row's three taps are spread with vector adds into a padded gradient plane in scratch
+ * (no scalar scatter), which is copied out at the end of the plane. Planes of more than
+ * MAX_PADDED_PLANE floats padded go through scalar code with the same rule.
+ * NOTE: reads whole vectors, up to 3 floats past the end of `input` and of `gradOut` (the
+ * allocator's slack; the values read there are never used).
  */
 export function maxPool3x3s2Backward(
   channels: i32,
@@ -557,27 +564,32 @@ export function maxPool3x3s2Backward(
 ): void {
   const ho = (h - 1) / 2 + 1;
   const wo = (w - 1) / 2 + 1;
-  if (accumulate == 0) memory.fill(gradIn, 0, (<usize>channels * <usize>(h * w)) << 2);
-  const vector = paddedPlaneFloats(h, w) <= MAX_PADDED_PLANE;
+  const paddedFloats = paddedPlaneFloats(h, w);
   const rowBytes = <usize>(w + 2) << 2;
   const scratch = paddedPlaneScratch;
-  const lanes = i32x4(0, 2, 4, 6);
+  const grad = paddedGradScratch;
+  const laneIds = i32x4(0, 1, 2, 3);
   for (let c = 0; c < channels; c++) {
     const plane = input + (<usize>(c * h * w) << 2);
     const go = gradOut + (<usize>(c * ho * wo) << 2);
     const gi = gradIn + (<usize>(c * h * w) << 2);
-    if (!vector) {
+    if (paddedFloats > MAX_PADDED_PLANE) {
+      if (accumulate == 0) memory.fill(gi, 0, <usize>(h * w) << 2);
       maxPoolBackwardPlaneScalar(h, w, plane, go, gi);
       continue;
     }
     padPlane(plane, h, w, scratch, -Infinity);
+    memory.fill(grad, 0, <usize>paddedFloats << 2);
     for (let oy = 0; oy < ho; oy++) {
       const rows = scratch + <usize>(2 * oy) * rowBytes;
-      for (let ox = 0; ox < wo; ox += 4) {
+      const gradRows = grad + <usize>(2 * oy) * rowBytes;
+      let carry0: f32 = 0;
+      let carry1: f32 = 0;
+      let carry2: f32 = 0;
+      let ox = 0;
+      for (; ox < wo; ox += 4) {
         let best = f32x4.splat(-Infinity);
-        let found = i32x4.splat(-1);
-        // Input index of tap (0, 0) in each lane's window; the padded plane is one row and one column off.
-        let index = i32x4.add(i32x4.splat((2 * oy - 1) * w + 2 * ox - 1), lanes);
+        let tap = i32x4.splat(-1);
         for (let ky = 0; ky < 3; ky++) {
           const row = rows + <usize>ky * rowBytes + (<usize>ox << 3);
           const v0 = v128.load(row);
@@ -588,24 +600,61 @@ export function maxPool3x3s2Backward(
           const next = v128.shuffle<f32>(even, v2, 1, 2, 3, 4);
           let take = v128.or(f32x4.gt(even, best), f32x4.ne(even, even));
           best = v128.bitselect(even, best, take);
-          found = v128.bitselect(index, found, take);
+          tap = v128.bitselect(i32x4.splat(3 * ky), tap, take);
           take = v128.or(f32x4.gt(odd, best), f32x4.ne(odd, odd));
           best = v128.bitselect(odd, best, take);
-          found = v128.bitselect(i32x4.add(index, i32x4.splat(1)), found, take);
+          tap = v128.bitselect(i32x4.splat(3 * ky + 1), tap, take);
           take = v128.or(f32x4.gt(next, best), f32x4.ne(next, next));
           best = v128.bitselect(next, best, take);
-          found = v128.bitselect(i32x4.add(index, i32x4.splat(2)), found, take);
-          index = i32x4.add(index, i32x4.splat(w));
+          tap = v128.bitselect(i32x4.splat(3 * ky + 2), tap, take);
         }
-        const g = at(go, oy * wo + ox);
-        const n = wo - ox;
-        scatter(gi, i32x4.extract_lane(found, 0), load<f32>(g));
-        if (n > 1) scatter(gi, i32x4.extract_lane(found, 1), load<f32>(g, 4));
-        if (n > 2) scatter(gi, i32x4.extract_lane(found, 2), load<f32>(g, 8));
-        if (n > 3) scatter(gi, i32x4.extract_lane(found, 3), load<f32>(g, 12));
+        // The windows' gradients, zero in lanes past the row's end.
+        const g = v128.and(v128.load(at(go, oy * wo + ox)), i32x4.lt_s(laneIds, i32x4.splat(wo - ox)));
+        const at0 = gradRows + (<usize>ox << 3);
+        carry0 = spreadTaps(at0, g, tap, 0, carry0);
+        carry1 = spreadTaps(at0 + rowBytes, g, tap, 3, carry1);
+        carry2 = spreadTaps(at0 + 2 * rowBytes, g, tap, 6, carry2);
+      }
+      // The last windows' right taps land one column past their vectors.
+      const end = gradRows + (<usize>ox << 3);
+      store<f32>(end, load<f32>(end) + carry0);
+      store<f32>(end + rowBytes, load<f32>(end + rowBytes) + carry1);
+      store<f32>(end + 2 * rowBytes, load<f32>(end + 2 * rowBytes) + carry2);
+    }
+    for (let y = 0; y < h; y++) {
+      const src = grad + <usize>(y + 1) * rowBytes + 4;
+      const dst = gi + (<usize>(y * w) << 2);
+      let i = 0;
+      if (accumulate != 0) {
+        for (; i + 4 <= w; i += 4) v128.store(at(dst, i), f32x4.add(v128.load(at(dst, i)), v128.load(at(src, i))));
+        for (; i < w; i++) store<f32>(at(dst, i), load<f32>(at(dst, i)) + load<f32>(at(src, i)));
+      } else {
+        for (; i + 4 <= w; i += 4) v128.store(at(dst, i), v128.load(at(src, i)));
+        for (; i < w; i++) store<f32>(at(dst, i), load<f32>(at(src, i)));
       }
     }
   }
+}
+
+/**
+ * Adds the gradients `g` of four windows to padded gradient row `row` (at the windows' first
+ * column, 2·ox) where their winning tap is first, first + 1 or first + 2 (columns 2·l, 2·l + 1,
+ * 2·l + 2 for lane l), plus `carry` at column 0 (the previous vector's lane-3 right tap).
+ * Returns this vector's lane-3 right tap, which belongs to the next vector's column 0.
+ */
+@inline
+function spreadTaps(row: usize, g: v128, tap: v128, first: i32, carry: f32): f32 {
+  const zero = f32x4.splat(0);
+  const left = v128.and(g, i32x4.eq(tap, i32x4.splat(first)));
+  const middle = v128.and(g, i32x4.eq(tap, i32x4.splat(first + 1)));
+  const right = v128.and(g, i32x4.eq(tap, i32x4.splat(first + 2)));
+  // Columns 0..3: left0, middle0, left1 + right0, middle1; columns 4..7: left2 + right1, middle2, left3 + right2, middle3.
+  let lo = f32x4.add(v128.shuffle<f32>(left, middle, 0, 4, 1, 5), v128.shuffle<f32>(zero, right, 0, 1, 4, 2));
+  const hi = f32x4.add(v128.shuffle<f32>(left, middle, 2, 6, 3, 7), v128.shuffle<f32>(right, zero, 1, 4, 2, 5));
+  lo = f32x4.replace_lane(lo, 0, f32x4.extract_lane(lo, 0) + carry);
+  v128.store(row, f32x4.add(v128.load(row), lo));
+  v128.store(row, f32x4.add(v128.load(row, 16), hi), 16);
+  return f32x4.extract_lane(right, 3);
 }
 
 /** gradIn[index] += value, unless no element won the window (index −1). */

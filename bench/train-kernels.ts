@@ -8,6 +8,10 @@
  *   npm run bench:train-kernels            (add -- --quick for fewer repeats)
  */
 import {
+  avgPool2dBackwardReference,
+  globalAvgPoolBackwardReference,
+  maxPool2dBackwardReference,
+  type Pool2dGeometry,
   batchNormTrainingBackwardReference,
   batchNormTrainingReference,
   reluBackwardReference,
@@ -97,6 +101,72 @@ for (const [batch, channels, pixels] of shapes) {
     bytes: 12 * count,
     fast: () => x.reluBackward(count, xa, dya, gia, 0),
     reference: () => reluBackwardReference(input, gradOut, gradIn),
+  });
+}
+
+/** 3×3/2 pool with padding 1 over `planes` planes of size×size. */
+function poolGeometry(planes: number, size: number): Pool2dGeometry {
+  const out = Math.floor((size - 1) / 2) + 1;
+  return {
+    ...{ batch: 1, channels: planes, inHeight: size, inWidth: size, outHeight: out, outWidth: out },
+    ...{ kernelHeight: 3, kernelWidth: 3, strideHeight: 2, strideWidth: 2 },
+    ...{ padTop: 1, padLeft: 1, padBottom: 1, padRight: 1 },
+  };
+}
+
+// The stride-2 units' average-pool shortcuts on 28×28 input (small stem), the stem's max pool on
+// 64×64 input, and the global pool's gradient before the classifier.
+for (const [planes, size] of [
+  [64 * 24, 28],
+  [64 * 120, 14],
+  [64 * 240, 7],
+] as const) {
+  const g = poolGeometry(planes, size);
+  const count = planes * size * size;
+  const outCount = planes * g.outHeight * g.outWidth;
+  const gradOut = randomArray(outCount);
+  const gradIn = new Float32Array(count);
+  const goa = kernels.upload(gradOut);
+  const gia = kernels.allocFloats(count);
+  cases.push({
+    name: 'avgPool3x3s2Backward',
+    shape: `64×${planes / 64}×${size}×${size}`,
+    bytes: 4 * (count + outCount),
+    fast: () => x.avgPool3x3s2Backward(planes, size, size, 1, goa, gia, 0),
+    reference: () => avgPool2dBackwardReference(gradOut, gradIn, g, true),
+  });
+}
+{
+  const [planes, size] = [64 * 24, 32];
+  const g = poolGeometry(planes, size);
+  const count = planes * size * size;
+  const outCount = planes * g.outHeight * g.outWidth;
+  const input = randomArray(count);
+  const gradOut = randomArray(outCount);
+  const gradIn = new Float32Array(count);
+  const ia = kernels.upload(input);
+  const goa = kernels.upload(gradOut);
+  const gia = kernels.allocFloats(count);
+  cases.push({
+    name: 'maxPool3x3s2Backward',
+    shape: `64×24×${size}×${size}`,
+    bytes: 4 * (2 * count + outCount),
+    fast: () => x.maxPool3x3s2Backward(planes, size, size, ia, goa, gia, 0),
+    reference: () => maxPool2dBackwardReference(input, gradOut, gradIn, g),
+  });
+}
+{
+  const [planes, pixels] = [64 * 480, 16];
+  const gradOut = randomArray(planes);
+  const gradIn = new Float32Array(planes * pixels);
+  const goa = kernels.upload(gradOut);
+  const gia = kernels.allocFloats(planes * pixels);
+  cases.push({
+    name: 'globalAvgPoolBackward',
+    shape: `64×480×${pixels}`,
+    bytes: 4 * (planes + planes * pixels),
+    fast: () => x.globalAvgPoolBackward(planes, pixels, goa, gia, 0),
+    reference: () => globalAvgPoolBackwardReference(gradOut, gradIn, planes, pixels),
   });
 }
 

@@ -391,6 +391,12 @@ for (const variant of variants) {
         expect(failures).toEqual([]);
       });
 
+      it('avgPool3x3s2Backward traps on rows wider than its scratch instead of writing past it', () => {
+        expect(() => kernels.exports.avgPool3x3s2Backward(0, 1, 2 * 8192 + 1, 1, 0, 0, 0)).toThrow(
+          WebAssembly.RuntimeError,
+        );
+      });
+
       it('maxPool3x3s2Backward matches maxPool2dBackwardReference on ties, NaN and −∞', () => {
         const failures: string[] = [];
         for (const planes of [1, 5, 24]) {
@@ -422,6 +428,34 @@ for (const variant of variants) {
           }
         }
         expect(failures).toEqual([]);
+      });
+
+      it('maxPool3x3s2Backward on planes too large for its scratch (the scalar path) matches too', () => {
+        for (const [h, w] of [
+          [300, 301],
+          [257, 258],
+        ]) {
+          const mark = kernels.mark();
+          const g = poolGeometry(2, h, w);
+          const input = Float32Array.from({ length: 2 * h * w }, () => Math.floor(random.next() * 4));
+          input[5] = NaN;
+          const gradOut = randomArray(2 * g.outHeight * g.outWidth);
+          const expected = new Float32Array(2 * h * w);
+          maxPool2dBackwardReference(input, gradOut, expected, g);
+          const into = output(2 * h * w, false);
+          kernels.exports.maxPool3x3s2Backward(
+            2,
+            h,
+            w,
+            kernels.upload(input),
+            kernels.upload(gradOut),
+            into.address,
+            0,
+          );
+          expect(kernels.exports.paddedPlaneFloats(h, w)).toBeGreaterThan(65536);
+          expect(mismatch(read(into.address, 2 * h * w), expected)).toBe(null);
+          kernels.release(mark);
+        }
       });
 
       it('maxPool3x3s2Backward passes nothing from a window of −∞ only, as the reference', () => {

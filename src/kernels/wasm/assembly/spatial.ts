@@ -23,7 +23,7 @@ export function paddedPlaneFloats(h: i32, w: i32): i32 {
 }
 
 /** Copies an h×w plane into scratch with a border of `pad` on every side. */
-function padPlane(src: usize, h: i32, w: i32, dst: usize, pad: f32): void {
+export function padPlane(src: usize, h: i32, w: i32, dst: usize, pad: f32): void {
   const pw = paddedWidth(w);
   const rowBytes = <usize>pw << 2;
   fillFloats(dst, pw, pad);

@@ -16,6 +16,7 @@ import { classifyCommand } from './commands/classify.js';
 import { demoCommand } from './commands/demo.js';
 import { exportCommand } from './commands/export.js';
 import { benchCommand } from './commands/bench.js';
+import { experimentCommand } from './commands/experiment.js';
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -38,6 +39,7 @@ export function buildProgram(): Command {
   program.addCommand(exportCommand());
   program.addCommand(importCommand());
   program.addCommand(benchCommand());
+  program.addCommand(experimentCommand());
   return program;
 }
 

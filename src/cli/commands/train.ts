@@ -303,7 +303,7 @@ function modelOptions(numClasses: number, inputChannels: number, size: number, s
 }
 
 /** The first `n` examples taking classes in turn, so that a small subset stays balanced. */
-function balancedIndices(
+export function balancedIndices(
   dataset: { length: number; label(i: number): number; classes: readonly string[] },
   n: number,
 ): number[] {

@@ -1,0 +1,111 @@
+/**
+ * One run of an experiment: a network built from seed s, trained with the `Trainer` (the same loop
+ * as `shufflenet train`), its batch-norm statistics re-estimated, then tested on the fixed test split.
+ */
+import { complexity } from '../../analysis/complexity.js';
+import { batches, toFloat } from '../../data/batches.js';
+import type { ImageDataset } from '../../data/dataset.js';
+import { augment } from '../../data/transforms.js';
+import { createModel, type ModelOptions } from '../../models/registry.js';
+import type { Tensor } from '../../tensor/tensor.js';
+import { reestimateBatchNorm } from '../../train/batchnorm.js';
+import { evaluateOnPlan } from '../../train/evaluate.js';
+import { Trainer, type EpochRecord, type TrainConfig } from '../../train/trainer.js';
+import type { ExperimentNetwork, ExperimentSettings, RunRecord } from './experiment.js';
+
+/** Gray 28×28 images scaled to [0, 1], as the train command's `mnist` preprocessing preset. */
+const mean = [0];
+const std = [1];
+
+/** The model options the train command uses for a dataset: the small-input stem below 64×64. */
+export function smallInputOptions(dataset: ImageDataset, seed: number): ModelOptions {
+  // NOTE: the same rule as the train command's modelOptions, so a run here is a `train` run.
+  const [channels, size] = [dataset.imageShape[0], dataset.imageShape[1]];
+  return { numClasses: dataset.classes.length, inputChannels: channels, smallInput: size <= 64, inputSize: size, seed };
+}
+
+/** Parameters and multiply-adds (millions, one image) of a network as the experiment builds it. */
+export function networkComplexity(
+  arch: string,
+  imageShape: readonly [number, number, number],
+  numClasses: number,
+): { params: number; mflops: number } {
+  const [c, h, w] = imageShape;
+  const options = { numClasses, inputChannels: c, smallInput: h <= 64, inputSize: h, initialize: false };
+  const model = createModel(arch, options);
+  const { params, macs } = complexity(model.trace([1, c, h, w]));
+  return { params, mflops: macs / 1e6 };
+}
+
+export function trainConfigOf(settings: ExperimentSettings, arch: string, seed: number): TrainConfig {
+  return {
+    arch,
+    epochs: settings.epochs,
+    batchSize: settings.batchSize,
+    lr: settings.lr,
+    momentum: settings.momentum,
+    nesterov: settings.nesterov,
+    weightDecay: settings.weightDecay,
+    labelSmoothing: settings.labelSmoothing,
+    schedule: settings.schedule,
+    warmupEpochs: settings.warmupEpochs,
+    maxGradNorm: settings.maxGradNorm,
+    flip: settings.flip,
+    padCrop: settings.padCrop,
+    bnBatches: settings.bnBatches,
+    seed,
+  };
+}
+
+export async function runOne(
+  settings: ExperimentSettings,
+  network: ExperimentNetwork,
+  seed: number,
+  data: { train: ImageDataset; test: ImageDataset },
+  onEpoch?: (record: EpochRecord) => void,
+): Promise<RunRecord> {
+  const config = trainConfigOf(settings, network.arch, seed);
+  const model = createModel(network.arch, smallInputOptions(data.train, seed));
+  const transform = augment({ flip: config.flip, padCrop: config.padCrop, mean, std });
+  const trainer = new Trainer(model, data.train, config, transform);
+  let last: EpochRecord | undefined;
+  while (!trainer.done) {
+    last = trainer.runEpoch();
+    onEpoch?.(last);
+  }
+  const trainSeconds = trainer.state.history.reduce((s, r) => s + r.seconds, 0);
+  const evalStart = performance.now();
+  const evalTransform = toFloat(mean, std);
+  if (config.bnBatches > 0) {
+    const stream = batches(data.train, {
+      batchSize: config.batchSize,
+      shuffle: true,
+      dropLast: true,
+      seed: config.seed + 1,
+      transform: evalTransform,
+    });
+    reestimateBatchNorm(model, firstInputs(stream, config.bnBatches));
+  }
+  const result = await evaluateOnPlan(model, data.test, { transform: evalTransform });
+  return {
+    arch: network.arch,
+    groups: network.groups,
+    shuffle: network.shuffle,
+    seed,
+    errorPercent: (1 - result.accuracy) * 100,
+    testImages: result.examples,
+    trainLoss: last!.loss,
+    trainAccuracy: last!.accuracy,
+    trainSeconds,
+    evalSeconds: (performance.now() - evalStart) / 1000,
+    finishedAt: new Date().toISOString(),
+  };
+}
+
+function* firstInputs(stream: Iterable<{ input: Tensor }>, n: number): Generator<Tensor> {
+  let k = 0;
+  for (const b of stream) {
+    if (k++ >= n) return;
+    yield b.input;
+  }
+}

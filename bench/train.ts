@@ -19,6 +19,9 @@ import { median } from '../src/node/bench/stats.js';
 import { Sgd } from '../src/optim/sgd.js';
 import { Random } from '../src/tensor/random.js';
 import { Tensor } from '../src/tensor/tensor.js';
+import { spawnTrainingWorker } from '../src/node/session.js';
+import { ParallelTrainingEngine } from '../src/train/parallel.js';
+import { TrainingPlan } from '../src/train/plan.js';
 import { trainStep } from '../src/train/step.js';
 
 const option = (name: string, fallback: string): string => {
@@ -41,23 +44,33 @@ const withTorch = !process.env['BENCH_TRAIN_NO_TORCH'];
 const python = '/usr/bin/python3';
 const torchScript = fileURLToPath(new URL('../scripts/bench_train_torch.py', import.meta.url));
 
-/** A prepared training step of our engine, or why it cannot run at this thread count. */
-type PreparedStep = { step: () => void; engine: string } | { skipped: string };
+/** A prepared training step of our engine. */
+interface PreparedStep {
+  step: () => void;
+  engine: string;
+  dispose: () => Promise<void>;
+}
 
 /**
- * THE SEAM FOR THE TRAINING ENGINE: our training step, as `Trainer` runs it (`trainStep` on a
- * training-mode trace). Today that is the reference kernels, single-threaded; a faster engine with
- * a thread option replaces the body and drops the 'n/a' for threads > 1.
+ * Our training step as `Trainer` runs it: `trainStep` on the WASM training plan, or at several
+ * threads on the data-parallel engine (the batch split over worker threads, batch norm over the
+ * whole batch).
  */
-function ourTrainStep(arch: string, batch: number, size: number, threads: number): PreparedStep {
-  if (threads !== 1) return { skipped: 'n/a: trainStep (reference kernels) is single-threaded' };
+async function ourTrainStep(arch: string, batch: number, size: number, threads: number): Promise<PreparedStep> {
   const model = createModel(arch, { seed: 0 });
   const graph = model.trace([batch, 3, size, size], { training: true });
+  const engine =
+    threads === 1
+      ? await TrainingPlan.compile(graph)
+      : await ParallelTrainingEngine.create(graph, threads, spawnTrainingWorker);
   const sgd = new Sgd(model.namedParameters(), { lr: 0.05, momentum: 0.9, weightDecay: 4e-5 });
   const { images, labels } = randomBatch(batch, size);
   return {
-    engine: 'trainStep (reference kernels)',
-    step: () => void trainStep(graph, sgd, images, labels, { lr: 0.05, labelSmoothing: 0.1 }),
+    engine: threads === 1 ? 'TrainingPlan (WASM SIMD)' : `ParallelTrainingEngine (WASM SIMD, ${threads} threads)`,
+    step: () => void trainStep(engine, sgd, images, labels, { lr: 0.05, labelSmoothing: 0.1 }),
+    dispose: async () => {
+      await engine.dispose?.();
+    },
   };
 }
 
@@ -73,9 +86,8 @@ interface Measurement {
   images_per_second: number;
 }
 
-function timeOurs(threads: number): Measurement | { skipped: string } {
-  const prepared = ourTrainStep(settings.arch, settings.batch, settings.size, threads);
-  if ('skipped' in prepared) return prepared;
+async function timeOurs(threads: number): Promise<Measurement> {
+  const prepared = await ourTrainStep(settings.arch, settings.batch, settings.size, threads);
   for (let i = 0; i < settings.warmup; i++) prepared.step();
   const times: number[] = [];
   for (let i = 0; i < settings.steps; i++) {
@@ -83,6 +95,7 @@ function timeOurs(threads: number): Measurement | { skipped: string } {
     prepared.step();
     times.push(performance.now() - start);
   }
+  await prepared.dispose();
   const ms = median(times);
   return { median_ms: ms, images_per_second: settings.batch / (ms / 1000) };
 }
@@ -107,13 +120,14 @@ function timeTorch(threads: number): (Measurement & { torch: string }) | { skipp
 
 const missing = torchMissing();
 const loadStart = loadavg();
-const results = threadCounts.map((threads) => {
-  const ours = timeOurs(threads);
+const results = [];
+for (const threads of threadCounts) {
+  const ours = await timeOurs(threads);
   const pytorch = missing === null ? timeTorch(threads) : { skipped: missing };
   const ratio =
     'median_ms' in ours && 'median_ms' in pytorch ? ours.images_per_second / pytorch.images_per_second : null;
-  return { threads, ours, pytorch, ratio };
-});
+  results.push({ threads, ours, pytorch, ratio });
+}
 const report = {
   date,
   machine: {
@@ -123,7 +137,7 @@ const report = {
     loadavg_start: loadStart,
     loadavg_end: loadavg(),
   },
-  settings: { ...settings, engine: 'trainStep (reference kernels)' },
+  settings: { ...settings, engine: 'trainStep on TrainingPlan / ParallelTrainingEngine (WASM SIMD)' },
   results,
 };
 

@@ -20,7 +20,10 @@ afterAll(async () => {
 
 function batch(seed: number, n: number, size: number): { images: Tensor; labels: number[] } {
   const random = new Random(seed);
-  const images = new Tensor([n, 1, size, size], Float32Array.from({ length: n * size * size }, () => random.normal()));
+  const images = new Tensor(
+    [n, 1, size, size],
+    Float32Array.from({ length: n * size * size }, () => random.normal()),
+  );
   return { images, labels: Array.from({ length: n }, () => random.int(10)) };
 }
 
@@ -34,7 +37,11 @@ describe('parallel training', () => {
       const one = createModel('shufflenet_v1_g3_0.25x', { ...options, seed: 4 });
       const many = createModel('shufflenet_v1_g3_0.25x', { ...options, seed: 4 });
       const single = await TrainingPlan.compile(one.trace([n, 1, 12, 12], { training: true }));
-      const parallel = await ParallelTrainingEngine.create(many.trace([n, 1, 12, 12], { training: true }), threads, spawnTrainingWorker);
+      const parallel = await ParallelTrainingEngine.create(
+        many.trace([n, 1, 12, 12], { training: true }),
+        threads,
+        spawnTrainingWorker,
+      );
       engines.push(parallel);
       expect(parallel.threads).toBe(threads);
       const { images, labels } = batch(threads * 10 + n, n, 12);
@@ -60,18 +67,26 @@ describe('parallel training', () => {
 
   it('is deterministic, refuses a bad label before starting, and keeps working', async () => {
     const model = createModel('shufflenet_v1_g2_0.25x', { ...options, seed: 1 });
-    const engine = await ParallelTrainingEngine.create(model.trace([4, 1, 10, 10], { training: true }), 2, spawnTrainingWorker);
+    const engine = await ParallelTrainingEngine.create(
+      model.trace([4, 1, 10, 10], { training: true }),
+      2,
+      spawnTrainingWorker,
+    );
     engines.push(engine);
     const { images, labels } = batch(3, 4, 10);
     const first = engine.forwardBackward(images, labels).loss;
-    expect(() => engine.forwardBackward(images, [0, 1, 2, 10])).toThrow(/label 3 is 10 but must be an integer in \[0, 10\)/);
+    expect(() => engine.forwardBackward(images, [0, 1, 2, 10])).toThrow(
+      /label 3 is 10 but must be an integer in \[0, 10\)/,
+    );
     expect(engine.forwardBackward(images, labels).loss).toBe(first);
   });
 
   it('refuses more threads than samples, and any use after dispose', async () => {
     const model = createModel('shufflenet_v1_g3_0.25x', options);
     const graph = model.trace([2, 1, 10, 10], { training: true });
-    await expect(ParallelTrainingEngine.create(graph, 3, spawnTrainingWorker)).rejects.toThrow(/threads must be an integer in \[2, 2\]/);
+    await expect(ParallelTrainingEngine.create(graph, 3, spawnTrainingWorker)).rejects.toThrow(
+      /threads must be an integer in \[2, 2\]/,
+    );
     const engine = await ParallelTrainingEngine.create(graph, 2, spawnTrainingWorker);
     await engine.dispose();
     const { images, labels } = batch(1, 2, 10);

@@ -145,6 +145,9 @@ export class TrainingPlan implements TrainingEngine {
     return this.parts.graph.input.shape;
   }
 
+  /** Nothing to free: the plan's memory goes with it (here for the TrainingEngine interface). */
+  async dispose(): Promise<void> {}
+
   /** Bytes of WASM memory the plan holds. */
   get memoryBytes(): number {
     return this.parts.kernels.memory.buffer.byteLength;

@@ -48,6 +48,7 @@ interface ExperimentFlags {
   groups?: number[];
   out?: string;
   json: boolean;
+  threads: number;
 }
 
 const groupList = (value: string): number[] => {
@@ -80,6 +81,7 @@ export function experimentCommand(): Command {
     )
     .option('--groups <list>', 'only these g, e.g. 1,3 (default: 1,2,3,4,8 for groups, 3,8 for shuffle)', groupList)
     .option('--out <dir>', 'results folder (runs.json, table.md, chart.svg); default results/experiments/<kind>')
+    .option('--threads <n>', 'threads per training run (data-parallel; does not change the settings)', positiveInt, 1)
     .option('--json', 'print the summary as JSON', false)
     .action(async (kind: ExperimentKind, flags: ExperimentFlags) => {
       await experiment(kind, flags);
@@ -147,7 +149,7 @@ async function experiment(kind: ExperimentKind, flags: ExperimentFlags): Promise
     let spent = 0;
     for (const [i, { network, seed }] of todo.entries()) {
       const runStart = performance.now();
-      const record = await runOne(settings, network, seed, data);
+      const record = await runOne(settings, network, seed, data, undefined, flags.threads);
       file.runs.push(record);
       writeFileAtomic(runsPath, JSON.stringify(file, null, 1) + '\n');
       spent += (performance.now() - runStart) / 1000;

@@ -11,6 +11,7 @@ import type { Tensor } from '../../tensor/tensor.js';
 import { reestimateBatchNorm } from '../../train/batchnorm.js';
 import { evaluateOnPlan } from '../../train/evaluate.js';
 import { Trainer, type EpochRecord, type TrainConfig } from '../../train/trainer.js';
+import { spawnTrainingWorker } from '../session.js';
 import type { ExperimentNetwork, ExperimentSettings, RunRecord } from './experiment.js';
 
 /** Gray 28×28 images scaled to [0, 1], as the train command's `mnist` preprocessing preset. */
@@ -63,15 +64,24 @@ export async function runOne(
   seed: number,
   data: { train: ImageDataset; test: ImageDataset },
   onEpoch?: (record: EpochRecord) => void,
+  threads = 1,
 ): Promise<RunRecord> {
   const config = trainConfigOf(settings, network.arch, seed);
   const model = createModel(network.arch, smallInputOptions(data.train, seed));
   const transform = augment({ flip: config.flip, padCrop: config.padCrop, mean, std });
-  const trainer = new Trainer(model, data.train, config, transform);
+  const trainer = await new Trainer(model, data.train, config, transform).prepare({
+    threads,
+    spawnWorker: spawnTrainingWorker,
+  });
   let last: EpochRecord | undefined;
-  while (!trainer.done) {
-    last = trainer.runEpoch();
-    onEpoch?.(last);
+  try {
+    while (!trainer.done) {
+      last = trainer.runEpoch();
+      onEpoch?.(last);
+    }
+  } catch (error) {
+    await trainer.dispose();
+    throw error;
   }
   const trainSeconds = trainer.state.history.reduce((s, r) => s + r.seconds, 0);
   const evalStart = performance.now();
@@ -84,8 +94,9 @@ export async function runOne(
       seed: config.seed + 1,
       transform: evalTransform,
     });
-    reestimateBatchNorm(model, firstInputs(stream, config.bnBatches));
+    reestimateBatchNorm(model, firstInputs(stream, config.bnBatches), trainer.plan);
   }
+  await trainer.dispose();
   const result = await evaluateOnPlan(model, data.test, { transform: evalTransform });
   return {
     arch: network.arch,

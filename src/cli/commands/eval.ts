@@ -2,6 +2,7 @@ import { positiveInt } from '../args.js';
 import { Command } from 'commander';
 import { toFloat } from '../../data/batches.js';
 import { ShuffleNetError } from '../../errors.js';
+import { formatDuration } from '../../node/experiment/experiment.js';
 import { loadModel } from '../../io/load.js';
 import { evaluateOnPlan } from '../../train/evaluate.js';
 import { loadData } from '../data.js';
@@ -39,8 +40,15 @@ export function evalCommand(): Command {
           `${opts.model} predicts ${classes} classes but ${source.name} has ${dataset.classes.length}`,
         );
       }
+      const started = performance.now();
       const progress = process.stderr.isTTY
-        ? (done: number, total: number) => process.stderr.write(`\revaluating ${done}/${total}`)
+        ? (done: number, total: number) => {
+            const seconds = (performance.now() - started) / 1000;
+            const eta = done > 0 && done < total ? `, ETA ${formatDuration((seconds / done) * (total - done))}` : '';
+            process.stderr.write(
+              `\revaluating ${done}/${total} images (${(done / Math.max(seconds, 1e-3)).toFixed(0)}/s${eta})   `,
+            );
+          }
         : undefined;
       // The fused WASM plan (one compiled graph, any batch size) instead of the reference executor.
       const result = await evaluateOnPlan(loaded.module, dataset, {

@@ -73,7 +73,7 @@ export function experimentCommand(): Command {
     .option('--epochs <n>', 'epochs per run', positiveInt, experimentDefaults.epochs)
     .option('--max-train <n>', 'training images (class-balanced subset)', positiveInt, experimentDefaults.maxTrain)
     .option('--max-test <n>', 'test images (class-balanced subset; default: the whole test split)', positiveInt)
-    .option('--batch <n>', 'mini-batch size', positiveInt, trainDefaults.batch)
+    .option('--batch <n>', 'mini-batch size', positiveInt, 32)
     .option('--lr <x>', 'peak learning rate (linear decay to 0)', positive, trainDefaults.lr)
     .option('--bn-batches <n>', 'batches to re-estimate BN statistics with after training', nonNegativeInt, 20)
     .addOption(

@@ -5,13 +5,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { toFloat } from '../src/data/batches.js';
 import { ArrayDataset } from '../src/data/dataset.js';
 import { loadModelFile, saveModelFile } from '../src/io/modelfile.js';
 import { architectureOf, createModel } from '../src/models/registry.js';
 import { Random } from '../src/tensor/random.js';
-import { NonFiniteLossError, Trainer, type TrainConfig } from '../src/train/trainer.js';
+import { spawnTrainingWorker } from '../src/node/session.js';
+import { NonFiniteLossError, Trainer, type PrepareOptions, type TrainConfig } from '../src/train/trainer.js';
 
 const options = { numClasses: 2, inputChannels: 1, smallInput: true, seed: 3 };
 const config: TrainConfig = {
@@ -43,26 +44,43 @@ function toyDataset(): ArrayDataset {
   return new ArrayDataset('toy', [1, 8, 8], ['dark', 'bright'], data, labels);
 }
 
-describe('Trainer', () => {
+/** The engines a Trainer runs on: the reference tape, the WASM plan, and the plan over 2 threads. */
+const engines: { name: string; prepare: PrepareOptions | null }[] = [
+  { name: 'reference tape', prepare: null },
+  { name: 'WASM plan', prepare: { engine: 'wasm' } },
+  { name: 'WASM plan, 2 threads', prepare: { engine: 'wasm', threads: 2, spawnWorker: spawnTrainingWorker } },
+];
+
+describe.each(engines)('Trainer on the $name', ({ prepare }) => {
   const dataset = toyDataset();
   const transform = toFloat();
+  const trainers: Trainer[] = [];
+  afterAll(async () => {
+    await Promise.all(trainers.map((t) => t.dispose()));
+  });
+  /** A trainer on this engine. */
+  const make = async (...args: ConstructorParameters<typeof Trainer>): Promise<Trainer> => {
+    const t = new Trainer(...args);
+    trainers.push(t);
+    return prepare ? t.prepare(prepare) : t;
+  };
 
-  it('gives the same loss curve for the same seed', () => {
-    const run = (): number[] => {
-      const t = new Trainer(createModel(config.arch, options), dataset, config, transform);
+  it('gives the same loss curve for the same seed', async () => {
+    const run = async (): Promise<number[]> => {
+      const t = await make(createModel(config.arch, options), dataset, config, transform);
       return [t.runEpoch().loss, t.runEpoch().loss];
     };
-    const [a, b] = [run(), run()];
+    const [a, b] = [await run(), await run()];
     expect(a).toEqual(b);
     expect(a.every(Number.isFinite)).toBe(true);
   });
 
-  it('resumes from a checkpoint to exactly the loss curve of an uninterrupted run', () => {
-    const whole = new Trainer(createModel(config.arch, options), dataset, config, transform);
+  it('resumes from a checkpoint to exactly the loss curve of an uninterrupted run', async () => {
+    const whole = await make(createModel(config.arch, options), dataset, config, transform);
     whole.runEpoch();
     whole.runEpoch();
 
-    const first = new Trainer(createModel(config.arch, options), dataset, config, transform);
+    const first = await make(createModel(config.arch, options), dataset, config, transform);
     first.runEpoch();
     const bytes = saveModelFile(
       first.model,
@@ -71,15 +89,15 @@ describe('Trainer', () => {
     );
     const loaded = loadModelFile(bytes, 'ckpt.safetensors');
     const state = JSON.parse(JSON.stringify(loaded.info.training!.state));
-    const second = new Trainer(loaded.model, dataset, config, transform, state, loaded.optimizer);
+    const second = await make(loaded.model, dataset, config, transform, state, loaded.optimizer);
     second.runEpoch();
     expect(second.state.history.map((r) => r.loss)).toEqual(whole.state.history.map((r) => r.loss));
     expect(second.done).toBe(true);
   });
 
-  it('stops on a non-finite loss before updating the weights with it', () => {
+  it('stops on a non-finite loss before updating the weights with it', async () => {
     const model = createModel(config.arch, options);
-    const t = new Trainer(model, dataset, { ...config, lr: 1e30, maxGradNorm: 0, labelSmoothing: 0 }, transform);
+    const t = await make(model, dataset, { ...config, lr: 1e30, maxGradNorm: 0, labelSmoothing: 0 }, transform);
     expect(() => {
       for (let i = 0; i < 5; i++) t.runEpoch();
     }).toThrow(NonFiniteLossError);
@@ -87,10 +105,12 @@ describe('Trainer', () => {
       for (let i = 0; i < 5; i++) t.runEpoch();
     }).toThrow(/the loss became (NaN|Infinity).*the weights were not updated with it/);
   });
+});
 
+describe('Trainer', () => {
   it('refuses a dataset smaller than one batch', () => {
     expect(
-      () => new Trainer(createModel(config.arch, options), dataset, { ...config, batchSize: 64 }, transform),
+      () => new Trainer(createModel(config.arch, options), toyDataset(), { ...config, batchSize: 64 }, toFloat()),
     ).toThrow('train: 32 training images are fewer than one batch of 64');
   });
 });

@@ -14,8 +14,13 @@ import {
   meanStd,
   normalizeScale,
   paperError,
+  summarize,
+  type RunRecord,
   type RunsFile,
+  type ExperimentSettings,
 } from '../src/node/experiment/experiment.js';
+import { renderExperimentChart } from '../src/node/experiment/chart.js';
+import { renderTable } from '../src/node/experiment/report.js';
 
 const main = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
 const cli = (...args: string[]) => spawnSync(process.execPath, [main, ...args], { encoding: 'utf8' });
@@ -55,6 +60,65 @@ describe('experiment plans', () => {
     expect(meanStd([2, 4, 4, 4, 5, 5, 7, 9])).toEqual({ mean: 5, std: Math.sqrt(32 / 7) });
     expect(meanStd([3])).toEqual({ mean: 3, std: 0 });
     expect(() => meanStd([])).toThrow(/no values/);
+  });
+});
+
+describe('the shuffle table and chart', () => {
+  const run = (arch: string, groups: number, shuffle: boolean, seed: number, errorPercent: number): RunRecord => ({
+    arch,
+    groups,
+    shuffle,
+    seed,
+    errorPercent,
+    testImages: 100,
+    trainLoss: 1,
+    trainAccuracy: 0.5,
+    trainSeconds: 10,
+    evalSeconds: 1,
+    finishedAt: '2026-11-28T00:00:00Z',
+  });
+  const networks = experimentNetworks('shuffle', '0.25');
+  const runs = [
+    run(networks[0]!.arch, 3, false, 0, 20),
+    run(networks[0]!.arch, 3, false, 1, 22),
+    run(networks[1]!.arch, 3, true, 0, 18),
+    run(networks[1]!.arch, 3, true, 1, 19),
+    run(networks[2]!.arch, 8, false, 0, 30),
+    run(networks[3]!.arch, 8, true, 0, 31),
+    run(networks[3]!.arch, 8, true, 2, 99), // seed 2 is not asked for: left out
+  ];
+  const rows = summarize('0.25', networks, [0, 1], runs, () => ({ params: 1000, mflops: 2.5 }));
+  const settings = { kind: 'shuffle', scale: '0.25', data: 'fashion-mnist', maxTrain: 100 } as ExperimentSettings;
+
+  it('pairs no shuffle and shuffle per g with our Δ beside the Table 3 of the paper', () => {
+    expect(rows.map((r) => [r.groups, r.shuffle, r.errorMean, r.seeds.length])).toEqual([
+      [3, false, 21, 2],
+      [3, true, 18.5, 2],
+      [8, false, 30, 1],
+      [8, true, 31, 1],
+    ]);
+    const table = renderTable({
+      settings,
+      rows,
+      seeds: [0, 1],
+      testImages: 100,
+      imageSize: '1×28×28',
+      wallSeconds: 75,
+      trainedNow: 6,
+      resumed: 0,
+      command: 'shufflenet experiment shuffle',
+      date: '2026-11-28',
+    });
+    expect(table).toContain('| 3 | 1,000 | 2.50 | 21.00 ± 1.41 | 18.50 ± 0.71 | +2.50 | 56.3 | 55.0 | 1.3 |');
+    expect(table).toContain('| 8 | 1,000 | 2.50 | 30.00 ± 0.00 | 31.00 ± 0.00 | −1.00 | 56.5 | 52.7 | 3.8 |');
+    expect(table).toContain('Wall time of this invocation: 1 min 15 s');
+  });
+
+  it('draws grouped bars with error bars as SVG', async () => {
+    const svg = await renderExperimentChart('shuffle', 'test', rows, runs);
+    expect(typeof svg).toBe('string');
+    expect(svg as string).toContain('no shuffle');
+    expect(svg as string).toContain('g = 8');
   });
 });
 

@@ -14,6 +14,8 @@ const entry = 'src/kernels/wasm/assembly/index.ts';
 const target = 'src/kernels/wasm/kernels.generated.ts';
 const flags = ['--enable', 'simd', '-O3', '--noAssert', '--runtime', 'stub', '--use', 'abort='];
 
+/** Pages (64 KiB) a shared memory may grow to: 1 GiB, enough for AlexNet's weights and arena. */
+const sharedMaximumPages = 16384;
 const watIndex = process.argv.indexOf('--wat');
 const version = JSON.parse(readFileSync('node_modules/assemblyscript/package.json', 'utf8')).version;
 
@@ -36,10 +38,26 @@ async function compile(extraFlags) {
   return { wasm: Buffer.from(outputs.get('kernels.wasm')), wat: outputs.get('kernels.wat') };
 }
 
-// Two builds of the same sources: WASM SIMD128, and relaxed SIMD (fused multiply-add in `madd`).
+// Three builds of the same sources: WASM SIMD128, relaxed SIMD (fused multiply-add in `madd`), and
+// WASM SIMD128 over an imported shared memory (env.memory, up to 1 GiB), which every thread of an
+// intra-op threaded plan instantiates over the same WebAssembly.Memory.
 const variants = [
   { name: 'kernelsWasmBase64', what: 'WASM SIMD128', extra: [] },
   { name: 'kernelsRelaxedWasmBase64', what: 'WASM SIMD128 + relaxed SIMD', extra: ['--enable', 'relaxed-simd'] },
+  {
+    name: 'kernelsSharedWasmBase64',
+    what: 'WASM SIMD128 over an imported shared memory (threads)',
+    extra: [
+      '--enable',
+      'threads',
+      '--importMemory',
+      '--sharedMemory',
+      '--initialMemory',
+      '1',
+      '--maximumMemory',
+      String(sharedMaximumPages),
+    ],
+  },
 ];
 const built = [];
 for (const v of variants) built.push({ ...v, ...(await compile(v.extra)) });

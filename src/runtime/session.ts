@@ -22,6 +22,7 @@ import type { LoadedModel } from '../io/load.js';
 import { Module } from '../nn/module.js';
 import { formatShape, shapeSize, Tensor, type Shape } from '../tensor/tensor.js';
 import { compilePlan, type InferencePlan } from './plan.js';
+import { prepareHelper, type HelperSetup } from './team.js';
 
 /** A session was used after dispose(), or a worker failed. */
 export class SessionError extends ShuffleNetError {
@@ -48,8 +49,14 @@ export interface WorkerHostPort {
 export type SpawnWorker = () => WorkerPort;
 
 export interface SessionOptions {
-  /** Worker threads for batch inference (1: the calling thread, no workers). Default 1. */
+  /** Threads (1: the calling thread, no workers). Default 1. */
   threads?: number;
+  /**
+   * How threads > 1 are used. 'intra' (default): every sample runs on all threads, each step split
+   * by output channels over one shared memory (the calling thread plus threads − 1 workers; needs
+   * SharedArrayBuffer). 'batch': a batch is cut into slices, one per worker, each with its own plan.
+   */
+  parallelism?: 'intra' | 'batch';
   /** Creates one worker running `serveSessionWorker`. Needed for threads > 1. */
   spawnWorker?: SpawnWorker;
   /** The input shape [C, H, W] or [N, C, H, W] for a Module; default [3, 224, 224]. */
@@ -136,6 +143,7 @@ export function sessionGraph(model: SessionModel, inputShape?: Shape): Graph {
 
 type Request =
   | { type: 'init'; graph: SerializedGraph }
+  | { type: 'helper'; setup: HelperSetup }
   | { type: 'run'; id: number; shape: number[]; data: Float32Array }
   | { type: 'stats'; id: number };
 
@@ -160,6 +168,18 @@ export function serveSessionWorker(port: WorkerHostPort): void {
     const request = message as Request;
     // Messages are handled strictly in order: a run waits for the compile that precedes it.
     pending = pending.then(async () => {
+      if (request.type === 'helper') {
+        try {
+          const loop = await prepareHelper(request.setup);
+          port.postMessage({ type: 'ready' } satisfies Reply);
+          // The loop blocks this thread (Atomics.wait) until the plan is disposed; start it after
+          // the reply has left.
+          setTimeout(loop, 0);
+        } catch (error) {
+          fail(-1, error);
+        }
+        return;
+      }
       if (request.type === 'init') {
         try {
           plan = await compilePlan(deserializeGraph(request.graph));
@@ -256,6 +276,11 @@ class WorkerHandle {
     this.port.postMessage({ type: 'init', graph } satisfies Request);
   }
 
+  /** Makes the worker a helper thread of an intra-op threaded plan. */
+  help(setup: HelperSetup): void {
+    this.port.postMessage({ type: 'helper', setup } satisfies Request);
+  }
+
   request(make: (id: number) => Request, transfer: Transferable[] = []): Promise<Reply> {
     if (this.failure !== null) return Promise.reject(this.failure);
     const id = this.nextId++;
@@ -310,6 +335,50 @@ class MainThreadSession implements Session {
   dispose(): Promise<void> {
     this.plan = null; // the plan owns its WASM instance and memory; dropping it frees both
     return Promise.resolve();
+  }
+}
+
+/**
+ * Intra-op threads: one plan whose steps are split over the calling thread and threads − 1
+ * helper workers sharing its memory. Runs are queued, one sample at a time on all threads.
+ */
+class ThreadedSession implements Session {
+  private queue: Promise<unknown> = Promise.resolve();
+  private plan: InferencePlan | null;
+  readonly threads: number;
+
+  constructor(
+    plan: InferencePlan,
+    private readonly workers: WorkerHandle[],
+    readonly notes: string,
+  ) {
+    this.plan = plan;
+    this.threads = plan.threads;
+  }
+
+  private live(what: string): InferencePlan {
+    if (this.plan === null) throw new SessionError(`session.${what}: the session was disposed`);
+    return this.plan;
+  }
+
+  async run(input: Tensor): Promise<Tensor> {
+    this.live('run');
+    const result = this.queue.then(() => this.live('run').run(input));
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+
+  async stats(): Promise<SessionStats> {
+    return { workers: this.workers.length, memoryBytes: [this.live('stats').memoryBytes] };
+  }
+
+  async dispose(): Promise<void> {
+    const plan = this.plan;
+    this.plan = null;
+    if (plan === null) return;
+    plan.dispose(); // the helpers leave their loops
+    const reason = new SessionError('session.run: the session was disposed while this run was pending');
+    await Promise.all(this.workers.map((w) => w.terminate(reason)));
   }
 }
 
@@ -415,6 +484,7 @@ export async function createSession(model: SessionModel, options: SessionOptions
     const notes = blocker === null ? '' : `running single-threaded (asked for ${asked} threads): ${blocker}`;
     return new MainThreadSession(await compilePlan(graph), notes);
   }
+  if ((options.parallelism ?? 'intra') === 'intra') return threadedSession(graph, asked, options.spawnWorker!);
   const serialized = serializeGraph(graph);
   const workers: WorkerHandle[] = [];
   try {
@@ -429,4 +499,22 @@ export async function createSession(model: SessionModel, options: SessionOptions
     throw error;
   }
   return new WorkerSession(workers, [1, ...graph.input.shape.slice(1)], '');
+}
+
+async function threadedSession(graph: Graph, threads: number, spawnWorker: SpawnWorker): Promise<Session> {
+  const plan = await compilePlan(graph, { threads });
+  const workers: WorkerHandle[] = [];
+  try {
+    for (const setup of plan.helpers) {
+      const worker = new WorkerHandle(spawnWorker());
+      workers.push(worker);
+      worker.help(setup);
+    }
+    await Promise.all(workers.map((w) => w.ready));
+  } catch (error) {
+    plan.dispose();
+    await Promise.all(workers.map((w) => w.terminate(new SessionError('createSession failed'))));
+    throw error;
+  }
+  return new ThreadedSession(plan, workers, '');
 }

@@ -349,7 +349,7 @@ class ThreadedSession implements Session {
 
   constructor(
     plan: InferencePlan,
-    private readonly workers: WorkerHandle[],
+    private readonly stopHelpers: () => Promise<void>,
     readonly notes: string,
   ) {
     this.plan = plan;
@@ -369,16 +369,15 @@ class ThreadedSession implements Session {
   }
 
   async stats(): Promise<SessionStats> {
-    return { workers: this.workers.length, memoryBytes: [this.live('stats').memoryBytes] };
+    const plan = this.live('stats');
+    return { workers: plan.threads - 1, memoryBytes: [plan.memoryBytes] };
   }
 
   async dispose(): Promise<void> {
     const plan = this.plan;
     this.plan = null;
     if (plan === null) return;
-    plan.dispose(); // the helpers leave their loops
-    const reason = new SessionError('session.run: the session was disposed while this run was pending');
-    await Promise.all(this.workers.map((w) => w.terminate(reason)));
+    await this.stopHelpers();
   }
 }
 
@@ -501,9 +500,17 @@ export async function createSession(model: SessionModel, options: SessionOptions
   return new WorkerSession(workers, [1, ...graph.input.shape.slice(1)], '');
 }
 
-async function threadedSession(graph: Graph, threads: number, spawnWorker: SpawnWorker): Promise<Session> {
-  const plan = await compilePlan(graph, { threads });
+/**
+ * Starts `plan.helpers.length` helper workers for a threaded plan (each runs its share of every
+ * step until the plan is disposed); resolves once all are ready, to a function that stops them.
+ */
+export async function startHelpers(plan: InferencePlan, spawnWorker: SpawnWorker): Promise<() => Promise<void>> {
   const workers: WorkerHandle[] = [];
+  const stop = async (): Promise<void> => {
+    plan.dispose(); // the helpers leave their loops
+    const reason = new SessionError('session.run: the session was disposed while this run was pending');
+    await Promise.all(workers.map((w) => w.terminate(reason)));
+  };
   try {
     for (const setup of plan.helpers) {
       const worker = new WorkerHandle(spawnWorker());
@@ -512,9 +519,13 @@ async function threadedSession(graph: Graph, threads: number, spawnWorker: Spawn
     }
     await Promise.all(workers.map((w) => w.ready));
   } catch (error) {
-    plan.dispose();
-    await Promise.all(workers.map((w) => w.terminate(new SessionError('createSession failed'))));
+    await stop();
     throw error;
   }
-  return new ThreadedSession(plan, workers, '');
+  return stop;
+}
+
+async function threadedSession(graph: Graph, threads: number, spawnWorker: SpawnWorker): Promise<Session> {
+  const plan = await compilePlan(graph, { threads });
+  return new ThreadedSession(plan, await startHelpers(plan, spawnWorker), '');
 }

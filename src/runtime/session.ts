@@ -3,9 +3,11 @@
  * the same core.
  *
  * - `threads: 1` runs the plan on the calling thread, one sample at a time.
- * - `threads: N > 1` spawns N workers through an injected `spawnWorker` factory (worker_threads in
- *   src/node, Web Workers in a page via `webWorkerPort`); each worker compiles its own plan from a
- *   copy of the graph and a batch is split into N contiguous slices, one per worker.
+ * - `threads: N > 1` (intra-op, the default): one plan on a shared memory whose every step is split
+ *   over the calling thread and N − 1 helper workers (./team.ts), spawned through an injected
+ *   `spawnWorker` factory (worker_threads in src/node, Web Workers in a page via `webWorkerPort`).
+ * - `threads: N > 1, parallelism: 'batch'`: N workers each compile their own plan from a copy of
+ *   the graph, and a batch is split into N contiguous slices, one per worker.
  * - Concurrent `run` calls are safe: the main-thread plan runs one call at a time (a queue), and a
  *   worker handles its messages one at a time, so no two runs ever share an arena.
  * - Without a worker factory, or in a browser page that is not cross-origin isolated (no

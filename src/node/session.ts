@@ -27,8 +27,11 @@ import {
  */
 function newWorker(): Worker {
   const js = new URL('./session-worker.js', import.meta.url);
-  // Workers inherit the parent's flags; --input-type (node -e scripts) is refused for file workers.
-  const execArgv = process.execArgv.filter((a) => !a.startsWith('--input-type'));
+  // Workers inherit the parent's flags; --input-type (node -e scripts) is refused for file workers,
+  // and V8 flags such as --experimental-wasm-relaxed-simd are refused too (they are process-wide).
+  const execArgv = process.execArgv.filter(
+    (a) => !a.startsWith('--input-type') && !a.startsWith('--experimental-wasm'),
+  );
   if (existsSync(fileURLToPath(js))) return new Worker(js, { execArgv });
   // From the sources: register tsx's loader inside the worker, then import the TypeScript entry.
   const tsxRoot = dirname(createRequire(import.meta.url).resolve('tsx/package.json'));

@@ -14,14 +14,16 @@ const entry = 'src/kernels/wasm/assembly/index.ts';
 const target = 'src/kernels/wasm/kernels.generated.ts';
 const flags = ['--enable', 'simd', '-O3', '--noAssert', '--runtime', 'stub', '--use', 'abort='];
 
+/** Pages (64 KiB) a shared memory may grow to: 1 GiB, enough for AlexNet's weights and arena. */
+const sharedMaximumPages = 16384;
 const watIndex = process.argv.indexOf('--wat');
 const version = JSON.parse(readFileSync('node_modules/assemblyscript/package.json', 'utf8')).version;
 
 /** Compiles the kernels with extra asc flags; returns the binary and its text format. */
-async function compile(extraFlags) {
+async function compile(extraFlags, source = entry) {
   const outputs = new Map();
   const { error, stderr } = await asc.main(
-    [entry, ...flags, ...extraFlags, '--outFile', 'kernels.wasm', '--textFile', 'kernels.wat'],
+    [source, ...flags, ...extraFlags, '--outFile', 'kernels.wasm', '--textFile', 'kernels.wat'],
     {
       writeFile(name, contents) {
         outputs.set(name, contents);
@@ -36,13 +38,31 @@ async function compile(extraFlags) {
   return { wasm: Buffer.from(outputs.get('kernels.wasm')), wat: outputs.get('kernels.wat') };
 }
 
-// Two builds of the same sources: WASM SIMD128, and relaxed SIMD (fused multiply-add in `madd`).
+// Three builds of the same sources: WASM SIMD128, relaxed SIMD (fused multiply-add in `madd`), and
+// WASM SIMD128 over an imported shared memory (env.memory, up to 1 GiB), which every thread of an
+// intra-op threaded plan instantiates over the same WebAssembly.Memory.
 const variants = [
   { name: 'kernelsWasmBase64', what: 'WASM SIMD128', extra: [] },
   { name: 'kernelsRelaxedWasmBase64', what: 'WASM SIMD128 + relaxed SIMD', extra: ['--enable', 'relaxed-simd'] },
+  {
+    name: 'kernelsSharedWasmBase64',
+    what: 'WASM SIMD128 over an imported shared memory (threads), inference kernels only',
+    // The training kernels keep static scratch, which threads sharing one memory must not share.
+    entry: 'src/kernels/wasm/assembly/inference.ts',
+    extra: [
+      '--enable',
+      'threads',
+      '--importMemory',
+      '--sharedMemory',
+      '--initialMemory',
+      '1',
+      '--maximumMemory',
+      String(sharedMaximumPages),
+    ],
+  },
 ];
 const built = [];
-for (const v of variants) built.push({ ...v, ...(await compile(v.extra)) });
+for (const v of variants) built.push({ ...v, ...(await compile(v.extra, v.entry)) });
 if (watIndex >= 0) writeFileSync(process.argv[watIndex + 1], built[0].wat);
 
 const sha256 = (bytes) => createHash('sha256').update(bytes).digest('hex');

@@ -51,16 +51,20 @@ afterAll(async () => {
   await Promise.all(sessions.map((s) => s.dispose()));
 });
 
-async function open(threads: number): Promise<Session> {
-  const session = await createNodeSession(graph, { threads });
+async function open(threads: number, parallelism: 'intra' | 'batch' = 'intra'): Promise<Session> {
+  const session = await createNodeSession(graph, { threads, parallelism });
   sessions.push(session);
   return session;
 }
 
 describe('createSession', () => {
-  for (const threads of [1, 2]) {
-    it(`equals runGraph for batch 1 and batch 5 at ${threads} thread(s)`, async () => {
-      const session = await open(threads);
+  for (const [threads, parallelism] of [
+    [1, 'intra'],
+    [2, 'intra'],
+    [2, 'batch'],
+  ] as const) {
+    it(`equals runGraph for batch 1 and batch 5 at ${threads} thread(s), ${parallelism}`, async () => {
+      const session = await open(threads, parallelism);
       expect(session.threads).toBe(threads);
       expect(session.notes).toBe('');
       for (const batch of [1, 5]) {
@@ -70,8 +74,8 @@ describe('createSession', () => {
       }
     });
 
-    it(`gives 20 concurrent callers their own results at ${threads} thread(s)`, async () => {
-      const session = await open(threads);
+    it(`gives 20 concurrent callers their own results at ${threads} thread(s), ${parallelism}`, async () => {
+      const session = await open(threads, parallelism);
       const inputs = Array.from({ length: 20 }, (_, i) => randomInput([1 + (i % 3), 3, 32, 32], random));
       const outputs = await Promise.all(inputs.map((x) => session.run(x)));
       inputs.forEach((x, i) => {
@@ -135,12 +139,15 @@ describe('createSession', () => {
   }
 
   it('does not grow memory or workers over 1,000 runs at each of 1 and 2 threads', async () => {
-    for (const threads of [1, 2]) {
-      const session = await open(threads);
+    for (const [threads, parallelism, workers] of [
+      [1, 'intra', 0],
+      [2, 'intra', 1], // the calling thread and one helper
+    ] as const) {
+      const session = await open(threads, parallelism);
       const input = randomInput([1, 3, 32, 32], random);
       await session.run(input);
       const before = await session.stats();
-      expect(before.workers).toBe(threads === 1 ? 0 : 2);
+      expect(before.workers).toBe(workers);
       for (let i = 0; i < 1000; i++) await session.run(input);
       expect(await session.stats()).toEqual(before);
     }
@@ -157,6 +164,6 @@ describe('createSession', () => {
       console.log(session.threads, (await session.stats()).workers, out.shape.join('x'));
       await session.dispose();`;
     const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], { timeout: 30_000 });
-    expect(stdout.trim()).toBe('2 2 3x10');
+    expect(stdout.trim()).toBe('2 1 3x10'); // 2 threads: the calling one and 1 helper worker
   });
 });

@@ -28,8 +28,10 @@ import {
 function newWorker(script: string): Worker {
   const js = new URL(`./${script}.js`, import.meta.url);
   // Workers inherit the parent's flags, except those worker_threads refuse: --input-type (node -e
-  // scripts) for file workers, and process-wide V8 flags such as --expose-gc.
-  const execArgv = process.execArgv.filter((a) => !a.startsWith('--input-type') && !a.startsWith('--expose-gc'));
+  // scripts) for file workers, and process-wide V8 flags (--expose-gc, --experimental-wasm-*).
+  const execArgv = process.execArgv.filter(
+    (a) => !a.startsWith('--input-type') && !a.startsWith('--expose-gc') && !a.startsWith('--experimental-wasm'),
+  );
   if (existsSync(fileURLToPath(js))) return new Worker(js, { execArgv });
   // From the sources: register tsx's loader inside the worker, then import the TypeScript entry.
   const tsxRoot = dirname(createRequire(import.meta.url).resolve('tsx/package.json'));

@@ -15,7 +15,7 @@
  *   const plan = await compilePlan(createModel('shufflenet_v1_g3_1.0x').trace([1, 3, 224, 224]));
  *   const logits = plan.run(input); // [N, 1000] for an input [N, 3, 224, 224]
  */
-import { ShapeError } from '../errors.js';
+import { ShapeError, ShuffleNetError } from '../errors.js';
 import type { Graph, GraphNode } from '../graph/graph.js';
 import { withInputShape } from '../graph/reshape.js';
 import { WasmKernels, type KernelVariant } from '../kernels/wasm/module.js';
@@ -25,6 +25,7 @@ import { getOp } from '../ops/index.js';
 import type { BatchNormAttrs } from '../ops/normalization.js';
 import type { AvgPool2dAttrs, Pool2dAttrs } from '../ops/pool2d.js';
 import { formatShape, shapeSize, Tensor, type Shape } from '../tensor/tensor.js';
+import { bindCalls, call, CONTROL_BYTES, encodeProgram, Team, type HelperSetup, type KernelCall } from './team.js';
 
 type StepKind =
   'pointwise' | 'conv3x3s2' | 'convgemm' | 'dwconv' | 'maxpool' | 'avgpool' | 'gap' | 'fc' | 'concat' | 'reference';
@@ -59,7 +60,20 @@ export interface PlanSummary {
   weightBytes: number;
 }
 
+export interface PlanOptions {
+  /** The kernels instance to allocate in (default: a new one; a shared one when threads > 1). */
+  kernels?: WasmKernels;
+  /**
+   * Threads each step is split over (default 1). With threads > 1 the plan lives in a shared
+   * memory and `helpers` holds what threads − 1 helper threads need (see src/runtime/team.ts):
+   * each must run `prepareHelper(setup)`'s loop before the first `run`.
+   */
+  threads?: number;
+}
+
 export class InferencePlan {
+  private disposed = false;
+
   private constructor(
     private readonly kernels: WasmKernels,
     private readonly inputShape: Shape, // batch 1
@@ -67,14 +81,29 @@ export class InferencePlan {
     private readonly inputAddress: number,
     private readonly outputAddress: number,
     private readonly executors: readonly (() => void)[],
+    private readonly team: Team | null,
+    /** What each helper thread runs (empty for a single-threaded plan). */
+    readonly helpers: readonly HelperSetup[],
     readonly summary: PlanSummary,
   ) {}
 
   /** Compiles `graph` (traced for any batch size; the plan runs one sample at a time). */
-  static async compile(graph: Graph, kernels?: WasmKernels): Promise<InferencePlan> {
-    const wasm = kernels ?? (await WasmKernels.create());
+  static async compile(graph: Graph, options: PlanOptions | WasmKernels = {}): Promise<InferencePlan> {
+    const { kernels, threads = 1 } = options instanceof WasmKernels ? { kernels: options } : options;
+    if (!Number.isInteger(threads) || threads < 1) {
+      throw new ShuffleNetError(`compilePlan: threads must be a positive integer, got ${threads}`);
+    }
+    const wasm = kernels ?? (await WasmKernels.create({ shared: threads > 1 }));
+    if (threads > 1 && !wasm.shared) {
+      throw new ShuffleNetError('compilePlan: a plan for several threads needs kernels over a shared memory');
+    }
     const single = graph.input.shape[0] === 1 ? graph : withInputShape(graph, [1, ...graph.input.shape.slice(1)]);
-    return build(single, wasm, (...args) => new InferencePlan(...args));
+    return build(single, wasm, threads, (...args) => new InferencePlan(...args));
+  }
+
+  /** Threads each step is split over. */
+  get threads(): number {
+    return this.helpers.length + 1;
   }
 
   /** Bytes of WASM memory the plan holds (weights, arena, scratch); runs never grow it. */
@@ -84,6 +113,7 @@ export class InferencePlan {
 
   /** Runs a batch [N, ...] through the plan; returns a new tensor [N, ...output]. */
   run(input: Tensor): Tensor {
+    if (this.disposed) throw new ShuffleNetError('plan.run: the plan was disposed');
     const sample = shapeSize(this.inputShape);
     const fits =
       input.shape.length === this.inputShape.length && input.shape.every((d, i) => i === 0 || d === this.inputShape[i]);
@@ -97,7 +127,9 @@ export class InferencePlan {
     const output = new Tensor([batch, ...this.outputShape.slice(1)]);
     for (let n = 0; n < batch; n++) {
       this.kernels.f32(this.inputAddress, sample).set(input.data.subarray(n * sample, (n + 1) * sample));
+      this.team?.start();
       for (const execute of this.executors) execute();
+      this.team?.check();
       output.data.set(this.kernels.f32(this.outputAddress, outSize), n * outSize);
     }
     return output;
@@ -111,6 +143,7 @@ export class InferencePlan {
     this.run(input);
     const times = this.executors.map(() => [] as number[]);
     for (let r = 0; r < repeats; r++) {
+      this.team?.start();
       this.executors.forEach((execute, i) => {
         const start = performance.now();
         execute();
@@ -119,16 +152,24 @@ export class InferencePlan {
     }
     return times.map((t, i) => ({ step: this.summary.steps[i]!, ms: t.sort((a, b) => a - b)[t.length >> 1]! }));
   }
+
+  /** Stops the helper threads' loops (they return); later runs throw. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.team?.quit();
+  }
 }
 
 /** Compiles a graph into an inference plan on the WASM SIMD kernels. */
-export function compilePlan(graph: Graph, kernels?: WasmKernels): Promise<InferencePlan> {
-  return InferencePlan.compile(graph, kernels);
+export function compilePlan(graph: Graph, options?: PlanOptions | WasmKernels): Promise<InferencePlan> {
+  return InferencePlan.compile(graph, options);
 }
 
 function build<P>(
   graph: Graph,
   wasm: WasmKernels,
+  threads: number,
   make: (
     kernels: WasmKernels,
     inputShape: Shape,
@@ -136,6 +177,8 @@ function build<P>(
     inputAddress: number,
     outputAddress: number,
     executors: (() => void)[],
+    team: Team | null,
+    helpers: HelperSetup[],
     summary: PlanSummary,
   ) => P,
 ): P {
@@ -169,8 +212,9 @@ function build<P>(
       colFloats = Math.max(colFloats, k * convBandRows(k, ow) * ow + 4);
     }
   }
-  const scratch = wasm.allocFloats(scratchFloats);
-  const col = wasm.allocFloats(colFloats);
+  // One scratch area and patch matrix per thread.
+  const scratch = Array.from({ length: threads }, () => wasm.allocFloats(scratchFloats));
+  const col = Array.from({ length: threads }, () => wasm.allocFloats(colFloats));
 
   // Arena: one buffer per root value, alive from its first write to its last read.
   const sizes = new Map<string, number>();
@@ -196,7 +240,28 @@ function build<P>(
     return arena + offsets.get(root)! + offset * 4;
   };
 
-  const executors = steps.map((step, i) => executor(graph, step, prepared[i]!, wasm, address, scratch, col));
+  const phases = steps.map((step, i) => phasesOf(graph, step, prepared[i]!, wasm, address, scratch, col));
+  const control = threads > 1 ? wasm.allocBytes(CONTROL_BYTES) : 0;
+  const team = threads > 1 ? new Team(wasm.memory, control, threads) : null;
+  // The leader (thread 0) runs its share of each phase, then meets the others at the barrier.
+  const executors = phases.map((stepPhases) => {
+    const parts = stepPhases.map((phase) => ('main' in phase ? phase.main : bindCalls(wasm.exports, phase.calls[0]!)));
+    if (team !== null) {
+      return () => {
+        for (const part of parts) {
+          part();
+          team.barrier();
+        }
+      };
+    }
+    return parts.length === 1 ? parts[0]! : () => parts.forEach((part) => part());
+  });
+  const helpers = Array.from({ length: threads - 1 }, (_, i) => ({
+    memory: wasm.memory,
+    controlAddress: control,
+    threads,
+    program: encodeProgram(phases.flat().map((phase) => ('main' in phase ? [] : phase.calls[i + 1]!))),
+  }));
   const summary: PlanSummary = {
     variant: wasm.variant,
     steps: steps.map(describe),
@@ -210,6 +275,8 @@ function build<P>(
     address(graph.input.name),
     address(graph.output),
     executors,
+    team,
+    helpers,
     summary,
   );
 }
@@ -491,16 +558,32 @@ function prepare(graph: Graph, step: Step, wasm: WasmKernels): Prepared {
 // ---------------------------------------------------------------------------------------------
 // Execution
 
-function executor(
+/**
+ * A step's work, in phases separated by barriers: each phase holds, per thread, the kernel calls
+ * that thread makes (its share of output channels, planes or rows), or runs on the leader only
+ * (reference steps).
+ */
+type Phase = { calls: KernelCall[][] } | { main: () => void };
+
+/** The range [start, end) of `n` units that thread `t` of `threads` takes. */
+function share(n: number, t: number, threads: number): [number, number] {
+  return [Math.floor((n * t) / threads), Math.floor((n * (t + 1)) / threads)];
+}
+
+function perThread(threads: number, make: (t: number) => KernelCall[]): Phase {
+  return { calls: Array.from({ length: threads }, (_, t) => make(t)) };
+}
+
+function phasesOf(
   graph: Graph,
   step: Step,
   prepared: Prepared,
   wasm: WasmKernels,
   address: (value: string) => number,
-  scratch: number,
-  col: number,
-): () => void {
-  const k = wasm.exports;
+  scratch: readonly number[],
+  col: readonly number[],
+): Phase[] {
+  const threads = scratch.length;
   const relu = step.relu ? 1 : 0;
   const [, c, h, w] = graph.shapes.get(step.inputs[0] ?? step.nodes[0]!.inputs[0]!)! as [
     number,
@@ -532,107 +615,145 @@ function executor(
             : wasm.upload(Uint32Array.from({ length: m }, (_, r) => residual + (g * m + r) * pixels * 4)),
       }));
       if (step.kind === 'conv3x3s2') {
+        // Pad the input planes once (split by planes) into thread 0's scratch, then the bands of
+        // output rows (split by bands), each thread with its own patch matrix.
         const only = prepared.groups[0]!;
         const table = tables[0]!;
         const band = stemBandRows(c, ow);
-        return () => {
-          k.padPlanes(c, h, w, input, scratch);
-          for (let oy = 0; oy < oh; oy += band) {
+        const bands = Math.ceil(oh / band);
+        const planeFloats = wasm.exports.paddedPlaneFloats(h, w);
+        const pad = perThread(threads, (t) => {
+          const [c0, c1] = share(c, t, threads);
+          return c1 > c0
+            ? [call('padPlanes', c1 - c0, h, w, input + c0 * h * w * 4, scratch[0]! + c0 * planeFloats * 4)]
+            : [];
+        });
+        const gemm = perThread(threads, (t) => {
+          const calls: KernelCall[] = [];
+          const [b0, b1] = share(bands, t, threads);
+          for (let b = b0; b < b1; b++) {
+            const oy = b * band;
             const rows = Math.min(band, oh - oy);
-            k.im2col3x3s2(c, h, w, scratch, oy, oy + rows, col);
             const bandPixels = rows * ow;
-            k.gemm4x8(
-              kPerGroup,
-              cOut,
-              bandPixels,
-              only.weights,
-              only.bias,
-              col,
-              bandPixels * 4,
-              table.out,
-              0,
-              oy * ow * 4,
-              relu,
+            calls.push(
+              call('im2col3x3s2', c, h, w, scratch[0]!, oy, oy + rows, col[t]!),
+              // prettier-ignore
+              call('gemm4x8', kPerGroup, cOut, bandPixels, only.weights, only.bias, col[t]!, bandPixels * 4, table.out, 0, oy * ow * 4, relu),
             );
           }
-        };
+          return calls;
+        });
+        return [pad, gemm];
       }
       if (step.kind === 'convgemm') {
+        // Units of (band of output rows, group), split among threads; each has its own patch matrix.
         const a = step.nodes[0]!.attrs as unknown as Conv2dAttrs;
         const [, , kh, kw] = graph.shapes.get(step.nodes[0]!.inputs[1]!)! as [number, number, number, number];
         const cPerGroup = c / groups;
         const band = convBandRows(kPerGroup, ow);
+        const bands = Math.ceil(oh / band);
         const [sh, sw] = a.stride;
         const [padTop, padLeft] = a.padding;
         const [dh, dw] = a.dilation;
-        return () => {
-          for (let oy = 0; oy < oh; oy += band) {
-            const rows = Math.min(band, oh - oy);
-            const bandPixels = rows * ow;
-            for (let g = 0; g < groups; g++) {
+        return [
+          perThread(threads, (t) => {
+            const calls: KernelCall[] = [];
+            const [u0, u1] = share(bands * groups, t, threads);
+            for (let u = u0; u < u1; u++) {
+              const oy = Math.floor(u / groups) * band;
+              const g = u % groups;
+              const rows = Math.min(band, oh - oy);
+              const bandPixels = rows * ow;
               const p = prepared.groups[g]!;
-              const t = tables[g]!;
-              // prettier-ignore
-              k.im2col(cPerGroup, h, w, kh, kw, sh, sw, padTop, padLeft, dh, dw, ow, oy, oy + rows, input + g * cPerGroup * h * w * 4, col);
-              k.gemm4x8(
-                kPerGroup,
-                m,
-                bandPixels,
-                p.weights,
-                p.bias,
-                col,
-                bandPixels * 4,
-                t.out,
-                t.res,
-                oy * ow * 4,
-                relu,
+              const tb = tables[g]!;
+              calls.push(
+                // prettier-ignore
+                call('im2col', cPerGroup, h, w, kh, kw, sh, sw, padTop, padLeft, dh, dw, ow, oy, oy + rows, input + g * cPerGroup * h * w * 4, col[t]!),
+                // prettier-ignore
+                call('gemm4x8', kPerGroup, m, bandPixels, p.weights, p.bias, col[t]!, bandPixels * 4, tb.out, tb.res, oy * ow * 4, relu),
               );
             }
-          }
-        };
+            return calls;
+          }),
+        ];
       }
-      return () => {
-        for (let g = 0; g < groups; g++) {
-          const p = prepared.groups[g]!;
-          const t = tables[g]!;
-          k.gemm4x8(
-            kPerGroup,
-            m,
-            pixels,
-            p.weights,
-            p.bias,
-            input + g * kPerGroup * pixels * 4,
-            pixels * 4,
-            t.out,
-            t.res,
-            0,
-            relu,
-          );
-        }
-      };
+      // Pointwise: the blocks of 4 output channels of all groups, in order, split among threads;
+      // a thread's run of blocks within one group is one GEMM call.
+      const blocksPerGroup = Math.ceil(m / 4);
+      return [
+        perThread(threads, (t) => {
+          const calls: KernelCall[] = [];
+          const [u0, u1] = share(blocksPerGroup * groups, t, threads);
+          for (let u = u0; u < u1;) {
+            const g = Math.floor(u / blocksPerGroup);
+            const b0 = u % blocksPerGroup;
+            const b1 = Math.min(blocksPerGroup, b0 + (u1 - u));
+            const r0 = b0 * 4;
+            const rows = Math.min(m, b1 * 4) - r0;
+            const p = prepared.groups[g]!;
+            const tb = tables[g]!;
+            calls.push(
+              // prettier-ignore
+              call('gemm4x8', kPerGroup, rows, pixels, p.weights + r0 * kPerGroup * 4, p.bias + r0 * 4, input + g * kPerGroup * pixels * 4, pixels * 4, tb.out + r0 * 4, tb.res === 0 ? 0 : tb.res + r0 * 4, 0, relu),
+            );
+            u += b1 - b0;
+          }
+          return calls;
+        }),
+      ];
     }
     case 'dwconv': {
       const stride = (step.nodes[0]!.attrs as unknown as Conv2dAttrs).stride[0];
+      const [, , oh, ow] = graph.shapes.get(step.nodes[0]!.output)! as [number, number, number, number];
       const p = prepared.groups[0]!;
-      return () => k.dwconv3x3(c, h, w, stride, input, p.weights, p.bias, output, relu, scratch);
+      return [
+        perThread(threads, (t) => {
+          const [c0, c1] = share(c, t, threads);
+          if (c1 === c0) return [];
+          // prettier-ignore
+          return [call('dwconv3x3', c1 - c0, h, w, stride, input + c0 * h * w * 4, p.weights + c0 * 36, p.bias + c0 * 4, output + c0 * oh * ow * 4, relu, scratch[t]!)];
+        }),
+      ];
     }
     case 'maxpool':
     case 'avgpool': {
       const average = step.kind === 'avgpool' ? 1 : 0;
       const pad = (step.nodes[0]!.attrs as unknown as Pool2dAttrs).padding[0];
-      return () => k.pool3x3s2(c, h, w, pad, average, input, output, relu, scratch);
+      const [, , oh, ow] = graph.shapes.get(step.nodes[0]!.output)! as [number, number, number, number];
+      return [
+        perThread(threads, (t) => {
+          const [c0, c1] = share(c, t, threads);
+          if (c1 === c0) return [];
+          // prettier-ignore
+          return [call('pool3x3s2', c1 - c0, h, w, pad, average, input + c0 * h * w * 4, output + c0 * oh * ow * 4, relu, scratch[t]!)];
+        }),
+      ];
     }
     case 'gap':
-      return () => k.globalAvgPool(c, h * w, input, output);
+      return [
+        perThread(threads, (t) => {
+          const [c0, c1] = share(c, t, threads);
+          return c1 > c0 ? [call('globalAvgPool', c1 - c0, h * w, input + c0 * h * w * 4, output + c0 * 4)] : [];
+        }),
+      ];
     case 'fc': {
+      // Blocks of 8 outputs (dense8 writes whole blocks; the buffer is padded to a multiple of 8).
       const [outF, inF] = graph.shapes.get(step.nodes[0]!.inputs[1]!)! as [number, number];
       const p = prepared.groups[0]!;
-      return () => k.dense8(inF, outF, input, p.weights, p.bias, output, relu);
+      return [
+        perThread(threads, (t) => {
+          const [b0, b1] = share(Math.ceil(outF / 8), t, threads);
+          if (b1 === b0) return [];
+          const o0 = b0 * 8;
+          const count = Math.min(outF, b1 * 8) - o0;
+          return [call('dense8', inF, count, input, p.weights + o0 * inF * 4, p.bias + o0 * 4, output + o0 * 4, relu)];
+        }),
+      ];
     }
     case 'concat':
-      return () => {}; // written in place by the parts
+      return []; // written in place by the parts
     case 'reference':
-      return referenceExecutor(graph, step, wasm, address);
+      return [{ main: referenceExecutor(graph, step, wasm, address) }];
   }
 }
 

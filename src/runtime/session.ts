@@ -3,9 +3,11 @@
  * the same core.
  *
  * - `threads: 1` runs the plan on the calling thread, one sample at a time.
- * - `threads: N > 1` spawns N workers through an injected `spawnWorker` factory (worker_threads in
- *   src/node, Web Workers in a page via `webWorkerPort`); each worker compiles its own plan from a
- *   copy of the graph and a batch is split into N contiguous slices, one per worker.
+ * - `threads: N > 1` (intra-op, the default): one plan on a shared memory whose every step is split
+ *   over the calling thread and N − 1 helper workers (./team.ts), spawned through an injected
+ *   `spawnWorker` factory (worker_threads in src/node, Web Workers in a page via `webWorkerPort`).
+ * - `threads: N > 1, parallelism: 'batch'`: N workers each compile their own plan from a copy of
+ *   the graph, and a batch is split into N contiguous slices, one per worker.
  * - Concurrent `run` calls are safe: the main-thread plan runs one call at a time (a queue), and a
  *   worker handles its messages one at a time, so no two runs ever share an arena.
  * - Without a worker factory, or in a browser page that is not cross-origin isolated (no
@@ -22,6 +24,7 @@ import type { LoadedModel } from '../io/load.js';
 import { Module } from '../nn/module.js';
 import { formatShape, shapeSize, Tensor, type Shape } from '../tensor/tensor.js';
 import { compilePlan, type InferencePlan } from './plan.js';
+import { prepareHelper, type HelperSetup } from './team.js';
 
 /** A session was used after dispose(), or a worker failed. */
 export class SessionError extends ShuffleNetError {
@@ -48,8 +51,14 @@ export interface WorkerHostPort {
 export type SpawnWorker = () => WorkerPort;
 
 export interface SessionOptions {
-  /** Worker threads for batch inference (1: the calling thread, no workers). Default 1. */
+  /** Threads (1: the calling thread, no workers). Default 1. */
   threads?: number;
+  /**
+   * How threads > 1 are used. 'intra' (default): every sample runs on all threads, each step split
+   * by output channels over one shared memory (the calling thread plus threads − 1 workers; needs
+   * SharedArrayBuffer). 'batch': a batch is cut into slices, one per worker, each with its own plan.
+   */
+  parallelism?: 'intra' | 'batch';
   /** Creates one worker running `serveSessionWorker`. Needed for threads > 1. */
   spawnWorker?: SpawnWorker;
   /** The input shape [C, H, W] or [N, C, H, W] for a Module; default [3, 224, 224]. */
@@ -136,6 +145,7 @@ export function sessionGraph(model: SessionModel, inputShape?: Shape): Graph {
 
 type Request =
   | { type: 'init'; graph: SerializedGraph }
+  | { type: 'helper'; setup: HelperSetup }
   | { type: 'run'; id: number; shape: number[]; data: Float32Array }
   | { type: 'stats'; id: number };
 
@@ -160,6 +170,18 @@ export function serveSessionWorker(port: WorkerHostPort): void {
     const request = message as Request;
     // Messages are handled strictly in order: a run waits for the compile that precedes it.
     pending = pending.then(async () => {
+      if (request.type === 'helper') {
+        try {
+          const loop = await prepareHelper(request.setup);
+          port.postMessage({ type: 'ready' } satisfies Reply);
+          // The loop blocks this thread (Atomics.wait) until the plan is disposed; start it after
+          // the reply has left.
+          setTimeout(loop, 0);
+        } catch (error) {
+          fail(-1, error);
+        }
+        return;
+      }
       if (request.type === 'init') {
         try {
           plan = await compilePlan(deserializeGraph(request.graph));
@@ -256,6 +278,11 @@ class WorkerHandle {
     this.port.postMessage({ type: 'init', graph } satisfies Request);
   }
 
+  /** Makes the worker a helper thread of an intra-op threaded plan. */
+  help(setup: HelperSetup): void {
+    this.port.postMessage({ type: 'helper', setup } satisfies Request);
+  }
+
   request(make: (id: number) => Request, transfer: Transferable[] = []): Promise<Reply> {
     if (this.failure !== null) return Promise.reject(this.failure);
     const id = this.nextId++;
@@ -310,6 +337,49 @@ class MainThreadSession implements Session {
   dispose(): Promise<void> {
     this.plan = null; // the plan owns its WASM instance and memory; dropping it frees both
     return Promise.resolve();
+  }
+}
+
+/**
+ * Intra-op threads: one plan whose steps are split over the calling thread and threads − 1
+ * helper workers sharing its memory. Runs are queued, one sample at a time on all threads.
+ */
+class ThreadedSession implements Session {
+  private queue: Promise<unknown> = Promise.resolve();
+  private plan: InferencePlan | null;
+  readonly threads: number;
+
+  constructor(
+    plan: InferencePlan,
+    private readonly stopHelpers: () => Promise<void>,
+    readonly notes: string,
+  ) {
+    this.plan = plan;
+    this.threads = plan.threads;
+  }
+
+  private live(what: string): InferencePlan {
+    if (this.plan === null) throw new SessionError(`session.${what}: the session was disposed`);
+    return this.plan;
+  }
+
+  async run(input: Tensor): Promise<Tensor> {
+    this.live('run');
+    const result = this.queue.then(() => this.live('run').run(input));
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+
+  async stats(): Promise<SessionStats> {
+    const plan = this.live('stats');
+    return { workers: plan.threads - 1, memoryBytes: [plan.memoryBytes] };
+  }
+
+  async dispose(): Promise<void> {
+    const plan = this.plan;
+    this.plan = null;
+    if (plan === null) return;
+    await this.stopHelpers();
   }
 }
 
@@ -415,6 +485,7 @@ export async function createSession(model: SessionModel, options: SessionOptions
     const notes = blocker === null ? '' : `running single-threaded (asked for ${asked} threads): ${blocker}`;
     return new MainThreadSession(await compilePlan(graph), notes);
   }
+  if ((options.parallelism ?? 'intra') === 'intra') return threadedSession(graph, asked, options.spawnWorker!);
   const serialized = serializeGraph(graph);
   const workers: WorkerHandle[] = [];
   try {
@@ -429,4 +500,34 @@ export async function createSession(model: SessionModel, options: SessionOptions
     throw error;
   }
   return new WorkerSession(workers, [1, ...graph.input.shape.slice(1)], '');
+}
+
+/**
+ * Starts `plan.helpers.length` helper workers for a threaded plan (each runs its share of every
+ * step until the plan is disposed); resolves once all are ready, to a function that stops them.
+ */
+export async function startHelpers(plan: InferencePlan, spawnWorker: SpawnWorker): Promise<() => Promise<void>> {
+  const workers: WorkerHandle[] = [];
+  const stop = async (): Promise<void> => {
+    plan.dispose(); // the helpers leave their loops
+    const reason = new SessionError('session.run: the session was disposed while this run was pending');
+    await Promise.all(workers.map((w) => w.terminate(reason)));
+  };
+  try {
+    for (const setup of plan.helpers) {
+      const worker = new WorkerHandle(spawnWorker());
+      workers.push(worker);
+      worker.help(setup);
+    }
+    await Promise.all(workers.map((w) => w.ready));
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return stop;
+}
+
+async function threadedSession(graph: Graph, threads: number, spawnWorker: SpawnWorker): Promise<Session> {
+  const plan = await compilePlan(graph, { threads });
+  return new ThreadedSession(plan, await startHelpers(plan, spawnWorker), '');
 }

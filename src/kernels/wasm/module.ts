@@ -3,7 +3,7 @@
  * base64, so no file access is needed in Node or browsers) and manages their linear memory.
  */
 import { ShuffleNetError } from '../../errors.js';
-import { kernelsRelaxedWasmBase64, kernelsWasmBase64 } from './kernels.generated.js';
+import { kernelsRelaxedWasmBase64, kernelsSharedWasmBase64, kernelsWasmBase64 } from './kernels.generated.js';
 
 /** The raw exports: every pointer is a byte address in `memory`. See ./assembly for each kernel. */
 export interface KernelExports {
@@ -218,8 +218,11 @@ export interface KernelExports {
 
 export class WasmUnavailableError extends ShuffleNetError {}
 
-/** Which build of the kernels an instance runs. */
-export type KernelVariant = 'simd' | 'relaxed-simd';
+/**
+ * Which build of the kernels an instance runs. 'simd-shared' is the SIMD128 build over an imported
+ * shared memory, which every thread of an intra-op threaded plan instantiates (src/runtime/team.ts).
+ */
+export type KernelVariant = 'simd' | 'relaxed-simd' | 'simd-shared';
 
 export interface KernelOptions {
   /**
@@ -228,7 +231,16 @@ export interface KernelOptions {
    * Default true.
    */
   relaxedSimd?: boolean;
+  /**
+   * Allocate a shared memory (SharedArrayBuffer, up to SHARED_MAXIMUM_PAGES) and run the
+   * 'simd-shared' build over it, so that other threads can instantiate the same kernels over the
+   * same memory. Needs SharedArrayBuffer (cross-origin isolation in browsers). Default false.
+   */
+  shared?: boolean;
 }
+
+/** The maximum size of a shared kernel memory in 64 KiB pages (1 GiB), as declared by the build. */
+export const SHARED_MAXIMUM_PAGES = 16384;
 
 const compiled = new Map<KernelVariant, Promise<WebAssembly.Module>>();
 
@@ -249,7 +261,13 @@ export function kernelVariant(options: KernelOptions = {}): KernelVariant {
 export function compileKernels(variant: KernelVariant): Promise<WebAssembly.Module> {
   let module = compiled.get(variant);
   if (module === undefined) {
-    const bytes = decodeBase64(variant === 'relaxed-simd' ? kernelsRelaxedWasmBase64 : kernelsWasmBase64);
+    const base64 =
+      variant === 'relaxed-simd'
+        ? kernelsRelaxedWasmBase64
+        : variant === 'simd-shared'
+          ? kernelsSharedWasmBase64
+          : kernelsWasmBase64;
+    const bytes = decodeBase64(base64);
     module = WebAssembly.compile(bytes).catch((error: unknown) => {
       compiled.delete(variant);
       throw new WasmUnavailableError(
@@ -280,6 +298,10 @@ export class WasmKernels {
   }
 
   static async create(options: KernelOptions = {}): Promise<WasmKernels> {
+    if (options.shared === true) {
+      const memory = new WebAssembly.Memory({ initial: 1, maximum: SHARED_MAXIMUM_PAGES, shared: true });
+      return new WasmKernels(await instantiateSharedKernels(memory), 'simd-shared');
+    }
     const variant = kernelVariant(options);
     const instance = await WebAssembly.instantiate(await compileKernels(variant), {});
     return new WasmKernels(instance.exports as unknown as KernelExports, variant);
@@ -287,6 +309,11 @@ export class WasmKernels {
 
   get memory(): WebAssembly.Memory {
     return this.exports.memory;
+  }
+
+  /** Whether the memory is a SharedArrayBuffer that other threads can instantiate kernels over. */
+  get shared(): boolean {
+    return this.variant === 'simd-shared';
   }
 
   /** Reserves `bytes` (plus slack) and returns the byte address. */
@@ -327,6 +354,15 @@ export class WasmKernels {
   u32(address: number, count: number): Uint32Array {
     return new Uint32Array(this.memory.buffer, address, count);
   }
+}
+
+/**
+ * Instantiates the 'simd-shared' build over an existing shared memory (one per thread, all over
+ * the same memory). The build has no data segments, so instantiating it writes nothing to memory.
+ */
+export async function instantiateSharedKernels(memory: WebAssembly.Memory): Promise<KernelExports> {
+  const instance = await WebAssembly.instantiate(await compileKernels('simd-shared'), { env: { memory } });
+  return instance.exports as unknown as KernelExports;
 }
 
 function align(address: number): number {

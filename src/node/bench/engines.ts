@@ -11,6 +11,8 @@
  */
 import { runGraph } from '../../graph/execute.js';
 import { compilePlan } from '../../runtime/plan.js';
+import { startHelpers } from '../../runtime/session.js';
+import { spawnNodeWorker } from '../session.js';
 import type { Graph } from '../../graph/graph.js';
 import { getOp } from '../../ops/index.js';
 import { Tensor } from '../../tensor/tensor.js';
@@ -55,18 +57,19 @@ export interface OurEngine {
   readonly description: string;
   /** Largest thread count it uses; asked for more, it runs with this many (and the JSON says so). */
   readonly maxThreads: number;
-  prepare(graph: Graph, threads: number): Promise<(input: Tensor) => Tensor>;
+  prepare(graph: Graph, threads: number): Promise<{ run: (input: Tensor) => Tensor; dispose?: () => Promise<void> }>;
   /** Optional per-node timing (see profileReference). */
   profile?(graph: Graph, input: Tensor): NodeTiming[];
 }
 
 export const ourEngine: OurEngine = {
   name: 'shufflenet',
-  description: 'our fused inference plan on the WASM SIMD kernels (src/runtime/plan.ts; single-threaded for now)',
-  maxThreads: 1,
-  prepare: async (graph) => {
-    const plan = await compilePlan(graph);
-    return (input) => plan.run(input);
+  description: 'our fused inference plan on the WASM SIMD kernels (src/runtime/plan.ts; intra-op threads)',
+  maxThreads: 16,
+  prepare: async (graph, threads) => {
+    const plan = await compilePlan(graph, { threads });
+    const dispose = threads > 1 ? await startHelpers(plan, spawnNodeWorker) : undefined;
+    return { run: (input) => plan.run(input), ...(dispose ? { dispose } : {}) };
   },
 };
 
@@ -75,7 +78,7 @@ export const referenceEngine: OurEngine = {
   name: 'reference',
   description: 'our reference executor (runGraph on the pure reference kernels; single-threaded)',
   maxThreads: 1,
-  prepare: async (graph) => (input) => runGraph(graph, input),
+  prepare: async (graph) => ({ run: (input) => runGraph(graph, input) }),
   profile: profileReference,
 };
 
@@ -110,11 +113,12 @@ function ours(engine: OurEngine): Engine {
     description: engine.description,
     async prepare({ graph, threads }) {
       const threadsUsed = Math.min(threads, engine.maxThreads);
-      const run = await engine.prepare(graph, threadsUsed);
+      const { run, dispose } = await engine.prepare(graph, threadsUsed);
       const profile = engine.profile;
       return {
         threadsUsed,
         run: (input) => run(input).data,
+        ...(dispose ? { dispose } : {}),
         ...(profile ? { profile: (input: Tensor) => profile(graph, input) } : {}),
       };
     },

@@ -1,6 +1,5 @@
 // Entry point of the WASM kernels module: everything exported here is callable from JS.
-export { gemm4x8, dense8 } from './gemm';
-export { dwconv3x3, pool3x3s2, padPlanes, im2col3x3s2, im2col, globalAvgPool, paddedPlaneFloats } from './spatial';
+export { gemm4x8, dense8, dwconv3x3, pool3x3s2, padPlanes, im2col3x3s2, im2col, globalAvgPool, paddedPlaneFloats, heapBase } from './inference';
 export { convWeightGrad, dwconv3x3BackwardInput, dwconv3x3BackwardWeight, dwBackwardScratchFloats } from './conv-backward';
 export { batchNormStatistics, batchNormApply, batchNormBackwardSums, batchNormBackwardApply } from './batchnorm';
 export {
@@ -16,8 +15,3 @@ export {
   globalAvgPoolBackward,
   sgdStep,
 } from './train';
-
-/** First free byte after the module's static data: the JS side allocates from here. */
-export function heapBase(): usize {
-  return __heap_base;
-}

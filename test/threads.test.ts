@@ -1,0 +1,129 @@
+/**
+ * Intra-op threads: one sample's steps split over the calling thread and helper workers on one
+ * shared memory. The threaded plan must equal the single-threaded plan exactly (every output
+ * element is computed by the same kernel code, only by another thread) and the reference forward
+ * within 1e-4 of the output's scale, also when channel counts do not divide among the threads.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import type { Graph } from '../src/graph/graph.js';
+import { runGraph } from '../src/graph/execute.js';
+import { createModel } from '../src/models/registry.js';
+import { createNodeSession } from '../src/node/session.js';
+import { WasmKernels } from '../src/kernels/wasm/module.js';
+import { compilePlan } from '../src/runtime/plan.js';
+import type { Session } from '../src/runtime/session.js';
+import { decodeProgram, KERNEL_NAMES } from '../src/runtime/team.js';
+import { Random } from '../src/tensor/random.js';
+import { Tensor } from '../src/tensor/tensor.js';
+
+const random = new Random(21);
+
+function randomInput(shape: number[]): Tensor {
+  const t = new Tensor(shape);
+  t.data.forEach((_, i) => (t.data[i] = random.normal()));
+  return t;
+}
+
+function randomiseBatchNorms(graph: Graph): void {
+  for (const [name, param] of graph.params) {
+    const data = param.tensor.data;
+    if (name.endsWith('running_var')) data.forEach((_, i) => (data[i] = 0.5 + random.next()));
+    else if (name.endsWith('running_mean')) data.forEach((_, i) => (data[i] = 0.2 * random.normal()));
+  }
+}
+
+/** Largest |a − b| over max(max |b|, 1); NaN is Infinity. */
+function worstRelative(actual: Tensor, expected: Tensor): number {
+  expect(actual.shape).toEqual(expected.shape);
+  let scale = 1;
+  for (const v of expected.data) scale = Math.max(scale, Math.abs(v));
+  let worst = 0;
+  for (let i = 0; i < expected.size; i++) {
+    const r = Math.abs(actual.data[i]! - expected.data[i]!) / scale;
+    if (!(r <= worst)) worst = Number.isNaN(r) ? Infinity : r;
+  }
+  return worst;
+}
+
+/** The single-threaded plan on the build the threads run (SIMD128, not relaxed), for bit equality. */
+async function singlePlan(graph: Graph): ReturnType<typeof compilePlan> {
+  return compilePlan(graph, await WasmKernels.create({ relaxedSimd: false }));
+}
+
+const sessions: Session[] = [];
+afterAll(async () => {
+  await Promise.all(sessions.map((s) => s.dispose()));
+});
+
+async function check(
+  arch: string,
+  shape: number[],
+  threads: number[],
+  options: Record<string, unknown> = {},
+): Promise<void> {
+  const graph = createModel(arch, options).trace(shape);
+  randomiseBatchNorms(graph);
+  const input = randomInput(shape);
+  const single = (await singlePlan(graph)).run(input);
+  expect(worstRelative(single, runGraph(graph, input))).toBeLessThanOrEqual(1e-4);
+  for (const t of threads) {
+    const session = await createNodeSession(graph, { threads: t });
+    sessions.push(session);
+    expect(session.threads).toBe(t);
+    expect((await session.stats()).workers).toBe(t - 1);
+    const threaded = await session.run(input);
+    expect(threaded.shape).toEqual(single.shape);
+    const differs = threaded.data.findIndex((v, i) => !Object.is(v, single.data[i]));
+    expect(differs, `${arch} at ${t} threads differs from 1 thread at output ${differs}`).toBe(-1);
+    await session.dispose();
+  }
+}
+
+describe('intra-op threaded plans', () => {
+  it('split every step: each helper gets its share of the GEMMs and meets every barrier', async () => {
+    const graph = createModel('shufflenet_v1_g3_0.25x').trace([1, 3, 64, 64]);
+    const plan = await compilePlan(graph, { threads: 3 });
+    expect(plan.threads).toBe(3);
+    expect(plan.summary.variant).toBe('simd-shared');
+    expect(plan.helpers.length).toBe(2);
+    const programs = plan.helpers.map((h) => decodeProgram(h.program));
+    // One phase per barrier: the same count on every helper (the stem has two: pad, then bands).
+    expect(programs[0]!.length).toBe(programs[1]!.length);
+    expect(programs[0]!.length).toBeGreaterThan(plan.summary.steps.filter((s) => !s.startsWith('concat')).length);
+    for (const program of programs) {
+      const gemms = program.flat().filter((c) => KERNEL_NAMES[c[0]!] === 'gemm4x8').length;
+      expect(gemms).toBeGreaterThan(30);
+    }
+    plan.dispose();
+    expect(() => plan.run(new Tensor([1, 3, 64, 64]))).toThrow(/disposed/);
+  });
+
+  it('ShuffleNet g3 0.25× (small input) at 2, 3 and 4 threads: uneven splits, threads with nothing to do', async () => {
+    // 12 stem channels, bottlenecks of 5 channels per group, 10 classes: nothing divides evenly.
+    await check('shufflenet_v1_g3_0.25x', [1, 3, 32, 32], [2, 3, 4], { numClasses: 10, smallInput: true });
+  }, 30_000);
+
+  it('ShuffleNet g8 0.5×, MobileNet 0.25, AlexNet (im2col convs) and SE (reference steps on the leader)', async () => {
+    await check('shufflenet_v1_g8_0.5x', [1, 3, 64, 64], [2, 3]);
+    await check('mobilenet_v1_0.25', [1, 3, 96, 96], [2]);
+    await check('alexnet', [1, 3, 67, 67], [2, 3], { inputSize: 67 });
+    await check('shufflenet_v1_g2_1.5x_se', [1, 3, 32, 32], [2]);
+  }, 60_000);
+
+  it('gives 16 concurrent callers (batches 1–3) their own results on 2 threads', async () => {
+    const graph = createModel('shufflenet_v1_g3_0.25x', { numClasses: 10, smallInput: true }).trace([1, 3, 32, 32]);
+    randomiseBatchNorms(graph);
+    const session = await createNodeSession(graph, { threads: 2 });
+    sessions.push(session);
+    const inputs = Array.from({ length: 16 }, (_, i) => randomInput([1 + (i % 3), 3, 32, 32]));
+    const outputs = await Promise.all(inputs.map((x) => session.run(x)));
+    const plan = await singlePlan(graph);
+    inputs.forEach((x, i) => {
+      // Distinct inputs give distinct logits, so a swapped or mixed result could not pass.
+      expect(worstRelative(outputs[i]!, plan.run(x))).toBe(0);
+      if (x.shape[0] === 1) expect(worstRelative(outputs[i]!, runGraph(graph, x))).toBeLessThanOrEqual(1e-4);
+    });
+    await session.dispose();
+    await expect(session.run(inputs[0]!)).rejects.toThrow(/disposed/);
+  }, 30_000);
+});

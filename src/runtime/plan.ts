@@ -55,6 +55,8 @@ export interface PlanSummary {
   variant: KernelVariant;
   /** One line per step: kind, module path and what was fused. */
   steps: string[];
+  /** The graph nodes (by output value) each step covers, main node first. */
+  stepNodes: string[][];
   /** Bytes of the activation arena (after buffer sharing) and of packed weights. */
   arenaBytes: number;
   weightBytes: number;
@@ -265,6 +267,7 @@ function build<P>(
   const summary: PlanSummary = {
     variant: wasm.variant,
     steps: steps.map(describe),
+    stepNodes: steps.map((step) => step.nodes.map((n) => n.output)),
     arenaBytes: total,
     weightBytes,
   };

@@ -29,6 +29,8 @@ import { ShapeError, ShuffleNetError } from '../errors.js';
 import type { Graph, GraphNode } from '../graph/graph.js';
 import { updateRunningStatisticsReference } from '../kernels/reference/normalization.js';
 import { channelShuffleReference } from '../kernels/reference/channels.js';
+import { channelSumReference } from '../kernels/reference/conv2d-backward.js';
+import { transposeReference } from '../kernels/reference/layout.js';
 import { WasmKernels } from '../kernels/wasm/module.js';
 import { packGemmWeightsInto } from '../kernels/wasm/pack.js';
 import { getOp, type BatchNormTrainingAttrs, type ChannelShuffleAttrs, type Conv2dAttrs } from '../ops/index.js';
@@ -274,11 +276,8 @@ function compileTrainingPlan(
     heap,
     statistics,
     address: (name) => address.get(name)!,
-    view: (name) =>
-      new Tensor(
-        shapeOf(name),
-        heap.f32.subarray(address.get(name)! >> 2, (address.get(name)! >> 2) + shapeSize(shapeOf(name))),
-      ),
+    floats: (at, count) => heap.f32.subarray(at >> 2, (at >> 2) + count),
+    view: (name) => new Tensor(shapeOf(name), context.floats(address.get(name)!, shapeSize(shapeOf(name)))),
     scratch: 0,
     scratchFloats: 0,
     batchNorms: 0,
@@ -347,6 +346,8 @@ interface CompileContext {
   address(name: string): number;
   /** A tensor over a value's buffer (take it when running, not when compiling). */
   view(name: string): Tensor;
+  /** `count` floats of the memory at byte `address` (take it when running, not when compiling). */
+  floats(address: number, count: number): Float32Array;
   /** Address of the shared scratch area (known after compilation) and its size so far. */
   scratch: number;
   scratchFloats: number;
@@ -546,6 +547,7 @@ function compilePointwise(
       }
     },
     backward: (gy, [dx, dw, db]) => {
+      const biasGrad = db ? biasGradient(ctx, cOut) : null;
       return () => {
         if (dx) {
           const w = heap.f32.subarray(weight >> 2, (weight >> 2) + cOut * kg);
@@ -595,23 +597,22 @@ function compilePointwise(
             );
           }
         }
-        if (db) channelSums(ctx, gy, db, n, cOut, pixels);
+        if (db) biasGrad!(gy, db, n, pixels);
       };
     },
   };
 }
 
-/** Bias gradient: per-channel sums of the output gradient (plain JS: biases are rare here). */
-function channelSums(ctx: CompileContext, gy: number, db: GradientTarget, n: number, c: number, pixels: number): void {
-  const f = ctx.heap.f32;
-  for (let ch = 0; ch < c; ch++) {
-    let sum = 0;
-    for (let s = 0; s < n; s++) {
-      const at = (gy >> 2) + (s * c + ch) * pixels;
-      for (let p = 0; p < pixels; p++) sum += f[at + p]!;
-    }
-    f[(db.address >> 2) + ch] = (db.accumulate ? f[(db.address >> 2) + ch]! : 0) + sum;
-  }
+/** A backward step's bias gradient: the reference channel sums of ∂y, written or added. */
+function biasGradient(
+  ctx: CompileContext,
+  channels: number,
+): (gy: number, db: GradientTarget, n: number, pixels: number) => void {
+  const sums = ctx.kernels.allocFloats(channels);
+  return (gy, db, n, pixels) => {
+    channelSumReference(ctx.floats(gy, n * channels * pixels), ctx.floats(sums, channels), n, channels, pixels);
+    writeOrAdd(ctx, sums, db.address, channels, db.accumulate);
+  };
 }
 
 function compileDepthwise(
@@ -766,7 +767,7 @@ function compileIm2col(
 // Batch norm (training mode), ReLU, add
 
 function compileBatchNorm(ctx: CompileContext, node: GraphNode): CompiledNode {
-  const { kernels, heap, graph } = ctx;
+  const { kernels, graph } = ctx;
   const k = kernels.exports;
   const attrs = node.attrs as unknown as BatchNormTrainingAttrs;
   const [xName, gName, bName, rmName, rvName] = node.inputs;
@@ -783,7 +784,7 @@ function compileBatchNorm(ctx: CompileContext, node: GraphNode): CompiledNode {
     number,
     number,
   ];
-  const floats = (address: number): Float32Array => heap.f32.subarray(address >> 2, (address >> 2) + c);
+  const floats = (address: number): Float32Array => ctx.floats(address, c);
   const runningMean = graph.params.get(rmName!)!.tensor;
   const runningVar = graph.params.get(rvName!)!.tensor;
   const exchange = ctx.exchange;
@@ -1028,6 +1029,7 @@ function compileLinear(ctx: CompileContext, node: GraphNode): CompiledNode {
   const yT = kernels.allocFloats(outF * n);
   const dyT = kernels.allocFloats(outF * n);
   const dxT = kernels.allocFloats(inF * n);
+  const dxRows = kernels.allocFloats(n * inF);
   const packed = kernels.allocFloats(Math.ceil(outF / 4) * 4 * inF);
   const packedT = kernels.allocFloats(Math.ceil(inF / 4) * 4 * outF);
   const bias = kernels.allocFloats(Math.ceil(outF / 4) * 4);
@@ -1035,11 +1037,9 @@ function compileLinear(ctx: CompileContext, node: GraphNode): CompiledNode {
   const yTable = kernels.allocBytes(outF * 4);
   const dxTable = kernels.allocBytes(inF * 4);
   const rows = n * FLOAT;
-  /** dst[j][i] = src[i][j] for src [r][c] at float offsets. */
-  const transpose = (src: number, dst: number, r: number, c: number): void => {
-    const f = heap.f32;
-    for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) f[dst + j * r + i] = f[src + i * c + j]!;
-  };
+  /** dst = srcᵀ for src [r, c] (byte addresses). */
+  const transpose = (src: number, dst: number, r: number, c: number): void =>
+    transposeReference(ctx.floats(src, r * c), ctx.floats(dst, r * c), [r, c], [1, 0]);
   return {
     kind: 'gemm4x8 (samples as pixels)',
     initialise: () => {
@@ -1051,30 +1051,25 @@ function compileLinear(ctx: CompileContext, node: GraphNode): CompiledNode {
       packGemmWeightsInto(heap.f32, packed >> 2, w, outF, inF, false);
       if (bName !== undefined)
         heap.f32.copyWithin(bias >> 2, ctx.address(bName) >> 2, (ctx.address(bName) >> 2) + outF);
-      transpose(x >> 2, xT >> 2, n, inF);
+      transpose(x, xT, n, inF);
       k.gemm4x8(inF, outF, n, packed, bias, xT, rows, yTable, 0, 0, 0);
-      transpose(yT >> 2, y >> 2, outF, n);
+      transpose(yT, y, outF, n);
     },
-    backward:
-      (gy, [dx, dw, db]) =>
-      () => {
-        transpose(gy >> 2, dyT >> 2, n, outF);
+    backward: (gy, [dx, dw, db]) => {
+      const biasGrad = db ? biasGradient(ctx, outF) : null;
+      return () => {
+        transpose(gy, dyT, n, outF);
         if (dx) {
           const w = heap.f32.subarray(weight >> 2, (weight >> 2) + outF * inF);
           packGemmWeightsInto(heap.f32, packedT >> 2, w, outF, inF, true);
           k.gemm4x8(outF, inF, n, packedT, zeros, dyT, rows, dxTable, 0, 0, 0);
-          const f = heap.f32;
-          const [to, from] = [dx.address >> 2, dxT >> 2];
-          for (let s = 0; s < n; s++) {
-            for (let i = 0; i < inF; i++) {
-              const v = f[from + i * n + s]!;
-              f[to + s * inF + i] = dx.accumulate ? f[to + s * inF + i]! + v : v;
-            }
-          }
+          transpose(dxT, dxRows, inF, n);
+          writeOrAdd(ctx, dxRows, dx.address, n * inF, dx.accumulate);
         }
         if (dw) k.convWeightGrad(outF, inF, n, 1, dyT, 0, xT, 0, dw.address, dw.accumulate ? 1 : 0);
-        if (db) channelSums(ctx, dyT, db, 1, outF, n);
-      },
+        if (db) biasGrad!(dyT, db, 1, n);
+      };
+    },
   };
 }
 

@@ -67,6 +67,25 @@ export interface ModelOptions {
   initialize?: boolean;
 }
 
+/**
+ * The options that fit a network to square images of `size` pixels with `inputChannels` channels:
+ * the small-input stem up to 64×64 (what `shufflenet train` and `experiment` build).
+ */
+export function imageModelOptions(
+  numClasses: number,
+  inputChannels: number,
+  size: number,
+  seed?: number,
+): ModelOptions {
+  return {
+    numClasses,
+    inputChannels,
+    smallInput: size <= 64,
+    inputSize: size,
+    ...(seed === undefined ? {} : { seed }),
+  };
+}
+
 export interface ModelEntry {
   readonly name: string;
   readonly family: 'shufflenet_v1' | 'mobilenet_v1' | 'alexnet';

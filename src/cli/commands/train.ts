@@ -8,7 +8,7 @@ import { augment } from '../../data/transforms.js';
 import { ShuffleNetError } from '../../errors.js';
 import { loadModelFile, saveModelFile, type ModelInfo } from '../../io/modelfile.js';
 import { preprocessingPresets } from '../../io/preprocessing.js';
-import { architectureOf, createModel } from '../../models/registry.js';
+import { architectureOf, createModel, imageModelOptions } from '../../models/registry.js';
 import type { Module } from '../../nn/module.js';
 import { reestimateBatchNorm } from '../../train/batchnorm.js';
 import { evaluateOnPlan } from '../../train/evaluate.js';
@@ -175,9 +175,9 @@ async function train(flags: TrainFlags): Promise<void> {
       bnBatches: flags.bnBatches,
       seed: flags.seed,
     };
-    model = createModel(config.arch, modelOptions(dataset.classes.length, channels, size, config.seed));
+    model = createModel(config.arch, imageModelOptions(dataset.classes.length, channels, size, config.seed));
   }
-  const options = modelOptions(dataset.classes.length, channels, size, config.seed);
+  const options = imageModelOptions(dataset.classes.length, channels, size, config.seed);
   const preprocessing =
     channels === 1 ? preprocessingPresets.mnist : { ...preprocessingPresets.imagenet, resize: size, crop: size };
   const info = (training?: ModelInfo['training']): ModelInfo => ({
@@ -297,10 +297,6 @@ async function train(flags: TrainFlags): Promise<void> {
   } finally {
     await trainer.dispose();
   }
-}
-
-function modelOptions(numClasses: number, inputChannels: number, size: number, seed: number) {
-  return { numClasses, inputChannels, smallInput: size <= 64, inputSize: size, seed };
 }
 
 /** The first `n` examples taking classes in turn, so that a small subset stays balanced. */

@@ -9,6 +9,7 @@
  *                                         table.md, chart.svg ◄── summarize(runs) ◄─┘
  */
 import { ShuffleNetError } from '../../errors.js';
+import type { TrainConfig } from '../../train/trainer.js';
 
 export type ExperimentKind = 'groups' | 'shuffle';
 export const experimentKinds: readonly ExperimentKind[] = ['groups', 'shuffle'];
@@ -17,7 +18,7 @@ export const experimentKinds: readonly ExperimentKind[] = ['groups', 'shuffle'];
  * Everything that decides one run's outcome apart from its network and seed. A results folder holds
  * runs of one settings object only: resuming with other settings is an error, never a silent mix.
  */
-export interface ExperimentSettings {
+export interface ExperimentSettings extends Omit<TrainConfig, 'arch' | 'seed'> {
   kind: ExperimentKind;
   /** Width multiplier of every network, e.g. "0.25" (shufflenet_v1_g3_0.25x). */
   scale: string;
@@ -27,20 +28,6 @@ export interface ExperimentSettings {
   maxTrain: number;
   /** Test images: a class-balanced subset of the fixed test split (null: all of it). */
   maxTest: number | null;
-  epochs: number;
-  batchSize: number;
-  /** Peak learning rate; the rest of the recipe is the train command's defaults. */
-  lr: number;
-  momentum: number;
-  nesterov: boolean;
-  weightDecay: number;
-  labelSmoothing: number;
-  schedule: 'linear' | 'cosine' | 'constant';
-  warmupEpochs: number;
-  maxGradNorm: number;
-  flip: boolean;
-  padCrop: number;
-  bnBatches: number;
 }
 
 /** One network of an experiment: a registered name and the two factors the tables vary. */

@@ -6,7 +6,7 @@ import { complexity } from '../../analysis/complexity.js';
 import { batches, toFloat } from '../../data/batches.js';
 import type { ImageDataset } from '../../data/dataset.js';
 import { augment } from '../../data/transforms.js';
-import { createModel, type ModelOptions } from '../../models/registry.js';
+import { createModel, imageModelOptions } from '../../models/registry.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { reestimateBatchNorm } from '../../train/batchnorm.js';
 import { evaluateOnPlan } from '../../train/evaluate.js';
@@ -18,13 +18,6 @@ import type { ExperimentNetwork, ExperimentSettings, RunRecord } from './experim
 const mean = [0];
 const std = [1];
 
-/** The model options the train command uses for a dataset: the small-input stem below 64×64. */
-export function smallInputOptions(dataset: ImageDataset, seed: number): ModelOptions {
-  // NOTE: the same rule as the train command's modelOptions, so a run here is a `train` run.
-  const [channels, size] = [dataset.imageShape[0], dataset.imageShape[1]];
-  return { numClasses: dataset.classes.length, inputChannels: channels, smallInput: size <= 64, inputSize: size, seed };
-}
-
 /** Parameters and multiply-adds (millions, one image) of a network as the experiment builds it. */
 export function networkComplexity(
   arch: string,
@@ -32,30 +25,14 @@ export function networkComplexity(
   numClasses: number,
 ): { params: number; mflops: number } {
   const [c, h, w] = imageShape;
-  const options = { numClasses, inputChannels: c, smallInput: h <= 64, inputSize: h, initialize: false };
-  const model = createModel(arch, options);
+  const model = createModel(arch, { ...imageModelOptions(numClasses, c, h), initialize: false });
   const { params, macs } = complexity(model.trace([1, c, h, w]));
   return { params, mflops: macs / 1e6 };
 }
 
 export function trainConfigOf(settings: ExperimentSettings, arch: string, seed: number): TrainConfig {
-  return {
-    arch,
-    epochs: settings.epochs,
-    batchSize: settings.batchSize,
-    lr: settings.lr,
-    momentum: settings.momentum,
-    nesterov: settings.nesterov,
-    weightDecay: settings.weightDecay,
-    labelSmoothing: settings.labelSmoothing,
-    schedule: settings.schedule,
-    warmupEpochs: settings.warmupEpochs,
-    maxGradNorm: settings.maxGradNorm,
-    flip: settings.flip,
-    padCrop: settings.padCrop,
-    bnBatches: settings.bnBatches,
-    seed,
-  };
+  const { kind: _kind, scale: _scale, data: _data, maxTrain: _maxTrain, maxTest: _maxTest, ...recipe } = settings;
+  return { ...recipe, arch, seed };
 }
 
 export async function runOne(
@@ -67,7 +44,8 @@ export async function runOne(
   threads = 1,
 ): Promise<RunRecord> {
   const config = trainConfigOf(settings, network.arch, seed);
-  const model = createModel(network.arch, smallInputOptions(data.train, seed));
+  const [channels, size] = data.train.imageShape;
+  const model = createModel(network.arch, imageModelOptions(data.train.classes.length, channels, size, seed));
   const transform = augment({ flip: config.flip, padCrop: config.padCrop, mean, std });
   const trainer = await new Trainer(model, data.train, config, transform).prepare({
     threads,

@@ -13,7 +13,8 @@ import { describe, expect, it } from 'vitest';
 import { backward, crossEntropy, forwardWithTape } from '../src/autograd/index.js';
 import { createModel, type ModelOptions } from '../src/models/registry.js';
 import type { Tensor } from '../src/tensor/tensor.js';
-import { get, loadFixture, maxAbs, maxAbsDiff } from './helpers/fixtures.js';
+import { get, loadFixture, maxAbs } from './helpers/fixtures.js';
+import { relativeError } from './helpers/compare.js';
 
 const fixture = loadFixture('grads.safetensors');
 const networks = JSON.parse(fixture.metadata['networks']!) as {
@@ -22,10 +23,6 @@ const networks = JSON.parse(fixture.metadata['networks']!) as {
   input: number[];
   labelSmoothing: number;
 }[];
-
-function relativeError(actual: Tensor, expected: Tensor): number {
-  return maxAbsDiff(actual, expected) / Math.max(maxAbs(expected), 1e-12);
-}
 
 /** Biases of a batch norm followed by a bias-free conv and a training-mode batch norm. */
 const structurallyZero = (name: string): boolean => /\.bn2\.bias$/.test(name);

@@ -6,6 +6,7 @@ import { createModel } from '../src/models/registry.js';
 import { compilePlan } from '../src/runtime/plan.js';
 import { Random } from '../src/tensor/random.js';
 import { Tensor } from '../src/tensor/tensor.js';
+import { worstRelative } from './helpers/compare.js';
 
 /** Gives every batch norm non-trivial statistics, so that folding them is actually tested. */
 function randomiseBatchNorms(graph: Graph, random: Random): void {
@@ -22,22 +23,6 @@ function randomInput(shape: number[], random: Random): Tensor {
   const t = new Tensor(shape);
   t.data.forEach((_, i) => (t.data[i] = random.normal()));
   return t;
-}
-
-/**
- * Largest |plan − reference| over the output's scale, max(max |reference|, 1). Randomly initialised
- * networks reach logits of ~1e3, so an element-wise relative error would only measure float32
- * rounding of logits near zero. NaN counts as a failure.
- */
-function worstRelative(actual: Tensor, expected: Tensor): number {
-  let scale = 1;
-  for (const v of expected.data) scale = Math.max(scale, Math.abs(v));
-  let worst = 0;
-  for (let i = 0; i < expected.size; i++) {
-    const r = Math.abs(actual.data[i]! - expected.data[i]!) / scale;
-    if (!(r <= worst)) worst = Number.isNaN(r) ? Infinity : r;
-  }
-  return worst;
 }
 
 async function compare(arch: string, shape: number[], options: Record<string, unknown> = {}): Promise<string[]> {

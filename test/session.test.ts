@@ -3,13 +3,19 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { Graph } from '../src/graph/graph.js';
 import { runGraph } from '../src/graph/execute.js';
 import { createModel } from '../src/models/registry.js';
 import { createNodeSession } from '../src/node/session.js';
 import { createSession, SessionError, type Session, type WorkerPort } from '../src/runtime/session.js';
 import { Random } from '../src/tensor/random.js';
 import { Tensor } from '../src/tensor/tensor.js';
+import { randomiseRunningStatistics, worstRelative as relativeToScale } from './helpers/compare.js';
+
+/** The output's error over its scale (see helpers/compare.ts), once its shape is right. */
+function worstRelative(actual: Tensor, expected: Tensor): number {
+  expect(actual.shape).toEqual(expected.shape);
+  return relativeToScale(actual, expected);
+}
 
 const run = promisify(execFile);
 
@@ -19,33 +25,11 @@ function randomInput(shape: number[], random: Random): Tensor {
   return t;
 }
 
-/** Gives every batch norm non-trivial statistics, so that a wrong fold shows. */
-function randomiseBatchNorms(graph: Graph, random: Random): void {
-  for (const [name, param] of graph.params) {
-    const data = param.tensor.data;
-    if (name.endsWith('running_var')) data.forEach((_, i) => (data[i] = 0.5 + random.next()));
-    else if (name.endsWith('running_mean')) data.forEach((_, i) => (data[i] = 0.2 * random.normal()));
-  }
-}
-
-/** Largest |a − b| over max(max |b|, 1); NaN is Infinity. */
-function worstRelative(actual: Tensor, expected: Tensor): number {
-  expect(actual.shape).toEqual(expected.shape);
-  let scale = 1;
-  for (const v of expected.data) scale = Math.max(scale, Math.abs(v));
-  let worst = 0;
-  for (let i = 0; i < expected.size; i++) {
-    const r = Math.abs(actual.data[i]! - expected.data[i]!) / scale;
-    if (!(r <= worst)) worst = Number.isNaN(r) ? Infinity : r;
-  }
-  return worst;
-}
-
 const random = new Random(5);
 // A small ShuffleNet (g=3, 0.5×, 10 classes) at 32×32: every kind of fused step, cheap reference.
 const model = createModel('shufflenet_v1_g3_0.5x', { numClasses: 10, smallInput: true });
 const graph = model.trace([1, 3, 32, 32]);
-randomiseBatchNorms(graph, random);
+randomiseRunningStatistics(graph, random);
 const sessions: Session[] = [];
 afterAll(async () => {
   await Promise.all(sessions.map((s) => s.dispose()));

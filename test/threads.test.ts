@@ -15,6 +15,13 @@ import type { Session } from '../src/runtime/session.js';
 import { decodeProgram, KERNEL_NAMES } from '../src/runtime/team.js';
 import { Random } from '../src/tensor/random.js';
 import { Tensor } from '../src/tensor/tensor.js';
+import { randomiseRunningStatistics, worstRelative as relativeToScale } from './helpers/compare.js';
+
+/** The output's error over its scale (see helpers/compare.ts), once its shape is right. */
+function worstRelative(actual: Tensor, expected: Tensor): number {
+  expect(actual.shape).toEqual(expected.shape);
+  return relativeToScale(actual, expected);
+}
 
 const random = new Random(21);
 
@@ -22,27 +29,6 @@ function randomInput(shape: number[]): Tensor {
   const t = new Tensor(shape);
   t.data.forEach((_, i) => (t.data[i] = random.normal()));
   return t;
-}
-
-function randomiseBatchNorms(graph: Graph): void {
-  for (const [name, param] of graph.params) {
-    const data = param.tensor.data;
-    if (name.endsWith('running_var')) data.forEach((_, i) => (data[i] = 0.5 + random.next()));
-    else if (name.endsWith('running_mean')) data.forEach((_, i) => (data[i] = 0.2 * random.normal()));
-  }
-}
-
-/** Largest |a − b| over max(max |b|, 1); NaN is Infinity. */
-function worstRelative(actual: Tensor, expected: Tensor): number {
-  expect(actual.shape).toEqual(expected.shape);
-  let scale = 1;
-  for (const v of expected.data) scale = Math.max(scale, Math.abs(v));
-  let worst = 0;
-  for (let i = 0; i < expected.size; i++) {
-    const r = Math.abs(actual.data[i]! - expected.data[i]!) / scale;
-    if (!(r <= worst)) worst = Number.isNaN(r) ? Infinity : r;
-  }
-  return worst;
 }
 
 /** The single-threaded plan on the build the threads run (SIMD128, not relaxed), for bit equality. */
@@ -62,7 +48,7 @@ async function check(
   options: Record<string, unknown> = {},
 ): Promise<void> {
   const graph = createModel(arch, options).trace(shape);
-  randomiseBatchNorms(graph);
+  randomiseRunningStatistics(graph, random);
   const input = randomInput(shape);
   const single = (await singlePlan(graph)).run(input);
   expect(worstRelative(single, runGraph(graph, input))).toBeLessThanOrEqual(1e-4);
@@ -112,7 +98,7 @@ describe('intra-op threaded plans', () => {
 
   it('gives 16 concurrent callers (batches 1–3) their own results on 2 threads', async () => {
     const graph = createModel('shufflenet_v1_g3_0.25x', { numClasses: 10, smallInput: true }).trace([1, 3, 32, 32]);
-    randomiseBatchNorms(graph);
+    randomiseRunningStatistics(graph, random);
     const session = await createNodeSession(graph, { threads: 2 });
     sessions.push(session);
     const inputs = Array.from({ length: 16 }, (_, i) => randomInput([1 + (i % 3), 3, 32, 32]));

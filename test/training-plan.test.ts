@@ -15,6 +15,7 @@ import { Tensor } from '../src/tensor/tensor.js';
 import { TrainingPlan } from '../src/train/plan.js';
 import { trainStep } from '../src/train/step.js';
 import { get, loadFixture, maxAbs, maxAbsDiff } from './helpers/fixtures.js';
+import { relativeError } from './helpers/compare.js';
 
 const fixture = loadFixture('grads.safetensors');
 const networks = JSON.parse(fixture.metadata['networks']!) as {
@@ -23,10 +24,6 @@ const networks = JSON.parse(fixture.metadata['networks']!) as {
   input: number[];
   labelSmoothing: number;
 }[];
-
-function relativeError(actual: Tensor, expected: Tensor): number {
-  return maxAbsDiff(actual, expected) / Math.max(maxAbs(expected), 1e-12);
-}
 
 /** Biases of a BN feeding a bias-free conv and another training-mode BN: gradient exactly 0. */
 const structurallyZero = (name: string): boolean => /\.bn2\.bias$/.test(name);

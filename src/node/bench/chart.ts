@@ -6,14 +6,6 @@
 import type { BenchReport } from './run.js';
 
 export async function renderChart(report: BenchReport): Promise<string | { skipped: string }> {
-  let vega: typeof import('vega');
-  let vegaLite: typeof import('vega-lite');
-  try {
-    vega = await import('vega');
-    vegaLite = await import('vega-lite');
-  } catch {
-    return { skipped: 'vega and vega-lite are not installed (npm install --save-dev vega vega-lite); no chart' };
-  }
   const values = report.results.flatMap((r) =>
     r.engines
       .filter((e) => e.median_ms !== undefined)
@@ -50,6 +42,22 @@ export async function renderChart(report: BenchReport): Promise<string | { skipp
       ],
     },
   };
+  return renderVegaLite(spec);
+}
+
+/**
+ * Renders a Vega-Lite spec to SVG headless (Vega-Lite compiles, Vega renders without a browser);
+ * both are devDependencies, loaded on demand, so a missing one skips the chart.
+ */
+export async function renderVegaLite(spec: object): Promise<string | { skipped: string }> {
+  let vega: typeof import('vega');
+  let vegaLite: typeof import('vega-lite');
+  try {
+    vega = await import('vega');
+    vegaLite = await import('vega-lite');
+  } catch {
+    return { skipped: 'vega and vega-lite are not installed (npm install --save-dev vega vega-lite); no chart' };
+  }
   const compiled = vegaLite.compile(spec as never).spec;
   const view = new vega.View(vega.parse(compiled), { renderer: 'none' });
   const svg = await view.toSVG();

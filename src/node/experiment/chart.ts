@@ -3,6 +3,7 @@
  * is (src/node/bench/chart.ts): error vs g with ±1 std error bars and each seed as a dot (Table 2),
  * or error without vs with shuffle per g, grouped, with the same error bars (Table 3).
  */
+import { renderVegaLite } from '../bench/chart.js';
 import type { RunRecord, SummaryRow } from './experiment.js';
 
 export async function renderExperimentChart(
@@ -11,14 +12,6 @@ export async function renderExperimentChart(
   rows: readonly SummaryRow[],
   runs: readonly RunRecord[],
 ): Promise<string | { skipped: string }> {
-  let vega: typeof import('vega');
-  let vegaLite: typeof import('vega-lite');
-  try {
-    vega = await import('vega');
-    vegaLite = await import('vega-lite');
-  } catch {
-    return { skipped: 'vega and vega-lite are not installed (npm install --save-dev vega vega-lite); no chart' };
-  }
   const label = (shuffle: boolean): string => (shuffle ? 'shuffle' : 'no shuffle');
   const summary = rows.map((r) => ({
     g: `g = ${r.groups}`,
@@ -61,9 +54,5 @@ export async function renderExperimentChart(
       },
     ],
   };
-  const compiled = vegaLite.compile(spec as never).spec;
-  const view = new vega.View(vega.parse(compiled), { renderer: 'none' });
-  const svg = await view.toSVG();
-  view.finalize();
-  return svg;
+  return renderVegaLite(spec);
 }

@@ -306,53 +306,19 @@ function replyError(reply: Reply): Error {
   return error;
 }
 
-class MainThreadSession implements Session {
-  readonly threads = 1;
-  private queue: Promise<unknown> = Promise.resolve();
-  private plan: InferencePlan | null;
-
-  constructor(
-    plan: InferencePlan,
-    readonly notes: string,
-  ) {
-    this.plan = plan;
-  }
-
-  private live(what: string): InferencePlan {
-    if (this.plan === null) throw new SessionError(`session.${what}: the session was disposed`);
-    return this.plan;
-  }
-
-  async run(input: Tensor): Promise<Tensor> {
-    this.live('run');
-    const result = this.queue.then(() => this.live('run').run(input));
-    this.queue = result.catch(() => undefined);
-    return result;
-  }
-
-  async stats(): Promise<SessionStats> {
-    return { workers: 0, memoryBytes: [this.live('stats').memoryBytes] };
-  }
-
-  dispose(): Promise<void> {
-    this.plan = null; // the plan owns its WASM instance and memory; dropping it frees both
-    return Promise.resolve();
-  }
-}
-
 /**
- * Intra-op threads: one plan whose steps are split over the calling thread and threads − 1
- * helper workers sharing its memory. Runs are queued, one sample at a time on all threads.
+ * A plan run by the calling thread, alone or with threads − 1 helper workers sharing its memory
+ * (intra-op threads). Runs are queued, one sample at a time on all threads.
  */
-class ThreadedSession implements Session {
+class PlanSession implements Session {
   private queue: Promise<unknown> = Promise.resolve();
   private plan: InferencePlan | null;
   readonly threads: number;
 
   constructor(
     plan: InferencePlan,
-    private readonly stopHelpers: () => Promise<void>,
     readonly notes: string,
+    private readonly stopHelpers: () => Promise<void> = async () => {},
   ) {
     this.plan = plan;
     this.threads = plan.threads;
@@ -483,7 +449,7 @@ export async function createSession(model: SessionModel, options: SessionOptions
   const blocker = asked > 1 ? threadBlocker(options) : null;
   if (asked === 1 || blocker !== null) {
     const notes = blocker === null ? '' : `running single-threaded (asked for ${asked} threads): ${blocker}`;
-    return new MainThreadSession(await compilePlan(graph), notes);
+    return new PlanSession(await compilePlan(graph), notes);
   }
   if ((options.parallelism ?? 'intra') === 'intra') return threadedSession(graph, asked, options.spawnWorker!);
   const serialized = serializeGraph(graph);
@@ -529,5 +495,5 @@ export async function startHelpers(plan: InferencePlan, spawnWorker: SpawnWorker
 
 async function threadedSession(graph: Graph, threads: number, spawnWorker: SpawnWorker): Promise<Session> {
   const plan = await compilePlan(graph, { threads });
-  return new ThreadedSession(plan, await startHelpers(plan, spawnWorker), '');
+  return new PlanSession(plan, '', await startHelpers(plan, spawnWorker));
 }

@@ -49,7 +49,7 @@ describe('inference plan (WASM SIMD, fused) equals runGraph', () => {
     // Stem, max pool, 3 per unit, 3 average pools, 3 concats written in place (no-ops), GAP, flatten, FC.
     expect(steps.length).toBe(1 + 1 + 16 * 3 + 3 + 3 + 3);
     expect(steps.filter((s) => s.startsWith('concat stage')).length).toBe(3);
-    expect(steps.filter((s) => s.startsWith('avgpool') && s.endsWith('+relu')).length).toBe(3);
+    expect(steps.filter((s) => s.startsWith('avgpool3x3s2') && s.endsWith('+relu')).length).toBe(3);
   }, 60_000);
 
   it('other widths and groups, batches, small inputs, MobileNet, AlexNet and SE (with reference fallbacks)', async () => {
@@ -60,7 +60,7 @@ describe('inference plan (WASM SIMD, fused) equals runGraph', () => {
     await compare('mobilenet_v1_0.25', [1, 3, 96, 96]);
     // 11×11/4 and 5×5 convs (two groups) through im2col + GEMM, unpadded max pools, FC + ReLU.
     const alexnet = await compare('alexnet', [1, 3, 67, 67], { inputSize: 67 });
-    expect(alexnet.filter((s) => s.startsWith('convgemm')).length).toBe(5);
+    expect(alexnet.filter((s) => s.startsWith('im2col-gemm')).length).toBe(5);
     expect(alexnet.filter((s) => s.startsWith('reference'))).toEqual([]);
   }, 60_000);
 

@@ -16,33 +16,18 @@
  *   const logits = plan.run(input); // [N, 1000] for an input [N, 3, 224, 224]
  */
 import { ShapeError, ShuffleNetError } from '../errors.js';
-import type { Graph, GraphNode } from '../graph/graph.js';
+import type { Graph } from '../graph/graph.js';
 import { withInputShape } from '../graph/reshape.js';
 import { WasmKernels, type KernelVariant } from '../kernels/wasm/module.js';
 import { packDenseWeights, packGemmWeights, padBias } from '../kernels/wasm/pack.js';
-import type { Conv2dAttrs } from '../ops/conv2d.js';
+import { channelShuffleSource } from '../kernels/reference/channels.js';
 import { getOp } from '../ops/index.js';
 import type { BatchNormAttrs } from '../ops/normalization.js';
-import type { AvgPool2dAttrs, Pool2dAttrs } from '../ops/pool2d.js';
 import { formatShape, shapeSize, Tensor, type Shape } from '../tensor/tensor.js';
+import { describeStep, im2colRows, lowerForInference, LoweringError, share, type LoweredStep } from './lower.js';
 import { bindCalls, call, CONTROL_BYTES, encodeProgram, Team, type HelperSetup, type KernelCall } from './team.js';
 
-type StepKind =
-  'pointwise' | 'conv3x3s2' | 'convgemm' | 'dwconv' | 'maxpool' | 'avgpool' | 'gap' | 'fc' | 'concat' | 'reference';
-
-/** A fused step, before memory addresses are known. */
-interface Step {
-  kind: StepKind;
-  /** The graph nodes it covers, main op first. */
-  nodes: GraphNode[];
-  /** Activation values it reads (parameters excluded). */
-  inputs: string[];
-  output: string;
-  relu: boolean;
-  residual: string | null;
-  /** Groups of a channel shuffle folded into the output layout, or 0. */
-  shuffleGroups: number;
-}
+type Step = LoweredStep;
 
 /** Where a value lives: `offset` floats into the buffer of value `root`. */
 interface Placement {
@@ -185,7 +170,7 @@ function build<P>(
   ) => P,
 ): P {
   const shapeOf = (value: string): Shape => graph.shapes.get(value)!;
-  const steps = fuse(graph);
+  const steps = lowerForInference(graph);
   const placements = placeConcats(graph, steps);
   const place = (value: string): Placement => placements.get(value) ?? { root: value, offset: 0 };
 
@@ -194,24 +179,20 @@ function build<P>(
   const prepared = steps.map((step) => prepare(graph, step, wasm));
   const weightBytes = wasm.mark() - weightStart;
 
-  // Scratch shared by every 3×3 step: a padded plane, and the stem's im2col matrix.
+  // Scratch shared by every 3×3 step: a padded plane (all input planes for the stem), and the
+  // im2col patch matrix of one band.
   let scratchFloats = 16;
   let colFloats = 4;
-  for (const step of steps) {
-    if (step.kind === 'dwconv' || step.kind === 'maxpool' || step.kind === 'avgpool' || step.kind === 'conv3x3s2') {
-      const [, c, h, w] = shapeOf(step.inputs[0]!) as [number, number, number, number];
-      const planes = step.kind === 'conv3x3s2' ? c : 1; // the stem pads all its input planes at once
+  for (const { lowering, split, inputs } of steps) {
+    const kernel = lowering.kernel;
+    if (kernel === 'dwconv3x3' || kernel === 'stem3x3s2' || kernel === 'pool3x3s2') {
+      const [, c, h, w] = shapeOf(inputs[0]!) as [number, number, number, number];
+      const planes = kernel === 'stem3x3s2' ? c : 1;
       scratchFloats = Math.max(scratchFloats, planes * wasm.exports.paddedPlaneFloats(h, w));
-      if (step.kind === 'conv3x3s2') {
-        const ow = shapeOf(step.output)[3]!;
-        colFloats = Math.max(colFloats, c * 9 * stemBandRows(c, ow) * ow + 4);
-      }
     }
-  }
-  for (const step of steps) {
-    if (step.kind === 'convgemm') {
-      const { k, ow } = convGemmShape(graph, step);
-      colFloats = Math.max(colFloats, k * convBandRows(k, ow) * ow + 4);
+    if (lowering.kernel === 'stem3x3s2' || lowering.kernel === 'im2col-gemm') {
+      const k = lowering.kernel === 'stem3x3s2' ? lowering.conv.cIn * 9 : im2colRows(lowering.conv);
+      colFloats = Math.max(colFloats, k * split.bandRows * lowering.conv.ow + 4);
     }
   }
   // One scratch area and patch matrix per thread.
@@ -266,7 +247,7 @@ function build<P>(
   }));
   const summary: PlanSummary = {
     variant: wasm.variant,
-    steps: steps.map(describe),
+    steps: steps.map(describeStep),
     stepNodes: steps.map((step) => step.nodes.map((n) => n.output)),
     arenaBytes: total,
     weightBytes,
@@ -285,119 +266,7 @@ function build<P>(
 }
 
 // ---------------------------------------------------------------------------------------------
-// Fusion
-
-function fuse(graph: Graph): Step[] {
-  const uses = new Map<string, GraphNode[]>();
-  for (const node of graph.nodes) {
-    for (const value of node.inputs) uses.set(value, [...(uses.get(value) ?? []), node]);
-  }
-  const index = new Map(graph.nodes.map((node, i) => [node.output, i]));
-  /** The only consumer of `value`, if it has exactly one and is not the graph's output. */
-  const sole = (value: string): GraphNode | null => {
-    const consumers = uses.get(value) ?? [];
-    return value !== graph.output && consumers.length === 1 ? consumers[0]! : null;
-  };
-  const isActivation = (value: string): boolean => !graph.params.has(value);
-  const absorbed = new Set<GraphNode>();
-  const steps: Step[] = [];
-
-  graph.nodes.forEach((node, i) => {
-    if (absorbed.has(node)) return;
-    const kind = fastKind(graph, node);
-    const step: Step = {
-      kind,
-      nodes: [node],
-      inputs: node.inputs.filter(isActivation),
-      output: node.output,
-      relu: false,
-      residual: null,
-      shuffleGroups: 0,
-    };
-    const absorb = (next: GraphNode): void => {
-      step.nodes.push(next);
-      absorbed.add(next);
-      step.output = next.output;
-    };
-    const conv = kind === 'pointwise' || kind === 'conv3x3s2' || kind === 'convgemm' || kind === 'dwconv';
-    let next = sole(step.output);
-    if (conv && next?.op === 'batchNorm' && next.inputs[0] === step.output) {
-      absorb(next);
-      next = sole(step.output);
-    }
-    if ((kind === 'pointwise' || kind === 'convgemm') && next?.op === 'add' && next.inputs.length === 2) {
-      const other = next.inputs[0] === step.output ? next.inputs[1]! : next.inputs[0]!;
-      // The residual must already exist when this step runs.
-      const producedBefore = other === graph.input.name || (index.get(other) ?? Infinity) < i;
-      if (isActivation(other) && producedBefore && other !== step.output) {
-        absorb(next);
-        step.residual = other;
-        next = sole(step.output);
-      }
-    }
-    if (
-      (conv || kind === 'fc' || kind === 'maxpool' || kind === 'avgpool' || kind === 'concat') &&
-      next?.op === 'relu'
-    ) {
-      absorb(next);
-      step.relu = true;
-      next = sole(step.output);
-    }
-    if (kind === 'pointwise' && next?.op === 'channelShuffle') {
-      absorb(next);
-      step.shuffleGroups = (next.attrs as { groups: number }).groups;
-    }
-    steps.push(step);
-  });
-  return steps;
-}
-
-/** Which fast step a node maps to, or 'reference'. */
-function fastKind(graph: Graph, node: GraphNode): StepKind {
-  const shape = (i: number): Shape => graph.shapes.get(node.inputs[i]!)!;
-  switch (node.op) {
-    case 'conv2d': {
-      const a = node.attrs as unknown as Conv2dAttrs;
-      const [, cIn] = shape(0);
-      const [cOut, , kh, kw] = shape(1);
-      const plain = a.dilation[0] === 1 && a.dilation[1] === 1;
-      const pad = (p: number): boolean => a.padding.every((v) => v === p);
-      const stride = (s: number): boolean => a.stride[0] === s && a.stride[1] === s;
-      if (plain && kh === 1 && kw === 1 && stride(1) && pad(0)) return 'pointwise';
-      if (plain && kh === 3 && kw === 3 && pad(1) && a.groups === cIn && cIn === cOut && (stride(1) || stride(2))) {
-        return 'dwconv';
-      }
-      if (plain && kh === 3 && kw === 3 && pad(1) && a.groups === 1 && stride(2)) return 'conv3x3s2';
-      return 'convgemm'; // any other conv: im2col by bands of rows, then the GEMM
-    }
-    case 'maxPool2d':
-    case 'avgPool2d': {
-      const a = node.attrs as unknown as Pool2dAttrs;
-      const pad = a.padding[0];
-      const fits =
-        a.kernel[0] === 3 &&
-        a.kernel[1] === 3 &&
-        a.stride[0] === 2 &&
-        a.stride[1] === 2 &&
-        (pad === 0 || pad === 1) &&
-        a.padding.every((p) => p === pad);
-      if (!fits) return 'reference';
-      if (node.op === 'maxPool2d') return 'maxpool';
-      // Without padding, every window is whole, so both divisor conventions give 9.
-      return (node.attrs as unknown as AvgPool2dAttrs).countIncludePad || pad === 0 ? 'avgpool' : 'reference';
-    }
-    case 'globalAvgPool':
-      return 'gap';
-    case 'linear':
-      return shape(0).length === 2 ? 'fc' : 'reference';
-    case 'concat':
-      return shape(0).length === 4 ? 'concat' : 'reference';
-    case 'flatten':
-      return 'concat'; // a one-part "concat" of a [N, C, 1, 1] value: an alias, no copy
-    default:
-      return 'reference';
-  }
-}
+// Memory
 
 /**
  * Decides which concats are written in place: each part's step writes straight into the concat's
@@ -415,19 +284,19 @@ function placeConcats(graph: Graph, steps: Step[]): Map<string, Placement> {
   const placements = new Map<string, Placement>();
   const resolve = (value: string): Placement => placements.get(value) ?? { root: value, offset: 0 };
   for (const step of steps) {
-    if (step.kind !== 'concat') continue;
-    const isFlatten = step.nodes[0]!.op === 'flatten';
+    const isFlatten = step.lowering.kernel === 'flatten';
+    if (step.lowering.kernel !== 'concat' && !isFlatten) continue;
     const parts = step.inputs;
     const inPlace = parts.every((part) => {
       const from = producer.get(part);
       // Steps that write whole planes at any address and can take the concat's ReLU.
       const fusable =
         from !== undefined &&
-        ['pointwise', 'conv3x3s2', 'convgemm', 'dwconv', 'maxpool', 'avgpool'].includes(from.kind);
+        ['gemm1x1', 'stem3x3s2', 'im2col-gemm', 'dwconv3x3', 'pool3x3s2'].includes(from.lowering.kernel);
       return isFlatten || (fusable && uses.get(part) === 1 && part !== graph.output && !placements.has(part));
     });
-    if (!inPlace || (isFlatten && step.relu)) {
-      step.kind = 'reference';
+    if (!inPlace) {
+      step.lowering = { kernel: 'reference', reason: 'a part cannot be written in place (a copy)' };
       continue;
     }
     let offset = 0;
@@ -455,7 +324,7 @@ function placeConcats(graph: Graph, steps: Step[]): Map<string, Placement> {
 
 function bufferFloats(graph: Graph, root: string, steps: Step[]): number {
   const size = shapeSize(graph.shapes.get(root)!);
-  const fc = steps.find((s) => s.kind === 'fc' && s.output === root);
+  const fc = steps.find((s) => s.lowering.kernel === 'dense' && s.output === root);
   return fc === undefined ? size : Math.ceil(size / 8) * 8;
 }
 
@@ -503,8 +372,8 @@ function foldedConv(graph: Graph, step: Step): { weight: Float32Array; bias: Flo
   const weight = param(conv.inputs[1]!).slice();
   const cOut = graph.shapes.get(conv.inputs[1]!)![0]!;
   const bias = conv.inputs[2] !== undefined ? param(conv.inputs[2]).slice() : new Float32Array(cOut);
-  const bn = step.nodes.find((n) => n.op === 'batchNorm');
-  if (bn !== undefined) {
+  const bn = step.foldedBatchNorm;
+  if (bn !== null) {
     const [gamma, beta, mean, variance] = bn.inputs.slice(1).map(param) as [
       Float32Array,
       Float32Array,
@@ -523,12 +392,13 @@ function foldedConv(graph: Graph, step: Step): { weight: Float32Array; bias: Flo
 }
 
 function prepare(graph: Graph, step: Step, wasm: WasmKernels): Prepared {
-  switch (step.kind) {
-    case 'pointwise':
-    case 'convgemm':
-    case 'conv3x3s2': {
+  const lowering = step.lowering;
+  switch (lowering.kernel) {
+    case 'gemm1x1':
+    case 'im2col-gemm':
+    case 'stem3x3s2': {
       const { weight, bias, cOut } = foldedConv(graph, step);
-      const groups = step.kind === 'conv3x3s2' ? 1 : (step.nodes[0]!.attrs as unknown as Conv2dAttrs).groups;
+      const groups = lowering.conv.groups;
       const m = cOut / groups;
       const k = weight.length / cOut;
       return {
@@ -538,11 +408,11 @@ function prepare(graph: Graph, step: Step, wasm: WasmKernels): Prepared {
         })),
       };
     }
-    case 'dwconv': {
+    case 'dwconv3x3': {
       const { weight, bias } = foldedConv(graph, step);
       return { groups: [{ weights: wasm.upload(weight), bias: wasm.upload(bias) }] };
     }
-    case 'fc': {
+    case 'dense': {
       const node = step.nodes[0]!;
       const [outF, inF] = graph.shapes.get(node.inputs[1]!)! as [number, number];
       const weight = graph.params.get(node.inputs[1]!)!.tensor.data;
@@ -568,15 +438,11 @@ function prepare(graph: Graph, step: Step, wasm: WasmKernels): Prepared {
  */
 type Phase = { calls: KernelCall[][] } | { main: () => void };
 
-/** The range [start, end) of `n` units that thread `t` of `threads` takes. */
-function share(n: number, t: number, threads: number): [number, number] {
-  return [Math.floor((n * t) / threads), Math.floor((n * (t + 1)) / threads)];
-}
-
 function perThread(threads: number, make: (t: number) => KernelCall[]): Phase {
   return { calls: Array.from({ length: threads }, (_, t) => make(t)) };
 }
 
+/** The kernel calls of a step, per phase and thread, for the lowering's decision and split. */
 function phasesOf(
   graph: Graph,
   step: Step,
@@ -596,34 +462,41 @@ function phasesOf(
   ];
   const input = step.inputs.length > 0 ? address(step.inputs[0]!) : 0;
   const output = address(step.output);
-  switch (step.kind) {
-    case 'pointwise':
-    case 'convgemm':
-    case 'conv3x3s2': {
-      const [, cOut, oh, ow] = graph.shapes.get(step.nodes[0]!.output)! as [number, number, number, number];
+  const { lowering, split } = step;
+  /** The units of the split that thread t takes. */
+  const units = (t: number): [number, number] => share(split.units, t, threads);
+  switch (lowering.kernel) {
+    case 'gemm1x1':
+    case 'im2col-gemm':
+    case 'stem3x3s2': {
+      const { cOut, oh, ow, groups } = lowering.conv;
       const pixels = oh * ow;
-      const groups = prepared.groups.length;
       const m = cOut / groups;
       const kPerGroup =
-        step.kind === 'pointwise' ? c / groups : step.kind === 'conv3x3s2' ? c * 9 : convGemmShape(graph, step).k;
-      const n = step.shuffleGroups > 0 ? cOut / step.shuffleGroups : 0;
-      // Output channel o lands on plane o, or on its shuffled position: i·n + j → j·g + i.
-      const plane = (o: number): number => (n > 0 ? (o % n) * step.shuffleGroups + Math.floor(o / n) : o);
+        lowering.kernel === 'gemm1x1'
+          ? c / groups
+          : lowering.kernel === 'stem3x3s2'
+            ? c * 9
+            : im2colRows(lowering.conv);
+      // Output channel o lands on plane o, or on its shuffled position (an output remap).
+      const planeOf = new Int32Array(cOut).map((_, o) => o);
+      if (step.shuffleGroups > 0) {
+        channelShuffleSource(cOut, step.shuffleGroups).forEach((from: number, to: number) => (planeOf[from] = to));
+      }
       const residual = step.residual === null ? 0 : address(step.residual);
       const tables = prepared.groups.map((_, g) => ({
-        out: wasm.upload(Uint32Array.from({ length: m }, (_, r) => output + plane(g * m + r) * pixels * 4)),
+        out: wasm.upload(Uint32Array.from({ length: m }, (_, r) => output + planeOf[g * m + r]! * pixels * 4)),
         res:
           residual === 0
             ? 0
             : wasm.upload(Uint32Array.from({ length: m }, (_, r) => residual + (g * m + r) * pixels * 4)),
       }));
-      if (step.kind === 'conv3x3s2') {
+      if (lowering.kernel === 'stem3x3s2') {
         // Pad the input planes once (split by planes) into thread 0's scratch, then the bands of
         // output rows (split by bands), each thread with its own patch matrix.
         const only = prepared.groups[0]!;
         const table = tables[0]!;
-        const band = stemBandRows(c, ow);
-        const bands = Math.ceil(oh / band);
+        const band = split.bandRows;
         const planeFloats = wasm.exports.paddedPlaneFloats(h, w);
         const pad = perThread(threads, (t) => {
           const [c0, c1] = share(c, t, threads);
@@ -633,7 +506,7 @@ function phasesOf(
         });
         const gemm = perThread(threads, (t) => {
           const calls: KernelCall[] = [];
-          const [b0, b1] = share(bands, t, threads);
+          const [b0, b1] = units(t);
           for (let b = b0; b < b1; b++) {
             const oy = b * band;
             const rows = Math.min(band, oh - oy);
@@ -648,20 +521,15 @@ function phasesOf(
         });
         return [pad, gemm];
       }
-      if (step.kind === 'convgemm') {
-        // Units of (band of output rows, group), split among threads; each has its own patch matrix.
-        const a = step.nodes[0]!.attrs as unknown as Conv2dAttrs;
-        const [, , kh, kw] = graph.shapes.get(step.nodes[0]!.inputs[1]!)! as [number, number, number, number];
+      if (lowering.kernel === 'im2col-gemm') {
+        // Units of (band of output rows, group); each thread has its own patch matrix.
+        const { kh, kw, strideH, strideW, padTop, padLeft, dilationH, dilationW } = lowering.conv;
         const cPerGroup = c / groups;
-        const band = convBandRows(kPerGroup, ow);
-        const bands = Math.ceil(oh / band);
-        const [sh, sw] = a.stride;
-        const [padTop, padLeft] = a.padding;
-        const [dh, dw] = a.dilation;
+        const band = split.bandRows;
         return [
           perThread(threads, (t) => {
             const calls: KernelCall[] = [];
-            const [u0, u1] = share(bands * groups, t, threads);
+            const [u0, u1] = units(t);
             for (let u = u0; u < u1; u++) {
               const oy = Math.floor(u / groups) * band;
               const g = u % groups;
@@ -671,7 +539,7 @@ function phasesOf(
               const tb = tables[g]!;
               calls.push(
                 // prettier-ignore
-                call('im2col', cPerGroup, h, w, kh, kw, sh, sw, padTop, padLeft, dh, dw, ow, oy, oy + rows, input + g * cPerGroup * h * w * 4, col[t]!),
+                call('im2col', cPerGroup, h, w, kh, kw, strideH, strideW, padTop, padLeft, dilationH, dilationW, ow, oy, oy + rows, input + g * cPerGroup * h * w * 4, col[t]!),
                 // prettier-ignore
                 call('gemm4x8', kPerGroup, m, bandPixels, p.weights, p.bias, col[t]!, bandPixels * 4, tb.out, tb.res, oy * ow * 4, relu),
               );
@@ -680,13 +548,13 @@ function phasesOf(
           }),
         ];
       }
-      // Pointwise: the blocks of 4 output channels of all groups, in order, split among threads;
-      // a thread's run of blocks within one group is one GEMM call.
+      // 1×1: the blocks of 4 output channels of all groups, in order, split among threads; a
+      // thread's run of blocks within one group is one GEMM call.
       const blocksPerGroup = Math.ceil(m / 4);
       return [
         perThread(threads, (t) => {
           const calls: KernelCall[] = [];
-          const [u0, u1] = share(blocksPerGroup * groups, t, threads);
+          const [u0, u1] = units(t);
           for (let u = u0; u < u1;) {
             const g = Math.floor(u / blocksPerGroup);
             const b0 = u % blocksPerGroup;
@@ -705,47 +573,44 @@ function phasesOf(
         }),
       ];
     }
-    case 'dwconv': {
-      const stride = (step.nodes[0]!.attrs as unknown as Conv2dAttrs).stride[0];
-      const [, , oh, ow] = graph.shapes.get(step.nodes[0]!.output)! as [number, number, number, number];
+    case 'dwconv3x3': {
+      const { oh, ow } = lowering.conv;
       const p = prepared.groups[0]!;
       return [
         perThread(threads, (t) => {
-          const [c0, c1] = share(c, t, threads);
+          const [c0, c1] = units(t);
           if (c1 === c0) return [];
           // prettier-ignore
-          return [call('dwconv3x3', c1 - c0, h, w, stride, input + c0 * h * w * 4, p.weights + c0 * 36, p.bias + c0 * 4, output + c0 * oh * ow * 4, relu, scratch[t]!)];
+          return [call('dwconv3x3', c1 - c0, h, w, lowering.stride, input + c0 * h * w * 4, p.weights + c0 * 36, p.bias + c0 * 4, output + c0 * oh * ow * 4, relu, scratch[t]!)];
         }),
       ];
     }
-    case 'maxpool':
-    case 'avgpool': {
-      const average = step.kind === 'avgpool' ? 1 : 0;
-      const pad = (step.nodes[0]!.attrs as unknown as Pool2dAttrs).padding[0];
+    case 'pool3x3s2': {
       const [, , oh, ow] = graph.shapes.get(step.nodes[0]!.output)! as [number, number, number, number];
+      const average = lowering.average ? 1 : 0;
       return [
         perThread(threads, (t) => {
-          const [c0, c1] = share(c, t, threads);
+          const [c0, c1] = units(t);
           if (c1 === c0) return [];
           // prettier-ignore
-          return [call('pool3x3s2', c1 - c0, h, w, pad, average, input + c0 * h * w * 4, output + c0 * oh * ow * 4, relu, scratch[t]!)];
+          return [call('pool3x3s2', c1 - c0, h, w, lowering.pad, average, input + c0 * h * w * 4, output + c0 * oh * ow * 4, relu, scratch[t]!)];
         }),
       ];
     }
-    case 'gap':
+    case 'global-avg-pool':
       return [
         perThread(threads, (t) => {
-          const [c0, c1] = share(c, t, threads);
+          const [c0, c1] = units(t);
           return c1 > c0 ? [call('globalAvgPool', c1 - c0, h * w, input + c0 * h * w * 4, output + c0 * 4)] : [];
         }),
       ];
-    case 'fc': {
+    case 'dense': {
       // Blocks of 8 outputs (dense8 writes whole blocks; the buffer is padded to a multiple of 8).
       const [outF, inF] = graph.shapes.get(step.nodes[0]!.inputs[1]!)! as [number, number];
       const p = prepared.groups[0]!;
       return [
         perThread(threads, (t) => {
-          const [b0, b1] = share(Math.ceil(outF / 8), t, threads);
+          const [b0, b1] = units(t);
           if (b1 === b0) return [];
           const o0 = b0 * 8;
           const count = Math.min(outF, b1 * 8) - o0;
@@ -754,29 +619,14 @@ function phasesOf(
       ];
     }
     case 'concat':
-      return []; // written in place by the parts
+    case 'flatten':
+      return []; // written in place by the parts, or an alias
     case 'reference':
       return [{ main: referenceExecutor(graph, step, wasm, address) }];
+    default:
+      // lowerForInference turns every epilogue op it could not fuse into a reference step.
+      throw new LoweringError(`${describeStep(step)}: no inference executor for kernel ${lowering.kernel}`);
   }
-}
-
-/** The GEMM shape of a general convolution: K = C_in/groups · kH · kW, and the output width. */
-function convGemmShape(graph: Graph, step: Step): { k: number; ow: number } {
-  const [, cPerGroup, kh, kw] = graph.shapes.get(step.nodes[0]!.inputs[1]!)!;
-  return { k: cPerGroup! * kh! * kw!, ow: graph.shapes.get(step.nodes[0]!.output)![3]! };
-}
-
-/** Output rows per im2col band of a general convolution: a patch matrix of at most ~256 KB. */
-function convBandRows(k: number, outWidth: number): number {
-  return Math.max(1, Math.floor(65536 / (k * outWidth)));
-}
-
-/**
- * Output rows per im2col band of the stem: the band's patch matrix (C·9 rows of band·OW floats)
- * stays within ~48 KB, so the GEMM's passes over it hit the cache.
- */
-function stemBandRows(channels: number, outWidth: number): number {
-  return Math.max(1, Math.floor(12288 / (channels * 9 * outWidth)));
 }
 
 /** Runs the step's nodes on the reference ops, reading and writing the arena. */
@@ -801,15 +651,4 @@ function referenceExecutor(
     const result = values.get(step.output)!;
     wasm.f32(output, result.size).set(result.data);
   };
-}
-
-function describe(step: Step): string {
-  const fused = [
-    step.nodes.some((n) => n.op === 'batchNorm') ? 'bn' : '',
-    step.residual !== null ? 'add' : '',
-    step.relu ? 'relu' : '',
-    step.shuffleGroups > 0 ? `shuffle(${step.shuffleGroups})` : '',
-  ].filter((s) => s !== '');
-  const main = step.nodes[0]!;
-  return `${step.kind} ${main.name || main.op}${fused.length > 0 ? ` +${fused.join('+')}` : ''}`;
 }

@@ -1,6 +1,17 @@
 /** Reference kernels that move whole channels: channel shuffle and channel concatenation. */
 
 /**
+ * The channel shuffle's permutation (the paper's: C = g·n channels viewed as (g, n), transposed to
+ * (n, g)): output channel j reads input channel source[j].
+ */
+export function channelShuffleSource(channels: number, groups: number): Int32Array {
+  const perGroup = channels / groups;
+  const source = new Int32Array(channels);
+  for (let i = 0; i < groups; i++) for (let j = 0; j < perGroup; j++) source[j * groups + i] = i * perGroup + j;
+  return source;
+}
+
+/**
  * Channel shuffle as the paper defines it: with C = g·n channels, view them as (g, n), transpose to
  * (n, g) and flatten. Channel i·n + j of the input becomes channel j·g + i of the output, so groups
  * AAA BBB CCC become ABC ABC ABC.

@@ -1,0 +1,402 @@
+/**
+ * The lowering: the one place that decides, for each graph node, which fast kernel runs it, with
+ * which fused epilogue, and how its work splits over threads. Every executor reads these decisions
+ * and none decides on its own:
+ *
+ *   Graph ──► lowerNode(graph, node, purpose) ──► NodeLowering (kernel + geometry, or reference + reason)
+ *                 │
+ *                 ├─► lowerForInference(graph) ──► LoweredStep[]: main node + fused epilogue
+ *                 │        (BN fold, residual add, ReLU, shuffle as an output remap) + thread split
+ *                 │        └─► runtime/plan.ts: packs weights, places buffers, emits kernel calls
+ *                 │            per thread (1 or N), the same calls for every thread count
+ *                 └─► src/train/plan.ts: one step per node, forward and backward kernels for the
+ *                          same decision (a kernel family without a backward for some geometry is
+ *                          lowered to the reference op for training, with the reason)
+ *
+ * A node the fast kernels cannot run is lowered to `{ kernel: 'reference', reason }`: the executor
+ * runs its reference op (correct, slow) and the plan summary says why. A node that no executor may
+ * run that way (training-mode batch norm outside NCHW, whose running statistics live in the fast
+ * step) is a `LoweringError` that names the node and the reason. Never a plausible wrong answer.
+ *
+ * Adding an op or an attribute touches four places (docs/architecture.md): the op definition
+ * (src/ops), its reference kernel (src/kernels/reference), this lowering, and the fast kernel
+ * (src/kernels/wasm/assembly) with its executor cases.
+ */
+import { ShuffleNetError } from '../errors.js';
+import type { Graph, GraphNode } from '../graph/graph.js';
+import type { Conv2dAttrs } from '../ops/conv2d.js';
+import type { AvgPool2dAttrs } from '../ops/pool2d.js';
+import type { Shape } from '../tensor/tensor.js';
+
+/** A node that no executor can run: names the node and says why. */
+export class LoweringError extends ShuffleNetError {
+  override name = 'LoweringError';
+}
+
+/** Who reads the decision: the inference plan (forward only) or the training plan (and backward). */
+export type LoweringPurpose = 'inference' | 'training';
+
+/** A convolution's geometry, read once from the graph. Padding bottom/right follow from the shapes. */
+export interface ConvGeometry {
+  batch: number;
+  cIn: number;
+  h: number;
+  w: number;
+  cOut: number;
+  oh: number;
+  ow: number;
+  kh: number;
+  kw: number;
+  groups: number;
+  strideH: number;
+  strideW: number;
+  padTop: number;
+  padLeft: number;
+  dilationH: number;
+  dilationW: number;
+  bias: boolean;
+}
+
+export type NodeLowering =
+  /** 1×1 convolution, stride 1, no padding, any groups: one GEMM per group (packed [⌈m/4⌉][k][4]). */
+  | { kernel: 'gemm1x1'; conv: ConvGeometry }
+  /** 3×3 / 2, padding 1, one group (the stems): padded planes, im2col3x3s2 by bands, GEMM. */
+  | { kernel: 'stem3x3s2'; conv: ConvGeometry }
+  /** Any other convolution: im2col by bands of output rows per group (dilation, any padding), GEMM. */
+  | { kernel: 'im2col-gemm'; conv: ConvGeometry }
+  /** Depthwise 3×3 (multiplier 1), padding 1, stride 1 or 2. */
+  | { kernel: 'dwconv3x3'; conv: ConvGeometry; stride: number }
+  /** 3×3 / 2 pools with padding 0 or 1 on every side; average divides by 9. */
+  | { kernel: 'pool3x3s2'; average: boolean; pad: number }
+  | { kernel: 'global-avg-pool' }
+  /** Linear on [N, features]. */
+  | { kernel: 'dense' }
+  /** Channel concat of NCHW parts. */
+  | { kernel: 'concat' }
+  /** [N, C, 1, 1] → [N, C]: the same floats. */
+  | { kernel: 'flatten' }
+  | { kernel: 'channel-shuffle'; groups: number }
+  /** Inference batch norm, folded into the producing convolution (lowerForInference). */
+  | { kernel: 'batch-norm' }
+  | { kernel: 'batch-norm-training' }
+  | { kernel: 'relu' }
+  | { kernel: 'add' }
+  | { kernel: 'reference'; reason: string };
+
+export type KernelKind = NodeLowering['kernel'];
+
+const FAST_CONVS: readonly KernelKind[] = ['gemm1x1', 'stem3x3s2', 'im2col-gemm', 'dwconv3x3'];
+
+function convAttrs(node: GraphNode): Conv2dAttrs {
+  return node.attrs as unknown as Conv2dAttrs;
+}
+
+function poolAttrs(node: GraphNode): AvgPool2dAttrs {
+  return node.attrs as unknown as AvgPool2dAttrs;
+}
+
+/** The geometry of a conv2d node. */
+export function convGeometry(graph: Graph, node: GraphNode): ConvGeometry {
+  const a = convAttrs(node);
+  const [batch, cIn, h, w] = graph.shapes.get(node.inputs[0]!)! as [number, number, number, number];
+  const [cOut, , kh, kw] = graph.shapes.get(node.inputs[1]!)! as [number, number, number, number];
+  const [, , oh, ow] = graph.shapes.get(node.output)! as [number, number, number, number];
+  return {
+    batch,
+    cIn,
+    h,
+    w,
+    cOut,
+    oh,
+    ow,
+    kh,
+    kw,
+    groups: a.groups,
+    strideH: a.stride[0],
+    strideW: a.stride[1],
+    padTop: a.padding[0],
+    padLeft: a.padding[1],
+    dilationH: a.dilation[0],
+    dilationW: a.dilation[1],
+    bias: node.inputs.length === 3,
+  };
+}
+
+/**
+ * Which fast kernel runs `node`, or the reference op and why. The decision depends on the node's
+ * op, attributes and shapes, and on the purpose only where a kernel family lacks a backward pass
+ * for some geometry.
+ */
+export function lowerNode(graph: Graph, node: GraphNode, purpose: LoweringPurpose): NodeLowering {
+  const rank = (value: string): number => graph.shapes.get(value)!.length;
+  switch (node.op) {
+    case 'conv2d': {
+      const a = convAttrs(node);
+      const conv = convGeometry(graph, node);
+      const undilated = a.dilation[0] === 1 && a.dilation[1] === 1;
+      const pad = (p: number): boolean => a.padding.every((v) => v === p);
+      const stride = (s: number): boolean => a.stride[0] === s && a.stride[1] === s;
+      if (undilated && conv.kh === 1 && conv.kw === 1 && stride(1) && pad(0)) return { kernel: 'gemm1x1', conv };
+      const threeByThree = undilated && conv.kh === 3 && conv.kw === 3 && pad(1);
+      const depthwise = a.groups === conv.cIn && conv.cIn === conv.cOut;
+      if (threeByThree && depthwise && (stride(1) || stride(2))) {
+        return { kernel: 'dwconv3x3', conv, stride: a.stride[0] };
+      }
+      if (threeByThree && a.groups === 1 && stride(2)) return { kernel: 'stem3x3s2', conv };
+      return { kernel: 'im2col-gemm', conv };
+    }
+    case 'maxPool2d':
+    case 'avgPool2d': {
+      const a = poolAttrs(node);
+      const pad = a.padding[0];
+      const geometry =
+        a.kernel[0] === 3 &&
+        a.kernel[1] === 3 &&
+        a.stride[0] === 2 &&
+        a.stride[1] === 2 &&
+        (pad === 0 || pad === 1) &&
+        a.padding.every((p) => p === pad);
+      if (!geometry) return reference('the fast pool is 3×3, stride 2, padding 0 or 1 on every side');
+      const average = node.op === 'avgPool2d';
+      // Without padding every window is whole, so both divisor conventions give 9.
+      if (average && !a.countIncludePad && pad !== 0) {
+        return reference('the fast average pool divides by 9 (count_include_pad)');
+      }
+      if (purpose === 'training' && pad !== 1) {
+        return reference('the fast pool backward kernels take padding 1 only');
+      }
+      return { kernel: 'pool3x3s2', average, pad };
+    }
+    case 'globalAvgPool':
+      return { kernel: 'global-avg-pool' };
+    case 'linear':
+      return rank(node.inputs[0]!) === 2 ? { kernel: 'dense' } : reference('the fast linear takes [N, features]');
+    case 'concat':
+      return rank(node.output) === 4 ? { kernel: 'concat' } : reference('the fast concat joins NCHW channels');
+    case 'flatten':
+      return { kernel: 'flatten' };
+    case 'channelShuffle':
+      return rank(node.output) === 4
+        ? { kernel: 'channel-shuffle', groups: (node.attrs as { groups: number }).groups }
+        : reference('the fast shuffle permutes NCHW planes');
+    case 'batchNorm':
+      return { kernel: 'batch-norm' };
+    case 'batchNormTraining':
+      if (purpose === 'inference') {
+        throw new LoweringError(
+          `${describeNode(node)}: training-mode batch norm in an inference plan (trace the model without { training: true })`,
+        );
+      }
+      if (rank(node.inputs[0]!) !== 4) {
+        throw new LoweringError(
+          `${describeNode(node)}: training-mode batch norm runs on NCHW only (its running statistics live in the fast step), got rank ${rank(node.inputs[0]!)}`,
+        );
+      }
+      return { kernel: 'batch-norm-training' };
+    case 'relu':
+      return { kernel: 'relu' };
+    case 'add': {
+      const [a, b] = node.inputs.map((v) => graph.shapes.get(v)!) as [Shape, Shape | undefined];
+      const same =
+        b !== undefined && node.inputs.length === 2 && a.length === b.length && a.every((d, i) => d === b[i]);
+      return same ? { kernel: 'add' } : reference('the fast add takes two inputs of one shape');
+    }
+    default:
+      return reference(`no fast kernel for ${node.op}`);
+  }
+}
+
+function reference(reason: string): NodeLowering {
+  return { kernel: 'reference', reason };
+}
+
+/** "stage2.0.gconv1 (conv2d)" */
+export function describeNode(node: GraphNode): string {
+  return node.name ? `${node.name} (${node.op})` : `${node.op} → ${node.output}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inference: fusion into steps, and each step's thread split.
+
+/**
+ * How a step's work divides among threads: `units` interchangeable pieces, each thread taking a
+ * contiguous range (`share`). Units are blocks of 4 output channels of one group (GEMMs), planes
+ * (depthwise, pools), bands of output rows per group (im2col), blocks of 8 outputs (dense).
+ */
+export interface ThreadSplit {
+  axis: 'channel-blocks' | 'planes' | 'row-bands' | 'output-blocks' | 'none';
+  units: number;
+  /** Output rows per band (row-bands only). */
+  bandRows: number;
+}
+
+/** A fused inference step, before memory addresses are known. */
+export interface LoweredStep {
+  lowering: NodeLowering;
+  /** The graph nodes it covers, main node first. */
+  nodes: GraphNode[];
+  /** Activation values it reads (parameters excluded). */
+  inputs: string[];
+  output: string;
+  /** Epilogue: batch norm folded into the weights and bias (convolutions). */
+  foldedBatchNorm: GraphNode | null;
+  /** Epilogue: a residual added before the ReLU (GEMM convolutions). */
+  residual: string | null;
+  relu: boolean;
+  /** Epilogue: groups of a channel shuffle folded into the output layout (an output remap), or 0. */
+  shuffleGroups: number;
+  split: ThreadSplit;
+}
+
+/**
+ * Lowers a graph (batch 1) into fused inference steps: every node is the main node of one step or
+ * folded into the epilogue of an earlier one.
+ */
+export function lowerForInference(graph: Graph): LoweredStep[] {
+  const uses = new Map<string, GraphNode[]>();
+  for (const node of graph.nodes) {
+    for (const value of node.inputs) uses.set(value, [...(uses.get(value) ?? []), node]);
+  }
+  const index = new Map(graph.nodes.map((node, i) => [node.output, i]));
+  /** The only consumer of `value`, if it has exactly one and is not the graph's output. */
+  const sole = (value: string): GraphNode | null => {
+    const consumers = uses.get(value) ?? [];
+    return value !== graph.output && consumers.length === 1 ? consumers[0]! : null;
+  };
+  const isActivation = (value: string): boolean => !graph.params.has(value);
+  const absorbed = new Set<GraphNode>();
+  const steps: LoweredStep[] = [];
+
+  graph.nodes.forEach((node, i) => {
+    if (absorbed.has(node)) return;
+    let lowering = lowerNode(graph, node, 'inference');
+    // Epilogue ops that no producer absorbed run on their reference op.
+    const standalone: Partial<Record<KernelKind, string>> = {
+      'batch-norm': 'batch norm folds only into the convolution that produces its input',
+      relu: 'ReLU fuses only into the epilogue of the step that produces its input',
+      add: 'a residual add fuses only into a GEMM convolution epilogue',
+      'channel-shuffle': 'a shuffle fuses only into a 1×1 convolution as an output remap',
+    };
+    const unfused = standalone[lowering.kernel];
+    if (unfused !== undefined) lowering = reference(unfused);
+    const kind = lowering.kernel;
+    const step: LoweredStep = {
+      lowering,
+      nodes: [node],
+      inputs: node.inputs.filter(isActivation),
+      output: node.output,
+      foldedBatchNorm: null,
+      residual: null,
+      relu: false,
+      shuffleGroups: 0,
+      split: { axis: 'none', units: 1, bandRows: 0 },
+    };
+    const absorb = (next: GraphNode): void => {
+      step.nodes.push(next);
+      absorbed.add(next);
+      step.output = next.output;
+    };
+    const conv = FAST_CONVS.includes(kind);
+    const gemm = kind === 'gemm1x1' || kind === 'im2col-gemm';
+    let next = sole(step.output);
+    if (conv && next?.op === 'batchNorm' && next.inputs[0] === step.output) {
+      absorb(next);
+      step.foldedBatchNorm = next;
+      next = sole(step.output);
+    }
+    if (gemm && next?.op === 'add' && next.inputs.length === 2) {
+      const other = next.inputs[0] === step.output ? next.inputs[1]! : next.inputs[0]!;
+      // The residual must already exist when this step runs.
+      const producedBefore = other === graph.input.name || (index.get(other) ?? Infinity) < i;
+      const sameShape = lowerNode(graph, next, 'inference').kernel === 'add';
+      if (isActivation(other) && producedBefore && other !== step.output && sameShape) {
+        absorb(next);
+        step.residual = other;
+        next = sole(step.output);
+      }
+    }
+    if ((conv || kind === 'dense' || kind === 'pool3x3s2' || kind === 'concat') && next?.op === 'relu') {
+      absorb(next);
+      step.relu = true;
+      next = sole(step.output);
+    }
+    if (kind === 'gemm1x1' && next !== null) {
+      const shuffle = lowerNode(graph, next, 'inference');
+      if (shuffle.kernel === 'channel-shuffle') {
+        absorb(next);
+        step.shuffleGroups = shuffle.groups;
+      }
+    }
+    step.split = threadSplit(graph, step);
+    steps.push(step);
+  });
+  return steps;
+}
+
+/** How a step's work splits among threads (see ThreadSplit). */
+function threadSplit(graph: Graph, step: LoweredStep): ThreadSplit {
+  const none: ThreadSplit = { axis: 'none', units: 1, bandRows: 0 };
+  const lowering = step.lowering;
+  switch (lowering.kernel) {
+    case 'gemm1x1': {
+      const { cOut, groups } = lowering.conv;
+      return { axis: 'channel-blocks', units: groups * Math.ceil(cOut / groups / 4), bandRows: 0 };
+    }
+    case 'im2col-gemm': {
+      const { oh, ow, groups } = lowering.conv;
+      const bandRows = convBandRows(im2colRows(lowering.conv), ow);
+      return { axis: 'row-bands', units: Math.ceil(oh / bandRows) * groups, bandRows };
+    }
+    case 'stem3x3s2': {
+      const { oh, ow, cIn } = lowering.conv;
+      const bandRows = stemBandRows(cIn, ow);
+      return { axis: 'row-bands', units: Math.ceil(oh / bandRows), bandRows };
+    }
+    case 'dwconv3x3':
+    case 'pool3x3s2':
+    case 'global-avg-pool':
+      return { axis: 'planes', units: graph.shapes.get(step.inputs[0]!)![1]!, bandRows: 0 };
+    case 'dense':
+      return { axis: 'output-blocks', units: Math.ceil(graph.shapes.get(step.nodes[0]!.output)![1]! / 8), bandRows: 0 };
+    default:
+      return none;
+  }
+}
+
+/** Rows of an im2col patch matrix for one group: K = C_in/groups · kH · kW. */
+export function im2colRows(conv: ConvGeometry): number {
+  return (conv.cIn / conv.groups) * conv.kh * conv.kw;
+}
+
+/** Output rows per im2col band of a general convolution: a patch matrix of at most ~256 KB. */
+export function convBandRows(k: number, outWidth: number): number {
+  return Math.max(1, Math.floor(65536 / (k * outWidth)));
+}
+
+/**
+ * Output rows per im2col band of the stem: the band's patch matrix (C·9 rows of band·OW floats)
+ * stays within ~48 KB, so the GEMM's passes over it hit the cache.
+ */
+export function stemBandRows(channels: number, outWidth: number): number {
+  return Math.max(1, Math.floor(12288 / (channels * 9 * outWidth)));
+}
+
+/** The range [start, end) of `n` units that thread `t` of `threads` takes. */
+export function share(n: number, t: number, threads: number): [number, number] {
+  return [Math.floor((n * t) / threads), Math.floor((n * (t + 1)) / threads)];
+}
+
+/** One line per step: kernel, module path, what was fused, or why it runs on the reference op. */
+export function describeStep(step: LoweredStep): string {
+  const fused = [
+    step.foldedBatchNorm !== null ? 'bn' : '',
+    step.residual !== null ? 'add' : '',
+    step.relu ? 'relu' : '',
+    step.shuffleGroups > 0 ? `shuffle(${step.shuffleGroups})` : '',
+  ].filter((s) => s !== '');
+  const main = step.nodes[0]!;
+  const lowering = step.lowering;
+  const why = lowering.kernel === 'reference' ? ` (${lowering.reason})` : '';
+  const kernel = lowering.kernel === 'pool3x3s2' ? `${lowering.average ? 'avg' : 'max'}pool3x3s2` : lowering.kernel;
+  return `${kernel} ${main.name || main.op}${fused.length > 0 ? ` +${fused.join('+')}` : ''}${why}`;
+}

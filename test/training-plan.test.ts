@@ -227,7 +227,7 @@ describe('training plan: behaviour', () => {
   it('runs every node of a ShuffleNet on a fast kernel', async () => {
     const model = createModel('shufflenet_v1_g3_0.5x', { numClasses: 10, inputChannels: 1, smallInput: true });
     const plan = await TrainingPlan.compile(model.trace([2, 1, 28, 28], { training: true }));
-    const slow = plan.steps.filter((s) => s.endsWith(': reference'));
+    const slow = plan.steps.filter((s) => s.includes(': reference'));
     expect(slow).toEqual([]);
   });
 });

@@ -28,13 +28,13 @@ import { getGradientRule } from '../autograd/rules.js';
 import { ShapeError, ShuffleNetError } from '../errors.js';
 import type { Graph, GraphNode } from '../graph/graph.js';
 import { updateRunningStatisticsReference } from '../kernels/reference/normalization.js';
-import { channelShuffleReference } from '../kernels/reference/channels.js';
+import { channelShuffleSource } from '../kernels/reference/channels.js';
 import { channelSumReference } from '../kernels/reference/conv2d-backward.js';
 import { transposeReference } from '../kernels/reference/layout.js';
 import { WasmKernels } from '../kernels/wasm/module.js';
 import { packGemmWeightsInto } from '../kernels/wasm/pack.js';
-import { getOp, type BatchNormTrainingAttrs, type ChannelShuffleAttrs, type Conv2dAttrs } from '../ops/index.js';
-import type { AvgPool2dAttrs, Pool2dAttrs } from '../ops/pool2d.js';
+import { getOp, type BatchNormTrainingAttrs } from '../ops/index.js';
+import { im2colRows, lowerNode, type ConvGeometry } from '../runtime/lower.js';
 import { formatShape, sameShape, shapeSize, Tensor, type Shape } from '../tensor/tensor.js';
 
 /**
@@ -366,31 +366,39 @@ interface CompiledNode {
   initialise?: () => void;
 }
 
+/** Compiles a node onto the kernels that the lowering chose for it (src/runtime/lower.ts). */
 function compileNode(ctx: CompileContext, node: GraphNode): CompiledNode {
-  switch (node.op) {
-    case 'conv2d':
-      return compileConv(ctx, node) ?? compileReference(ctx, node);
-    case 'batchNormTraining':
+  const lowering = lowerNode(ctx.graph, node, 'training');
+  switch (lowering.kernel) {
+    case 'gemm1x1':
+      return compilePointwise(ctx, node, lowering.conv);
+    case 'dwconv3x3':
+      return compileDepthwise(ctx, node, lowering.conv, lowering.stride);
+    case 'stem3x3s2':
+    case 'im2col-gemm':
+      return compileIm2col(ctx, node, lowering.conv);
+    case 'batch-norm-training':
       return compileBatchNorm(ctx, node);
     case 'relu':
       return compileRelu(ctx, node);
     case 'add':
       return compileAdd(ctx, node);
-    case 'channelShuffle':
-      return compileShuffle(ctx, node);
+    case 'channel-shuffle':
+      return compileShuffle(ctx, node, lowering.groups);
     case 'concat':
-      return ctx.graph.shapes.get(node.output)!.length === 4 ? compileConcat(ctx, node) : compileReference(ctx, node);
-    case 'avgPool2d':
-    case 'maxPool2d':
-      return compilePool(ctx, node) ?? compileReference(ctx, node);
-    case 'globalAvgPool':
+      return compileConcat(ctx, node);
+    case 'pool3x3s2':
+      return compilePool(ctx, node, lowering.average);
+    case 'global-avg-pool':
       return compileGlobalAvgPool(ctx, node);
-    case 'linear':
+    case 'dense':
       return compileLinear(ctx, node);
     case 'flatten':
       return compileFlatten(ctx, node);
-    default:
-      return compileReference(ctx, node);
+    case 'batch-norm':
+      return compileReference(ctx, node, 'inference batch norm (running statistics) in a training graph');
+    case 'reference':
+      return compileReference(ctx, node, lowering.reason);
   }
 }
 
@@ -417,15 +425,12 @@ function dims4(shape: Shape): [number, number, number, number] {
 // ---------------------------------------------------------------------------------------------
 // Any op: the reference forward and gradient rule on views of the plan's memory.
 
-function compileReference(ctx: CompileContext, node: GraphNode): CompiledNode {
+function compileReference(ctx: CompileContext, node: GraphNode, reason: string): CompiledNode {
   const { graph } = ctx;
   const op = getOp(node.op);
   const inputs = (): Tensor[] => node.inputs.map((name) => ctx.view(name));
-  if (node.op === 'batchNormTraining') {
-    throw new ShuffleNetError(`training plan: ${node.name}: batch norm must run on its fast kernel`);
-  }
   return {
-    kind: 'reference',
+    kind: `reference (${reason})`,
     forward: () => op.forward(inputs(), node.attrs, ctx.view(node.output)),
     backward: (gradOutput, targets) => () => {
       const shape = graph.shapes.get(node.output)!;
@@ -450,47 +455,14 @@ function compileReference(ctx: CompileContext, node: GraphNode): CompiledNode {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Convolutions: 1×1 (grouped) as GEMMs, depthwise 3×3 on its own kernels, any other conv with
-// one group as im2col + GEMM.
-
-function compileConv(ctx: CompileContext, node: GraphNode): CompiledNode | null {
-  const a = node.attrs as unknown as Conv2dAttrs;
-  const [n, cIn, h, w] = dims4(ctx.graph.shapes.get(node.inputs[0]!)!);
-  const [cOut, , kh, kw] = dims4(ctx.graph.shapes.get(node.inputs[1]!)!);
-  const [, , oh, ow] = dims4(ctx.graph.shapes.get(node.output)!);
-  const plain = a.dilation[0] === 1 && a.dilation[1] === 1;
-  const pad = (p: number): boolean => a.padding.every((v) => v === p);
-  const stride = a.stride[0] === a.stride[1] ? a.stride[0] : 0;
-  const hasBias = node.inputs.length === 3;
-  if (plain && kh === 1 && kw === 1 && stride === 1 && pad(0))
-    return compilePointwise(ctx, node, n, cIn, cOut, h * w, a.groups);
-  if (
-    plain &&
-    kh === 3 &&
-    kw === 3 &&
-    pad(1) &&
-    a.groups === cIn &&
-    cIn === cOut &&
-    (stride === 1 || stride === 2) &&
-    !hasBias
-  ) {
-    return compileDepthwise(ctx, node, n, cIn, h, w, stride);
-  }
-  if (a.groups === 1 && !hasBias) return compileIm2col(ctx, node, { n, cIn, h, w, cOut, kh, kw, oh, ow, a });
-  return null;
-}
+// Convolutions: 1×1 (grouped) as GEMMs, depthwise 3×3 on its own kernels, any other conv as
+// im2col + GEMM per group, as the lowering decides.
 
 /** 1×1 convolution with `groups` groups over [N, cIn, P] → [N, cOut, P]. */
-function compilePointwise(
-  ctx: CompileContext,
-  node: GraphNode,
-  n: number,
-  cIn: number,
-  cOut: number,
-  pixels: number,
-  groups: number,
-): CompiledNode {
+function compilePointwise(ctx: CompileContext, node: GraphNode, conv: ConvGeometry): CompiledNode {
   const { kernels, heap } = ctx;
+  const { batch: n, cIn, cOut, groups } = conv;
+  const pixels = conv.h * conv.w;
   const k = kernels.exports;
   const [xName, wName, bName] = node.inputs;
   const kg = cIn / groups;
@@ -615,24 +587,15 @@ function biasGradient(
   };
 }
 
-function compileDepthwise(
-  ctx: CompileContext,
-  node: GraphNode,
-  n: number,
-  c: number,
-  h: number,
-  w: number,
-  stride: number,
-): CompiledNode {
+function compileDepthwise(ctx: CompileContext, node: GraphNode, conv: ConvGeometry, stride: number): CompiledNode {
   const { kernels, heap } = ctx;
   const k = kernels.exports;
-  const [xName, wName] = node.inputs;
+  const { batch: n, cIn: c, h, w, oh, ow } = conv;
+  const [xName, wName, bName] = node.inputs;
   const x = ctx.address(xName!);
   const weight = ctx.address(wName!);
   const y = ctx.address(node.output);
-  const oh = Math.floor((h - 1) / stride) + 1;
-  const ow = Math.floor((w - 1) / stride) + 1;
-  const zeros = kernels.allocFloats(c);
+  const bias = bName === undefined ? kernels.allocFloats(c) : ctx.address(bName); // zeros without one
   needScratch(ctx, k.paddedPlaneFloats(h, w) + 16);
   const inSample = c * h * w * FLOAT;
   const outSample = c * oh * ow * FLOAT;
@@ -640,11 +603,12 @@ function compileDepthwise(
     kind: 'dwconv3x3',
     forward: () => {
       for (let s = 0; s < n; s++)
-        k.dwconv3x3(c, h, w, stride, x + s * inSample, weight, zeros, y + s * outSample, 0, ctx.scratch);
+        k.dwconv3x3(c, h, w, stride, x + s * inSample, weight, bias, y + s * outSample, 0, ctx.scratch);
     },
-    backward:
-      (gy, [dx, dw]) =>
-      () => {
+    backward: (gy, [dx, dw, db]) => {
+      const biasGrad = db ? biasGradient(ctx, c) : null;
+      return () => {
+        if (db) biasGrad!(gy, db, n, oh * ow);
         if (dx) {
           for (let s = 0; s < n; s++) {
             k.dwconv3x3BackwardInput(
@@ -668,96 +632,72 @@ function compileDepthwise(
             k.dwconv3x3BackwardWeight(c, h, w, stride, x + s * inSample, gy + s * outSample, dw.address, ctx.scratch);
           }
         }
-      },
+      };
+    },
   };
 }
 
-/** Any one-group convolution without bias (the stems): im2col per sample, then the GEMM. */
-function compileIm2col(
-  ctx: CompileContext,
-  node: GraphNode,
-  d: {
-    n: number;
-    cIn: number;
-    h: number;
-    w: number;
-    cOut: number;
-    kh: number;
-    kw: number;
-    oh: number;
-    ow: number;
-    a: Conv2dAttrs;
-  },
-): CompiledNode {
+/**
+ * Any other convolution (the stems, dilated, strided, padded, grouped): im2col per sample and
+ * group, then the GEMM. The patch matrices are kept for the weight gradient; the input gradient
+ * (which stems never need) runs the reference rule.
+ */
+function compileIm2col(ctx: CompileContext, node: GraphNode, conv: ConvGeometry): CompiledNode {
   const { kernels, heap } = ctx;
   const k = kernels.exports;
-  const { n, cIn, h, w, cOut, kh, kw, oh, ow, a } = d;
-  const [xName, wName] = node.inputs;
+  const { batch: n, cIn, h, w, cOut, oh, ow, kh, kw, groups } = conv;
+  const [xName, wName, bName] = node.inputs;
   const x = ctx.address(xName!);
   const weight = ctx.address(wName!);
   const y = ctx.address(node.output);
-  const kk = cIn * kh * kw;
+  const cPerGroup = cIn / groups;
+  const mg = cOut / groups;
+  const kg = im2colRows(conv);
   const pixels = oh * ow;
-  const col = kernels.allocFloats(n * kk * pixels); // kept for the weight gradient
-  const packed = kernels.allocFloats(Math.ceil(cOut / 4) * 4 * kk);
-  const bias = kernels.allocFloats(Math.ceil(cOut / 4) * 4);
-  const outTable = kernels.allocBytes(n * cOut * 4);
   const rowBytes = pixels * FLOAT;
-  const reference = compileReference(ctx, node); // for the input gradient, which stems never need
+  const col = kernels.allocFloats(n * groups * kg * pixels); // [N][groups][kg][pixels]
+  const colAt = (s: number, g: number): number => col + (s * groups + g) * kg * rowBytes;
+  const packedBlock = Math.ceil(mg / 4) * 4 * kg;
+  const biasBlock = Math.ceil(mg / 4) * 4;
+  const packed = kernels.allocFloats(packedBlock * groups);
+  const bias = kernels.allocFloats(biasBlock * groups); // the conv's bias per group, or zeros
+  const outTable = kernels.allocBytes(n * cOut * 4);
+  const reference = compileReference(ctx, node, 'input gradient of an im2col convolution');
   return {
-    kind: 'im2col+gemm4x8',
+    kind: `im2col+gemm4x8${groups > 1 ? ` ×${groups} groups` : ''}`,
     initialise: () => {
       for (let i = 0; i < n * cOut; i++) heap.u32[(outTable >> 2) + i] = y + i * rowBytes;
     },
     forward: () => {
-      packGemmWeightsInto(
-        heap.f32,
-        packed >> 2,
-        heap.f32.subarray(weight >> 2, (weight >> 2) + cOut * kk),
-        cOut,
-        kk,
-        false,
-      );
+      const wAll = heap.f32.subarray(weight >> 2, (weight >> 2) + cOut * kg);
+      const b = bName === undefined ? null : ctx.floats(ctx.address(bName), cOut);
+      for (let g = 0; g < groups; g++) {
+        const wg = wAll.subarray(g * mg * kg, (g + 1) * mg * kg);
+        packGemmWeightsInto(heap.f32, (packed >> 2) + g * packedBlock, wg, mg, kg, false);
+        if (b) heap.f32.set(b.subarray(g * mg, (g + 1) * mg), (bias >> 2) + g * biasBlock);
+      }
       for (let s = 0; s < n; s++) {
-        const colAt = col + s * kk * rowBytes;
-        k.im2col(
-          cIn,
-          h,
-          w,
-          kh,
-          kw,
-          a.stride[0],
-          a.stride[1],
-          a.padding[0],
-          a.padding[1],
-          1,
-          1,
-          ow,
-          0,
-          oh,
-          x + s * cIn * h * w * FLOAT,
-          colAt,
-        );
-        k.gemm4x8(kk, cOut, pixels, packed, bias, colAt, rowBytes, outTable + s * cOut * 4, 0, 0, 0);
+        for (let g = 0; g < groups; g++) {
+          const input = x + (s * cIn + g * cPerGroup) * h * w * FLOAT;
+          // prettier-ignore
+          k.im2col(cPerGroup, h, w, kh, kw, conv.strideH, conv.strideW, conv.padTop, conv.padLeft, conv.dilationH, conv.dilationW, ow, 0, oh, input, colAt(s, g));
+          // prettier-ignore
+          k.gemm4x8(kg, mg, pixels, packed + g * packedBlock * FLOAT, bias + g * biasBlock * FLOAT, colAt(s, g), rowBytes, outTable + (s * cOut + g * mg) * 4, 0, 0, 0);
+        }
       }
     },
-    backward: (gy, [dx, dw]) => {
-      const inputGrad = dx ? reference.backward(gy, [dx, null]) : null;
+    backward: (gy, [dx, dw, db]) => {
+      const inputGrad = dx ? reference.backward(gy, [dx, null, null]) : null;
+      const biasGrad = db ? biasGradient(ctx, cOut) : null;
       return () => {
         inputGrad?.();
-        if (dw)
-          k.convWeightGrad(
-            cOut,
-            kk,
-            pixels,
-            n,
-            gy,
-            cOut * rowBytes,
-            col,
-            kk * rowBytes,
-            dw.address,
-            dw.accumulate ? 1 : 0,
-          );
+        if (dw) {
+          for (let g = 0; g < groups; g++) {
+            // prettier-ignore
+            k.convWeightGrad(mg, kg, pixels, n, gy + g * mg * rowBytes, cOut * rowBytes, colAt(0, g), groups * kg * rowBytes, dw.address + g * mg * kg * FLOAT, dw.accumulate ? 1 : 0);
+          }
+        }
+        if (db) biasGrad!(gy, db, n, pixels);
       };
     },
   };
@@ -878,9 +818,7 @@ function compileRelu(ctx: CompileContext, node: GraphNode): CompiledNode {
 }
 
 function compileAdd(ctx: CompileContext, node: GraphNode): CompiledNode {
-  const [aName, bName] = node.inputs;
-  const sameShapes = sameShape(ctx.graph.shapes.get(aName!)!, ctx.graph.shapes.get(bName!)!);
-  if (node.inputs.length !== 2 || !sameShapes) return compileReference(ctx, node);
+  const [aName, bName] = node.inputs; // two inputs of one shape (the lowering checked)
   const k = ctx.kernels.exports;
   const count = shapeSize(ctx.graph.shapes.get(node.output)!);
   const a = ctx.address(aName!);
@@ -898,19 +836,10 @@ function compileAdd(ctx: CompileContext, node: GraphNode): CompiledNode {
 // ---------------------------------------------------------------------------------------------
 // Channel moves: shuffle (a permutation of planes) and concat.
 
-function compileShuffle(ctx: CompileContext, node: GraphNode): CompiledNode {
+function compileShuffle(ctx: CompileContext, node: GraphNode, groups: number): CompiledNode {
   const [n, c, h, w] = dims4(ctx.graph.shapes.get(node.output)!);
   const pixels = h * w;
-  // The permutation, read off the reference kernel: output channel j holds input channel from[j].
-  const from = new Float32Array(c);
-  channelShuffleReference(
-    Float32Array.from({ length: c }, (_, i) => i),
-    from,
-    1,
-    c,
-    1,
-    (node.attrs as unknown as ChannelShuffleAttrs).groups,
-  );
+  const from = channelShuffleSource(c, groups); // output channel j holds input channel from[j]
   const x = ctx.address(node.inputs[0]!) >> 2;
   const y = ctx.address(node.output) >> 2;
   return {
@@ -971,13 +900,11 @@ function compileConcat(ctx: CompileContext, node: GraphNode): CompiledNode {
 // ---------------------------------------------------------------------------------------------
 // Pools
 
-function compilePool(ctx: CompileContext, node: GraphNode): CompiledNode | null {
-  const a = node.attrs as unknown as Pool2dAttrs;
-  const whole = a.kernel.every((v) => v === 3) && a.stride.every((v) => v === 2) && a.padding.every((v) => v === 1);
-  const average = node.op === 'avgPool2d';
-  if (!whole) return null;
-  const countIncludePad = average ? (node.attrs as unknown as AvgPool2dAttrs).countIncludePad : true;
-  if (average && !countIncludePad) return null; // the forward kernel divides by 9
+/**
+ * 3×3 / 2 pools with padding 1; an average one divides by 9 (the lowering sends any other pool to
+ * the reference op).
+ */
+function compilePool(ctx: CompileContext, node: GraphNode, average: boolean): CompiledNode {
   const k = ctx.kernels.exports;
   const [n, c, h, w] = dims4(ctx.graph.shapes.get(node.inputs[0]!)!);
   const x = ctx.address(node.inputs[0]!);

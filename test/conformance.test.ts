@@ -33,7 +33,7 @@ import { runGraph } from '../src/graph/execute.js';
 import type { Graph } from '../src/graph/graph.js';
 import { kernelVariant, type KernelVariant } from '../src/kernels/wasm/module.js';
 import { spawnNodeWorker } from '../src/node/session.js';
-import { getOp } from '../src/ops/index.js';
+import { getOp, type Conv2dAttrs } from '../src/ops/index.js';
 import { compilePlan } from '../src/runtime/plan.js';
 import { startHelpers, type SpawnWorker, type WorkerPort } from '../src/runtime/session.js';
 import { Tensor } from '../src/tensor/tensor.js';
@@ -230,6 +230,21 @@ describe('conformance: the WASM build', () => {
   it(`runs the ${kernelVariant({})} build${expectedVariant ? ` (expected: ${expectedVariant})` : ''}`, () => {
     if (expectedVariant !== undefined) expect(kernelVariant({})).toBe(expectedVariant);
     expect(cases.length).toBeGreaterThan(100);
+  });
+
+  it('covers every op and every conv attribute value the suite promises', () => {
+    const nodes = cases.flatMap((c) => c.nodes);
+    const ops = new Set(nodes.map((n) => n.op));
+    const promised = ['conv2d', 'batchNorm', 'relu', 'add', 'concat', 'channelShuffle', 'maxPool2d', 'avgPool2d'];
+    expect(promised.concat(['globalAvgPool', 'flatten', 'linear']).filter((op) => !ops.has(op))).toEqual([]);
+    const convs = nodes.filter((n) => n.op === 'conv2d').map((n) => n.attrs as unknown as Conv2dAttrs);
+    const seen = (f: (a: Conv2dAttrs) => number[]): number[] => [...new Set(convs.flatMap(f))].sort((a, b) => a - b);
+    expect(seen((a) => [a.groups]).filter((g) => g <= 8)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]); // and depthwise above
+    expect(seen((a) => [...a.dilation])).toEqual([1, 2, 3]);
+    expect(seen((a) => [...a.stride])).toEqual([1, 2]);
+    expect(convs.some((a) => new Set(a.padding).size > 1)).toBe(true); // asymmetric padding
+    const sizes = new Set(cases.flatMap((c) => c.input.slice(2)));
+    expect(Array.from({ length: 15 }, (_, i) => i + 1).filter((s) => !sizes.has(s))).toEqual([]);
   });
 });
 

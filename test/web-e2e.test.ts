@@ -94,7 +94,7 @@ interface Watched {
   errors: string[];
 }
 
-async function open(context: BrowserContext, origin: string): Promise<Watched> {
+async function open(context: BrowserContext, url: string): Promise<Watched> {
   const page = await context.newPage();
   const watched: Watched = { page, requests: [], errors: [] };
   page.on('request', (r) => watched.requests.push(r.url()));
@@ -102,7 +102,7 @@ async function open(context: BrowserContext, origin: string): Promise<Watched> {
   page.on('console', (m) => {
     if (m.type() === 'error') watched.errors.push(m.text());
   });
-  await page.goto(`${origin}/`);
+  await page.goto(url);
   await page.waitForSelector('body[data-ready="true"]', { timeout: 20_000 });
   return watched;
 }
@@ -164,10 +164,11 @@ describe.skipIf(!haveChromium && !required)('browser page (web/) in Chromium', (
     if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
   });
 
-  it('classifies the fixture as Node does, shows a latency and the measured chart, isolated', async () => {
+  it('runs on 2 threads when isolated, classifies the fixture as Node does, shows a latency and the measured chart', async () => {
     const { server, origin } = await serve({ isolate: true });
     servers.push(server);
-    const watched = await open(context, origin);
+    // Two threads asked explicitly: by default the page asks for the device's cores, which vary.
+    const watched = await open(context, `${origin}/?threads=2`);
     const { page } = watched;
 
     // The bundled model when the manifest lists one, else the untrained g = 3, 0.5× network.
@@ -192,8 +193,10 @@ describe.skipIf(!haveChromium && !required)('browser page (web/) in Chromium', (
       await expect(page.locator('#weights-badge').textContent()).resolves.toContain('untrained weights');
       expect(await page.locator('#untrained-note').isHidden()).toBe(true); // shown with a result only
     }
-    await expect(page.locator('#engine-badge').textContent()).resolves.toBe('WASM SIMD engine');
-    await expect(page.locator('#threads-badge').textContent()).resolves.toContain('cross-origin isolated');
+    // Threaded plans run the SIMD128 build over shared memory (there is no relaxed shared build).
+    await expect(page.locator('#engine-badge').textContent()).resolves.toBe('WASM SIMD128 kernels');
+    await expect(page.locator('#threads-badge').getAttribute('data-threads')).resolves.toBe('2');
+    await expect(page.locator('#threads-badge').textContent()).resolves.toBe('2 threads (cross-origin isolated)');
 
     const shown = await classifyFixture(page);
     expectSameTop(shown, expected);
@@ -203,7 +206,7 @@ describe.skipIf(!haveChromium && !required)('browser page (web/) in Chromium', (
     await expect(page.locator('#top5 li').first().locator('.label').textContent()).resolves.toBe(expected[0]!.label);
 
     const latency = await page.locator('#latency').textContent();
-    expect(latency).toMatch(/^\d+\.\d ms forward pass \(WASM SIMD engine, single-threaded\)/);
+    expect(latency).toMatch(/^\d+\.\d ms forward pass \(WASM SIMD128, 2 threads\)/);
     expect(Number(await page.locator('#latency').getAttribute('data-ms'))).toBeGreaterThan(0);
 
     // The chart: every g of the picker at 0.25× and 0.5×, with the paper's MFLOPs.
@@ -227,6 +230,7 @@ describe.skipIf(!haveChromium && !required)('browser page (web/) in Chromium', (
     ).macs;
     expect(g3.title).toContain(`${(macs / 1e6).toFixed(2)} MFLOPs`);
     expect(g3.title).toMatch(/median \d+\.\d ms of 5 runs/);
+    await expect(page.locator('#chart-status').textContent()).resolves.toContain('WASM SIMD128, 2 threads');
 
     mkdirSync(join(root, 'results'), { recursive: true });
     await page.screenshot({ path: screenshot, fullPage: true });
@@ -237,7 +241,7 @@ describe.skipIf(!haveChromium && !required)('browser page (web/) in Chromium', (
     await page.close();
   });
 
-  it('runs a model file named by the manifest, says when it is not isolated, takes drops, pastes and drawings', async () => {
+  it('runs single-threaded with the reason when not isolated, runs a model file named by the manifest, takes drops, pastes and drawings', async () => {
     const name = 'shufflenet_v1_g2_0.25x';
     const options = { numClasses: 10, inputChannels: 1, smallInput: true };
     const model = createModel(name, { ...options, seed: 11 });
@@ -255,13 +259,18 @@ describe.skipIf(!haveChromium && !required)('browser page (web/) in Chromium', (
     ]);
     const { server, origin } = await serve({ isolate: false, overrides });
     servers.push(server);
-    const watched = await open(context, origin);
+    const watched = await open(context, `${origin}/?threads=2`);
     const { page } = watched;
 
     await expect(page.locator('#weights-badge').textContent()).resolves.toBe('weights: models/e2e.safetensors');
-    await expect(page.locator('#threads-badge').textContent()).resolves.toMatch(
-      /^single-threaded: this page is not cross-origin isolated/,
+    // Not isolated: the session falls back to one thread and the badge gives its reason. On one
+    // thread Chromium runs the relaxed-SIMD build, which it validates.
+    await expect(page.locator('#threads-badge').getAttribute('data-threads')).resolves.toBe('1');
+    await expect(page.locator('#threads-badge').textContent()).resolves.toBe(
+      'running single-threaded (asked for 2 threads): the page is not cross-origin isolated (no SharedArrayBuffer); ' +
+        'serve it with COOP/COEP headers',
     );
+    await expect(page.locator('#engine-badge').textContent()).resolves.toBe('WASM relaxed SIMD kernels');
     await expect(page.locator('#groups').inputValue()).resolves.toBe('2');
     await expect(page.locator('#scale').inputValue()).resolves.toBe('0.25');
     await expect(page.locator('#model-info').textContent()).resolves.toContain(

@@ -1,6 +1,8 @@
 /**
  * The page's worker-side logic in Node: where networks come from (manifest, model files, the
- * untrained fallback), the engine seam, and the labels the browser has to keep its own copy of.
+ * untrained fallback), that the session the worker opens on them runs them as forward() does, and
+ * the labels the browser shares with Node. web/ resolves 'shufflenet/browser' to the built dist/,
+ * as here (the package's own "exports").
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { complexity } from '../src/analysis/complexity.js';
@@ -11,7 +13,7 @@ import { architectureOf, createModel } from '../src/models/registry.js';
 import { forward } from '../src/nn/forward.js';
 import { fashionMnistClasses } from '../src/node/data/mnist.js';
 import { Tensor } from '../src/tensor/tensor.js';
-import { chooseEngine, referenceEngine, wasmEngine } from '../web/src/engine.js';
+import { createSession, runGraph } from 'shufflenet/browser';
 import { fashionMnistLabels } from '../web/src/labels.js';
 import { fetchManifest, fetchModelFile, randomNetwork, scaleName } from '../web/src/models.js';
 
@@ -41,7 +43,7 @@ describe('web page models', () => {
     expect([...fashionMnistLabels]).toEqual([...fashionMnistClasses]); // one list, shared by Node and the page
   });
 
-  it('builds the untrained fallback as the registry does, and the reference engine runs it like forward()', async () => {
+  it('builds the untrained fallback as the registry does, and a session runs it like forward()', async () => {
     const network = randomNetwork({ groups: 4, scale: '0.25' });
     const model = createModel('shufflenet_v1_g4_0.25x', { ...smallOptions, seed: 0 });
     const graph = model.trace([1, 1, 28, 28]);
@@ -55,16 +57,21 @@ describe('web page models', () => {
     });
     const pixels = Uint8Array.from({ length: 28 * 28 }, (_, i) => (i * 37) % 256);
     const input = preprocessImage({ width: 28, height: 28, channels: 1, data: pixels }, network.preprocessing);
-    const logits = (await referenceEngine.compile(network.graph)).run(input);
+    // The traced graph is the registry's network: the reference executor gives forward()'s bits.
     const expected = forward(model, input);
-    expect([...logits.data]).toEqual([...expected.data]);
-    expect(logits.shape).toEqual([1, 10]);
-    // Where WebAssembly SIMD validates (Node 20 here, Chromium), the WASM plan is chosen, and agrees.
-    const engine = await chooseEngine();
-    expect(engine).toBe(wasmEngine);
-    const fast = (await engine.compile(network.graph)).run(input);
-    const scale = Math.max(...expected.data.map(Math.abs));
-    fast.data.forEach((v, i) => expect(Math.abs(v - expected.data[i]!)).toBeLessThan(1e-4 * scale));
+    expect([...runGraph(network.graph, input).data]).toEqual([...expected.data]);
+    // The page's worker runs it in a session (one thread in Node without a worker factory): the
+    // fused WASM plan agrees to float32 rounding of the fused kernels, relative to the largest logit.
+    const session = await createSession(network.graph, { threads: 1 });
+    try {
+      const logits = await session.run(input);
+      expect(logits.shape).toEqual([1, 10]);
+      expect(session.threads).toBe(1);
+      const scale = Math.max(...expected.data.map(Math.abs));
+      logits.data.forEach((v, i) => expect(Math.abs(v - expected.data[i]!)).toBeLessThan(1e-4 * scale));
+    } finally {
+      await session.dispose();
+    }
   });
 
   it('spells scales as the registry names do', () => {
@@ -98,8 +105,7 @@ describe('web page models', () => {
     });
     const input = Tensor.zeros([1, 1, 28, 28]);
     input.data.fill(0.25);
-    const logits = (await referenceEngine.compile(network.graph)).run(input);
-    expect([...logits.data]).toEqual([...forward(model, input).data]);
+    expect([...runGraph(network.graph, input).data]).toEqual([...forward(model, input).data]);
   });
 
   it('has no bundled model when there is no manifest, and refuses a malformed one', async () => {

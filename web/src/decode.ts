@@ -4,7 +4,7 @@
  * are read back through a canvas without colour-space conversion or premultiplication, so a PNG
  * gives the same bytes here as sharp gives in Node.
  */
-import type { RawImage } from '../../src/data/image.js';
+import type { RawImage } from 'shufflenet/browser';
 
 /** Larger images are refused: the same limit as the Node decoder (src/node/image.ts). */
 export const pixelLimit = 8192 * 8192;

@@ -1,11 +1,11 @@
 /**
  * The page: inputs (drop, paste, file, samples, drawing) → browser decode → worker (preprocess,
- * engine) → top-5 and latency; a model picker; and a complexity-vs-latency chart measured live.
+ * session) → top-5 and latency; a model picker; and a complexity-vs-latency chart measured live.
  */
-import type { RawImage } from '../../src/data/image.js';
+import type { RawImage } from 'shufflenet/browser';
 import { renderChart, renderTable } from './chart.js';
 import { decodeImage, fromImageData } from './decode.js';
-import type { BenchmarkPoint, ModelSummary, NetworkChoice, Reply, Request } from './protocol.js';
+import type { BenchmarkPoint, EngineSummary, ModelSummary, NetworkChoice, Reply, Request } from './protocol.js';
 
 type ReplyOf<T extends Reply['type']> = Extract<Reply, { type: T }>;
 
@@ -62,28 +62,43 @@ function showStatusError(message: string): void {
   $('#status').replaceChildren(badge(`error: ${message}`, 'warn', 'status-error'));
 }
 
-let engineName = 'engine';
-let engineThreads = 1;
+/**
+ * Threads to ask of the sessions: `?threads=N` in the address, else the device's cores up to 4.
+ * NOTE: the cap is a guess, not a measurement: the page's networks are small (28×28 input, a few
+ * MFLOPs), so each step split over many threads is mostly barrier waits.
+ */
+const threadRequest = ((): { threads: number; why: string } => {
+  const asked = new URLSearchParams(location.search).get('threads');
+  if (asked !== null) return { threads: Number(asked), why: `?threads=${asked}` };
+  const cores = navigator.hardwareConcurrency || 1;
+  return { threads: Math.min(cores, 4), why: `${cores} ${cores === 1 ? 'core' : 'cores'}, at most 4 threads` };
+})();
 
-function threadingText(): { text: string; kind: 'ok' | 'warn' } {
-  if (!self.crossOriginIsolated) {
-    return {
-      text:
-        'single-threaded: this page is not cross-origin isolated (served without COOP/COEP headers), ' +
-        'so SharedArrayBuffer and worker threads are unavailable',
-      kind: 'warn',
-    };
-  }
-  return engineThreads > 1
-    ? { text: `cross-origin isolated · ${engineThreads} threads`, kind: 'ok' }
-    : { text: `cross-origin isolated · single-threaded (the ${engineName} has no threads)`, kind: 'ok' };
+let engine: EngineSummary = { kernels: 'WASM', threads: 1, asked: 1, notes: '' };
+
+/** "2 threads" or "single-threaded", for the latency line and the chart. */
+const threadsText = (): string => (engine.threads === 1 ? 'single-threaded' : `${engine.threads} threads`);
+
+/** The session's thread count, and why it is 1 when it is: the session's notes, or what was asked. */
+function threadingBadge(): HTMLSpanElement {
+  const { threads, asked, notes } = engine;
+  const [text, kind]: [string, 'ok' | 'warn'] =
+    threads > 1
+      ? [`${threads} threads (cross-origin isolated)`, 'ok']
+      : notes !== ''
+        ? [notes, 'warn'] // e.g. "running single-threaded (asked for 2 threads): the page is not cross-origin isolated…"
+        : [`single-threaded: ${asked} thread asked (${threadRequest.why})`, 'ok'];
+  const span = badge(text, kind, 'threads-badge');
+  span.dataset['threads'] = String(threads);
+  return span;
 }
 
 function renderStatus(model: ModelSummary): void {
-  const threading = threadingText();
+  const kernels = badge(`${engine.kernels} kernels`, '', 'engine-badge');
+  kernels.dataset['kernels'] = engine.kernels;
   $('#status').replaceChildren(
-    badge(engineName, '', 'engine-badge'),
-    badge(threading.text, threading.kind, 'threads-badge'),
+    kernels,
+    threadingBadge(),
     model.weights === 'random'
       ? badge(`untrained weights (${model.source})`, 'warn', 'weights-badge')
       : badge(`weights: ${model.source}`, 'ok', 'weights-badge'),
@@ -186,8 +201,7 @@ async function classify(image: RawImage, name: string): Promise<void> {
   const latency = $<HTMLElement>('#latency');
   latency.dataset['ms'] = String(result.latencyMs);
   latency.textContent =
-    `${result.latencyMs.toFixed(1)} ms forward pass (${engineName}, ` +
-    `${engineThreads === 1 ? 'single-threaded' : `${engineThreads} threads`}) · ` +
+    `${result.latencyMs.toFixed(1)} ms forward pass (${engine.kernels}, ${threadsText()}) · ` +
     `${result.preprocessMs.toFixed(1)} ms preprocessing`;
 }
 
@@ -326,6 +340,7 @@ function measureChart(): void {
   status.textContent = `measuring 0 of ${networks.length} networks (${runs} runs each, after a warm-up)…`;
   chart.dataset['state'] = 'measuring';
   const table = $<HTMLTableSectionElement>('#chart-table tbody');
+  const engineName = `${engine.kernels}, ${threadsText()}`;
   renderChart(chart, points, engineName);
   renderTable(table, points);
   onBenchmark = (reply) => {
@@ -336,9 +351,7 @@ function measureChart(): void {
       status.textContent = `measuring ${points.length} of ${networks.length} networks…`;
     } else {
       chart.dataset['state'] = 'done';
-      status.textContent = `${points.length} networks, median of ${runs} runs each, ${engineName}, ${
-        engineThreads === 1 ? 'single-threaded' : `${engineThreads} threads`
-      }, measured just now in this browser`;
+      status.textContent = `${points.length} networks, median of ${runs} runs each, ${engineName}, measured just now in this browser`;
     }
   };
   worker.postMessage({ type: 'benchmark', id: benchmarkId, networks, runs } satisfies Request);
@@ -348,9 +361,8 @@ $('#chart-run').addEventListener('click', measureChart);
 // ---- start ------------------------------------------------------------------------------------
 
 async function start(): Promise<void> {
-  const ready = await ask<'ready'>({ type: 'init', baseUrl: document.baseURI });
-  engineName = ready.engine.name;
-  engineThreads = ready.engine.threads;
+  const ready = await ask<'ready'>({ type: 'init', baseUrl: document.baseURI, threads: threadRequest.threads });
+  engine = ready.engine;
   choices = ready.choices;
   fillSelect(groupsSelect, choices.groups, '');
   fillSelect(scaleSelect, choices.scales, '×');

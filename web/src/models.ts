@@ -3,18 +3,21 @@
  * page) provides trained weights with their labels and preprocessing; every other (g, scale) of the
  * picker is built from the registry with seeded random weights, and says so. Runs in the worker.
  */
-import { complexity } from '../../src/analysis/complexity.js';
-import { FormatError } from '../../src/errors.js';
-import type { Graph } from '../../src/graph/graph.js';
-import { loadModelFile } from '../../src/io/modelfile.js';
-import { preprocessingPresets, type Preprocessing } from '../../src/io/preprocessing.js';
-import { createModel } from '../../src/models/registry.js';
-import { ShuffleNet } from '../../src/models/shufflenet.js';
-import type { Module } from '../../src/nn/module.js';
+import {
+  complexity,
+  createModel,
+  FormatError,
+  loadModelFile,
+  preprocessingPresets,
+  ShuffleNet,
+  type Graph,
+  type Module,
+  type Preprocessing,
+} from 'shufflenet/browser';
 import { fashionMnistLabels } from './labels.js';
 import type { ModelSummary, NetworkChoice } from './protocol.js';
 
-/** The picker's choices: small enough for the reference engine to answer in well under a second. */
+/** The picker's choices: the paper's groups, and the widths small enough to measure in a few seconds. */
 export const pickerGroups = [1, 2, 3, 4, 8];
 export const pickerScales = ['0.25', '0.5', '1.0'];
 /** Seed of the untrained networks, so that a page and a Node run give the same (meaningless) answer. */

@@ -1,8 +1,8 @@
 /**
- * Messages between the page and the worker that holds the models and the engine. Everything that
+ * Messages between the page and the worker that holds the models and their sessions. Everything that
  * computes lives in the worker; the page decodes images (it has the DOM) and draws results.
  */
-import type { RawImage } from '../../src/data/image.js';
+import type { RawImage } from 'shufflenet/browser';
 
 /** A network of the picker: ShuffleNet with `groups` and a width `scale` ('0.25', '0.5', '1.0'). */
 export interface NetworkChoice {
@@ -29,13 +29,20 @@ export interface ModelSummary {
   params: number;
 }
 
+/** What runs the networks: one library session per network, all asked for the same threads. */
 export interface EngineSummary {
-  name: string;
+  /** The kernel build, e.g. 'WASM SIMD128' or 'WASM relaxed SIMD'. */
+  kernels: string;
+  /** Threads the session runs on (the page's worker plus threads − 1 helper workers). */
   threads: number;
+  /** Threads the page asked for. */
+  asked: number;
+  /** The session's own account of running with fewer threads than asked, or ''. */
+  notes: string;
 }
 
 export type Request =
-  | { type: 'init'; id: number; baseUrl: string }
+  | { type: 'init'; id: number; baseUrl: string; threads: number }
   | { type: 'select'; id: number; network: NetworkChoice }
   | { type: 'classify'; id: number; image: RawImage; top: number }
   | { type: 'benchmark'; id: number; networks: NetworkChoice[]; runs: number };

@@ -12,7 +12,7 @@ import { createNodeSession } from '../src/node/session.js';
 import { WasmKernels } from '../src/kernels/wasm/module.js';
 import { compilePlan } from '../src/runtime/plan.js';
 import type { Session } from '../src/runtime/session.js';
-import { decodeProgram, KERNEL_NAMES } from '../src/runtime/team.js';
+import { decodeProgram, KERNEL_NAMES } from '../src/runtime/threads/team.js';
 import { Random } from '../src/tensor/random.js';
 import { Tensor } from '../src/tensor/tensor.js';
 import { randomiseRunningStatistics, worstRelative as relativeToScale } from './helpers/compare.js';

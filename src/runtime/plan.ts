@@ -25,7 +25,15 @@ import { getOp } from '../ops/index.js';
 import type { BatchNormAttrs } from '../ops/normalization.js';
 import type { AvgPool2dAttrs, Pool2dAttrs } from '../ops/pool2d.js';
 import { formatShape, shapeSize, Tensor, type Shape } from '../tensor/tensor.js';
-import { bindCalls, call, CONTROL_BYTES, encodeProgram, Team, type HelperSetup, type KernelCall } from './team.js';
+import {
+  bindCalls,
+  call,
+  CONTROL_BYTES,
+  encodeProgram,
+  Team,
+  type HelperSetup,
+  type KernelCall,
+} from './threads/team.js';
 
 type StepKind =
   'pointwise' | 'conv3x3s2' | 'convgemm' | 'dwconv' | 'maxpool' | 'avgpool' | 'gap' | 'fc' | 'concat' | 'reference';

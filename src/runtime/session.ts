@@ -179,7 +179,7 @@ export function serveSessionWorker(port: WorkerHostPort): void {
           port.postMessage({ type: 'ready' } satisfies Reply);
           // The loop blocks this thread (Atomics.wait) until the plan is disposed; start it after
           // the reply has left.
-          setTimeout(loop, 0);
+          setTimeout(() => loop((error) => fail(SETUP, error)), 0);
         } catch (error) {
           fail(SETUP, error);
         }
@@ -237,7 +237,7 @@ class PlanSession implements Session {
   constructor(
     plan: InferencePlan,
     readonly notes: string,
-    private readonly stopHelpers: () => Promise<void> = async () => {},
+    private readonly helpers: Helpers = { stop: async () => {}, failure: () => null },
   ) {
     this.plan = plan;
     this.threads = plan.threads;
@@ -245,6 +245,9 @@ class PlanSession implements Session {
 
   private live(what: string): InferencePlan {
     if (this.plan === null) throw new SessionError(`session.${what}: the session was disposed`);
+    // A helper that failed in an earlier run has sent its message since: report it.
+    const failure = this.helpers.failure();
+    if (failure !== null) throw failure;
     return this.plan;
   }
 
@@ -264,7 +267,7 @@ class PlanSession implements Session {
     const plan = this.plan;
     this.plan = null;
     if (plan === null) return;
-    await this.stopHelpers();
+    await this.helpers.stop();
   }
 }
 
@@ -378,11 +381,15 @@ export async function createSession(model: SessionModel, options: SessionOptions
   return new WorkerSession(await ready, [1, ...graph.input.shape.slice(1)], '');
 }
 
-/**
- * Starts `plan.helpers.length` helper workers for a threaded plan (each runs its share of every
- * step until the plan is disposed); resolves once all are ready, to a function that stops them.
- */
-export async function startHelpers(plan: InferencePlan, spawnWorker: SpawnWorker): Promise<() => Promise<void>> {
+/** The helper workers of a threaded plan. */
+interface Helpers {
+  /** Disposes the plan (the helpers leave their loops) and terminates them. */
+  stop(): Promise<void>;
+  /** A helper's failure (its message, once it has arrived), or null. */
+  failure(): Error | null;
+}
+
+async function startHelperWorkers(plan: InferencePlan, spawnWorker: SpawnWorker): Promise<Helpers> {
   const helpers = startWorkers(
     plan.helpers.length,
     spawnWorker,
@@ -399,10 +406,18 @@ export async function startHelpers(plan: InferencePlan, spawnWorker: SpawnWorker
     await stop();
     throw error;
   }
-  return stop;
+  return { stop, failure: () => helpers.workers.find((w) => w.failure !== null)?.failure ?? null };
+}
+
+/**
+ * Starts `plan.helpers.length` helper workers for a threaded plan (each runs its share of every
+ * step until the plan is disposed); resolves once all are ready, to a function that stops them.
+ */
+export async function startHelpers(plan: InferencePlan, spawnWorker: SpawnWorker): Promise<() => Promise<void>> {
+  return (await startHelperWorkers(plan, spawnWorker)).stop;
 }
 
 async function threadedSession(graph: Graph, threads: number, spawnWorker: SpawnWorker): Promise<Session> {
   const plan = await compilePlan(graph, { threads });
-  return new PlanSession(plan, '', await startHelpers(plan, spawnWorker));
+  return new PlanSession(plan, '', await startHelperWorkers(plan, spawnWorker));
 }

@@ -129,13 +129,14 @@ export interface HelperSetup {
 /**
  * A helper thread's side: instantiates the kernels over the shared memory, then returns a loop
  * that runs the program once per run (a barrier after each phase) until the leader quits. The loop
- * blocks its thread; call it when nothing else needs that thread's event loop.
+ * blocks its thread; call it when nothing else needs that thread's event loop. `report` gets the
+ * error of a kernel call that threw (the run has failed by then).
  */
-export async function prepareHelper(setup: HelperSetup): Promise<() => void> {
+export async function prepareHelper(setup: HelperSetup): Promise<(report?: (error: unknown) => void) => void> {
   const exports = await instantiateSharedKernels(setup.memory);
   const phases = decodeProgram(setup.program).map((calls) => bindCalls(exports, calls));
   const team = new Team(setup.memory, setup.controlAddress, setup.threads);
-  return () => {
+  return (report) => {
     while (team.awaitRun()) {
       try {
         for (const phase of phases) {
@@ -145,7 +146,9 @@ export async function prepareHelper(setup: HelperSetup): Promise<() => void> {
       } catch (error) {
         // This helper's call failed (tell the others), or another thread did (it already has):
         // either way this run is over, and the leader refuses the next one.
-        if (!(error instanceof ThreadError)) team.fail();
+        if (error instanceof ThreadError) continue;
+        team.fail();
+        report?.(error);
       }
     }
   };

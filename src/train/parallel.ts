@@ -151,13 +151,17 @@ function sharedExchange(shared: Shared, layout: Layout, rank: number): BatchNorm
   const { parts } = layout;
   const totalBatch = parts.reduce((a, b) => a + b, 0);
   const f = shared.f32;
+  /** Writes this thread's two per-channel figures to its slot (T slots of 2 × c from `base`), then meets the others. */
+  const publish = (base: number, c: number, first: Float32Array, second: Float32Array): void => {
+    f.set(first, base + rank * 2 * c);
+    f.set(second, base + rank * 2 * c + c);
+    shared.barrier.wait();
+  };
   return {
     totalBatch,
     statistics(layer, mean, variance) {
       const { channels: c, statistics: base } = layout.batchNorms[layer]!;
-      f.set(mean, base + rank * 2 * c);
-      f.set(variance, base + rank * 2 * c + c);
-      shared.barrier.wait();
+      publish(base, c, mean, variance);
       // Chan et al.'s parallel variance, in a fixed order: every thread gets identical figures.
       for (let ch = 0; ch < c; ch++) {
         let sum = 0;
@@ -174,9 +178,7 @@ function sharedExchange(shared: Shared, layout: Layout, rank: number): BatchNorm
     },
     sums(layer, sumDy, sumDyXhat) {
       const { channels: c, sums: base } = layout.batchNorms[layer]!;
-      f.set(sumDy, base + rank * 2 * c);
-      f.set(sumDyXhat, base + rank * 2 * c + c);
-      shared.barrier.wait();
+      publish(base, c, sumDy, sumDyXhat);
       for (let ch = 0; ch < c; ch++) {
         let a = 0;
         let b = 0;

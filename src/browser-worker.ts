@@ -8,14 +8,6 @@
  * Threads need a cross-origin isolated page; without it the session runs single-threaded.
  */
 import { serveSessionWorker } from './runtime/session.js';
+import { webWorkerHostPort } from './runtime/threads/ports.js';
 
-const scope = globalThis as unknown as {
-  postMessage(message: unknown, transfer: Transferable[]): void;
-  onmessage: ((event: MessageEvent) => void) | null;
-};
-serveSessionWorker({
-  postMessage: (message, transfer) => scope.postMessage(message, transfer ?? []),
-  listen(onMessage) {
-    scope.onmessage = (event) => onMessage(event.data);
-  },
-});
+serveSessionWorker(webWorkerHostPort());

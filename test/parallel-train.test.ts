@@ -8,7 +8,9 @@ import { createModel } from '../src/models/registry.js';
 import { spawnTrainingWorker } from '../src/node/session.js';
 import { Random } from '../src/tensor/random.js';
 import { Tensor } from '../src/tensor/tensor.js';
-import { ParallelTrainingEngine } from '../src/train/parallel.js';
+import { ThreadError } from '../src/runtime/threads/barrier.js';
+import type { WorkerPort } from '../src/runtime/threads/ports.js';
+import { ParallelTrainingEngine, TrainingWorkerError } from '../src/train/parallel.js';
 import { TrainingPlan } from '../src/train/plan.js';
 import { maxAbs, maxAbsDiff } from './helpers/fixtures.js';
 
@@ -91,5 +93,52 @@ describe('parallel training', () => {
     await engine.dispose();
     const { images, labels } = batch(1, 2, 10);
     expect(() => engine.forwardBackward(images, labels)).toThrow(/disposed/);
+  });
+
+  /** A training worker whose init message is changed by `corrupt` on its way. */
+  const corrupted =
+    (
+      corrupt: (init: { graph: { nodes: { op: string }[] }; layout: { batchNorms: { statistics: number }[] } }) => void,
+    ) =>
+    (): WorkerPort => {
+      const port = spawnTrainingWorker();
+      return {
+        ...port,
+        postMessage(message) {
+          const copy = structuredClone(message); // the main thread keeps the true layout
+          corrupt(copy as Parameters<typeof corrupt>[0]);
+          port.postMessage(copy);
+        },
+      };
+    };
+
+  it('a worker that cannot compile its part fails create with its message, naming it', async () => {
+    const graph = createModel('shufflenet_v1_g3_0.25x', options).trace([4, 1, 10, 10], { training: true });
+    const spawn = corrupted((init) => (init.graph.nodes[0]!.op = 'noSuchOp'));
+    const creating = ParallelTrainingEngine.create(graph, 2, spawn);
+    await expect(creating).rejects.toThrow(TrainingWorkerError);
+    await expect(creating).rejects.toThrow(/parallel training: worker 1: .*noSuchOp/);
+  });
+
+  it('a worker that fails mid-step releases the main thread at once; the next call reports its message', async () => {
+    const model = createModel('shufflenet_v1_g3_0.25x', { ...options, seed: 2 });
+    // The worker's first batch norm writes its statistics beyond the shared buffer: a RangeError.
+    const spawn = corrupted((init) => (init.layout.batchNorms[0]!.statistics = 1e9));
+    const engine = await ParallelTrainingEngine.create(model.trace([4, 1, 10, 10], { training: true }), 2, spawn);
+    engines.push(engine);
+    const { images, labels } = batch(5, 4, 10);
+    expect(() => engine.forwardBackward(images, labels)).toThrow(ThreadError);
+    await expect
+      .poll(() => {
+        try {
+          engine.forward(images);
+          return 'ran';
+        } catch (error) {
+          return (error as Error).message;
+        }
+      })
+      .toMatch(/parallel training: worker 1: .*(offset|range|bounds)/i);
+    expect(() => engine.forward(images)).toThrow(TrainingWorkerError);
+    await engine.dispose();
   });
 });

@@ -8,11 +8,13 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { Graph } from '../src/graph/graph.js';
 import { runGraph } from '../src/graph/execute.js';
 import { createModel } from '../src/models/registry.js';
-import { createNodeSession } from '../src/node/session.js';
+import { createNodeSession, spawnNodeWorker } from '../src/node/session.js';
 import { WasmKernels } from '../src/kernels/wasm/module.js';
 import { compilePlan } from '../src/runtime/plan.js';
-import type { Session } from '../src/runtime/session.js';
-import { decodeProgram, KERNEL_NAMES } from '../src/runtime/team.js';
+import { createSession, SessionError, type Session } from '../src/runtime/session.js';
+import { Barrier, CONTROL_BYTES, ThreadError } from '../src/runtime/threads/barrier.js';
+import type { WorkerPort } from '../src/runtime/threads/ports.js';
+import { decodeProgram, encodeProgram, KERNEL_NAMES, type HelperSetup } from '../src/runtime/threads/team.js';
 import { Random } from '../src/tensor/random.js';
 import { Tensor } from '../src/tensor/tensor.js';
 import { randomiseRunningStatistics, worstRelative as relativeToScale } from './helpers/compare.js';
@@ -113,5 +115,81 @@ describe('intra-op threaded plans', () => {
     });
     await session.dispose();
     await expect(session.run(inputs[0]!)).rejects.toThrow(/disposed/);
+  }, 30_000);
+});
+
+describe('the control block', () => {
+  const block = (threads: number, stallMs = 20_000): Barrier =>
+    new Barrier(new SharedArrayBuffer(CONTROL_BYTES), 0, threads, { label: 'test', stallMs });
+
+  it('passes a barrier of one thread at once, and carries a run command', () => {
+    const leader = block(1);
+    leader.start(7);
+    leader.wait();
+    leader.wait();
+    leader.check();
+  });
+
+  it('a failed block throws a ThreadError at every barrier and refuses later runs', () => {
+    const leader = block(1);
+    leader.fail();
+    expect(() => leader.wait()).toThrow(ThreadError);
+    expect(() => leader.start()).toThrow(/test: a thread failed/);
+  });
+
+  it('a barrier that the other threads never reach throws after the stall limit and fails the block', () => {
+    const leader = block(2, 50);
+    const start = performance.now();
+    expect(() => leader.wait()).toThrow(/test: a thread did not reach a barrier within 0.05 s/);
+    expect(performance.now() - start).toBeGreaterThanOrEqual(50);
+    expect(() => leader.check()).toThrow(ThreadError);
+  });
+
+  it('two views of one block: a start carries its command, the last arrival releases, quit ends the idle wait', () => {
+    const buffer = new SharedArrayBuffer(64 + CONTROL_BYTES);
+    const options = { label: 'test', stallMs: 20_000 };
+    const leader = new Barrier(buffer, 64, 2, options);
+    const helper = new Barrier(buffer, 64, 2, options);
+    leader.start(3);
+    expect(helper.awaitRun()).toBe(3);
+    // The helper arrives first (it would wait); the leader's arrival completes the generation.
+    const words = new Int32Array(buffer, 64, CONTROL_BYTES / 4);
+    const generation = Atomics.load(words, 3 * 16);
+    Atomics.add(words, 2 * 16, 1); // the helper's arrival, without its (blocking) wait
+    leader.wait();
+    expect(Atomics.load(words, 3 * 16)).toBe(generation + 1);
+    expect(Atomics.load(words, 2 * 16)).toBe(0);
+    leader.quit();
+    expect(helper.awaitRun()).toBeNull();
+  });
+});
+
+describe('a helper that fails', () => {
+  it('fails the run with a ThreadError at once, then the session reports its message and refuses', async () => {
+    const graph = createModel('shufflenet_v1_g3_0.25x', { numClasses: 10, smallInput: true }).trace([1, 3, 32, 32]);
+    // The helper's first GEMM reads its weights from an address beyond the memory: a wasm trap.
+    const spawnWorker = (): WorkerPort => {
+      const port = spawnNodeWorker();
+      return {
+        ...port,
+        postMessage(message) {
+          const { setup } = message as { type: 'helper'; setup: HelperSetup };
+          const program = decodeProgram(setup.program);
+          const gemm = program.flat().find((c) => KERNEL_NAMES[c[0]!] === 'gemm4x8')!;
+          gemm[4] = -64;
+          port.postMessage({ type: 'helper', setup: { ...setup, program: encodeProgram(program) } });
+        },
+      };
+    };
+    const session = await createSession(graph, { threads: 2, spawnWorker });
+    sessions.push(session);
+    expect(session.threads).toBe(2);
+    const input = randomInput([1, 3, 32, 32]);
+    await expect(session.run(input)).rejects.toThrow(ThreadError);
+    await expect
+      .poll(() => session.run(input).catch((e: Error) => e.message))
+      .toMatch(/session worker: .*out of bounds/);
+    await expect(session.run(input)).rejects.toThrow(SessionError);
+    await session.dispose();
   }, 30_000);
 });

@@ -25,7 +25,15 @@ import { getOp } from '../ops/index.js';
 import type { BatchNormAttrs } from '../ops/normalization.js';
 import { formatShape, shapeSize, Tensor, type Shape } from '../tensor/tensor.js';
 import { describeStep, im2colRows, lowerForInference, LoweringError, share, type LoweredStep } from './lower.js';
-import { bindCalls, call, CONTROL_BYTES, encodeProgram, Team, type HelperSetup, type KernelCall } from './team.js';
+import {
+  bindCalls,
+  call,
+  CONTROL_BYTES,
+  encodeProgram,
+  Team,
+  type HelperSetup,
+  type KernelCall,
+} from './threads/team.js';
 
 type Step = LoweredStep;
 
@@ -52,7 +60,7 @@ export interface PlanOptions {
   kernels?: WasmKernels;
   /**
    * Threads each step is split over (default 1). With threads > 1 the plan lives in a shared
-   * memory and `helpers` holds what threads − 1 helper threads need (see src/runtime/team.ts):
+   * memory and `helpers` holds what threads − 1 helper threads need (see src/runtime/threads/team.ts):
    * each must run `prepareHelper(setup)`'s loop before the first `run`.
    */
   threads?: number;
@@ -115,7 +123,12 @@ export class InferencePlan {
     for (let n = 0; n < batch; n++) {
       this.kernels.f32(this.inputAddress, sample).set(input.data.subarray(n * sample, (n + 1) * sample));
       this.team?.start();
-      for (const execute of this.executors) execute();
+      try {
+        for (const execute of this.executors) execute();
+      } catch (error) {
+        this.team?.fail(); // release the helpers at once instead of leaving them at a barrier
+        throw error;
+      }
       this.team?.check();
       output.data.set(this.kernels.f32(this.outputAddress, outSize), n * outSize);
     }

@@ -4,8 +4,9 @@
  *
  * - `threads: 1` runs the plan on the calling thread, one sample at a time.
  * - `threads: N > 1` (intra-op, the default): one plan on a shared memory whose every step is split
- *   over the calling thread and N − 1 helper workers (./team.ts), spawned through an injected
- *   `spawnWorker` factory (worker_threads in src/node, Web Workers in a page via `webWorkerPort`).
+ *   over the calling thread and N − 1 helper workers (./threads/team.ts), spawned through an
+ *   injected `spawnWorker` factory (worker_threads in src/node, Web Workers in a page via
+ *   `webWorkerPort`) and started as every worker is (./threads/ports.ts).
  * - `threads: N > 1, parallelism: 'batch'`: N workers each compile their own plan from a copy of
  *   the graph, and a batch is split into N contiguous slices, one per worker.
  * - Concurrent `run` calls are safe: the main-thread plan runs one call at a time (a queue), and a
@@ -24,7 +25,21 @@ import type { LoadedModel } from '../io/load.js';
 import { Module } from '../nn/module.js';
 import { formatShape, shapeSize, Tensor, type Shape } from '../tensor/tensor.js';
 import { compilePlan, type InferencePlan } from './plan.js';
-import { prepareHelper, type HelperSetup } from './team.js';
+import {
+  errorReply,
+  SETUP,
+  startWorkers,
+  webWorkerPort,
+  type ErrorReply,
+  type ReadyReply,
+  type SpawnWorker,
+  type WorkerHandle,
+  type WorkerHostPort,
+  type WorkerPort,
+} from './threads/ports.js';
+import { prepareHelper, type HelperSetup } from './threads/team.js';
+
+export { webWorkerPort, type SpawnWorker, type WorkerHostPort, type WorkerPort };
 
 /** A session was used after dispose(), or a worker failed. */
 export class SessionError extends ShuffleNetError {
@@ -33,22 +48,6 @@ export class SessionError extends ShuffleNetError {
 
 /** The model a session runs: a module, a traced graph, or what `loadModel` returns. */
 export type SessionModel = Module | Graph | LoadedModel;
-
-/** The two ends of a worker, as the core sees them (worker_threads and Web Workers both fit). */
-export interface WorkerPort {
-  postMessage(message: unknown, transfer?: Transferable[]): void;
-  /** Registers the handler for every message and error from the worker. */
-  listen(onMessage: (message: unknown) => void, onError: (error: Error) => void): void;
-  terminate(): void | Promise<unknown>;
-}
-
-/** What the worker side of a port looks like (see `serveSessionWorker`). */
-export interface WorkerHostPort {
-  postMessage(message: unknown, transfer?: Transferable[]): void;
-  listen(onMessage: (message: unknown) => void): void;
-}
-
-export type SpawnWorker = () => WorkerPort;
 
 export interface SessionOptions {
   /** Threads (1: the calling thread, no workers). Default 1. */
@@ -149,11 +148,18 @@ type Request =
   | { type: 'run'; id: number; shape: number[]; data: Float32Array }
   | { type: 'stats'; id: number };
 
-type Reply =
-  | { type: 'ready' }
-  | { type: 'result'; id: number; shape: number[]; data: Float32Array }
-  | { type: 'stats'; id: number; memoryBytes: number }
-  | { type: 'error'; id: number; name: string; message: string };
+interface ResultReply {
+  type: 'result';
+  id: number;
+  shape: number[];
+  data: Float32Array;
+}
+interface StatsReply {
+  type: 'stats';
+  id: number;
+  memoryBytes: number;
+}
+type Reply = ReadyReply | ResultReply | StatsReply | ErrorReply;
 
 /**
  * The worker side: compiles the plan sent by `init`, then answers `run` and `stats` in order.
@@ -162,10 +168,7 @@ type Reply =
 export function serveSessionWorker(port: WorkerHostPort): void {
   let plan: InferencePlan | null = null;
   let pending: Promise<void> = Promise.resolve();
-  const fail = (id: number, error: unknown): void => {
-    const e = error instanceof Error ? error : new Error(String(error));
-    port.postMessage({ type: 'error', id, name: e.name, message: e.message } satisfies Reply);
-  };
+  const fail = (id: number, error: unknown): void => port.postMessage(errorReply(id, error) satisfies Reply);
   port.listen((message) => {
     const request = message as Request;
     // Messages are handled strictly in order: a run waits for the compile that precedes it.
@@ -176,9 +179,9 @@ export function serveSessionWorker(port: WorkerHostPort): void {
           port.postMessage({ type: 'ready' } satisfies Reply);
           // The loop blocks this thread (Atomics.wait) until the plan is disposed; start it after
           // the reply has left.
-          setTimeout(loop, 0);
+          setTimeout(() => loop((error) => fail(SETUP, error)), 0);
         } catch (error) {
-          fail(-1, error);
+          fail(SETUP, error);
         }
         return;
       }
@@ -187,7 +190,7 @@ export function serveSessionWorker(port: WorkerHostPort): void {
           plan = await compilePlan(deserializeGraph(request.graph));
           port.postMessage({ type: 'ready' } satisfies Reply);
         } catch (error) {
-          fail(-1, error);
+          fail(SETUP, error);
         }
         return;
       }
@@ -207,18 +210,6 @@ export function serveSessionWorker(port: WorkerHostPort): void {
   });
 }
 
-/** Wraps a browser Web Worker (a module worker whose script calls `serveSessionWorker`). */
-export function webWorkerPort(worker: Worker): WorkerPort {
-  return {
-    postMessage: (message, transfer) => worker.postMessage(message, transfer ?? []),
-    listen(onMessage, onError) {
-      worker.onmessage = (event: MessageEvent) => onMessage(event.data);
-      worker.onerror = (event: ErrorEvent) => onError(new Error(event.message));
-    },
-    terminate: () => worker.terminate(),
-  };
-}
-
 /** Why threads are unavailable in this environment, or null. */
 function threadBlocker(options: SessionOptions): string | null {
   if (options.spawnWorker === undefined) {
@@ -231,80 +222,8 @@ function threadBlocker(options: SessionOptions): string | null {
   return null;
 }
 
-interface Job {
-  resolve: (reply: Reply) => void;
-  reject: (error: Error) => void;
-}
-
-/** One worker: its pending requests by id, resolved in the order the worker answers them. */
-class WorkerHandle {
-  private readonly jobs = new Map<number, Job>();
-  private nextId = 0;
-  private failure: Error | null = null;
-  /** Samples queued on this worker, for balancing. */
-  load = 0;
-  readonly ready: Promise<void>;
-
-  constructor(private readonly port: WorkerPort) {
-    let markReady!: () => void;
-    let markFailed!: (e: Error) => void;
-    this.ready = new Promise<void>((resolve, reject) => {
-      markReady = resolve;
-      markFailed = reject;
-    });
-    this.ready.catch(() => undefined);
-    port.listen(
-      (message) => {
-        const reply = message as Reply;
-        if (reply.type === 'ready') return markReady();
-        if (reply.type === 'error' && reply.id === -1) {
-          return markFailed(new SessionError(`session worker: compiling the plan failed: ${reply.message}`));
-        }
-        const job = this.jobs.get(reply.id);
-        if (job === undefined) return;
-        this.jobs.delete(reply.id);
-        job.resolve(reply);
-      },
-      (error) => {
-        this.failure = new SessionError(`session worker crashed: ${error.message}`);
-        markFailed(this.failure);
-        for (const job of this.jobs.values()) job.reject(this.failure);
-        this.jobs.clear();
-      },
-    );
-  }
-
-  init(graph: SerializedGraph): void {
-    this.port.postMessage({ type: 'init', graph } satisfies Request);
-  }
-
-  /** Makes the worker a helper thread of an intra-op threaded plan. */
-  help(setup: HelperSetup): void {
-    this.port.postMessage({ type: 'helper', setup } satisfies Request);
-  }
-
-  request(make: (id: number) => Request, transfer: Transferable[] = []): Promise<Reply> {
-    if (this.failure !== null) return Promise.reject(this.failure);
-    const id = this.nextId++;
-    return new Promise<Reply>((resolve, reject) => {
-      this.jobs.set(id, { resolve, reject });
-      this.port.postMessage(make(id), transfer);
-    });
-  }
-
-  async terminate(reason: Error): Promise<void> {
-    for (const job of this.jobs.values()) job.reject(reason);
-    this.jobs.clear();
-    await this.port.terminate();
-  }
-}
-
-function replyError(reply: Reply): Error {
-  if (reply.type !== 'error') return new SessionError(`session worker: unexpected reply ${reply.type}`);
-  const error = new SessionError(`session worker: ${reply.message}`);
-  if (reply.name === 'ShapeError') return new ShapeError(reply.message);
-  return error;
-}
+/** A session worker's errors: a SessionError that says so (a ShapeError stays one). */
+const sessionWorkerError = (_: number, message: string): Error => new SessionError(`session worker: ${message}`);
 
 /**
  * A plan run by the calling thread, alone or with threads − 1 helper workers sharing its memory
@@ -318,7 +237,7 @@ class PlanSession implements Session {
   constructor(
     plan: InferencePlan,
     readonly notes: string,
-    private readonly stopHelpers: () => Promise<void> = async () => {},
+    private readonly helpers: Helpers = { stop: async () => {}, failure: () => null },
   ) {
     this.plan = plan;
     this.threads = plan.threads;
@@ -326,6 +245,9 @@ class PlanSession implements Session {
 
   private live(what: string): InferencePlan {
     if (this.plan === null) throw new SessionError(`session.${what}: the session was disposed`);
+    // A helper that failed in an earlier run has sent its message since: report it.
+    const failure = this.helpers.failure();
+    if (failure !== null) throw failure;
     return this.plan;
   }
 
@@ -345,12 +267,14 @@ class PlanSession implements Session {
     const plan = this.plan;
     this.plan = null;
     if (plan === null) return;
-    await this.stopHelpers();
+    await this.helpers.stop();
   }
 }
 
 class WorkerSession implements Session {
   private workers: WorkerHandle[] | null;
+  /** Samples queued on each worker, for balancing. */
+  private readonly load = new Map<WorkerHandle, number>();
   readonly threads: number;
 
   constructor(
@@ -360,6 +284,7 @@ class WorkerSession implements Session {
   ) {
     this.workers = workers;
     this.threads = workers.length;
+    for (const worker of workers) this.load.set(worker, 0);
   }
 
   private live(what: string): WorkerHandle[] {
@@ -379,7 +304,7 @@ class WorkerSession implements Session {
     const batch = input.shape[0]!;
     const sample = shapeSize(this.inputShape);
     // Contiguous slices, as even as possible; small batches go to the least-loaded workers first.
-    const order = [...workers].sort((a, b) => a.load - b.load);
+    const order = [...workers].sort((a, b) => this.load.get(a)! - this.load.get(b)!);
     const used = Math.min(order.length, Math.max(batch, 1));
     const slices: { worker: WorkerHandle; start: number; count: number }[] = [];
     let start = 0;
@@ -391,16 +316,14 @@ class WorkerSession implements Session {
     const parts = await Promise.all(
       slices.map(async ({ worker, start: s, count }) => {
         const data = input.data.slice(s * sample, (s + count) * sample);
-        worker.load += count;
+        this.load.set(worker, this.load.get(worker)! + count);
         try {
-          const reply = await worker.request(
-            (id) => ({ type: 'run', id, shape: [count, ...this.inputShape.slice(1)], data }),
+          return await worker.request<ResultReply>(
+            (id) => ({ type: 'run', id, shape: [count, ...this.inputShape.slice(1)], data }) satisfies Request,
             [data.buffer],
           );
-          if (reply.type !== 'result') throw replyError(reply);
-          return reply;
         } finally {
-          worker.load -= count;
+          this.load.set(worker, this.load.get(worker)! - count);
         }
       }),
     );
@@ -416,14 +339,10 @@ class WorkerSession implements Session {
 
   async stats(): Promise<SessionStats> {
     const workers = this.live('stats');
-    const replies = await Promise.all(workers.map((w) => w.request((id) => ({ type: 'stats', id }))));
-    return {
-      workers: workers.length,
-      memoryBytes: replies.map((r) => {
-        if (r.type !== 'stats') throw replyError(r);
-        return r.memoryBytes;
-      }),
-    };
+    const replies = await Promise.all(
+      workers.map((w) => w.request<StatsReply>((id) => ({ type: 'stats', id }) satisfies Request)),
+    );
+    return { workers: workers.length, memoryBytes: replies.map((r) => r.memoryBytes) };
   }
 
   async dispose(): Promise<void> {
@@ -453,19 +372,41 @@ export async function createSession(model: SessionModel, options: SessionOptions
   }
   if ((options.parallelism ?? 'intra') === 'intra') return threadedSession(graph, asked, options.spawnWorker!);
   const serialized = serializeGraph(graph);
-  const workers: WorkerHandle[] = [];
+  const { ready } = startWorkers(
+    asked,
+    options.spawnWorker!,
+    () => ({ type: 'init', graph: serialized }) satisfies Request,
+    sessionWorkerError,
+  );
+  return new WorkerSession(await ready, [1, ...graph.input.shape.slice(1)], '');
+}
+
+/** The helper workers of a threaded plan. */
+interface Helpers {
+  /** Disposes the plan (the helpers leave their loops) and terminates them. */
+  stop(): Promise<void>;
+  /** A helper's failure (its message, once it has arrived), or null. */
+  failure(): Error | null;
+}
+
+async function startHelperWorkers(plan: InferencePlan, spawnWorker: SpawnWorker): Promise<Helpers> {
+  const helpers = startWorkers(
+    plan.helpers.length,
+    spawnWorker,
+    (i) => ({ type: 'helper', setup: plan.helpers[i]! }) satisfies Request,
+    sessionWorkerError,
+  );
+  const stop = async (): Promise<void> => {
+    plan.dispose(); // the helpers leave their loops
+    await helpers.terminate(new SessionError('session.run: the session was disposed while this run was pending'));
+  };
   try {
-    for (let i = 0; i < asked; i++) {
-      const worker = new WorkerHandle(options.spawnWorker!());
-      workers.push(worker);
-      worker.init(serialized);
-    }
-    await Promise.all(workers.map((w) => w.ready));
+    await helpers.ready;
   } catch (error) {
-    await Promise.all(workers.map((w) => w.terminate(new SessionError('createSession failed'))));
+    await stop();
     throw error;
   }
-  return new WorkerSession(workers, [1, ...graph.input.shape.slice(1)], '');
+  return { stop, failure: () => helpers.workers.find((w) => w.failure !== null)?.failure ?? null };
 }
 
 /**
@@ -473,27 +414,10 @@ export async function createSession(model: SessionModel, options: SessionOptions
  * step until the plan is disposed); resolves once all are ready, to a function that stops them.
  */
 export async function startHelpers(plan: InferencePlan, spawnWorker: SpawnWorker): Promise<() => Promise<void>> {
-  const workers: WorkerHandle[] = [];
-  const stop = async (): Promise<void> => {
-    plan.dispose(); // the helpers leave their loops
-    const reason = new SessionError('session.run: the session was disposed while this run was pending');
-    await Promise.all(workers.map((w) => w.terminate(reason)));
-  };
-  try {
-    for (const setup of plan.helpers) {
-      const worker = new WorkerHandle(spawnWorker());
-      workers.push(worker);
-      worker.help(setup);
-    }
-    await Promise.all(workers.map((w) => w.ready));
-  } catch (error) {
-    await stop();
-    throw error;
-  }
-  return stop;
+  return (await startHelperWorkers(plan, spawnWorker)).stop;
 }
 
 async function threadedSession(graph: Graph, threads: number, spawnWorker: SpawnWorker): Promise<Session> {
   const plan = await compilePlan(graph, { threads });
-  return new PlanSession(plan, '', await startHelpers(plan, spawnWorker));
+  return new PlanSession(plan, '', await startHelperWorkers(plan, spawnWorker));
 }

@@ -8,15 +8,19 @@
  *   main thread                                   worker t (1 … T−1)
  *   ─────────────                                 ──────────────────
  *   params, part t's images/labels ─► shared ──►  copy params into its graph
- *   start barrier ─────────────────────────────── start barrier
+ *   start the run (command: step or forward) ───► wakes
  *   plan(part 0) ◄── BN: write own, barrier, ───► plan(part t)
  *                     combine all in fixed order
  *   end barrier ◄───────────────────────────────  grads, logits, loss ─► shared; end barrier
  *   Σ gradients, concatenated logits, loss
  *
- * Threads block on Atomics.wait, which browsers forbid on a page's main thread: in a browser the
- * engine must itself run in a worker. The combination order is fixed, so a given thread count
- * gives the same loss curve run after run; different thread counts differ by float rounding.
+ * The start, the barriers, dispose and failures go through the one control block of
+ * src/runtime/threads/barrier.ts, at the start of the shared buffer; workers are started and their
+ * errors carried back as every worker's are (src/runtime/threads/ports.ts). A worker that fails
+ * releases the others at once (the main thread's call throws a ThreadError); its message follows
+ * through its port, and the engine's next call throws it as a TrainingWorkerError. The combination
+ * order is fixed, so a given thread count gives the same loss curve run after run; different
+ * thread counts differ by float rounding.
  *
  * @example
  * const engine = await ParallelTrainingEngine.create(model.trace([64, 1, 28, 28], { training: true }), 2, spawnWorker);
@@ -25,13 +29,16 @@
  */
 import { ShuffleNetError } from '../errors.js';
 import type { Graph } from '../graph/graph.js';
+import { deserializeGraph, serializeGraph, type SerializedGraph } from '../runtime/session.js';
+import { Barrier, CONTROL_BYTES, ThreadError } from '../runtime/threads/barrier.js';
 import {
-  deserializeGraph,
-  serializeGraph,
-  type SerializedGraph,
+  errorReply,
+  SETUP,
+  startWorkers,
   type SpawnWorker,
-  type WorkerPort,
-} from '../runtime/session.js';
+  type WorkerHandle,
+  type WorkerHostPort,
+} from '../runtime/threads/ports.js';
 import { shapeSize, Tensor, type Shape } from '../tensor/tensor.js';
 import { withInputShape } from '../graph/reshape.js';
 import {
@@ -47,19 +54,13 @@ export class TrainingWorkerError extends ShuffleNetError {
   override name = 'TrainingWorkerError';
 }
 
-// Control words (Int32) at the start of the shared buffer.
-const COUNT = 0; // threads arrived at the current barrier
-const GENERATION = 1; // barriers completed
-const COMMAND = 2; // what the workers do after the start barrier
-const ERROR = 3; // set by a worker that failed
-const CONTROL_WORDS = 8;
+// A run's command (the control block's COMMAND word).
 const STEP = 1;
 const FORWARD = 2;
-const STOP = 3;
 /** Milliseconds a barrier waits in total before it declares the other threads lost. */
-const BARRIER_TIMEOUT = 120_000;
+const STALL_MS = 120_000;
 
-/** Where everything lives in the shared buffer (float offsets after the control words). */
+/** Where everything lives in the shared buffer (float offsets after the control block). */
 interface Layout {
   parts: number[];
   /** Per BN layer: channels and float offsets of the statistics and sums slots (T × 2 × c each). */
@@ -122,17 +123,17 @@ function planLayout(graph: Graph, parts: number[]): Layout {
   };
 }
 
-/** The shared buffer and the barrier every thread runs through. */
+/** The shared buffer: the control block, then the floats of the layout. */
 class Shared {
-  readonly control: Int32Array;
+  readonly barrier: Barrier;
   readonly f32: Float32Array;
 
   constructor(
     readonly buffer: SharedArrayBuffer,
-    readonly threads: number,
+    threads: number,
   ) {
-    this.control = new Int32Array(buffer, 0, CONTROL_WORDS);
-    this.f32 = new Float32Array(buffer, CONTROL_WORDS * 4);
+    this.barrier = new Barrier(buffer, 0, threads, { label: 'parallel training', stallMs: STALL_MS });
+    this.f32 = new Float32Array(buffer, CONTROL_BYTES);
   }
 
   static allocate(layout: Layout): Shared {
@@ -141,35 +142,7 @@ class Shared {
         'parallel training needs SharedArrayBuffer (in browsers: a cross-origin isolated page)',
       );
     }
-    return new Shared(new SharedArrayBuffer(CONTROL_WORDS * 4 + layout.floats * 4), layout.parts.length);
-  }
-
-  /**
-   * Returns once every thread has arrived (a generation-counting barrier). Waiting longer than
-   * `timeout` ms means a thread is lost (an idle worker waits for the next step without limit).
-   */
-  barrier(timeout = BARRIER_TIMEOUT): void {
-    const { control } = this;
-    const generation = Atomics.load(control, GENERATION);
-    if (Atomics.add(control, COUNT, 1) === this.threads - 1) {
-      Atomics.store(control, COUNT, 0);
-      Atomics.add(control, GENERATION, 1);
-      Atomics.notify(control, GENERATION);
-      return;
-    }
-    // Spin briefly (the partner is usually microseconds away), then sleep on the generation word.
-    for (let i = 0; i < 20_000; i++) if (Atomics.load(control, GENERATION) !== generation) return;
-    const deadline = Date.now() + timeout;
-    while (Atomics.load(control, GENERATION) === generation) {
-      if (Atomics.load(control, ERROR) !== 0)
-        throw new TrainingWorkerError('parallel training: a worker thread failed');
-      if (Date.now() > deadline) {
-        throw new TrainingWorkerError(
-          `parallel training: the other threads did not reach a barrier within ${timeout / 1000} s`,
-        );
-      }
-      Atomics.wait(control, GENERATION, generation, 100);
-    }
+    return new Shared(new SharedArrayBuffer(CONTROL_BYTES + layout.floats * 4), layout.parts.length);
   }
 }
 
@@ -178,13 +151,17 @@ function sharedExchange(shared: Shared, layout: Layout, rank: number): BatchNorm
   const { parts } = layout;
   const totalBatch = parts.reduce((a, b) => a + b, 0);
   const f = shared.f32;
+  /** Writes this thread's two per-channel figures to its slot (T slots of 2 × c from `base`), then meets the others. */
+  const publish = (base: number, c: number, first: Float32Array, second: Float32Array): void => {
+    f.set(first, base + rank * 2 * c);
+    f.set(second, base + rank * 2 * c + c);
+    shared.barrier.wait();
+  };
   return {
     totalBatch,
     statistics(layer, mean, variance) {
       const { channels: c, statistics: base } = layout.batchNorms[layer]!;
-      f.set(mean, base + rank * 2 * c);
-      f.set(variance, base + rank * 2 * c + c);
-      shared.barrier();
+      publish(base, c, mean, variance);
       // Chan et al.'s parallel variance, in a fixed order: every thread gets identical figures.
       for (let ch = 0; ch < c; ch++) {
         let sum = 0;
@@ -201,9 +178,7 @@ function sharedExchange(shared: Shared, layout: Layout, rank: number): BatchNorm
     },
     sums(layer, sumDy, sumDyXhat) {
       const { channels: c, sums: base } = layout.batchNorms[layer]!;
-      f.set(sumDy, base + rank * 2 * c);
-      f.set(sumDyXhat, base + rank * 2 * c + c);
-      shared.barrier();
+      publish(base, c, sumDy, sumDyXhat);
       for (let ch = 0; ch < c; ch++) {
         let a = 0;
         let b = 0;
@@ -244,7 +219,7 @@ export class ParallelTrainingEngine implements TrainingEngine {
     private readonly plan: TrainingPlan,
     private readonly shared: Shared,
     private readonly layout: Layout,
-    private readonly workers: WorkerPort[],
+    private readonly workers: WorkerHandle[],
   ) {}
 
   /**
@@ -263,36 +238,24 @@ export class ParallelTrainingEngine implements TrainingEngine {
     const shared = Shared.allocate(layout);
     const partGraph = (n: number): Graph => withInputShape(graph, [n, ...graph.input.shape.slice(1)]);
     const own = partGraph(parts[0]!);
-    const workers: WorkerPort[] = [];
+    const workers = startWorkers(
+      threads - 1,
+      spawnWorker,
+      (i): InitMessage => ({
+        type: 'init',
+        buffer: shared.buffer,
+        graph: serializeGraph(partGraph(parts[i + 1]!)),
+        layout,
+        rank: i + 1,
+      }),
+      (i, message) => new TrainingWorkerError(`parallel training: worker ${i + 1}: ${message}`),
+    );
     try {
-      const ready = parts.slice(1).map((n, i) => {
-        const port = spawnWorker();
-        workers.push(port);
-        return new Promise<void>((resolve, reject) => {
-          port.listen(
-            (message) => {
-              const m = message as { type: string; error?: string };
-              if (m.type === 'ready') resolve();
-              else if (m.type === 'error')
-                reject(new TrainingWorkerError(`parallel training: worker ${i + 1}: ${m.error}`));
-            },
-            (error) => reject(new TrainingWorkerError(`parallel training: worker ${i + 1}: ${error.message}`)),
-          );
-          const init: InitMessage = {
-            type: 'init',
-            buffer: shared.buffer,
-            graph: serializeGraph(partGraph(n)),
-            layout,
-            rank: i + 1,
-          };
-          port.postMessage(init);
-        });
-      });
+      // The workers compile their parts while this thread compiles its own.
       const plan = await TrainingPlan.compile(own, { exchange: sharedExchange(shared, layout, 0) });
-      await Promise.all(ready);
-      return new ParallelTrainingEngine(graph, plan, shared, layout, workers);
+      return new ParallelTrainingEngine(graph, plan, shared, layout, await workers.ready);
     } catch (error) {
-      await Promise.all(workers.map((w) => w.terminate()));
+      await workers.terminate(new TrainingWorkerError('parallel training: the engine failed to start'));
       throw error;
     }
   }
@@ -307,6 +270,9 @@ export class ParallelTrainingEngine implements TrainingEngine {
 
   private start(command: number, images: Tensor, labels: ArrayLike<number> | null): void {
     if (this.disposed) throw new ShuffleNetError('parallel training: the engine was disposed');
+    // A worker that failed in an earlier call has sent its message since: report it.
+    const failure = this.workers.find((w) => w.failure !== null)?.failure;
+    if (failure) throw failure;
     const { layout, shared } = this;
     const f = shared.f32;
     let at = layout.params;
@@ -322,8 +288,17 @@ export class ParallelTrainingEngine implements TrainingEngine {
       if (labels) for (let i = 0; i < n; i++) f[layout.labels[t]! + i] = labels[offset + i]!;
       offset += n;
     }
-    Atomics.store(shared.control, COMMAND, command);
-    shared.barrier();
+    shared.barrier.start(command);
+  }
+
+  /** Runs this thread's part; if it throws, the workers are released (they throw too). */
+  private own<T>(part: () => T): T {
+    try {
+      return part();
+    } catch (error) {
+      this.shared.barrier.fail();
+      throw error;
+    }
   }
 
   private part0(images: Tensor): Tensor {
@@ -350,8 +325,11 @@ export class ParallelTrainingEngine implements TrainingEngine {
   forward(images: Tensor, runningStatistics: RunningStatistics = 'momentum'): Tensor {
     this.shared.f32[this.layout.runningStatistics] = encodeStatistics(runningStatistics);
     this.start(FORWARD, images, null);
-    const own = this.plan.forward(this.part0(images), runningStatistics);
-    this.shared.barrier();
+    const own = this.own(() => {
+      const logits = this.plan.forward(this.part0(images), runningStatistics);
+      this.shared.barrier.wait();
+      return logits;
+    });
     return this.gatherLogits(own);
   }
 
@@ -377,15 +355,18 @@ export class ParallelTrainingEngine implements TrainingEngine {
     shared.f32[layout.labelSmoothing] = options.labelSmoothing ?? 0;
     this.start(STEP, images, labels);
     const n0 = layout.parts[0]!;
-    const own = this.plan.forwardBackward(
-      this.part0(images),
-      Array.from({ length: n0 }, (_, i) => labels[i]!),
-      {
-        labelSmoothing: options.labelSmoothing ?? 0,
-        lossScale: n0 / total,
-      },
-    );
-    shared.barrier(); // the workers' gradients, logits and losses are in place
+    const own = this.own(() => {
+      const result = this.plan.forwardBackward(
+        this.part0(images),
+        Array.from({ length: n0 }, (_, i) => labels[i]!),
+        {
+          labelSmoothing: options.labelSmoothing ?? 0,
+          lossScale: n0 / total,
+        },
+      );
+      shared.barrier.wait(); // the workers' gradients, logits and losses are in place
+      return result;
+    });
     let loss = own.loss * n0;
     for (let t = 1; t < layout.parts.length; t++) {
       loss += shared.f32[layout.loss[t]!]! * layout.parts[t]!;
@@ -405,22 +386,18 @@ export class ParallelTrainingEngine implements TrainingEngine {
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
-    Atomics.store(this.shared.control, COMMAND, STOP);
-    try {
-      this.shared.barrier();
-    } finally {
-      await Promise.all(this.workers.map((w) => w.terminate()));
-    }
+    this.shared.barrier.quit(); // the workers leave their loops
+    const reason = new TrainingWorkerError('parallel training: the engine was disposed');
+    await Promise.all(this.workers.map((w) => w.terminate(reason)));
   }
 }
 
 /**
- * The worker side: compiles its part's plan, then loops on the start barrier until told to stop.
- * `port` is the worker's end (worker_threads' parentPort in Node, `self` in a Web Worker).
+ * The worker side: compiles its part's plan, then runs each command the main thread starts until
+ * it quits. `port` is the worker's end (worker_threads' parentPort in Node, `self` in a Web
+ * Worker).
  */
-export function serveTrainingWorker(
-  port: Pick<WorkerPort, 'postMessage'> & { listen(onMessage: (m: unknown) => void): void },
-): void {
+export function serveTrainingWorker(port: WorkerHostPort): void {
   port.listen((message) => {
     const init = message as InitMessage;
     if (init.type !== 'init') return;
@@ -433,13 +410,14 @@ export function serveTrainingWorker(
         try {
           serve(plan, graph, shared, layout, rank);
         } catch (error) {
-          Atomics.store(shared.control, ERROR, 1);
-          Atomics.notify(shared.control, GENERATION);
-          port.postMessage({ type: 'error', error: error instanceof Error ? error.message : String(error) });
+          // This worker failed: release the others at once, and send them the message. (A
+          // ThreadError means another thread failed, which the others already know.)
+          if (error instanceof ThreadError) return;
+          shared.barrier.fail();
+          port.postMessage(errorReply(SETUP, error));
         }
       },
-      (error: unknown) =>
-        port.postMessage({ type: 'error', error: error instanceof Error ? error.message : String(error) }),
+      (error: unknown) => port.postMessage(errorReply(SETUP, error)),
     );
   });
 }
@@ -450,9 +428,8 @@ function serve(plan: TrainingPlan, graph: Graph, shared: Shared, layout: Layout,
   const total = layout.parts.reduce((a, b) => a + b, 0);
   const images = new Tensor(graph.input.shape, new Float32Array(shapeSize(graph.input.shape)));
   for (;;) {
-    shared.barrier(Infinity);
-    const command = Atomics.load(shared.control, COMMAND);
-    if (command === STOP) return;
+    const command = shared.barrier.awaitRun();
+    if (command === null) return;
     let at = layout.params;
     for (const p of graph.params.values()) {
       p.tensor.data.set(f.subarray(at, at + p.tensor.size));
@@ -479,6 +456,6 @@ function serve(plan: TrainingPlan, graph: Graph, shared: Shared, layout: Layout,
         g += p.tensor.size;
       }
     }
-    shared.barrier();
+    shared.barrier.wait();
   }
 }

@@ -53,14 +53,14 @@ it('times our training step per thread count and writes the report, PyTorch skip
   }
 });
 
-const torch = requirement(
+const needTorch = requirement(
   'TORCH',
   'the PyTorch training benchmark (test/bench-train.test.ts)',
   pythonModuleMissing('torch', 'pip install torch'),
 );
 
-it.skipIf(torch.skip)('times PyTorch on the same network in the same run, and the ratio is ours / PyTorch', () => {
-  torch.check();
+it.skipIf(needTorch.skip)('times PyTorch on the same network in the same run, and the ratio is ours / PyTorch', () => {
+  needTorch.check();
   const out = join(dir, 'bench-train-torch.json');
   const tiny = ['--steps', '1', '--warmup', '0', '--batch', '4', '--size', '32', '--threads', '1', '--out', out];
   const r = spawnSync(process.execPath, ['--import', 'tsx', 'bench/train.ts', ...tiny, '--json'], {

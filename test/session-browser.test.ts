@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requirement } from './helpers/requirements.js';
 
 const chromiumPath = '/usr/bin/chromium';
-const chromium = requirement(
+const needChromium = requirement(
   'CHROMIUM',
   'the browser session tests (test/session-browser.test.ts)',
   existsSync(chromiumPath) ? null : `${chromiumPath} is absent (install it with: apt-get install -y chromium)`,
@@ -90,13 +90,13 @@ interface PageResult {
   isolated: boolean;
 }
 
-describe.skipIf(chromium.skip)('sessions in Chromium', () => {
+describe.skipIf(needChromium.skip)('sessions in Chromium', () => {
   let browser: Browser | undefined;
   let files: Map<string, string>;
   const servers: Server[] = [];
 
   beforeAll(async () => {
-    chromium.check();
+    needChromium.check();
     files = await bundle();
     browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: ['--no-sandbox'] });
   });

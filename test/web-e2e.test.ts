@@ -25,7 +25,7 @@ import { decodeImage } from '../src/node/image.js';
 import { softmax } from '../src/ops/index.js';
 
 const chromiumPath = '/usr/bin/chromium';
-const chromium = requirement(
+const needChromium = requirement(
   'CHROMIUM',
   'the web page end-to-end test (test/web-e2e.test.ts)',
   existsSync(chromiumPath) ? null : `${chromiumPath} is absent (install it with: apt-get install -y chromium)`,
@@ -134,13 +134,13 @@ function expectOwnOriginOnly(watched: Watched, origin: string): void {
   expect(watched.requests.length).toBeGreaterThan(3);
 }
 
-describe.skipIf(chromium.skip)('browser page (web/) in Chromium', () => {
+describe.skipIf(needChromium.skip)('browser page (web/) in Chromium', () => {
   let context: BrowserContext;
   let userDataDir: string;
   const servers: Server[] = [];
 
   beforeAll(async () => {
-    chromium.check();
+    needChromium.check();
     await build({ configFile: join(root, 'web', 'vite.config.ts'), logLevel: 'warn' });
     userDataDir = mkdtempSync(join(tmpdir(), 'shufflenet-chromium-'));
     context = await chromium.launchPersistentContext(userDataDir, {

@@ -10,9 +10,9 @@
  *   shows that), with the variable that would make it a failure.
  *
  * @example
- * const chromium = requirement('CHROMIUM', 'the page in Chromium', existsSync(path) ? null : `${path} is absent`);
- * describe.skipIf(chromium.skip)('browser page', () => {
- *   beforeAll(() => chromium.check());
+ * const needChromium = requirement('CHROMIUM', 'the page in Chromium', existsSync(path) ? null : `${path} is absent`);
+ * describe.skipIf(needChromium.skip)('browser page', () => {
+ *   beforeAll(() => needChromium.check());
  * });
  */
 import { spawnSync } from 'node:child_process';

@@ -1,8 +1,11 @@
-// Lint configuration: typescript-eslint's recommended rules, plus the rule that keeps the core
-// browser-safe: only the CLI, benchmarks, scripts and tests may import Node's built-in modules.
+// Lint configuration: typescript-eslint's recommended rules, plus the rules that hold the
+// architecture: the core stays browser-safe (only the CLI, benchmarks, scripts and tests may import
+// Node's built-in modules), src/ imports only downward through its layers, and web/ uses only the
+// public browser entry (both in eslint.layers.js).
 import js from '@eslint/js';
 import globals from 'globals';
 import tseslint from 'typescript-eslint';
+import layers from './eslint.layers.js';
 
 const nodeBuiltins = [
   'fs',
@@ -61,5 +64,10 @@ export default tseslint.config(
         },
       ],
     },
+  },
+  {
+    files: ['src/**/*.ts', 'web/**/*.ts'],
+    plugins: { layers },
+    rules: { 'layers/layer-order': 'error', 'layers/browser-entry': 'error' },
   },
 );

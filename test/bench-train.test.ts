@@ -1,6 +1,8 @@
 /**
  * `npm run bench:train` in a tiny mode (one step of batch 2 at 32×32, PyTorch switched off): the
- * table it prints and the JSON it writes. No speed is asserted.
+ * table it prints and the JSON it writes. No speed is asserted. The PyTorch comparison needs torch
+ * in /usr/bin/python3: without it that test says why it skipped, and SHUFFLENET_REQUIRE_TORCH=1
+ * makes it fail instead.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -8,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, expect, it } from 'vitest';
+import { pythonModuleMissing, requirement } from './helpers/requirements.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'bench-train-'));
@@ -50,9 +53,14 @@ it('times our training step per thread count and writes the report, PyTorch skip
   }
 });
 
-const hasTorch = spawnSync('/usr/bin/python3', ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
+const needTorch = requirement(
+  'TORCH',
+  'the PyTorch training benchmark (test/bench-train.test.ts)',
+  pythonModuleMissing('torch', 'pip install torch'),
+);
 
-it.skipIf(!hasTorch)('times PyTorch on the same network in the same run, and the ratio is ours / PyTorch', () => {
+it.skipIf(needTorch.skip)('times PyTorch on the same network in the same run, and the ratio is ours / PyTorch', () => {
+  needTorch.check();
   const out = join(dir, 'bench-train-torch.json');
   const tiny = ['--steps', '1', '--warmup', '0', '--batch', '4', '--size', '32', '--threads', '1', '--out', out];
   const r = spawnSync(process.execPath, ['--import', 'tsx', 'bench/train.ts', ...tiny, '--json'], {

@@ -12,9 +12,14 @@ import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { requirement } from './helpers/requirements.js';
 
 const chromiumPath = '/usr/bin/chromium';
-const required = process.env['SHUFFLENET_REQUIRE_CHROMIUM'] === '1';
+const needChromium = requirement(
+  'CHROMIUM',
+  'the browser session tests (test/session-browser.test.ts)',
+  existsSync(chromiumPath) ? null : `${chromiumPath} is absent (install it with: apt-get install -y chromium)`,
+);
 const testDir = fileURLToPath(new URL('.', import.meta.url));
 const root = fileURLToPath(new URL('..', import.meta.url));
 
@@ -85,12 +90,13 @@ interface PageResult {
   isolated: boolean;
 }
 
-describe.skipIf(!existsSync(chromiumPath) && !required)('sessions in Chromium', () => {
+describe.skipIf(needChromium.skip)('sessions in Chromium', () => {
   let browser: Browser | undefined;
   let files: Map<string, string>;
   const servers: Server[] = [];
 
   beforeAll(async () => {
+    needChromium.check();
     files = await bundle();
     browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: ['--no-sandbox'] });
   });

@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { requirement } from './helpers/requirements.js';
 import { complexity } from '../src/analysis/complexity.js';
 import { preprocessImage } from '../src/data/image.js';
 import { loadModelFile, saveModelFile } from '../src/io/modelfile.js';
@@ -24,16 +25,15 @@ import { decodeImage } from '../src/node/image.js';
 import { softmax } from '../src/ops/index.js';
 
 const chromiumPath = '/usr/bin/chromium';
-const haveChromium = existsSync(chromiumPath);
-const required = process.env['SHUFFLENET_REQUIRE_CHROMIUM'] === '1';
+const needChromium = requirement(
+  'CHROMIUM',
+  'the web page end-to-end test (test/web-e2e.test.ts)',
+  existsSync(chromiumPath) ? null : `${chromiumPath} is absent (install it with: apt-get install -y chromium)`,
+);
 const root = fileURLToPath(new URL('..', import.meta.url));
 const dist = join(root, 'web', 'dist');
 const fixture = join(root, 'test', 'fixtures', 'web', 'trouser.png');
 const screenshot = join(root, 'results', 'web-e2e.png');
-
-if (!haveChromium && !required) {
-  console.warn(`web e2e test skipped: ${chromiumPath} is absent (install it with: apt-get install -y chromium)`);
-}
 
 const mimeTypes: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -134,13 +134,13 @@ function expectOwnOriginOnly(watched: Watched, origin: string): void {
   expect(watched.requests.length).toBeGreaterThan(3);
 }
 
-describe.skipIf(!haveChromium && !required)('browser page (web/) in Chromium', () => {
+describe.skipIf(needChromium.skip)('browser page (web/) in Chromium', () => {
   let context: BrowserContext;
   let userDataDir: string;
   const servers: Server[] = [];
 
   beforeAll(async () => {
-    if (!haveChromium) throw new Error(`${chromiumPath} is absent but SHUFFLENET_REQUIRE_CHROMIUM=1 (CI installs it)`);
+    needChromium.check();
     await build({ configFile: join(root, 'web', 'vite.config.ts'), logLevel: 'warn' });
     userDataDir = mkdtempSync(join(tmpdir(), 'shufflenet-chromium-'));
     context = await chromium.launchPersistentContext(userDataDir, {

@@ -24,7 +24,8 @@
  */
 import { ShuffleNetError } from '../errors.js';
 import type { Graph, GraphNode } from '../graph/graph.js';
-import type { Conv2dAttrs } from '../ops/conv2d.js';
+import type { Conv2dGeometry } from '../kernels/reference/conv2d.js';
+import { conv2dGeometry, type Conv2dAttrs } from '../ops/conv2d.js';
 import type { AvgPool2dAttrs } from '../ops/pool2d.js';
 import type { Shape } from '../tensor/tensor.js';
 
@@ -36,26 +37,8 @@ export class LoweringError extends ShuffleNetError {
 /** Who reads the decision: the inference plan (forward only) or the training plan (and backward). */
 export type LoweringPurpose = 'inference' | 'training';
 
-/** A convolution's geometry, read once from the graph. Padding bottom/right follow from the shapes. */
-export interface ConvGeometry {
-  batch: number;
-  cIn: number;
-  h: number;
-  w: number;
-  cOut: number;
-  oh: number;
-  ow: number;
-  kh: number;
-  kw: number;
-  groups: number;
-  strideH: number;
-  strideW: number;
-  padTop: number;
-  padLeft: number;
-  dilationH: number;
-  dilationW: number;
-  bias: boolean;
-}
+/** A convolution's geometry (the reference kernel's), and whether it has a bias. */
+export type ConvGeometry = Conv2dGeometry & { bias: boolean };
 
 export type NodeLowering =
   /** 1×1 convolution, stride 1, no padding, any groups: one GEMM per group (packed [⌈m/4⌉][k][4]). */
@@ -97,29 +80,9 @@ function poolAttrs(node: GraphNode): AvgPool2dAttrs {
 
 /** The geometry of a conv2d node. */
 export function convGeometry(graph: Graph, node: GraphNode): ConvGeometry {
-  const a = convAttrs(node);
-  const [batch, cIn, h, w] = graph.shapes.get(node.inputs[0]!)! as [number, number, number, number];
-  const [cOut, , kh, kw] = graph.shapes.get(node.inputs[1]!)! as [number, number, number, number];
-  const [, , oh, ow] = graph.shapes.get(node.output)! as [number, number, number, number];
-  return {
-    batch,
-    cIn,
-    h,
-    w,
-    cOut,
-    oh,
-    ow,
-    kh,
-    kw,
-    groups: a.groups,
-    strideH: a.stride[0],
-    strideW: a.stride[1],
-    padTop: a.padding[0],
-    padLeft: a.padding[1],
-    dilationH: a.dilation[0],
-    dilationW: a.dilation[1],
-    bias: node.inputs.length === 3,
-  };
+  const shape = (value: string): Shape => graph.shapes.get(value)!;
+  const geometry = conv2dGeometry(shape(node.inputs[0]!), shape(node.inputs[1]!), shape(node.output), convAttrs(node));
+  return { ...geometry, bias: node.inputs.length === 3 };
 }
 
 /**
@@ -136,9 +99,10 @@ export function lowerNode(graph: Graph, node: GraphNode, purpose: LoweringPurpos
       const undilated = a.dilation[0] === 1 && a.dilation[1] === 1;
       const pad = (p: number): boolean => a.padding.every((v) => v === p);
       const stride = (s: number): boolean => a.stride[0] === s && a.stride[1] === s;
-      if (undilated && conv.kh === 1 && conv.kw === 1 && stride(1) && pad(0)) return { kernel: 'gemm1x1', conv };
-      const threeByThree = undilated && conv.kh === 3 && conv.kw === 3 && pad(1);
-      const depthwise = a.groups === conv.cIn && conv.cIn === conv.cOut;
+      if (undilated && conv.kernelHeight === 1 && conv.kernelWidth === 1 && stride(1) && pad(0))
+        return { kernel: 'gemm1x1', conv };
+      const threeByThree = undilated && conv.kernelHeight === 3 && conv.kernelWidth === 3 && pad(1);
+      const depthwise = a.groups === conv.inChannels && conv.inChannels === conv.outChannels;
       if (threeByThree && depthwise && (stride(1) || stride(2))) {
         return { kernel: 'dwconv3x3', conv, stride: a.stride[0] };
       }
@@ -339,18 +303,18 @@ function threadSplit(graph: Graph, step: LoweredStep): ThreadSplit {
   const lowering = step.lowering;
   switch (lowering.kernel) {
     case 'gemm1x1': {
-      const { cOut, groups } = lowering.conv;
-      return { axis: 'channel-blocks', units: groups * Math.ceil(cOut / groups / 4), bandRows: 0 };
+      const { outChannels, groups } = lowering.conv;
+      return { axis: 'channel-blocks', units: groups * Math.ceil(outChannels / groups / 4), bandRows: 0 };
     }
     case 'im2col-gemm': {
-      const { oh, ow, groups } = lowering.conv;
-      const bandRows = convBandRows(im2colRows(lowering.conv), ow);
-      return { axis: 'row-bands', units: Math.ceil(oh / bandRows) * groups, bandRows };
+      const { outHeight, outWidth, groups } = lowering.conv;
+      const bandRows = convBandRows(im2colRows(lowering.conv), outWidth);
+      return { axis: 'row-bands', units: Math.ceil(outHeight / bandRows) * groups, bandRows };
     }
     case 'stem3x3s2': {
-      const { oh, ow, cIn } = lowering.conv;
-      const bandRows = stemBandRows(cIn, ow);
-      return { axis: 'row-bands', units: Math.ceil(oh / bandRows), bandRows };
+      const { outHeight, outWidth, inChannels } = lowering.conv;
+      const bandRows = stemBandRows(inChannels, outWidth);
+      return { axis: 'row-bands', units: Math.ceil(outHeight / bandRows), bandRows };
     }
     case 'dwconv3x3':
     case 'pool3x3s2':
@@ -365,7 +329,7 @@ function threadSplit(graph: Graph, step: LoweredStep): ThreadSplit {
 
 /** Rows of an im2col patch matrix for one group: K = C_in/groups · kH · kW. */
 export function im2colRows(conv: ConvGeometry): number {
-  return (conv.cIn / conv.groups) * conv.kh * conv.kw;
+  return (conv.inChannels / conv.groups) * conv.kernelHeight * conv.kernelWidth;
 }
 
 /** Output rows per im2col band of a general convolution: a patch matrix of at most ~256 KB. */

@@ -204,8 +204,8 @@ function build<P>(
       scratchFloats = Math.max(scratchFloats, planes * wasm.exports.paddedPlaneFloats(h, w));
     }
     if (lowering.kernel === 'stem3x3s2' || lowering.kernel === 'im2col-gemm') {
-      const k = lowering.kernel === 'stem3x3s2' ? lowering.conv.cIn * 9 : im2colRows(lowering.conv);
-      colFloats = Math.max(colFloats, k * split.bandRows * lowering.conv.ow + 4);
+      const k = lowering.kernel === 'stem3x3s2' ? lowering.conv.inChannels * 9 : im2colRows(lowering.conv);
+      colFloats = Math.max(colFloats, k * split.bandRows * lowering.conv.outWidth + 4);
     }
   }
   // One scratch area and patch matrix per thread.
@@ -482,7 +482,7 @@ function phasesOf(
     case 'gemm1x1':
     case 'im2col-gemm':
     case 'stem3x3s2': {
-      const { cOut, oh, ow, groups } = lowering.conv;
+      const { outChannels: cOut, outHeight: oh, outWidth: ow, groups } = lowering.conv;
       const pixels = oh * ow;
       const m = cOut / groups;
       const kPerGroup =
@@ -536,7 +536,8 @@ function phasesOf(
       }
       if (lowering.kernel === 'im2col-gemm') {
         // Units of (band of output rows, group); each thread has its own patch matrix.
-        const { kh, kw, strideH, strideW, padTop, padLeft, dilationH, dilationW } = lowering.conv;
+        const { kernelHeight: kh, kernelWidth: kw, strideHeight, strideWidth, padTop, padLeft } = lowering.conv;
+        const { dilationHeight, dilationWidth } = lowering.conv;
         const cPerGroup = c / groups;
         const band = split.bandRows;
         return [
@@ -552,7 +553,7 @@ function phasesOf(
               const tb = tables[g]!;
               calls.push(
                 // prettier-ignore
-                call('im2col', cPerGroup, h, w, kh, kw, strideH, strideW, padTop, padLeft, dilationH, dilationW, ow, oy, oy + rows, input + g * cPerGroup * h * w * 4, col[t]!),
+                call('im2col', cPerGroup, h, w, kh, kw, strideHeight, strideWidth, padTop, padLeft, dilationHeight, dilationWidth, ow, oy, oy + rows, input + g * cPerGroup * h * w * 4, col[t]!),
                 // prettier-ignore
                 call('gemm4x8', kPerGroup, m, bandPixels, p.weights, p.bias, col[t]!, bandPixels * 4, tb.out, tb.res, oy * ow * 4, relu),
               );
@@ -587,7 +588,7 @@ function phasesOf(
       ];
     }
     case 'dwconv3x3': {
-      const { oh, ow } = lowering.conv;
+      const { outHeight: oh, outWidth: ow } = lowering.conv;
       const p = prepared.groups[0]!;
       return [
         perThread(threads, (t) => {

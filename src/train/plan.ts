@@ -461,8 +461,8 @@ function compileReference(ctx: CompileContext, node: GraphNode, reason: string):
 /** 1×1 convolution with `groups` groups over [N, cIn, P] → [N, cOut, P]. */
 function compilePointwise(ctx: CompileContext, node: GraphNode, conv: ConvGeometry): CompiledNode {
   const { kernels, heap } = ctx;
-  const { batch: n, cIn, cOut, groups } = conv;
-  const pixels = conv.h * conv.w;
+  const { batch: n, inChannels: cIn, outChannels: cOut, groups } = conv;
+  const pixels = conv.inHeight * conv.inWidth;
   const k = kernels.exports;
   const [xName, wName, bName] = node.inputs;
   const kg = cIn / groups;
@@ -590,7 +590,7 @@ function biasGradient(
 function compileDepthwise(ctx: CompileContext, node: GraphNode, conv: ConvGeometry, stride: number): CompiledNode {
   const { kernels, heap } = ctx;
   const k = kernels.exports;
-  const { batch: n, cIn: c, h, w, oh, ow } = conv;
+  const { batch: n, inChannels: c, inHeight: h, inWidth: w, outHeight: oh, outWidth: ow } = conv;
   const [xName, wName, bName] = node.inputs;
   const x = ctx.address(xName!);
   const weight = ctx.address(wName!);
@@ -645,7 +645,8 @@ function compileDepthwise(ctx: CompileContext, node: GraphNode, conv: ConvGeomet
 function compileIm2col(ctx: CompileContext, node: GraphNode, conv: ConvGeometry): CompiledNode {
   const { kernels, heap } = ctx;
   const k = kernels.exports;
-  const { batch: n, cIn, h, w, cOut, oh, ow, kh, kw, groups } = conv;
+  const { batch: n, inChannels: cIn, inHeight: h, inWidth: w, outChannels: cOut, groups } = conv;
+  const { outHeight: oh, outWidth: ow, kernelHeight: kh, kernelWidth: kw } = conv;
   const [xName, wName, bName] = node.inputs;
   const x = ctx.address(xName!);
   const weight = ctx.address(wName!);
@@ -680,7 +681,7 @@ function compileIm2col(ctx: CompileContext, node: GraphNode, conv: ConvGeometry)
         for (let g = 0; g < groups; g++) {
           const input = x + (s * cIn + g * cPerGroup) * h * w * FLOAT;
           // prettier-ignore
-          k.im2col(cPerGroup, h, w, kh, kw, conv.strideH, conv.strideW, conv.padTop, conv.padLeft, conv.dilationH, conv.dilationW, ow, 0, oh, input, colAt(s, g));
+          k.im2col(cPerGroup, h, w, kh, kw, conv.strideHeight, conv.strideWidth, conv.padTop, conv.padLeft, conv.dilationHeight, conv.dilationWidth, ow, 0, oh, input, colAt(s, g));
           // prettier-ignore
           k.gemm4x8(kg, mg, pixels, packed + g * packedBlock * FLOAT, bias + g * biasBlock * FLOAT, colAt(s, g), rowBytes, outTable + (s * cOut + g * mg) * 4, 0, 0, 0);
         }

@@ -778,7 +778,9 @@ function compileBatchNorm(ctx: CompileContext, node: GraphNode): CompiledNode {
   const gamma = ctx.address(gName!);
   const beta = ctx.address(bName!);
   const y = ctx.address(node.output);
-  const [mean, variance, sumDy, sumDyXhat] = [0, 0, 0, 0].map(() => kernels.allocFloats(c)) as [
+  // [C] each: the mean as an f32 head and tail, the variance, and the backward's sums (∂β, ∂γ).
+  const [mean, meanTail, variance, sumDy, sumDyXhat] = [0, 0, 0, 0, 0].map(() => kernels.allocFloats(c)) as [
+    number,
     number,
     number,
     number,
@@ -787,18 +789,22 @@ function compileBatchNorm(ctx: CompileContext, node: GraphNode): CompiledNode {
   const floats = (address: number): Float32Array => ctx.floats(address, c);
   const runningMean = graph.params.get(rmName!)!.tensor;
   const runningVar = graph.params.get(rvName!)!.tensor;
+  // One kernel family (assembly/batchnorm.ts): statistics → [exchange] → apply, sums → [exchange]
+  // → backward apply. One part has no exchange and runs each pair fused per block of channels,
+  // which gives bit-for-bit the two passes' results.
   const exchange = ctx.exchange;
   const totalBatch = exchange?.totalBatch ?? n;
   return {
     kind: 'batchNorm',
     forward: () => {
       if (exchange) {
-        // Statistics of this part, the whole batch's from all parts, then normalise.
-        k.batchNormStatistics(n, c, pixels, x, mean, variance);
+        k.batchNormStatistics(n, c, pixels, x, mean, meanTail, variance);
         exchange.statistics(layer, floats(mean), floats(variance));
-        k.batchNormApply(n, c, pixels, x, gamma, beta, mean, variance, attrs.eps, y);
+        // The exchange gives the whole batch's mean as one f32; its tail is unknown here.
+        floats(meanTail).fill(0);
+        k.batchNormApply(n, c, pixels, x, gamma, beta, mean, meanTail, variance, attrs.eps, y);
       } else {
-        k.batchNormTrainForward(n, c, pixels, x, gamma, beta, y, mean, variance, attrs.eps);
+        k.batchNormTrainForward(n, c, pixels, x, gamma, beta, mean, meanTail, variance, attrs.eps, y);
       }
       const mode = ctx.statistics.mode;
       if (mode === 'frozen') return;
@@ -812,49 +818,34 @@ function compileBatchNorm(ctx: CompileContext, node: GraphNode): CompiledNode {
       );
     },
     backward: (gy, [dx, dGamma, dBeta]) => {
-      // ∂γ = Σ ∂y·x̂ and ∂β = Σ ∂y are the backward's own reductions.
       const dxScratch = dx ? 0 : kernels.allocFloats(n * c * pixels);
+      const target = dx ? dx.address : dxScratch;
+      const accumulate = dx?.accumulate ? 1 : 0;
       return () => {
-        if (!exchange) {
-          k.batchNormTrainBackward(
-            n,
-            c,
-            pixels,
-            x,
-            gamma,
-            mean,
-            variance,
-            attrs.eps,
-            gy,
-            dx ? dx.address : dxScratch,
-            sumDyXhat,
-            sumDy,
-            dx?.accumulate ? 1 : 0,
-          );
-          if (dGamma) writeOrAdd(ctx, sumDyXhat, dGamma.address, c, dGamma.accumulate);
-          if (dBeta) writeOrAdd(ctx, sumDy, dBeta.address, c, dBeta.accumulate);
-          return;
+        const statistics = [mean, meanTail, variance, attrs.eps] as const;
+        if (exchange) {
+          k.batchNormBackwardSums(n, c, pixels, x, gy, ...statistics, sumDy, sumDyXhat);
+        } else {
+          k.batchNormTrainBackward(n, c, pixels, x, gy, gamma, ...statistics, sumDy, sumDyXhat, target, accumulate);
         }
-        k.batchNormBackwardSums(n, c, pixels, x, mean, variance, attrs.eps, gy, sumDy, sumDyXhat);
+        // ∂γ = Σ ∂y·x̂ and ∂β = Σ ∂y of this part (the parts' parameter gradients are summed).
         if (dGamma) writeOrAdd(ctx, sumDyXhat, dGamma.address, c, dGamma.accumulate);
         if (dBeta) writeOrAdd(ctx, sumDy, dBeta.address, c, dBeta.accumulate);
+        if (!exchange) return;
         exchange.sums(layer, floats(sumDy), floats(sumDyXhat));
-        const target = dx ? dx.address : dxScratch;
         k.batchNormBackwardApply(
           n,
           c,
           pixels,
           x,
-          gamma,
-          mean,
-          variance,
-          attrs.eps,
           gy,
+          gamma,
+          ...statistics,
           sumDy,
           sumDyXhat,
           totalBatch * pixels,
           target,
-          dx?.accumulate ? 1 : 0,
+          accumulate,
         );
       };
     },

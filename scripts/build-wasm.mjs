@@ -119,7 +119,9 @@ const outputs = [
 const stale = outputs.filter(([file, text]) => read(file) !== text).map(([file]) => file);
 if (process.argv.includes('--check')) {
   if (stale.length > 0) {
-    console.error(`build-wasm: ${stale.join(', ')}: not what ${entry} compiles to; run npm run build:wasm and commit it`);
+    console.error(
+      `build-wasm: ${stale.join(', ')}: not what ${entry} compiles to; run npm run build:wasm and commit it`,
+    );
     process.exit(1);
   }
   console.log(
@@ -176,7 +178,8 @@ function exportedDeclarations(file) {
       const typeOf = (node, what) => {
         const text = node?.getText(sourceFile);
         const type = jsTypes[text];
-        if (type === undefined) fail(file, node ?? statement, `${what} has type ${text ?? '(none)'}, not a WASM value type`);
+        if (type === undefined)
+          fail(file, node ?? statement, `${what} has type ${text ?? '(none)'}, not a WASM value type`);
         return type;
       };
       const signature = () => ({
@@ -209,7 +212,9 @@ function exportsType(name, doc, file, wasm) {
   const binaryFunctions = binary.filter((e) => e.kind === 'function').map((e) => e.name);
   const declared = functions.map((f) => f.name);
   if (binaryFunctions.slice().sort().join() !== declared.slice().sort().join()) {
-    console.error(`build-wasm: ${file} declares ${declared.join(', ')} but the module exports ${binaryFunctions.join(', ')}`);
+    console.error(
+      `build-wasm: ${file} declares ${declared.join(', ')} but the module exports ${binaryFunctions.join(', ')}`,
+    );
     process.exit(1);
   }
   const memory = binary.some((e) => e.kind === 'memory' && e.name === 'memory');

@@ -103,7 +103,9 @@ export class WasmKernels {
     const instance = await WebAssembly.instantiate(await compileKernels(variant), {});
     const exports = instance.exports;
     if (!hasFunctions<KernelExports>(exports, kernelExportsNames) || !(exports.memory instanceof WebAssembly.Memory)) {
-      throw new WasmUnavailableError(`wasm kernels: the ${variant} build lacks exports that exports.generated.ts declares`);
+      throw new WasmUnavailableError(
+        `wasm kernels: the ${variant} build lacks exports that exports.generated.ts declares`,
+      );
     }
     return new WasmKernels(exports, variant);
   }
@@ -165,7 +167,9 @@ export async function instantiateSharedKernels(memory: WebAssembly.Memory): Prom
   const instance = await WebAssembly.instantiate(await compileKernels('simd-shared'), { env: { memory } });
   const exports = { ...instance.exports, memory };
   if (!hasFunctions<InferenceKernelExports>(exports, inferenceKernelExportsNames)) {
-    throw new WasmUnavailableError('wasm kernels: the simd-shared build lacks exports that exports.generated.ts declares');
+    throw new WasmUnavailableError(
+      'wasm kernels: the simd-shared build lacks exports that exports.generated.ts declares',
+    );
   }
   // NOTE: the one remaining cast. The shared build has the inference kernels only
   // (InferenceKernelExports); its callers (WasmKernels over a shared memory, src/runtime/team.ts)
@@ -174,7 +178,10 @@ export async function instantiateSharedKernels(memory: WebAssembly.Memory): Prom
 }
 
 /** Whether every name is a function export: the guard that types an instance's exports. */
-function hasFunctions<T extends WebAssembly.Exports>(exports: WebAssembly.Exports, names: readonly string[]): exports is T {
+function hasFunctions<T extends WebAssembly.Exports>(
+  exports: WebAssembly.Exports,
+  names: readonly string[],
+): exports is T {
   return names.every((name) => typeof exports[name] === 'function');
 }
 

@@ -68,19 +68,14 @@ for (const variant of variants) {
           const gradOut = kernels.upload(randomArray(size));
           const accumulate = cases++ % 2;
           const initial = randomArray(size);
-          // [mean, tail, variance, y, sumDy, sumDyXhat, gradIn] of each way.
+          // [mean, variance, y, sumDy, sumDyXhat, gradIn] of each way.
           const run = (fused: boolean): Float32Array[] => {
-            const [mean, tail, variance, y, sumDy, sumDyXhat] = [
-              channels,
-              channels,
-              channels,
-              size,
-              channels,
-              channels,
-            ].map(nan) as [number, number, number, number, number, number];
+            const [mean, variance, y, sumDy, sumDyXhat] = [channels, channels, channels, size, channels, channels].map(
+              nan,
+            ) as [number, number, number, number, number, number];
             const gradIn = kernels.upload(initial);
             if (fused) {
-              k.batchNormTrainForward(batch, channels, pixels, x, gamma, beta, mean, tail, variance, eps, y);
+              k.batchNormTrainForward(batch, channels, pixels, x, gamma, beta, mean, variance, eps, y);
               k.batchNormTrainBackward(
                 batch,
                 channels,
@@ -89,7 +84,6 @@ for (const variant of variants) {
                 gradOut,
                 gamma,
                 mean,
-                tail,
                 variance,
                 eps,
                 sumDy,
@@ -98,9 +92,9 @@ for (const variant of variants) {
                 accumulate,
               );
             } else {
-              k.batchNormStatistics(batch, channels, pixels, x, mean, tail, variance);
-              k.batchNormApply(batch, channels, pixels, x, gamma, beta, mean, tail, variance, eps, y);
-              k.batchNormBackwardSums(batch, channels, pixels, x, gradOut, mean, tail, variance, eps, sumDy, sumDyXhat);
+              k.batchNormStatistics(batch, channels, pixels, x, mean, variance);
+              k.batchNormApply(batch, channels, pixels, x, gamma, beta, mean, variance, eps, y);
+              k.batchNormBackwardSums(batch, channels, pixels, x, gradOut, mean, variance, eps, sumDy, sumDyXhat);
               const count = batch * pixels;
               k.batchNormBackwardApply(
                 batch,
@@ -110,7 +104,6 @@ for (const variant of variants) {
                 gradOut,
                 gamma,
                 mean,
-                tail,
                 variance,
                 eps,
                 sumDy,
@@ -120,13 +113,13 @@ for (const variant of variants) {
                 accumulate,
               );
             }
-            return [mean, tail, variance, y, sumDy, sumDyXhat, gradIn].map((a, i) =>
-              read(a, i === 3 || i === 6 ? size : channels),
+            return [mean, variance, y, sumDy, sumDyXhat, gradIn].map((a, i) =>
+              read(a, i === 2 || i === 5 ? size : channels),
             );
           };
           const fused = run(true);
           const passes = run(false);
-          const names = ['mean', 'meanTail', 'variance', 'y', 'sumDy', 'sumDyXhat', 'gradIn'];
+          const names = ['mean', 'variance', 'y', 'sumDy', 'sumDyXhat', 'gradIn'];
           fused.forEach((f, i) => {
             const d = firstDifference(passes[i]!, f);
             if (d !== null) failures.push(`${batch}×${channels}×${pixels} N(${offset}, ${spread}²): ${names[i]}: ${d}`);
@@ -141,8 +134,8 @@ for (const variant of variants) {
 
     /**
      * Parts of a batch as src/train/parallel.ts runs them: each part's statistics; the exchange
-     * (Chan's formula over the parts' f32 mean and variance, in f64, in part order; rounded to f32;
-     * the mean's tail unknown, so 0); each part's apply; each part's sums; the exchange (sums added
+     * (Chan's formula over the parts' f32 mean and variance, in f64, in part order; rounded to f32);
+     * each part's apply; each part's sums; the exchange (sums added
      * in part order, rounded to f32); each part's backward apply over the whole batch's count.
      */
     function runParts(
@@ -163,22 +156,13 @@ for (const variant of variants) {
       const gradIn = nan(size);
       const perPart = parts.map(() => ({
         mean: nan(channels),
-        tail: nan(channels),
         variance: nan(channels),
         sumDy: nan(channels),
         sumDyXhat: nan(channels),
       }));
       const offsets = parts.map((_, t) => parts.slice(0, t).reduce((a, b) => a + b, 0) * channels * pixels * 4);
       parts.forEach((n, t) =>
-        k.batchNormStatistics(
-          n,
-          channels,
-          pixels,
-          x + offsets[t]!,
-          perPart[t]!.mean,
-          perPart[t]!.tail,
-          perPart[t]!.variance,
-        ),
+        k.batchNormStatistics(n, channels, pixels, x + offsets[t]!, perPart[t]!.mean, perPart[t]!.variance),
       );
       const means = perPart.map((p) => read(p.mean, channels));
       const variances = perPart.map((p) => read(p.variance, channels));
@@ -195,24 +179,11 @@ for (const variant of variants) {
       }
       for (const p of perPart) {
         kernels.f32(p.mean, channels).set(mean);
-        kernels.f32(p.tail, channels).fill(0);
         kernels.f32(p.variance, channels).set(variance);
       }
       parts.forEach((n, t) => {
         const p = perPart[t]!;
-        k.batchNormApply(
-          n,
-          channels,
-          pixels,
-          x + offsets[t]!,
-          gamma,
-          beta,
-          p.mean,
-          p.tail,
-          p.variance,
-          eps,
-          y + offsets[t]!,
-        );
+        k.batchNormApply(n, channels, pixels, x + offsets[t]!, gamma, beta, p.mean, p.variance, eps, y + offsets[t]!);
         k.batchNormBackwardSums(
           n,
           channels,
@@ -220,7 +191,6 @@ for (const variant of variants) {
           x + offsets[t]!,
           gradOut + offsets[t]!,
           p.mean,
-          p.tail,
           p.variance,
           eps,
           p.sumDy,
@@ -252,7 +222,6 @@ for (const variant of variants) {
           gradOut + o,
           gamma,
           p.mean,
-          p.tail,
           p.variance,
           eps,
           p.sumDy,
@@ -269,9 +238,9 @@ for (const variant of variants) {
 
     /**
      * The error of the exchanged mean against σ, per channel: each part's mean crosses as f32
-     * (off by up to half an ulp of |μ|) and the combined mean is rounded to f32 again, with no
-     * tail, so x − mean is off by up to ~2^-23·|μ| where one part (head + tail) is exact: relative
-     * to σ, ε = 2^-23·|μ|/σ, plus a few 2^-24 for the f32 variances in Chan's formula.
+     * (off by up to half an ulp of |μ|) and the combined mean is rounded to f32 again, where one
+     * part's is rounded once: x − mean differs by up to ~2^-23·|μ|, relative to σ
+     * ε = 2^-23·|μ|/σ, plus a few 2^-24 for the f32 variances in Chan's formula.
      */
     function meanError(mean: number, variance: number): number {
       return (2 * ULP * Math.abs(mean)) / Math.sqrt(variance + eps) + 4 * ULP;
@@ -303,8 +272,8 @@ for (const variant of variants) {
           const one = runParts([total], channels, pixels, data);
           // One part's statistics, for the bounds: the one-part kernels hold them to the reference.
           const mark = kernels.mark();
-          const [m, t, v] = [nan(channels), nan(channels), nan(channels)];
-          kernels.exports.batchNormStatistics(total, channels, pixels, kernels.upload(data.x), m, t, v);
+          const [m, v] = [nan(channels), nan(channels)];
+          kernels.exports.batchNormStatistics(total, channels, pixels, kernels.upload(data.x), m, v);
           const mean = read(m, channels);
           const variance = read(v, channels);
           kernels.release(mark);

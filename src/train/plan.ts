@@ -778,9 +778,8 @@ function compileBatchNorm(ctx: CompileContext, node: GraphNode): CompiledNode {
   const gamma = ctx.address(gName!);
   const beta = ctx.address(bName!);
   const y = ctx.address(node.output);
-  // [C] each: the mean as an f32 head and tail, the variance, and the backward's sums (∂β, ∂γ).
-  const [mean, meanTail, variance, sumDy, sumDyXhat] = [0, 0, 0, 0, 0].map(() => kernels.allocFloats(c)) as [
-    number,
+  // [C] each: the batch mean and variance, and the backward's sums (∂β, ∂γ).
+  const [mean, variance, sumDy, sumDyXhat] = [0, 0, 0, 0].map(() => kernels.allocFloats(c)) as [
     number,
     number,
     number,
@@ -791,20 +790,18 @@ function compileBatchNorm(ctx: CompileContext, node: GraphNode): CompiledNode {
   const runningVar = graph.params.get(rvName!)!.tensor;
   // One kernel family (assembly/batchnorm.ts): statistics → [exchange] → apply, sums → [exchange]
   // → backward apply. One part has no exchange and runs each pair fused per block of channels,
-  // which gives bit-for-bit the two passes' results.
+  // which gives bit for bit the two passes' results, so one thread is the N = 1 case.
   const exchange = ctx.exchange;
   const totalBatch = exchange?.totalBatch ?? n;
   return {
     kind: 'batchNorm',
     forward: () => {
       if (exchange) {
-        k.batchNormStatistics(n, c, pixels, x, mean, meanTail, variance);
+        k.batchNormStatistics(n, c, pixels, x, mean, variance);
         exchange.statistics(layer, floats(mean), floats(variance));
-        // The exchange gives the whole batch's mean as one f32; its tail is unknown here.
-        floats(meanTail).fill(0);
-        k.batchNormApply(n, c, pixels, x, gamma, beta, mean, meanTail, variance, attrs.eps, y);
+        k.batchNormApply(n, c, pixels, x, gamma, beta, mean, variance, attrs.eps, y);
       } else {
-        k.batchNormTrainForward(n, c, pixels, x, gamma, beta, mean, meanTail, variance, attrs.eps, y);
+        k.batchNormTrainForward(n, c, pixels, x, gamma, beta, mean, variance, attrs.eps, y);
       }
       const mode = ctx.statistics.mode;
       if (mode === 'frozen') return;
@@ -822,7 +819,7 @@ function compileBatchNorm(ctx: CompileContext, node: GraphNode): CompiledNode {
       const target = dx ? dx.address : dxScratch;
       const accumulate = dx?.accumulate ? 1 : 0;
       return () => {
-        const statistics = [mean, meanTail, variance, attrs.eps] as const;
+        const statistics = [mean, variance, attrs.eps] as const;
         if (exchange) {
           k.batchNormBackwardSums(n, c, pixels, x, gy, ...statistics, sumDy, sumDyXhat);
         } else {

@@ -10,9 +10,10 @@
 // bit-for-bit what the two passes give (test/wasm-batchnorm.test.ts).
 //
 // x, y, gradOut, gradIn: [batch, channels, pixels]; every other buffer: [channels].
-// The mean is kept as an f32 head `mean` and an f32 tail `meanTail` (the exact mean − head), so
-// x − mean is (x − head) − tail: exact, then one small rounding. An exchange replaces the head
-// and sets the tail to 0 (it carries f32 means), which is where N parts differ from one.
+// Every pass normalises with the f32 `mean` it is given, as the exchange carries it, so one part
+// computes exactly what N = 1 parts compute. NOTE: x − mean then carries the f32 rounding of the
+// mean, up to 2^-24·|mean|, which matters only for channels whose mean is large against their
+// spread (test/wasm-train-kernels.test.ts bounds it); the statistics themselves are accurate.
 //
 // NOTE: every pass works on blocks of channels whose data (all of the batch) fits in ~128 KB, and
 // sweeps each block in memory order: for every image, the block's rows one after the other. One
@@ -53,8 +54,8 @@ function floatSlot(k: i32, j: i32): usize {
 }
 
 // Slots of the f32 scratch.
-const HEAD: i32 = 0; // the pivot of the statistics' first pass, then the mean's head
-const TAIL: i32 = 1; // the mean's tail
+const HEAD: i32 = 0; // the pivot of the statistics' first pass, then the mean (f32)
+const TAIL: i32 = 1; // the statistics' second pass: the exact mean − HEAD
 const SCALE: i32 = 2; // forward γ/σ; backward a
 const SHIFT: i32 = 3; // forward β; backward b
 const CONSTANT: i32 = 4; // backward k
@@ -72,12 +73,9 @@ function imagesPerFlush(pixels: i32): i32 {
   return max(1, BLOCK / max(pixels, 1));
 }
 
-/** Reads the head and tail of the mean of channels c0.. of a block into the scratch. */
-function loadMean(cb: i32, mean: usize, meanTail: usize, c0: i32): void {
-  for (let j = 0; j < cb; j++) {
-    store<f32>(floatSlot(HEAD, j), load<f32>(at(mean, c0 + j)));
-    store<f32>(floatSlot(TAIL, j), load<f32>(at(meanTail, c0 + j)));
-  }
+/** Reads the mean of channels c0.. of a block into the scratch. */
+function loadMean(cb: i32, mean: usize, c0: i32): void {
+  for (let j = 0; j < cb; j++) store<f32>(floatSlot(HEAD, j), load<f32>(at(mean, c0 + j)));
 }
 
 /**
@@ -149,11 +147,12 @@ function statisticsSums(batch: i32, cb: i32, pixels: i32, x: usize, batchStride:
 }
 
 /**
- * Statistics of the block of channels c0..c0 + cb: mean (head and tail) and biased variance.
+ * Statistics of the block of channels c0..c0 + cb: the mean (rounded to f32) and the biased variance.
  *
  * NOTE: numerical care, for channels whose mean is large against their spread. The sum is taken
  * of x − x[0, c, 0] (a pivot inside the data, so the f32 differences are exact or nearly so);
- * the variance is a second pass over the centred values, (x − head) − tail.
+ * the variance is a second pass over the centred values, (x − head) − tail, with the exact mean
+ * split into an f32 head and tail.
  */
 function statisticsBlock(
   batch: i32,
@@ -163,7 +162,6 @@ function statisticsBlock(
   cb: i32,
   x: usize,
   mean: usize,
-  meanTail: usize,
   variance: usize,
 ): void {
   const count = <f64>batch * <f64>pixels;
@@ -179,13 +177,12 @@ function statisticsBlock(
     store<f32>(floatSlot(HEAD, j), hi);
     store<f32>(floatSlot(TAIL, j), lo);
     store<f32>(at(mean, c0 + j), hi);
-    store<f32>(at(meanTail, c0 + j), lo);
   }
   statisticsSums(batch, cb, pixels, xb, batchStride, 1);
   for (let j = 0; j < cb; j++) store<f32>(at(variance, c0 + j), <f32>(load<f64>(sumSlot(1, j)) / count));
 }
 
-/** y = ((x − head) − tail) · γ/σ + β over the block of channels c0..c0 + cb, σ = sqrt(variance + eps). */
+/** y = (x − mean) · γ/σ + β over the block of channels c0..c0 + cb, σ = sqrt(variance + eps). */
 function applyBlock(
   batch: i32,
   channels: i32,
@@ -196,7 +193,6 @@ function applyBlock(
   gamma: usize,
   beta: usize,
   mean: usize,
-  meanTail: usize,
   variance: usize,
   eps: f32,
   y: usize,
@@ -204,7 +200,7 @@ function applyBlock(
   const rowBytes = <usize>pixels << 2;
   const batchStride = <usize>channels * rowBytes;
   const first = <usize>c0 * rowBytes;
-  loadMean(cb, mean, meanTail, c0);
+  loadMean(cb, mean, c0);
   for (let j = 0; j < cb; j++) {
     const c = c0 + j;
     const invStd = 1 / Math.sqrt(<f64>load<f32>(at(variance, c)) + <f64>eps);
@@ -216,28 +212,23 @@ function applyBlock(
       const offset = first + <usize>n * batchStride + <usize>j * rowBytes;
       const src = x + offset;
       const dst = y + offset;
-      const hi = load<f32>(floatSlot(HEAD, j));
-      const lo = load<f32>(floatSlot(TAIL, j));
+      const m = load<f32>(floatSlot(HEAD, j));
       const s = load<f32>(floatSlot(SCALE, j));
       const b = load<f32>(floatSlot(SHIFT, j));
-      const vh = f32x4.splat(hi);
-      const vl = f32x4.splat(lo);
+      const vm = f32x4.splat(m);
       const vs = f32x4.splat(s);
       const vb = f32x4.splat(b);
       let i = 0;
-      for (; i + 4 <= pixels; i += 4) {
-        const d = f32x4.sub(f32x4.sub(v128.load(at(src, i)), vh), vl);
-        v128.store(at(dst, i), madd(d, vs, vb));
-      }
-      for (; i < pixels; i++) store<f32>(at(dst, i), (load<f32>(at(src, i)) - hi - lo) * s + b);
+      // (x − mean) first: with a large mean, x·scale − mean·scale would cancel in f32.
+      for (; i + 4 <= pixels; i += 4) v128.store(at(dst, i), madd(f32x4.sub(v128.load(at(src, i)), vm), vs, vb));
+      for (; i < pixels; i++) store<f32>(at(dst, i), (load<f32>(at(src, i)) - m) * s + b);
     }
   }
 }
 
 /**
  * The backward's reductions over the block of channels c0..c0 + cb: sumDy = Σ ∂y and
- * sumDyXhat = Σ ∂y · x̂, x̂ = ((x − head) − tail) / σ. The vector pass sums ∂y · (x − head); the
- * tail comes off in f64 at the end (Σ ∂y · (x − head) − tail · Σ ∂y).
+ * sumDyXhat = Σ ∂y · x̂, x̂ = (x − mean) / σ.
  */
 function backwardSumsBlock(
   batch: i32,
@@ -248,7 +239,6 @@ function backwardSumsBlock(
   x: usize,
   gradOut: usize,
   mean: usize,
-  meanTail: usize,
   variance: usize,
   eps: f32,
   sumDy: usize,
@@ -260,7 +250,7 @@ function backwardSumsBlock(
   const whole = pixels & ~3;
   const every = imagesPerFlush(pixels);
   const zero = f32x4.splat(0);
-  loadMean(cb, mean, meanTail, c0);
+  loadMean(cb, mean, c0);
   for (let j = 0; j < cb; j++) {
     for (let k = 0; k < 2; k++) {
       v128.store(vectorSlot(k, j), zero);
@@ -310,17 +300,15 @@ function backwardSumsBlock(
   for (let j = 0; j < cb; j++) {
     const c = c0 + j;
     const invStd = 1 / Math.sqrt(<f64>load<f32>(at(variance, c)) + <f64>eps);
-    const sumGrad = load<f64>(sumSlot(0, j));
-    const tail = <f64>load<f32>(floatSlot(TAIL, j));
-    store<f32>(at(sumDy, c), <f32>sumGrad);
-    store<f32>(at(sumDyXhat, c), <f32>((load<f64>(sumSlot(1, j)) - tail * sumGrad) * invStd));
+    store<f32>(at(sumDy, c), <f32>load<f64>(sumSlot(0, j)));
+    store<f32>(at(sumDyXhat, c), <f32>(load<f64>(sumSlot(1, j)) * invStd));
   }
 }
 
 /**
  * ∂x = γ/(M·σ) · (M·∂y − Σ∂y − x̂·Σ∂y·x̂) over the block of channels c0..c0 + cb, for M = `count`
  * values per channel (the whole batch's when parts exchange their sums), as
- * a·∂y + (b·((x − head) − tail) + k) with a = γ/σ, b = −a·Σ∂y·x̂/(M·σ), k = −a·Σ∂y/M.
+ * a·∂y + (b·(x − mean) + k) with a = γ/σ, b = −a·Σ∂y·x̂/(M·σ), k = −a·Σ∂y/M.
  */
 function backwardApplyBlock(
   batch: i32,
@@ -332,7 +320,6 @@ function backwardApplyBlock(
   gradOut: usize,
   gamma: usize,
   mean: usize,
-  meanTail: usize,
   variance: usize,
   eps: f32,
   sumDy: usize,
@@ -345,7 +332,7 @@ function backwardApplyBlock(
   const batchStride = <usize>channels * rowBytes;
   const first = <usize>c0 * rowBytes;
   const whole = pixels & ~3;
-  loadMean(cb, mean, meanTail, c0);
+  loadMean(cb, mean, c0);
   for (let j = 0; j < cb; j++) {
     const c = c0 + j;
     const invStd = 1 / Math.sqrt(<f64>load<f32>(at(variance, c)) + <f64>eps);
@@ -360,34 +347,32 @@ function backwardApplyBlock(
       const xs = x + offset;
       const dys = gradOut + offset;
       const out = gradIn + offset;
-      const hi = load<f32>(floatSlot(HEAD, j));
-      const lo = load<f32>(floatSlot(TAIL, j));
+      const m = load<f32>(floatSlot(HEAD, j));
       const a = load<f32>(floatSlot(SCALE, j));
       const b = load<f32>(floatSlot(SHIFT, j));
       const k = load<f32>(floatSlot(CONSTANT, j));
-      const vh = f32x4.splat(hi);
-      const vl = f32x4.splat(lo);
+      const vm = f32x4.splat(m);
       const va = f32x4.splat(a);
       const vb = f32x4.splat(b);
       const vk = f32x4.splat(k);
       let i = 0;
       if (accumulate != 0) {
         for (; i < whole; i += 4) {
-          const d = f32x4.sub(f32x4.sub(v128.load(at(xs, i)), vh), vl);
+          const d = f32x4.sub(v128.load(at(xs, i)), vm);
           const g = madd(va, v128.load(at(dys, i)), madd(vb, d, vk));
           v128.store(at(out, i), f32x4.add(v128.load(at(out, i)), g));
         }
         for (; i < pixels; i++) {
-          const d = load<f32>(at(xs, i)) - hi - lo;
+          const d = load<f32>(at(xs, i)) - m;
           store<f32>(at(out, i), load<f32>(at(out, i)) + (a * load<f32>(at(dys, i)) + (b * d + k)));
         }
       } else {
         for (; i < whole; i += 4) {
-          const d = f32x4.sub(f32x4.sub(v128.load(at(xs, i)), vh), vl);
+          const d = f32x4.sub(v128.load(at(xs, i)), vm);
           v128.store(at(out, i), madd(va, v128.load(at(dys, i)), madd(vb, d, vk)));
         }
         for (; i < pixels; i++) {
-          const d = load<f32>(at(xs, i)) - hi - lo;
+          const d = load<f32>(at(xs, i)) - m;
           store<f32>(at(out, i), a * load<f32>(at(dys, i)) + (b * d + k));
         }
       }
@@ -395,27 +380,14 @@ function backwardApplyBlock(
   }
 }
 
-/**
- * Per channel, the mean over batch × pixels (head `mean` and tail `meanTail`, f32 each) and the
- * biased variance.
- */
-export function batchNormStatistics(
-  batch: i32,
-  channels: i32,
-  pixels: i32,
-  x: usize,
-  mean: usize,
-  meanTail: usize,
-  variance: usize,
-): void {
-  const block = blockChannels(batch, pixels);
-  for (let c0 = 0; c0 < channels; c0 += block) {
-    statisticsBlock(batch, channels, pixels, c0, min(block, channels - c0), x, mean, meanTail, variance);
-  }
-}
+// Which passes a call runs over each block of channels.
+const FIRST: i32 = 1; // statistics, or the backward's sums
+const SECOND: i32 = 2; // apply, or the backward apply
 
-/** y = ((x − mean) − meanTail) / sqrt(variance + eps) · gamma + beta, per channel. y may equal x. */
-export function batchNormApply(
+/** The forward's passes over every block of channels. */
+@inline
+function forward(
+  passes: i32,
   batch: i32,
   channels: i32,
   pixels: i32,
@@ -423,7 +395,6 @@ export function batchNormApply(
   gamma: usize,
   beta: usize,
   mean: usize,
-  meanTail: usize,
   variance: usize,
   eps: f32,
   y: usize,
@@ -431,61 +402,15 @@ export function batchNormApply(
   const block = blockChannels(batch, pixels);
   for (let c0 = 0; c0 < channels; c0 += block) {
     const cb = min(block, channels - c0);
-    applyBlock(batch, channels, pixels, c0, cb, x, gamma, beta, mean, meanTail, variance, eps, y);
+    if (passes & FIRST) statisticsBlock(batch, channels, pixels, c0, cb, x, mean, variance);
+    if (passes & SECOND) applyBlock(batch, channels, pixels, c0, cb, x, gamma, beta, mean, variance, eps, y);
   }
 }
 
-/**
- * batchNormStatistics then batchNormApply with no exchange between (one thread), block by block
- * while each block is in cache. Bit-for-bit the two passes' results. y may equal x.
- */
-export function batchNormTrainForward(
-  batch: i32,
-  channels: i32,
-  pixels: i32,
-  x: usize,
-  gamma: usize,
-  beta: usize,
-  mean: usize,
-  meanTail: usize,
-  variance: usize,
-  eps: f32,
-  y: usize,
-): void {
-  const block = blockChannels(batch, pixels);
-  for (let c0 = 0; c0 < channels; c0 += block) {
-    const cb = min(block, channels - c0);
-    statisticsBlock(batch, channels, pixels, c0, cb, x, mean, meanTail, variance);
-    applyBlock(batch, channels, pixels, c0, cb, x, gamma, beta, mean, meanTail, variance, eps, y);
-  }
-}
-
-/** The backward's per-channel reductions sumDy = Σ ∂y and sumDyXhat = Σ ∂y · x̂ (∂β and ∂γ of this part). */
-export function batchNormBackwardSums(
-  batch: i32,
-  channels: i32,
-  pixels: i32,
-  x: usize,
-  gradOut: usize,
-  mean: usize,
-  meanTail: usize,
-  variance: usize,
-  eps: f32,
-  sumDy: usize,
-  sumDyXhat: usize,
-): void {
-  const block = blockChannels(batch, pixels);
-  for (let c0 = 0; c0 < channels; c0 += block) {
-    const cb = min(block, channels - c0);
-    backwardSumsBlock(batch, channels, pixels, c0, cb, x, gradOut, mean, meanTail, variance, eps, sumDy, sumDyXhat);
-  }
-}
-
-/**
- * ∂x from the sums, for M = `count` values per channel (the whole batch's), written to gradIn or,
- * with `accumulate`, added to it. gradIn may equal gradOut (with accumulate = 0).
- */
-export function batchNormBackwardApply(
+/** The backward's passes over every block of channels. */
+@inline
+function backward(
+  passes: i32,
   batch: i32,
   channels: i32,
   pixels: i32,
@@ -493,7 +418,6 @@ export function batchNormBackwardApply(
   gradOut: usize,
   gamma: usize,
   mean: usize,
-  meanTail: usize,
   variance: usize,
   eps: f32,
   sumDy: usize,
@@ -505,26 +429,46 @@ export function batchNormBackwardApply(
   const block = blockChannels(batch, pixels);
   for (let c0 = 0; c0 < channels; c0 += block) {
     const cb = min(block, channels - c0);
-    backwardApplyBlock(
-      batch,
-      channels,
-      pixels,
-      c0,
-      cb,
-      x,
-      gradOut,
-      gamma,
-      mean,
-      meanTail,
-      variance,
-      eps,
-      sumDy,
-      sumDyXhat,
-      count,
-      gradIn,
-      accumulate,
-    );
+    if (passes & FIRST) {
+      backwardSumsBlock(batch, channels, pixels, c0, cb, x, gradOut, mean, variance, eps, sumDy, sumDyXhat);
+    }
+    if (passes & SECOND) {
+      backwardApplyBlock(batch, channels, pixels, c0, cb, x, gradOut, gamma, mean, variance, eps, sumDy, sumDyXhat, count, gradIn, accumulate);
+    }
   }
+}
+
+/**
+ * Per channel, the mean over batch × pixels (rounded to f32) and the biased variance.
+ */
+export function batchNormStatistics(batch: i32, channels: i32, pixels: i32, x: usize, mean: usize, variance: usize): void {
+  forward(FIRST, batch, channels, pixels, x, 0, 0, mean, variance, 0, 0);
+}
+
+/** y = (x − mean) / sqrt(variance + eps) · gamma + beta, per channel. y may equal x. */
+export function batchNormApply(batch: i32, channels: i32, pixels: i32, x: usize, gamma: usize, beta: usize, mean: usize, variance: usize, eps: f32, y: usize): void {
+  forward(SECOND, batch, channels, pixels, x, gamma, beta, mean, variance, eps, y);
+}
+
+/**
+ * batchNormStatistics then batchNormApply with no exchange between (one thread), block by block
+ * while each block is in cache. Bit-for-bit the two passes' results. y may equal x.
+ */
+export function batchNormTrainForward(batch: i32, channels: i32, pixels: i32, x: usize, gamma: usize, beta: usize, mean: usize, variance: usize, eps: f32, y: usize): void {
+  forward(FIRST | SECOND, batch, channels, pixels, x, gamma, beta, mean, variance, eps, y);
+}
+
+/** The backward's per-channel reductions sumDy = Σ ∂y and sumDyXhat = Σ ∂y · x̂ (∂β and ∂γ of this part). */
+export function batchNormBackwardSums(batch: i32, channels: i32, pixels: i32, x: usize, gradOut: usize, mean: usize, variance: usize, eps: f32, sumDy: usize, sumDyXhat: usize): void {
+  backward(FIRST, batch, channels, pixels, x, gradOut, 0, mean, variance, eps, sumDy, sumDyXhat, 0, 0, 0);
+}
+
+/**
+ * ∂x from the sums, for M = `count` values per channel (the whole batch's), written to gradIn or,
+ * with `accumulate`, added to it. gradIn may equal gradOut (with accumulate = 0).
+ */
+export function batchNormBackwardApply(batch: i32, channels: i32, pixels: i32, x: usize, gradOut: usize, gamma: usize, mean: usize, variance: usize, eps: f32, sumDy: usize, sumDyXhat: usize, count: f64, gradIn: usize, accumulate: i32): void {
+  backward(SECOND, batch, channels, pixels, x, gradOut, gamma, mean, variance, eps, sumDy, sumDyXhat, count, gradIn, accumulate);
 }
 
 /**
@@ -532,45 +476,7 @@ export function batchNormBackwardApply(
  * M = batch · pixels), block by block while each block is in cache; bit-for-bit the two passes'
  * results. sumDy and sumDyXhat (∂β and ∂γ) are always overwritten; gradIn per `accumulate`.
  */
-export function batchNormTrainBackward(
-  batch: i32,
-  channels: i32,
-  pixels: i32,
-  x: usize,
-  gradOut: usize,
-  gamma: usize,
-  mean: usize,
-  meanTail: usize,
-  variance: usize,
-  eps: f32,
-  sumDy: usize,
-  sumDyXhat: usize,
-  gradIn: usize,
-  accumulate: i32,
-): void {
+export function batchNormTrainBackward(batch: i32, channels: i32, pixels: i32, x: usize, gradOut: usize, gamma: usize, mean: usize, variance: usize, eps: f32, sumDy: usize, sumDyXhat: usize, gradIn: usize, accumulate: i32): void {
   const count = <f64>batch * <f64>pixels;
-  const block = blockChannels(batch, pixels);
-  for (let c0 = 0; c0 < channels; c0 += block) {
-    const cb = min(block, channels - c0);
-    backwardSumsBlock(batch, channels, pixels, c0, cb, x, gradOut, mean, meanTail, variance, eps, sumDy, sumDyXhat);
-    backwardApplyBlock(
-      batch,
-      channels,
-      pixels,
-      c0,
-      cb,
-      x,
-      gradOut,
-      gamma,
-      mean,
-      meanTail,
-      variance,
-      eps,
-      sumDy,
-      sumDyXhat,
-      count,
-      gradIn,
-      accumulate,
-    );
-  }
+  backward(FIRST | SECOND, batch, channels, pixels, x, gradOut, gamma, mean, variance, eps, sumDy, sumDyXhat, count, gradIn, accumulate);
 }

@@ -61,7 +61,7 @@ function depthwise(channels: number, size: number, stride: number): Row[] {
   const gradIn = kernels.allocFloats(batch * inFloats);
   const gradWeight = kernels.allocFloats(channels * 9);
   const output = kernels.allocFloats(batch * outFloats);
-  const scratch = kernels.allocFloats(x.dwBackwardScratchFloats(size, size));
+  const scratch = kernels.allocFloats(x.paddedPlaneFloats(size, size));
   const shape = `dw3×3/${stride} C=${channels} ${size}×${size}`;
   const macs = batch * outFloats * 9;
   const forward = (): void => {

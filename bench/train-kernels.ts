@@ -67,20 +67,20 @@ for (const [batch, channels, pixels] of shapes) {
   const variance = kernels.allocFloats(channels);
   const gga = kernels.allocFloats(channels);
   const gba = kernels.allocFloats(channels);
-  x.batchNormTrainForward(batch, channels, pixels, xa, ga, ba, ya, mean, variance, eps);
+  x.batchNormTrainForward(batch, channels, pixels, xa, ga, ba, mean, variance, eps, ya);
 
   cases.push({
     name: 'batchNormTrainForward',
     shape,
     bytes: 8 * count,
-    fast: () => x.batchNormTrainForward(batch, channels, pixels, xa, ga, ba, ya, mean, variance, eps),
+    fast: () => x.batchNormTrainForward(batch, channels, pixels, xa, ga, ba, mean, variance, eps, ya),
     reference: () => batchNormTrainingReference(input, output, gamma, beta, eps, batch, channels, pixels),
   });
   cases.push({
     name: 'batchNormTrainBackward',
     shape,
     bytes: 12 * count,
-    fast: () => x.batchNormTrainBackward(batch, channels, pixels, xa, ga, mean, variance, eps, dya, gia, gga, gba, 0),
+    fast: () => x.batchNormTrainBackward(batch, channels, pixels, xa, dya, ga, mean, variance, eps, gba, gga, gia, 0),
     reference: () =>
       batchNormTrainingBackwardReference(
         input,

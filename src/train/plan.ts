@@ -719,6 +719,7 @@ function compileBatchNorm(ctx: CompileContext, node: GraphNode): CompiledNode {
   const gamma = ctx.address(gName!);
   const beta = ctx.address(bName!);
   const y = ctx.address(node.output);
+  // [C] each: the batch mean and variance, and the backward's sums (∂β, ∂γ).
   const [mean, variance, sumDy, sumDyXhat] = [0, 0, 0, 0].map(() => kernels.allocFloats(c)) as [
     number,
     number,
@@ -728,18 +729,20 @@ function compileBatchNorm(ctx: CompileContext, node: GraphNode): CompiledNode {
   const floats = (address: number): Float32Array => ctx.floats(address, c);
   const runningMean = graph.params.get(rmName!)!.tensor;
   const runningVar = graph.params.get(rvName!)!.tensor;
+  // One kernel family (assembly/batchnorm.ts): statistics → [exchange] → apply, sums → [exchange]
+  // → backward apply. One part has no exchange and runs each pair fused per block of channels,
+  // which gives bit for bit the two passes' results, so one thread is the N = 1 case.
   const exchange = ctx.exchange;
   const totalBatch = exchange?.totalBatch ?? n;
   return {
     kind: 'batchNorm',
     forward: () => {
       if (exchange) {
-        // Statistics of this part, the whole batch's from all parts, then normalise.
         k.batchNormStatistics(n, c, pixels, x, mean, variance);
         exchange.statistics(layer, floats(mean), floats(variance));
         k.batchNormApply(n, c, pixels, x, gamma, beta, mean, variance, attrs.eps, y);
       } else {
-        k.batchNormTrainForward(n, c, pixels, x, gamma, beta, y, mean, variance, attrs.eps);
+        k.batchNormTrainForward(n, c, pixels, x, gamma, beta, mean, variance, attrs.eps, y);
       }
       const mode = ctx.statistics.mode;
       if (mode === 'frozen') return;
@@ -753,49 +756,34 @@ function compileBatchNorm(ctx: CompileContext, node: GraphNode): CompiledNode {
       );
     },
     backward: (gy, [dx, dGamma, dBeta]) => {
-      // ∂γ = Σ ∂y·x̂ and ∂β = Σ ∂y are the backward's own reductions.
       const dxScratch = dx ? 0 : kernels.allocFloats(n * c * pixels);
+      const target = dx ? dx.address : dxScratch;
+      const accumulate = dx?.accumulate ? 1 : 0;
       return () => {
-        if (!exchange) {
-          k.batchNormTrainBackward(
-            n,
-            c,
-            pixels,
-            x,
-            gamma,
-            mean,
-            variance,
-            attrs.eps,
-            gy,
-            dx ? dx.address : dxScratch,
-            sumDyXhat,
-            sumDy,
-            dx?.accumulate ? 1 : 0,
-          );
-          if (dGamma) writeOrAdd(ctx, sumDyXhat, dGamma.address, c, dGamma.accumulate);
-          if (dBeta) writeOrAdd(ctx, sumDy, dBeta.address, c, dBeta.accumulate);
-          return;
+        const statistics = [mean, variance, attrs.eps] as const;
+        if (exchange) {
+          k.batchNormBackwardSums(n, c, pixels, x, gy, ...statistics, sumDy, sumDyXhat);
+        } else {
+          k.batchNormTrainBackward(n, c, pixels, x, gy, gamma, ...statistics, sumDy, sumDyXhat, target, accumulate);
         }
-        k.batchNormBackwardSums(n, c, pixels, x, mean, variance, attrs.eps, gy, sumDy, sumDyXhat);
+        // ∂γ = Σ ∂y·x̂ and ∂β = Σ ∂y of this part (the parts' parameter gradients are summed).
         if (dGamma) writeOrAdd(ctx, sumDyXhat, dGamma.address, c, dGamma.accumulate);
         if (dBeta) writeOrAdd(ctx, sumDy, dBeta.address, c, dBeta.accumulate);
+        if (!exchange) return;
         exchange.sums(layer, floats(sumDy), floats(sumDyXhat));
-        const target = dx ? dx.address : dxScratch;
         k.batchNormBackwardApply(
           n,
           c,
           pixels,
           x,
-          gamma,
-          mean,
-          variance,
-          attrs.eps,
           gy,
+          gamma,
+          ...statistics,
           sumDy,
           sumDyXhat,
           totalBatch * pixels,
           target,
-          dx?.accumulate ? 1 : 0,
+          accumulate,
         );
       };
     },

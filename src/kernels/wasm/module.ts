@@ -3,218 +3,15 @@
  * base64, so no file access is needed in Node or browsers) and manages their linear memory.
  */
 import { ShuffleNetError } from '../../errors.js';
+import {
+  inferenceKernelExportsNames,
+  kernelExportsNames,
+  type InferenceKernelExports,
+  type KernelExports,
+} from './exports.generated.js';
 import { kernelsRelaxedWasmBase64, kernelsSharedWasmBase64, kernelsWasmBase64 } from './kernels.generated.js';
 
-/** The raw exports: every pointer is a byte address in `memory`. See ./assembly for each kernel. */
-export interface KernelExports {
-  readonly memory: WebAssembly.Memory;
-  heapBase(): number;
-  gemm4x8(
-    k: number,
-    m: number,
-    pixels: number,
-    weights: number,
-    bias: number,
-    input: number,
-    inStride: number,
-    outTable: number,
-    resTable: number,
-    offset: number,
-    relu: number,
-  ): void;
-  dense8(
-    inFeatures: number,
-    outFeatures: number,
-    x: number,
-    weights: number,
-    bias: number,
-    out: number,
-    relu: number,
-  ): void;
-  dwconv3x3(
-    channels: number,
-    h: number,
-    w: number,
-    stride: number,
-    input: number,
-    weights: number,
-    bias: number,
-    output: number,
-    relu: number,
-    scratch: number,
-  ): void;
-  pool3x3s2(
-    channels: number,
-    h: number,
-    w: number,
-    pad: number,
-    average: number,
-    input: number,
-    output: number,
-    relu: number,
-    scratch: number,
-  ): void;
-  padPlanes(channels: number, h: number, w: number, input: number, padded: number): void;
-  im2col3x3s2(channels: number, h: number, w: number, padded: number, oy0: number, oy1: number, col: number): void;
-  im2col(
-    channels: number,
-    h: number,
-    w: number,
-    kh: number,
-    kw: number,
-    sh: number,
-    sw: number,
-    padTop: number,
-    padLeft: number,
-    dh: number,
-    dw: number,
-    ow: number,
-    oy0: number,
-    oy1: number,
-    input: number,
-    col: number,
-  ): void;
-  globalAvgPool(channels: number, spatial: number, input: number, output: number): void;
-  paddedPlaneFloats(h: number, w: number): number;
-  // Training (./assembly/conv-backward.ts, ./assembly/train.ts): `accumulate` 0 overwrites, 1 adds.
-  convWeightGrad(
-    m: number,
-    k: number,
-    pixels: number,
-    batch: number,
-    gradOut: number,
-    gradOutBatchStride: number,
-    input: number,
-    inputBatchStride: number,
-    gradWeight: number,
-    accumulate: number,
-  ): void;
-  dwconv3x3BackwardInput(
-    channels: number,
-    h: number,
-    w: number,
-    stride: number,
-    gradOut: number,
-    weights: number,
-    gradIn: number,
-    accumulate: number,
-    scratch: number,
-  ): void;
-  dwconv3x3BackwardWeight(
-    channels: number,
-    h: number,
-    w: number,
-    stride: number,
-    input: number,
-    gradOut: number,
-    gradWeight: number,
-    scratch: number,
-  ): void;
-  batchNormStatistics(batch: number, channels: number, pixels: number, x: number, mean: number, variance: number): void;
-  batchNormApply(
-    batch: number,
-    channels: number,
-    pixels: number,
-    x: number,
-    gamma: number,
-    beta: number,
-    mean: number,
-    variance: number,
-    eps: number,
-    y: number,
-  ): void;
-  batchNormBackwardSums(
-    batch: number,
-    channels: number,
-    pixels: number,
-    x: number,
-    mean: number,
-    variance: number,
-    eps: number,
-    gradOut: number,
-    sumDy: number,
-    sumDyXhat: number,
-  ): void;
-  batchNormBackwardApply(
-    batch: number,
-    channels: number,
-    pixels: number,
-    x: number,
-    gamma: number,
-    mean: number,
-    variance: number,
-    eps: number,
-    gradOut: number,
-    sumDy: number,
-    sumDyXhat: number,
-    count: number,
-    gradIn: number,
-    accumulate: number,
-  ): void;
-  relu(count: number, x: number, y: number): void;
-  reluBackward(count: number, x: number, gradOut: number, gradIn: number, accumulate: number): void;
-  add(count: number, a: number, b: number, y: number): void;
-  accumulate(count: number, src: number, dst: number): void;
-  scale(count: number, x: number, factor: number, y: number): void;
-  avgPool3x3s2Backward(
-    channels: number,
-    h: number,
-    w: number,
-    countIncludePad: number,
-    gradOut: number,
-    gradIn: number,
-    accumulate: number,
-  ): void;
-  maxPool3x3s2Backward(
-    channels: number,
-    h: number,
-    w: number,
-    input: number,
-    gradOut: number,
-    gradIn: number,
-    accumulate: number,
-  ): void;
-  globalAvgPoolBackward(channels: number, pixels: number, gradOut: number, gradIn: number, accumulate: number): void;
-  dwBackwardScratchFloats(h: number, w: number): number;
-  batchNormTrainForward(
-    batch: number,
-    channels: number,
-    pixels: number,
-    x: number,
-    gamma: number,
-    beta: number,
-    y: number,
-    mean: number,
-    variance: number,
-    eps: number,
-  ): void;
-  batchNormTrainBackward(
-    batch: number,
-    channels: number,
-    pixels: number,
-    x: number,
-    gamma: number,
-    mean: number,
-    variance: number,
-    eps: number,
-    gradOut: number,
-    gradIn: number,
-    gradGamma: number,
-    gradBeta: number,
-    accumulate: number,
-  ): void;
-  sgdStep(
-    count: number,
-    param: number,
-    grad: number,
-    momentumBuffer: number,
-    lr: number,
-    momentum: number,
-    weightDecay: number,
-    nesterov: number,
-    first: number,
-  ): void;
-}
+export type { InferenceKernelExports, KernelExports };
 
 export class WasmUnavailableError extends ShuffleNetError {}
 
@@ -304,7 +101,13 @@ export class WasmKernels {
     }
     const variant = kernelVariant(options);
     const instance = await WebAssembly.instantiate(await compileKernels(variant), {});
-    return new WasmKernels(instance.exports as unknown as KernelExports, variant);
+    const exports = instance.exports;
+    if (!hasFunctions<KernelExports>(exports, kernelExportsNames) || !(exports.memory instanceof WebAssembly.Memory)) {
+      throw new WasmUnavailableError(
+        `wasm kernels: the ${variant} build lacks exports that exports.generated.ts declares`,
+      );
+    }
+    return new WasmKernels(exports, variant);
   }
 
   get memory(): WebAssembly.Memory {
@@ -362,7 +165,24 @@ export class WasmKernels {
  */
 export async function instantiateSharedKernels(memory: WebAssembly.Memory): Promise<KernelExports> {
   const instance = await WebAssembly.instantiate(await compileKernels('simd-shared'), { env: { memory } });
-  return instance.exports as unknown as KernelExports;
+  const exports = { ...instance.exports, memory };
+  if (!hasFunctions<InferenceKernelExports>(exports, inferenceKernelExportsNames)) {
+    throw new WasmUnavailableError(
+      'wasm kernels: the simd-shared build lacks exports that exports.generated.ts declares',
+    );
+  }
+  // NOTE: the one remaining cast. The shared build has the inference kernels only
+  // (InferenceKernelExports); its callers (WasmKernels over a shared memory, src/runtime/team.ts)
+  // still take KernelExports and call only inference kernels.
+  return exports as KernelExports;
+}
+
+/** Whether every name is a function export: the guard that types an instance's exports. */
+function hasFunctions<T extends WebAssembly.Exports>(
+  exports: WebAssembly.Exports,
+  names: readonly string[],
+): exports is T {
+  return names.every((name) => typeof exports[name] === 'function');
 }
 
 function align(address: number): number {

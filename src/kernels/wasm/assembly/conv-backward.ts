@@ -9,30 +9,7 @@
 // last plane; the allocator's slack covers it. `gradIn` and `gradWeight` are read and written
 // exactly.
 
-import { paddedPlaneFloats } from './spatial';
-import { madd } from './simd';
-
-/** The first `lanes` (1..4) floats at p, zeros in the other lanes; never reads past them. */
-@inline
-function loadLanes(p: usize, lanes: i32): v128 {
-  if (lanes >= 4) return v128.load(p);
-  if (lanes == 1) return v128.load32_zero(p);
-  const v = v128.load64_zero(p);
-  return lanes == 2 ? v : v128.load32_lane(p, v, 2, 8);
-}
-
-/** Stores the first `lanes` (1..4) lanes of v, or adds them to what is there. */
-@inline
-function storeLanes(p: usize, v: v128, lanes: i32, accumulate: i32): void {
-  if (accumulate != 0) v = f32x4.add(v, loadLanes(p, lanes));
-  if (lanes >= 4) {
-    v128.store(p, v);
-  } else {
-    v128.store32_lane(p, v, 0);
-    if (lanes > 1) v128.store32_lane(p, v, 1, 4);
-    if (lanes > 2) v128.store32_lane(p, v, 2, 8);
-  }
-}
+import { fillFloats, loadLanes, madd, outputSize, padPlane, paddedWidth, storeLanes } from './common';
 
 /** All ones in the first `lanes` lanes, zeros after. */
 @inline
@@ -89,7 +66,7 @@ export function convWeightGrad(
 ): void {
   if (batch <= 0 || pixels <= 0) {
     // Empty sums: dW = 0 (or unchanged when accumulating).
-    if (accumulate == 0) fillZero(gradWeight, m * k);
+    if (accumulate == 0) fillFloats(gradWeight, m * k, 0);
     return;
   }
   const rowBytes = <usize>pixels << 2;
@@ -158,50 +135,11 @@ export function convWeightGrad(
   }
 }
 
-@inline
-function paddedWidth(w: i32): i32 {
-  return w + 2;
-}
-
-/** Copies an h×w plane into scratch with a border of zeros (and 16 zeros of slack after it). */
-function padPlaneZero(src: usize, h: i32, w: i32, dst: usize): void {
-  const pw = paddedWidth(w);
-  const rowBytes = <usize>pw << 2;
-  fillZero(dst, pw);
-  // Whole-vector row copies: the overhang lands in the right border (set just after) and the next
-  // row (rewritten next).
-  for (let y = 0; y < h; y++) {
-    const row = dst + <usize>(y + 1) * rowBytes;
-    const from = src + (<usize>(y * w) << 2);
-    store<f32>(row, 0);
-    for (let x = 0; x < w; x += 4) v128.store(row + 4 + (<usize>x << 2), v128.load(from + (<usize>x << 2)));
-    store<f32>(row + (<usize>(w + 1) << 2), 0);
-  }
-  fillZero(dst + <usize>(h + 1) * rowBytes, pw + 16);
-}
-
-function fillZero(dst: usize, count: i32): void {
-  const v = f32x4.splat(0);
-  let i = 0;
-  for (; i + 4 <= count; i += 4) v128.store(dst + (<usize>i << 2), v);
-  for (; i < count; i++) store<f32>(dst + (<usize>i << 2), 0);
-}
-
-@inline
-function outputSize(size: i32, stride: i32): i32 {
-  return (size - 1) / stride + 1;
-}
-
-/** Floats of scratch the depthwise backward kernels need for an h×w input plane. */
-export function dwBackwardScratchFloats(h: i32, w: i32): i32 {
-  return paddedPlaneFloats(h, w);
-}
-
 /**
  * dwconv-3x3p1-backward-input-wasmsimd at stride 1 or 2: gradIn[c] (=, or += when `accumulate`)
  * ∂L/∂input of the depthwise 3×3 convolution with padding 1; h, w are the input dims, gradOut
  * planes are [C][ho][wo] with ho = ⌊(h − 1)/stride⌋ + 1, weights [C][9] as in the forward.
- * `scratch` needs dwBackwardScratchFloats(h, w) (= paddedPlaneFloats(h, w)) floats.
+ * `scratch` needs paddedPlaneFloats(h, w) floats.
  *
  * Stride 1 is the forward dwconv of the zero-padded gradOut with the kernel rotated 180°. At
  * stride 2 only the taps of matching parity reach an input pixel: even rows get kernel row 1 of
@@ -224,7 +162,7 @@ export function dwconv3x3BackwardInput(
   const ow = outputSize(w, stride);
   const rowBytes = <usize>paddedWidth(ow) << 2;
   for (let c = 0; c < channels; c++) {
-    padPlaneZero(gradOut + (<usize>(c * oh * ow) << 2), oh, ow, scratch);
+    padPlane(gradOut + (<usize>(c * oh * ow) << 2), oh, ow, scratch, 0);
     const wc = weights + (<usize>(c * 9) << 2);
     const w00 = v128.load32_splat(wc), w01 = v128.load32_splat(wc, 4), w02 = v128.load32_splat(wc, 8);
     const w10 = v128.load32_splat(wc, 12), w11 = v128.load32_splat(wc, 16), w12 = v128.load32_splat(wc, 20);
@@ -310,7 +248,7 @@ export function dwconv3x3BackwardInput(
 /**
  * dwconv-3x3p1-backward-weight-wasmsimd at stride 1 or 2: gradWeight[c·9 + t] +=
  * Σ over output pixels of gradOut · the input pixel under tap t (padding 1; always accumulates,
- * one call per sample). h, w are the input dims; `scratch` needs dwBackwardScratchFloats(h, w)
+ * one call per sample). h, w are the input dims; `scratch` needs paddedPlaneFloats(h, w)
  * floats. Nine vector accumulators per channel, one per tap, summed horizontally at the end.
  */
 export function dwconv3x3BackwardWeight(
@@ -331,7 +269,7 @@ export function dwconv3x3BackwardWeight(
   const mask = laneMask(tail);
   const zero = f32x4.splat(0);
   for (let c = 0; c < channels; c++) {
-    padPlaneZero(input + (<usize>(c * h * w) << 2), h, w, scratch);
+    padPlane(input + (<usize>(c * h * w) << 2), h, w, scratch, 0);
     const go = gradOut + (<usize>(c * oh * ow) << 2);
     let t00 = zero, t01 = zero, t02 = zero, t10 = zero, t11 = zero, t12 = zero, t20 = zero, t21 = zero, t22 = zero;
     let oy = 0;

@@ -14,7 +14,7 @@
 // NOTE: tails (pixels not a multiple of 4) read up to 12 bytes past the last input row and
 // compute garbage in unused lanes, which are never stored. Callers leave 16 bytes of slack.
 
-import { madd } from './simd';
+import { madd, storeLanes } from './common';
 
 @inline
 function finish(v: v128, residual: usize, relu: i32): v128 {
@@ -62,20 +62,7 @@ function storeRow4(
   if (row < rows) {
     const out = rowAddress(outTable, row, offset);
     const res = resTable != 0 ? rowAddress(resTable, row, offset) : 0;
-    storeLanes(out, finish(v, res, relu), lanes);
-  }
-}
-
-/** Stores the first `lanes` (1..4) lanes of v. */
-@inline
-export function storeLanes(out: usize, v: v128, lanes: i32): void {
-  if (lanes >= 4) {
-    v128.store(out, v);
-  } else {
-    v128.store32_lane(out, v, 0);
-    if (lanes > 1) v128.store32_lane(out, v, 1, 4);
-    if (lanes > 2) v128.store32_lane(out, v, 2, 8);
-    
+    storeLanes(out, finish(v, res, relu), lanes, 0);
   }
 }
 

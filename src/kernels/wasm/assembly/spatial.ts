@@ -9,48 +9,7 @@
 // NOTE: the last vector of a row may read up to 12 floats past the row's end and compute garbage
 // in lanes that are never stored; `scratch` needs paddedPlaneFloats(h, w) floats.
 
-import { storeLanes } from './gemm';
-import { madd } from './simd';
-
-@inline
-function paddedWidth(w: i32): i32 {
-  return w + 2;
-}
-
-/** Floats of scratch that the 3×3 kernels need for an h×w plane. */
-export function paddedPlaneFloats(h: i32, w: i32): i32 {
-  return (h + 2) * paddedWidth(w) + 16;
-}
-
-/** Copies an h×w plane into scratch with a border of `pad` on every side. */
-export function padPlane(src: usize, h: i32, w: i32, dst: usize, pad: f32): void {
-  const pw = paddedWidth(w);
-  const rowBytes = <usize>pw << 2;
-  fillFloats(dst, pw, pad);
-  // NOTE: rows are copied by whole vectors (memory.copy is a call per row in V8, which cost a
-  // third of a small depthwise conv). The last vector may spill up to 3 floats past the row: into
-  // the right border, set just after, and the next row, rewritten next.
-  for (let y = 0; y < h; y++) {
-    const row = dst + <usize>(y + 1) * rowBytes;
-    const from = src + (<usize>(y * w) << 2);
-    store<f32>(row, pad);
-    for (let x = 0; x < w; x += 4) v128.store(row + 4 + (<usize>x << 2), v128.load(from + (<usize>x << 2)));
-    store<f32>(row + (<usize>(w + 1) << 2), pad);
-  }
-  fillFloats(dst + <usize>(h + 1) * rowBytes, pw + 16, pad);
-}
-
-function fillFloats(dst: usize, count: i32, value: f32): void {
-  const v = f32x4.splat(value);
-  let i = 0;
-  for (; i + 4 <= count; i += 4) v128.store(dst + (<usize>i << 2), v);
-  for (; i < count; i++) store<f32>(dst + (<usize>i << 2), value);
-}
-
-@inline
-function outputSize(size: i32, stride: i32): i32 {
-  return (size - 1) / stride + 1; // ⌊(size + 2 − 3) / stride⌋ + 1
-}
+import { madd, outputSize, padPlane, paddedPlaneFloats, paddedWidth, storeLanes } from './common';
 
 /**
  * dwconv-3x3p1-wasmsimd at stride 1 or 2: one 3×3 filter per channel, weights [C][9], bias [C],
@@ -108,8 +67,8 @@ export function dwconv3x3(
             acc0 = f32x4.pmax(acc0, zero);
             acc1 = f32x4.pmax(acc1, zero);
           }
-          storeLanes(o0 + at, acc0, ow - ox);
-          storeLanes(o1 + at, acc1, ow - ox);
+          storeLanes(o0 + at, acc0, ow - ox, 0);
+          storeLanes(o1 + at, acc1, ow - ox, 0);
         }
       }
       if (oy < oh) {
@@ -123,7 +82,7 @@ export function dwconv3x3(
           acc = madd(w10, v128.load(r1 + at), madd(w11, v128.load(r1 + at, 4), madd(w12, v128.load(r1 + at, 8), acc)));
           acc = madd(w20, v128.load(r2 + at), madd(w21, v128.load(r2 + at, 4), madd(w22, v128.load(r2 + at, 8), acc)));
           if (relu != 0) acc = f32x4.pmax(acc, zero);
-          storeLanes(o + at, acc, ow - ox);
+          storeLanes(o + at, acc, ow - ox, 0);
         }
       }
     } else {
@@ -138,7 +97,7 @@ export function dwconv3x3(
           acc = taps3(r1 + at, w10, w11, w12, acc);
           acc = taps3(r2 + at, w20, w21, w22, acc);
           if (relu != 0) acc = f32x4.pmax(acc, zero);
-          storeLanes(o + (<usize>ox << 2), acc, ow - ox);
+          storeLanes(o + (<usize>ox << 2), acc, ow - ox, 0);
         }
       }
     }
@@ -231,7 +190,7 @@ export function pool3x3s2(
           v = v128.or(f32x4.pmax(f32x4.pmax(m0, m1), m2), nan);
         }
         if (relu != 0) v = f32x4.pmax(v, zero);
-        storeLanes(o + (<usize>ox << 2), v, ow - ox);
+        storeLanes(o + (<usize>ox << 2), v, ow - ox, 0);
       }
     }
   }

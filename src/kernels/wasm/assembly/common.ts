@@ -1,0 +1,96 @@
+// Helpers shared by the kernels, each defined once: vector arithmetic, partial vectors, padded
+// planes and the sizes of 3×3 windows. Nothing here keeps static data, so the shared-memory build
+// (inference.ts) may import it.
+//
+// The module is compiled for WASM SIMD128 and again with relaxed SIMD (scripts/build-wasm.mjs),
+// where `madd` is one fused multiply-add instead of two instructions; the loader picks the relaxed
+// build where the engine validates it.
+
+/** a · b + c, lane-wise. Fused (one rounding) or not, depending on the build and the hardware. */
+@inline
+export function madd(a: v128, b: v128, c: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
+  return f32x4.add(f32x4.mul(a, b), c);
+}
+
+/** The sum of the four lanes, in f64. */
+@inline
+export function lanesSum(v: v128): f64 {
+  return (
+    <f64>f32x4.extract_lane(v, 0) +
+    <f64>f32x4.extract_lane(v, 1) +
+    <f64>f32x4.extract_lane(v, 2) +
+    <f64>f32x4.extract_lane(v, 3)
+  );
+}
+
+/** The byte address of float `i` from `base`. */
+@inline
+export function at(base: usize, i: i32): usize {
+  return base + (<usize>i << 2);
+}
+
+/** The first `lanes` (1..4) floats at p, zeros in the other lanes; never reads past them. */
+@inline
+export function loadLanes(p: usize, lanes: i32): v128 {
+  if (lanes >= 4) return v128.load(p);
+  if (lanes == 1) return v128.load32_zero(p);
+  const v = v128.load64_zero(p);
+  return lanes == 2 ? v : v128.load32_lane(p, v, 2, 8);
+}
+
+/** Stores the first `lanes` (1..4) lanes of v or, when `accumulate` ≠ 0, adds them to what is there. */
+@inline
+export function storeLanes(p: usize, v: v128, lanes: i32, accumulate: i32): void {
+  if (accumulate != 0) v = f32x4.add(v, loadLanes(p, lanes));
+  if (lanes >= 4) {
+    v128.store(p, v);
+  } else {
+    v128.store32_lane(p, v, 0);
+    if (lanes > 1) v128.store32_lane(p, v, 1, 4);
+    if (lanes > 2) v128.store32_lane(p, v, 2, 8);
+  }
+}
+
+/** `count` floats of `value` from dst. */
+export function fillFloats(dst: usize, count: i32, value: f32): void {
+  const v = f32x4.splat(value);
+  let i = 0;
+  for (; i + 4 <= count; i += 4) v128.store(dst + (<usize>i << 2), v);
+  for (; i < count; i++) store<f32>(dst + (<usize>i << 2), value);
+}
+
+/** Output size of a 3×3 window with padding 1 at `stride`: ⌊(size + 2 − 3) / stride⌋ + 1. */
+@inline
+export function outputSize(size: i32, stride: i32): i32 {
+  return (size - 1) / stride + 1;
+}
+
+/** Row width of a plane padded by one pixel on each side. */
+@inline
+export function paddedWidth(w: i32): i32 {
+  return w + 2;
+}
+
+/** Floats of scratch that the 3×3 kernels (forward and backward) need for an h×w plane. */
+export function paddedPlaneFloats(h: i32, w: i32): i32 {
+  return (h + 2) * paddedWidth(w) + 16;
+}
+
+/** Copies an h×w plane into scratch with a border of `pad` on every side (and 16 floats of it after). */
+export function padPlane(src: usize, h: i32, w: i32, dst: usize, pad: f32): void {
+  const pw = paddedWidth(w);
+  const rowBytes = <usize>pw << 2;
+  fillFloats(dst, pw, pad);
+  // NOTE: rows are copied by whole vectors (memory.copy is a call per row in V8, which cost a
+  // third of a small depthwise conv). The last vector may spill up to 3 floats past the row: into
+  // the right border, set just after, and the next row, rewritten next.
+  for (let y = 0; y < h; y++) {
+    const row = dst + <usize>(y + 1) * rowBytes;
+    const from = src + (<usize>(y * w) << 2);
+    store<f32>(row, pad);
+    for (let x = 0; x < w; x += 4) v128.store(row + 4 + (<usize>x << 2), v128.load(from + (<usize>x << 2)));
+    store<f32>(row + (<usize>(w + 1) << 2), pad);
+  }
+  fillFloats(dst + <usize>(h + 1) * rowBytes, pw + 16, pad);
+}

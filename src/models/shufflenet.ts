@@ -119,9 +119,8 @@ export function shuffleNetWidths(groups: number, scale: number, shallow = false)
     scale >= 0.5
       ? Math.ceil(nominalConv1 / groups) * groups
       : Math.max(groups, Math.floor(nominalConv1 / groups) * groups);
-  const repeats = shallow
-    ? (stageRepeats.map((r) => r / 2) as unknown as readonly [number, number, number])
-    : stageRepeats;
+  const [r2, r3, r4] = stageRepeats;
+  const repeats = shallow ? ([r2 / 2, r3 / 2, r4 / 2] as const) : stageRepeats;
   return { conv1, stages: [stage2, stage2 * 2, stage2 * 4], repeats };
 }
 

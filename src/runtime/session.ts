@@ -19,7 +19,8 @@
  *   session.dispose();
  */
 import { ShapeError, ShuffleNetError } from '../errors.js';
-import type { Graph, GraphNode, GraphParam } from '../graph/graph.js';
+import type { Graph } from '../graph/graph.js';
+import { deserializeGraph, serializeGraph, type SerializedGraph } from '../graph/serialize.js';
 import type { LoadedModel } from '../io/load.js';
 import { Module } from '../nn/module.js';
 import { formatShape, shapeSize, Tensor, type Shape } from '../tensor/tensor.js';
@@ -82,50 +83,6 @@ export interface Session {
   stats(): Promise<SessionStats>;
   /** Terminates the workers and releases the plans; later calls throw a SessionError. */
   dispose(): Promise<void>;
-}
-
-/** A graph as plain data that survives structured cloning (postMessage). */
-export interface SerializedGraph {
-  input: { name: string; shape: number[] };
-  output: string;
-  nodes: GraphNode[];
-  params: { name: string; shape: number[]; data: Float32Array; trainable: boolean }[];
-  shapes: [string, number[]][];
-}
-
-export function serializeGraph(graph: Graph): SerializedGraph {
-  return {
-    input: { name: graph.input.name, shape: [...graph.input.shape] },
-    output: graph.output,
-    nodes: graph.nodes.map((n) => ({
-      op: n.op,
-      name: n.name,
-      inputs: [...n.inputs],
-      output: n.output,
-      attrs: n.attrs,
-    })),
-    params: [...graph.params].map(([name, p]) => ({
-      name,
-      shape: [...p.tensor.shape],
-      // A view into a larger buffer (a loaded file) would clone the whole buffer: copy just the view.
-      data: p.tensor.data.byteLength === p.tensor.data.buffer.byteLength ? p.tensor.data : p.tensor.data.slice(),
-      trainable: p.trainable,
-    })),
-    shapes: [...graph.shapes].map(([name, shape]) => [name, [...shape]]),
-  };
-}
-
-export function deserializeGraph(data: SerializedGraph): Graph {
-  const params = new Map<string, GraphParam>(
-    data.params.map((p) => [p.name, { tensor: new Tensor(p.shape, p.data), trainable: p.trainable }]),
-  );
-  return {
-    input: data.input,
-    output: data.output,
-    nodes: data.nodes,
-    params,
-    shapes: new Map(data.shapes),
-  };
 }
 
 function isGraph(model: SessionModel): model is Graph {

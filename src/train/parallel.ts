@@ -25,13 +25,8 @@
  */
 import { ShuffleNetError } from '../errors.js';
 import type { Graph } from '../graph/graph.js';
-import {
-  deserializeGraph,
-  serializeGraph,
-  type SerializedGraph,
-  type SpawnWorker,
-  type WorkerPort,
-} from '../runtime/session.js';
+import { deserializeGraph, serializeGraph, type SerializedGraph } from '../graph/serialize.js';
+import { type SpawnWorker, type WorkerPort } from '../runtime/session.js';
 import { shapeSize, Tensor, type Shape } from '../tensor/tensor.js';
 import { withInputShape } from '../graph/reshape.js';
 import {

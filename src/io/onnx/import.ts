@@ -41,7 +41,9 @@ import {
   sliceOp,
   softmaxOp,
   transposeOp,
+  type OpAttrs,
   type OpDef,
+  type OpType,
 } from '../../ops/index.js';
 import { formatShape, sameShape, type Shape, Tensor } from '../../tensor/tensor.js';
 import { Attributes } from './attributes.js';
@@ -306,7 +308,13 @@ class NodeContext {
   }
 
   /** Adds one of our ops and binds the node's first output to its result. */
-  apply<A>(op: OpDef<A>, inputs: readonly Value[], attrs: A, batchAxis: number | null, output = 0): Value {
+  apply<T extends OpType>(
+    op: OpDef<T>,
+    inputs: readonly Value[],
+    attrs: OpAttrs[T],
+    batchAxis: number | null,
+    output = 0,
+  ): Value {
     const value = this.builder.apply(op, inputs, attrs, this.label);
     const elements = value.shape.reduce((a, b) => a * b, 1);
     if (elements > maxElements) {
@@ -355,12 +363,12 @@ function spatialAttrs(n: NodeContext, kernel: readonly number[]) {
         `dilations [${dilations.join(', ')}]`,
     );
   }
-  return {
-    padding: pads as unknown as [number, number, number, number],
-    stride: strides as unknown as [number, number],
-    dilation: dilations as unknown as [number, number],
-  };
+  return { padding: quad(pads), stride: pair(strides), dilation: pair(dilations) };
 }
+
+// The lengths were checked above: copy into the fixed-length tuples that the ops' attributes hold.
+const pair = (v: readonly number[]): [number, number] => [v[0]!, v[1]!];
+const quad = (v: readonly number[]): [number, number, number, number] => [v[0]!, v[1]!, v[2]!, v[3]!];
 
 /** Zero padding of a preceding Pad, to fold into this node's padding. */
 function takePadded(n: NodeContext): {
@@ -387,7 +395,7 @@ function poolHandler(kind: 'max' | 'average'): Handler {
     const s = spatialAttrs(n, kernel!);
     if (s.dilation.some((d) => d !== 1)) n.fail(`has dilations [${s.dilation.join(', ')}]; only 1 is supported`);
     const { x, batchAxis, extra } = takePadded(n);
-    const attrs = { kernel: kernel as unknown as [number, number], stride: s.stride, padding: s.padding };
+    const attrs = { kernel: pair(kernel!), stride: s.stride, padding: s.padding };
     if (kind === 'max') {
       if (extra !== null) n.fail('follows a zero Pad, which a max pool would see as values; not supported');
       n.apply(maxPool2dOp, [x], attrs, batchAxis);
@@ -483,7 +491,11 @@ function combine(n: NodeContext, op: 'Add' | 'Mul', x: Operand, y: Operand): Ope
   // The same-shape and per-channel forms hold at every batch size only when both operands carry
   // the batch on axis 0 (at the import batch of 1, a [1, C, 1, 1] constant would look the same).
   const bothBatched = x.batchAxis === 0 && y.batchAxis === 0;
-  const apply = (def: OpDef<Record<string, never>>, a: Operand, b: Operand): Operand => ({
+  const apply = (
+    def: OpDef<'add' | 'broadcastAdd' | 'mulChannels' | 'broadcastMul'>,
+    a: Operand,
+    b: Operand,
+  ): Operand => ({
     value: n.apply(def, [a.value, b.value], {}, batchAxis),
     batchAxis,
   });

@@ -8,7 +8,6 @@
  * seeing one shuffle op; the generic path (reshape, transpose) computes the same values.
  */
 import type { Graph, GraphNode } from '../../graph/graph.js';
-import type { TransposeAttrs } from '../../ops/index.js';
 import type { Shape } from '../../tensor/tensor.js';
 
 export function fuseChannelShuffles(graph: Graph): Graph {
@@ -30,7 +29,7 @@ export function fuseChannelShuffles(graph: Graph): Graph {
     const groups = shuffleGroups(
       graph.shapes.get(x)!,
       graph.shapes.get(first.output)!,
-      (transpose.attrs as unknown as TransposeAttrs).perm,
+      transpose.attrs.perm,
       graph.shapes.get(last.output)!,
     );
     if (groups === null) continue;

@@ -124,6 +124,14 @@ export function shuffleNetWidths(groups: number, scale: number, shallow = false)
   return { conv1, stages: [stage2, stage2 * 2, stage2 * 4], repeats };
 }
 
+/**
+ * The official megvii code shuffles by reshaping to (C/g, g): the paper's shuffle with C/g groups
+ * instead of g, which is its inverse permutation (see `channelShuffleSource`).
+ */
+export function officialShuffleGroups(channels: number, groups: number): number {
+  return channels / groups;
+}
+
 /** A quarter of a unit's output channels, rounded to the nearest multiple of g (ties up). */
 export function bottleneckWidth(outChannels: number, groups: number): number {
   return nearestMultiple(outChannels / 4, groups);
@@ -216,9 +224,8 @@ export class ShuffleUnit extends Module {
   protected build(g: GraphBuilder, x: Value): Value {
     const { stride, groups, shuffle } = this.config;
     let y = relu(g, this.bn1.call(g, this.gconv1.call(g, x)));
-    // The official variant for g groups is the paper's shuffle with bottleneck/g groups.
     if (shuffle && groups > 1)
-      y = channelShuffle(g, y, this.config.officialShuffle ? this.bottleneck / groups : groups);
+      y = channelShuffle(g, y, this.config.officialShuffle ? officialShuffleGroups(this.bottleneck, groups) : groups);
     y = this.bn2.call(g, this.dwconv.call(g, y)); // no ReLU after the depthwise conv
     y = this.bn3.call(g, this.gconv2.call(g, y)); // no shuffle after the second GConv
     if (stride === 1) return relu(g, add(g, this.se ? this.se.call(g, y) : y, x));

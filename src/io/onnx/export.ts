@@ -13,6 +13,7 @@
  */
 import { ShuffleNetError } from '../../errors.js';
 import type { Graph, GraphNode } from '../../graph/graph.js';
+import { channelShuffleTransposePerm } from '../../kernels/reference/channels.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { encodeModelProto } from './codec.js';
 import { AttributeType, DataType, type AttributeProto, type NodeProto, type TensorProto } from './proto.js';
@@ -162,7 +163,7 @@ function emitNode(node: GraphNode, graph: Graph, emit: Emit, constants: Constant
       const split = `${node.output}.split`;
       const swapped = `${node.output}.transposed`;
       emit('Reshape', [x, constant(`${node.output}.split_shape`, [0, g, c! / g, h!, w!])], split);
-      emit('Transpose', [split], swapped, [ints('perm', [0, 2, 1, 3, 4])]);
+      emit('Transpose', [split], swapped, [ints('perm', channelShuffleTransposePerm)]);
       emit('Reshape', [swapped, constant(`${node.output}.shape`, [0, c!, h!, w!])], node.output);
       return;
     }

@@ -9,7 +9,6 @@ export { readZip } from './zip.js';
 export {
   importShuffleNet,
   officialShuffleSource,
-  paperShuffleSource,
   relabelPlan,
   type UnitPlan,
   type CheckpointLayout,

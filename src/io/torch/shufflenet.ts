@@ -15,7 +15,8 @@
  */
 import { FormatError, ShuffleNetError } from '../../errors.js';
 import { architectureOf, createModel, type Architecture } from '../../models/registry.js';
-import { ShuffleNet, stage2Channels1x, type ShuffleNetConfig } from '../../models/shufflenet.js';
+import { channelShuffleSource } from '../../kernels/reference/channels.js';
+import { officialShuffleGroups, ShuffleNet, stage2Channels1x, type ShuffleNetConfig } from '../../models/shufflenet.js';
 import type { Module } from '../../nn/module.js';
 import { formatShape, sameShape, Tensor } from '../../tensor/tensor.js';
 import type { ModelInfo } from '../modelfile.js';
@@ -32,17 +33,9 @@ export interface ImportedModel {
   shuffle: 'paper' | 'official' | 'none';
 }
 
-/** The paper's shuffle as a gather: output channel k = j·g + i reads input channel i·n + j. */
-export function paperShuffleSource(channels: number, groups: number): Int32Array {
-  const n = channels / groups;
-  const source = new Int32Array(channels);
-  for (let i = 0; i < groups; i++) for (let j = 0; j < n; j++) source[j * groups + i] = i * n + j;
-  return source;
-}
-
 /** The official code's shuffle (reshape to (C/g, g)) as a gather: the paper's with C/g groups. */
 export function officialShuffleSource(channels: number, groups: number): Int32Array {
-  return paperShuffleSource(channels, channels / groups);
+  return channelShuffleSource(channels, officialShuffleGroups(channels, groups));
 }
 
 interface BatchNorm {
@@ -187,7 +180,7 @@ function readMmpretrain(tensors: Map<string, Tensor>, source: string): SourceNet
   const fcWeight = take(tensors, 'head.fc.weight', source, 2);
   const fcBias = tensors.has('head.fc.bias') ? take(tensors, 'head.fc.bias', source, 1) : null;
   leftovers(tensors, source);
-  return { conv1, bn1, stages, fcWeight, fcBias, shuffle: paperShuffleSource };
+  return { conv1, bn1, stages, fcWeight, fcBias, shuffle: channelShuffleSource };
 }
 
 function leftovers(tensors: Map<string, Tensor>, source: string): void {
@@ -364,7 +357,7 @@ export function relabelPlan(
 ): UnitPlan | null {
   const n = m / groups;
   const srcGather = sourceShuffle(m, groups); // source z4[k] = z3[srcGather[k]]
-  const ourGather = paperShuffleSource(m, groups); // our y2[k] = y1[ourGather[k]]
+  const ourGather = channelShuffleSource(m, groups); // our y2[k] = y1[ourGather[k]]
   const srcLands = invert(srcGather); // source channel c feeds GConv2 input srcLands[c]
   const ourLands = invert(ourGather);
   const groupOf = (c: number): number => (firstUnit ? 0 : Math.floor(c / n)); // GConv1 group

@@ -37,6 +37,7 @@ import {
   mulChannelsOp,
   reluOp,
   reshapeOp,
+  resolveReshape,
   sigmoidOp,
   sliceOp,
   softmaxOp,
@@ -511,24 +512,9 @@ function combine(n: NodeContext, op: 'Add' | 'Mul', x: Operand, y: Operand): Ope
 }
 
 /** Reshape of a constant: same data, new shape. */
-function reshapeConstant(n: NodeContext, c: Constant, target: readonly number[]): Constant {
-  const size = c.data.length;
-  let known = 1;
-  let inferred = -1;
-  const shape = target.map((d, i) => {
-    if (d === -1) {
-      inferred = i;
-      return -1;
-    }
-    const v = d === 0 ? (c.shape[i] ?? n.fail('copies a dimension the constant does not have')) : d;
-    known *= v;
-    return v;
-  });
-  if (inferred >= 0) shape[inferred] = known > 0 ? size / known : 0;
-  if (shape.reduce((a, b) => a * b, 1) !== size || !shape.every((d) => Number.isInteger(d) && d >= 0)) {
-    n.fail(`cannot reshape a constant of shape ${formatShape(c.shape)} to ${formatShape(target)}`);
-  }
-  return { ...c, shape } as Constant;
+/** A constant reshaped by the one reshape rule (0 copies, one −1 is inferred): `resolveReshape`. */
+function reshapeConstant(c: Constant, target: readonly number[]): Constant {
+  return { ...c, shape: resolveReshape(c.shape, target) };
 }
 
 const handlers: Record<string, Handler> = {
@@ -693,7 +679,7 @@ const handlers: Record<string, Handler> = {
     const data = n.entry(0);
     if (data?.kind === 'const') {
       if (target!.includes('N')) n.fail('reshapes a constant by the batch size');
-      n.bindConstant(0, reshapeConstant(n, data.constant, target as number[]));
+      n.bindConstant(0, reshapeConstant(data.constant, target as number[]));
       return;
     }
     const { value, batchAxis } = n.activation(0);

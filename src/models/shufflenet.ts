@@ -80,6 +80,9 @@ export const stage2Channels1x: Readonly<Record<number, number>> = { 1: 144, 2: 2
 /** Units per stage (the first has stride 2), Table 1. */
 export const stageRepeats = [4, 8, 4] as const;
 
+/** Units per stage of the shallow networks: half of Table 1's (26 layers instead of 50). */
+export const shallowStageRepeats = [stageRepeats[0] / 2, stageRepeats[1] / 2, stageRepeats[2] / 2] as const;
+
 /** Squeeze-and-excitation reduction ratio r, as in Hu et al. */
 export const seReduction = 16;
 
@@ -119,8 +122,7 @@ export function shuffleNetWidths(groups: number, scale: number, shallow = false)
     scale >= 0.5
       ? Math.ceil(nominalConv1 / groups) * groups
       : Math.max(groups, Math.floor(nominalConv1 / groups) * groups);
-  const [r2, r3, r4] = stageRepeats;
-  const repeats = shallow ? ([r2 / 2, r3 / 2, r4 / 2] as const) : stageRepeats;
+  const repeats = shallow ? shallowStageRepeats : stageRepeats;
   return { conv1, stages: [stage2, stage2 * 2, stage2 * 4], repeats };
 }
 

@@ -16,7 +16,14 @@
 import { FormatError, ShuffleNetError } from '../../errors.js';
 import { architectureOf, createModel, type Architecture } from '../../models/registry.js';
 import { channelShuffleSource } from '../../kernels/reference/channels.js';
-import { officialShuffleGroups, ShuffleNet, stage2Channels1x, type ShuffleNetConfig } from '../../models/shufflenet.js';
+import {
+  officialShuffleGroups,
+  shallowStageRepeats,
+  ShuffleNet,
+  stage2Channels1x,
+  stageRepeats,
+  type ShuffleNetConfig,
+} from '../../models/shufflenet.js';
 import type { Module } from '../../nn/module.js';
 import { formatShape, sameShape, Tensor } from '../../tensor/tensor.js';
 import type { ModelInfo } from '../modelfile.js';
@@ -139,9 +146,12 @@ function readOfficial(tensors: Map<string, Tensor>, source: string): SourceNet {
       bn3: takeBn(tensors, `${p}.branch_main_2.1`, source),
     });
   }
-  // The official code hard-codes 4, 8, 4 units (the first of each with stride 2).
-  if (units.length !== 16) {
-    throw new FormatError(`${source}: official layout has ${units.length} units (features.0…) but ShuffleNetV1 has 16`);
+  // The official code hard-codes Table 1's units per stage (the first of each with stride 2).
+  const [r2, r3, r4] = stageRepeats;
+  if (units.length !== r2 + r3 + r4) {
+    throw new FormatError(
+      `${source}: official layout has ${units.length} units (features.0…) but ShuffleNetV1 has ${r2 + r3 + r4}`,
+    );
   }
   const fcWeight = take(tensors, 'classifier.0.weight', source, 2);
   const fcBias = tensors.has('classifier.0.bias') ? take(tensors, 'classifier.0.bias', source, 1) : null;
@@ -149,7 +159,7 @@ function readOfficial(tensors: Map<string, Tensor>, source: string): SourceNet {
   return {
     conv1,
     bn1,
-    stages: [units.slice(0, 4), units.slice(4, 12), units.slice(12, 16)],
+    stages: [units.slice(0, r2), units.slice(r2, r2 + r3), units.slice(r2 + r3)],
     fcWeight,
     fcBias,
     shuffle: officialShuffleSource,
@@ -225,11 +235,11 @@ function fromSource(net: SourceNet, layout: CheckpointLayout, source: string, ar
     inputChannels,
     widths: { conv1: conv1Out, stages: stages as [number, number, number] },
   };
-  const standard = [4, 8, 4];
-  const shallow = [2, 4, 2];
-  if (repeats.every((r, i) => r === shallow[i])) config.shallow = true;
-  else if (!repeats.every((r, i) => r === standard[i]))
-    fail(`units per stage ${repeats.join(', ')} are neither 4, 8, 4 nor 2, 4, 2`);
+  if (repeats.every((r, i) => r === shallowStageRepeats[i])) config.shallow = true;
+  else if (!repeats.every((r, i) => r === stageRepeats[i]))
+    fail(
+      `units per stage ${repeats.join(', ')} are neither ${stageRepeats.join(', ')} nor ${shallowStageRepeats.join(', ')}`,
+    );
   if (arch !== undefined) {
     const expected = architectureOf(arch).config as Partial<ShuffleNetConfig>;
     if (architectureOf(arch).family !== 'shufflenet_v1' || expected.groups !== groups) {

@@ -25,5 +25,5 @@ export {
 } from './models/registry.js';
 export { loadModelFile, type ModelInfo } from './io/modelfile.js';
 export { readSafetensors, type SafetensorsFile } from './io/safetensors.js';
-export { preprocessingPresets, type Preprocessing, type PresetName } from './io/preprocessing.js';
+export { preprocessingPresets, type Preprocessing, type PresetName } from './data/preprocessing.js';
 export * from './errors.js';

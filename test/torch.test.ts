@@ -14,7 +14,7 @@ import { runGraph } from '../src/graph/execute.js';
 import { loadModel } from '../src/io/load.js';
 import { loadModelFile, saveModelFile } from '../src/io/modelfile.js';
 import { channelShuffleSource } from '../src/kernels/reference/channels.js';
-import { preprocessingPresets } from '../src/io/preprocessing.js';
+import { preprocessingPresets } from '../src/data/preprocessing.js';
 import { readSafetensors, writeSafetensors } from '../src/io/safetensors.js';
 import {
   importTorchCheckpoint,

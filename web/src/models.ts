@@ -7,7 +7,7 @@ import { complexity } from '../../src/analysis/complexity.js';
 import { FormatError } from '../../src/errors.js';
 import type { Graph } from '../../src/graph/graph.js';
 import { loadModelFile } from '../../src/io/modelfile.js';
-import { preprocessingPresets, type Preprocessing } from '../../src/io/preprocessing.js';
+import { preprocessingPresets, type Preprocessing } from '../../src/data/preprocessing.js';
 import { createModel } from '../../src/models/registry.js';
 import { ShuffleNet } from '../../src/models/shufflenet.js';
 import type { Module } from '../../src/nn/module.js';

@@ -7,7 +7,7 @@ import { subset } from '../../data/dataset.js';
 import { augment } from '../../data/transforms.js';
 import { ShuffleNetError } from '../../errors.js';
 import { loadModelFile, saveModelFile, type ModelInfo } from '../../io/modelfile.js';
-import { preprocessingPresets } from '../../io/preprocessing.js';
+import { preprocessingPresets } from '../../data/preprocessing.js';
 import { architectureOf, createModel, imageModelOptions } from '../../models/registry.js';
 import type { Module } from '../../nn/module.js';
 import { reestimateBatchNorm } from '../../train/batchnorm.js';

@@ -1,12 +1,8 @@
 /**
  * PyTorch ShuffleNet v1 state dicts → our ShuffleNet, for three module layouts:
  *
- * - **official** (megvii-model/ShuffleNet-Series, ShuffleNetV1): `first_conv.{0,1}`,
- *   `features.N.branch_main_1.{0,1,3,4}`, `features.N.branch_main_2.{0,1}`, `classifier.0.weight`
- *   (no bias). Its shuffle sits after the depthwise conv + BN and uses the inverse permutation.
- * - **mmpretrain** (open-mmlab, ex-mmclassification): `backbone.conv1.{conv,bn}`,
- *   `backbone.layers.S.I.{g_conv_1x1_compress,depthwise_conv3x3_bn,g_conv_1x1_expand}.{conv,bn}`,
- *   `head.fc.{weight,bias}`. Its shuffle is the paper's, also after the depthwise conv + BN.
+ * - **official** (megvii-model/ShuffleNet-Series) and **mmpretrain**, whose key maps live beside the
+ *   model in src/models/shufflenet-checkpoints.ts; both shuffle after the depthwise conv + BN;
  * - **ours** (`torch.save` of a state dict with our names): needs the architecture name.
  *
  * Groups and widths are inferred from the tensor shapes. Moving a shuffle across the depthwise conv
@@ -14,10 +10,18 @@
  * permutations used here. Every permuted tensor is named in `mapUnit`.
  */
 import { FormatError, ShuffleNetError } from '../../errors.js';
-import { architectureOf, createModel, type Architecture } from '../../models/registry.js';
 import { channelShuffleSource } from '../../kernels/reference/channels.js';
+import { architectureOf, createModel, type Architecture } from '../../models/registry.js';
 import {
-  officialShuffleGroups,
+  officialShuffleSource,
+  readMmpretrainKeys,
+  readOfficialKeys,
+  sourceLayout,
+  type SourceBatchNorm,
+  type SourceNet,
+  type SourceUnit,
+} from '../../models/shufflenet-checkpoints.js';
+import {
   shallowStageRepeats,
   ShuffleNet,
   stage2Channels1x,
@@ -27,7 +31,7 @@ import {
 import type { Module } from '../../nn/module.js';
 import { formatShape, sameShape, Tensor } from '../../tensor/tensor.js';
 import type { ModelInfo } from '../modelfile.js';
-import { preprocessingPresets } from '../preprocessing.js';
+import { preprocessingPresets } from '../../data/preprocessing.js';
 import type { TorchTensor } from './checkpoint.js';
 
 export type CheckpointLayout = 'official' | 'mmpretrain' | 'ours';
@@ -38,41 +42,6 @@ export interface ImportedModel {
   layout: CheckpointLayout;
   /** How the shuffle was carried over: relabelled into the paper's order, or the official variant kept. */
   shuffle: 'paper' | 'official' | 'none';
-}
-
-/** The official code's shuffle (reshape to (C/g, g)) as a gather: the paper's with C/g groups. */
-export function officialShuffleSource(channels: number, groups: number): Int32Array {
-  return channelShuffleSource(channels, officialShuffleGroups(channels, groups));
-}
-
-interface BatchNorm {
-  /** The source key prefix, for messages. */
-  source: string;
-  weight: Tensor;
-  bias: Tensor;
-  running_mean: Tensor;
-  running_var: Tensor;
-}
-
-/** One unit of a source network, in source channel order. */
-interface SourceUnit {
-  name: string;
-  gconv1: Tensor;
-  bn1: BatchNorm;
-  dwconv: Tensor;
-  bn2: BatchNorm;
-  gconv2: Tensor;
-  bn3: BatchNorm;
-}
-
-interface SourceNet {
-  conv1: Tensor;
-  bn1: BatchNorm;
-  stages: SourceUnit[][];
-  fcWeight: Tensor;
-  fcBias: Tensor | null;
-  /** Gather of the source's shuffle, applied after the depthwise conv + BN. */
-  shuffle: (channels: number, groups: number) => Int32Array;
 }
 
 /**
@@ -86,9 +55,9 @@ export function importShuffleNet(
   arch?: string,
 ): ImportedModel {
   const tensors = stripPrefix(state);
-  if (tensors.has('first_conv.0.weight')) return fromSource(readOfficial(tensors, source), 'official', source, arch);
-  if (tensors.has('backbone.conv1.conv.weight'))
-    return fromSource(readMmpretrain(tensors, source), 'mmpretrain', source, arch);
+  const layout = sourceLayout(tensors);
+  if (layout === 'official') return fromSource(readOfficialKeys(tensors, source), layout, source, arch);
+  if (layout === 'mmpretrain') return fromSource(readMmpretrainKeys(tensors, source), layout, source, arch);
   if (tensors.has('conv1.weight') && tensors.has('fc.weight')) return fromOurs(tensors, source, arch);
   const sample = [...tensors.keys()].slice(0, 6).join(', ');
   throw new FormatError(
@@ -107,96 +76,6 @@ function stripPrefix(state: ReadonlyMap<string, TorchTensor>): Map<string, Tenso
     out.set(name, tensor);
   }
   return out;
-}
-
-function take(tensors: Map<string, Tensor>, name: string, source: string, rank?: number): Tensor {
-  const t = tensors.get(name);
-  if (t === undefined) throw new FormatError(`${source}: missing tensor "${name}"`);
-  if (rank !== undefined && t.rank !== rank) {
-    throw new FormatError(`${source}: "${name}" has shape ${formatShape(t.shape)} but should have ${rank} dimensions`);
-  }
-  tensors.delete(name);
-  return t;
-}
-
-function takeBn(tensors: Map<string, Tensor>, prefix: string, source: string): BatchNorm {
-  const get = (k: string): Tensor => take(tensors, `${prefix}.${k}`, source, 1);
-  return {
-    source: prefix,
-    weight: get('weight'),
-    bias: get('bias'),
-    running_mean: get('running_mean'),
-    running_var: get('running_var'),
-  };
-}
-
-function readOfficial(tensors: Map<string, Tensor>, source: string): SourceNet {
-  const conv1 = take(tensors, 'first_conv.0.weight', source, 4);
-  const bn1 = takeBn(tensors, 'first_conv.1', source);
-  const units: SourceUnit[] = [];
-  for (let n = 0; tensors.has(`features.${n}.branch_main_1.0.weight`); n++) {
-    const p = `features.${n}`;
-    units.push({
-      name: p,
-      gconv1: take(tensors, `${p}.branch_main_1.0.weight`, source, 4),
-      bn1: takeBn(tensors, `${p}.branch_main_1.1`, source),
-      dwconv: take(tensors, `${p}.branch_main_1.3.weight`, source, 4),
-      bn2: takeBn(tensors, `${p}.branch_main_1.4`, source),
-      gconv2: take(tensors, `${p}.branch_main_2.0.weight`, source, 4),
-      bn3: takeBn(tensors, `${p}.branch_main_2.1`, source),
-    });
-  }
-  // The official code hard-codes Table 1's units per stage (the first of each with stride 2).
-  const [r2, r3, r4] = stageRepeats;
-  if (units.length !== r2 + r3 + r4) {
-    throw new FormatError(
-      `${source}: official layout has ${units.length} units (features.0…) but ShuffleNetV1 has ${r2 + r3 + r4}`,
-    );
-  }
-  const fcWeight = take(tensors, 'classifier.0.weight', source, 2);
-  const fcBias = tensors.has('classifier.0.bias') ? take(tensors, 'classifier.0.bias', source, 1) : null;
-  leftovers(tensors, source);
-  return {
-    conv1,
-    bn1,
-    stages: [units.slice(0, r2), units.slice(r2, r2 + r3), units.slice(r2 + r3)],
-    fcWeight,
-    fcBias,
-    shuffle: officialShuffleSource,
-  };
-}
-
-function readMmpretrain(tensors: Map<string, Tensor>, source: string): SourceNet {
-  const conv1 = take(tensors, 'backbone.conv1.conv.weight', source, 4);
-  const bn1 = takeBn(tensors, 'backbone.conv1.bn', source);
-  const stages: SourceUnit[][] = [];
-  for (let s = 0; s < 3; s++) {
-    const units: SourceUnit[] = [];
-    for (let i = 0; tensors.has(`backbone.layers.${s}.${i}.g_conv_1x1_compress.conv.weight`); i++) {
-      const p = `backbone.layers.${s}.${i}`;
-      units.push({
-        name: p,
-        gconv1: take(tensors, `${p}.g_conv_1x1_compress.conv.weight`, source, 4),
-        bn1: takeBn(tensors, `${p}.g_conv_1x1_compress.bn`, source),
-        dwconv: take(tensors, `${p}.depthwise_conv3x3_bn.conv.weight`, source, 4),
-        bn2: takeBn(tensors, `${p}.depthwise_conv3x3_bn.bn`, source),
-        gconv2: take(tensors, `${p}.g_conv_1x1_expand.conv.weight`, source, 4),
-        bn3: takeBn(tensors, `${p}.g_conv_1x1_expand.bn`, source),
-      });
-    }
-    if (units.length === 0) throw new FormatError(`${source}: mmpretrain layout has no units in backbone.layers.${s}`);
-    stages.push(units);
-  }
-  const fcWeight = take(tensors, 'head.fc.weight', source, 2);
-  const fcBias = tensors.has('head.fc.bias') ? take(tensors, 'head.fc.bias', source, 1) : null;
-  leftovers(tensors, source);
-  return { conv1, bn1, stages, fcWeight, fcBias, shuffle: channelShuffleSource };
-}
-
-function leftovers(tensors: Map<string, Tensor>, source: string): void {
-  if (tensors.size > 0) {
-    throw new FormatError(`${source}: unexpected tensor(s) ${[...tensors.keys()].slice(0, 5).join(', ')}`);
-  }
 }
 
 function fromSource(net: SourceNet, layout: CheckpointLayout, source: string, arch?: string): ImportedModel {
@@ -424,7 +303,7 @@ function mapUnit(out: Map<string, Tensor>, prefix: string, u: SourceUnit, plan: 
   setBn(out, `${prefix}.bn3`, u.bn3, null);
 }
 
-function setBn(out: Map<string, Tensor>, prefix: string, bn: BatchNorm, from: Int32Array | null): void {
+function setBn(out: Map<string, Tensor>, prefix: string, bn: SourceBatchNorm, from: Int32Array | null): void {
   for (const key of ['weight', 'bias', 'running_mean', 'running_var'] as const) {
     out.set(`${prefix}.${key}`, from ? gatherRows(bn[key], from, `${bn.source}.${key}`) : bn[key]);
   }

@@ -12,7 +12,9 @@ const webDir = join(root, 'web');
 /**
  * The layers, left to right: a folder of src/ may import from its own entry or from any entry to its
  * left. `optim` (SGD, schedules, clipping over tensors) sits with nn/autograd, the parameters and
- * gradients it updates; the issue's list does not name it.
+ * gradients it updates; the issue's list does not name it. `data` (datasets, batching, image
+ * preprocessing, over tensors only) sits below io rather than beside runtime: a model file records
+ * its `Preprocessing`, so io reads data's types.
  */
 export const layerOrder = [
   ['tensor'],
@@ -21,8 +23,9 @@ export const layerOrder = [
   ['graph'],
   ['nn', 'autograd', 'optim'],
   ['models'],
+  ['data'],
   ['io', 'analysis'],
-  ['runtime', 'data'],
+  ['runtime'],
   ['train'],
   ['node'],
   ['cli'],

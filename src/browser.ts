@@ -39,7 +39,7 @@ export {
 } from './models/registry.js';
 export { loadModelFile, type ModelInfo } from './io/modelfile.js';
 export { readSafetensors, type SafetensorsFile } from './io/safetensors.js';
-export { preprocessingPresets, type Preprocessing, type PresetName } from './io/preprocessing.js';
+export { preprocessingPresets, type Preprocessing, type PresetName } from './data/preprocessing.js';
 export { preprocessImage, type RawImage } from './data/image.js';
 export { fashionMnistClasses } from './data/labels.js';
 export { complexity, type Complexity } from './analysis/complexity.js';

@@ -44,7 +44,7 @@ export { paperFigures, type PaperFigure } from './models/paper.js';
 export { complexity, type Complexity, type LayerCost } from './analysis/complexity.js';
 export { readSafetensors, writeSafetensors, type SafetensorsFile } from './io/safetensors.js';
 export { saveModelFile, loadModelFile, type ModelInfo } from './io/modelfile.js';
-export { preprocessingPresets, type Preprocessing, type PresetName } from './io/preprocessing.js';
+export { preprocessingPresets, type Preprocessing, type PresetName } from './data/preprocessing.js';
 export { loadModel, modelLoaders, type LoadedModel, type ModelLoader } from './io/load.js';
 export { exportOnnx, type OnnxExportOptions } from './io/onnx/export.js';
 export { importOnnx, type OnnxImportOptions } from './io/onnx/import.js';

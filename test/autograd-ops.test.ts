@@ -7,7 +7,7 @@ import { createModel, modelNames } from '../src/models/registry.js';
 import { backward, crossEntropy, differentiableOps, forwardWithTape, getGradientRule } from '../src/autograd/index.js';
 import { UnknownNameError, ShapeError } from '../src/errors.js';
 import { runGraph } from '../src/graph/execute.js';
-import { opTypes } from '../src/ops/index.js';
+import { opTypes, type OpAttrs, type OpType } from '../src/ops/index.js';
 import { Tensor } from '../src/tensor/tensor.js';
 import { get, loadFixture, maxAbs, maxAbsDiff } from './helpers/fixtures.js';
 import { centralDifference, project, sampleIndices, singleOpGraph } from './helpers/gradcheck.js';
@@ -15,8 +15,8 @@ import { centralDifference, project, sampleIndices, singleOpGraph } from './help
 const fixture = loadFixture('grads.safetensors');
 const cases = JSON.parse(fixture.metadata['ops']!) as {
   name: string;
-  op: string;
-  attrs: Record<string, unknown>;
+  op: OpType;
+  attrs: OpAttrs[OpType];
   inputs: number;
   differentiable: number;
 }[];

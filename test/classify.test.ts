@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { saveModelFile } from '../src/io/modelfile.js';
-import { preprocessingPresets } from '../src/io/preprocessing.js';
+import { preprocessingPresets } from '../src/data/preprocessing.js';
 import { architectureOf, createModel } from '../src/models/registry.js';
 
 const main = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));

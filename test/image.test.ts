@@ -1,7 +1,7 @@
 /** Image preprocessing against torchvision (Resize → CenterCrop → ToTensor → Normalize on PIL images). */
 import { describe, expect, it } from 'vitest';
 import { centerCrop, preprocessImage, resize, toChannels, type RawImage } from '../src/data/image.js';
-import { preprocessingPresets, type Preprocessing } from '../src/io/preprocessing.js';
+import { preprocessingPresets, type Preprocessing } from '../src/data/preprocessing.js';
 import { get, loadFixture } from './helpers/fixtures.js';
 
 const fixture = loadFixture('images.safetensors');

@@ -119,6 +119,20 @@ describe('bad ONNX files fail with one clear FormatError', () => {
     expectFormatError(reshape, /node "r" \(Reshape\) is invalid: reshape: cannot reshape \[1, 2, 5, 5\] \(50 values\)/);
   });
 
+  it('a Reshape with two -1s, of an activation or of a constant: the one reshape rule refuses both', () => {
+    const reshape = (data: string, initializers: TensorProto[]) =>
+      model({
+        opset: 13,
+        input: ['x', ['N', 2, 5, 5]],
+        output: 'y',
+        initializers: [int64Field('s', [-1, -1]), ...initializers],
+        nodes: [node('Reshape', [data, 's'], ['r'], {}, 'r'), node('Add', ['x', 'r'], ['y'], {}, 'add')],
+      });
+    const twice = /node "r" \(Reshape\) is invalid: reshape: target shape \[-1, -1\] has more than one -1/;
+    expectFormatError(reshape('x', []), twice);
+    expectFormatError(reshape('c', [floatField('c', [2, 3], [1, 2, 3, 4, 5, 6])]), twice);
+  });
+
   it('graphs this importer cannot take: opsets, inputs, symbolic sizes', () => {
     const one = (opset: number, shape: (number | string)[]) =>
       model({ opset, input: ['x', shape], output: 'y', initializers: [], nodes: [node('Relu', ['x'], ['y'])] });

@@ -7,6 +7,7 @@ import * as ortNode from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { ShuffleNetError } from '../src/errors.js';
 import { runGraph } from '../src/graph/execute.js';
+import type { GraphNode } from '../src/graph/graph.js';
 import { exportOnnx } from '../src/io/onnx/export.js';
 import { createModel, type ModelOptions } from '../src/models/registry.js';
 import { Tensor } from '../src/tensor/tensor.js';
@@ -87,7 +88,11 @@ describe('exportOnnx options and refusals', () => {
     expect(() => exportOnnx(graph, { opset: 11 })).toThrow('opset must be an integer from 13 to 21 but is 11');
     const odd = {
       ...graph,
-      nodes: [{ ...graph.nodes[0]!, op: 'fancyOp', name: 'stem.conv' }, ...graph.nodes.slice(1)],
+      // An op type the types forbid, as a hand-built or deserialised graph could still hold.
+      nodes: [
+        { ...graph.nodes[0]!, op: 'fancyOp', name: 'stem.conv' } as unknown as GraphNode,
+        ...graph.nodes.slice(1),
+      ],
     };
     expect(() => exportOnnx(odd)).toThrow('node "stem.conv" has op "fancyOp", which has no ONNX mapping');
   });

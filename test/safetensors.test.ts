@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { FormatError } from '../src/errors.js';
 import { loadModelFile, saveModelFile } from '../src/io/modelfile.js';
-import { preprocessingPresets } from '../src/io/preprocessing.js';
+import { preprocessingPresets } from '../src/data/preprocessing.js';
 import { readSafetensors, writeSafetensors } from '../src/io/safetensors.js';
 import { architectureOf, createModel } from '../src/models/registry.js';
 import { forward } from '../src/nn/forward.js';

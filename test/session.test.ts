@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runGraph } from '../src/graph/execute.js';
+import { kernelVariant } from '../src/kernels/wasm/module.js';
 import { createModel } from '../src/models/registry.js';
 import { createNodeSession } from '../src/node/session.js';
 import { createSession, SessionError, type Session, type WorkerPort } from '../src/runtime/session.js';
@@ -51,6 +52,9 @@ describe('createSession', () => {
       const session = await open(threads, parallelism);
       expect(session.threads).toBe(threads);
       expect(session.notes).toBe('');
+      // Its kernel build: an intra-op threaded plan runs the shared-memory build; one thread and
+      // each batch worker run the build this process validates (workers report theirs).
+      expect(session.variant).toBe(threads > 1 && parallelism === 'intra' ? 'simd-shared' : kernelVariant());
       for (const batch of [1, 5]) {
         const input = randomInput([batch, 3, 32, 32], random);
         const expected = runGraph(model.trace([batch, 3, 32, 32]), input);

@@ -13,12 +13,12 @@ import { FormatError } from '../src/errors.js';
 import { runGraph } from '../src/graph/execute.js';
 import { loadModel } from '../src/io/load.js';
 import { loadModelFile, saveModelFile } from '../src/io/modelfile.js';
-import { preprocessingPresets } from '../src/io/preprocessing.js';
+import { channelShuffleSource } from '../src/kernels/reference/channels.js';
+import { preprocessingPresets } from '../src/data/preprocessing.js';
 import { readSafetensors, writeSafetensors } from '../src/io/safetensors.js';
 import {
   importTorchCheckpoint,
   officialShuffleSource,
-  paperShuffleSource,
   readTorchCheckpoint,
   relabelPlan,
   unpickle,
@@ -148,11 +148,11 @@ describe('channel shuffle permutations used by the mapping', () => {
       [48, 8],
       [30, 3],
     ] as const) {
-      const p = paperShuffleSource(m, g);
+      const p = channelShuffleSource(m, g);
       const o = officialShuffleSource(m, g);
       for (let k = 0; k < m; k++) expect(o[p[k]!]).toBe(k);
     }
-    expect([...paperShuffleSource(6, 3)]).toEqual([0, 2, 4, 1, 3, 5]);
+    expect([...channelShuffleSource(6, 3)]).toEqual([0, 2, 4, 1, 3, 5]);
   });
 
   it('relabels the official unit into the paper order exactly when n mod g ∈ {0, 1, g − 1}', () => {
@@ -164,7 +164,7 @@ describe('channel shuffle permutations used by the mapping', () => {
         // The first unit's GConv1 is not grouped: always possible.
         expect(relabelPlan(m, g, true, officialShuffleSource)).not.toBeNull();
         // mmpretrain's (paper) shuffle after the depthwise conv: always possible, GConv1 unchanged.
-        const mm = relabelPlan(m, g, false, paperShuffleSource)!;
+        const mm = relabelPlan(m, g, false, channelShuffleSource)!;
         expect([...mm.bn1From]).toEqual([...Array(m).keys()]);
         if (plan === null) continue;
         // Each gather is a permutation that keeps GConv1 output groups and GConv2 input groups.

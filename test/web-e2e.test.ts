@@ -16,7 +16,7 @@ import { requirement } from './helpers/requirements.js';
 import { complexity } from '../src/analysis/complexity.js';
 import { preprocessImage } from '../src/data/image.js';
 import { loadModelFile, saveModelFile } from '../src/io/modelfile.js';
-import { preprocessingPresets, type Preprocessing } from '../src/io/preprocessing.js';
+import { preprocessingPresets, type Preprocessing } from '../src/data/preprocessing.js';
 import { architectureOf, createModel } from '../src/models/registry.js';
 import { forward } from '../src/nn/forward.js';
 import type { Module } from '../src/nn/module.js';

@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { complexity } from '../src/analysis/complexity.js';
 import { preprocessImage } from '../src/data/image.js';
 import { saveModelFile } from '../src/io/modelfile.js';
-import { preprocessingPresets } from '../src/io/preprocessing.js';
+import { preprocessingPresets } from '../src/data/preprocessing.js';
 import { architectureOf, createModel } from '../src/models/registry.js';
 import { forward } from '../src/nn/forward.js';
 import { fashionMnistClasses } from '../src/node/data/mnist.js';

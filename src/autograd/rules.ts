@@ -24,16 +24,7 @@ import {
   sigmoidBackwardReference,
   softmaxBackwardReference,
 } from '../kernels/reference/index.js';
-import {
-  conv2dGeometry,
-  pool2dGeometry,
-  type AvgPool2dAttrs,
-  type BatchNormAttrs,
-  type ChannelShuffleAttrs,
-  type ClipAttrs,
-  type Conv2dAttrs,
-  type Pool2dAttrs,
-} from '../ops/index.js';
+import { conv2dGeometry, isOpType, pool2dGeometry, type OpAttrs, type OpType } from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
 
 export interface BackwardContext<A> {
@@ -46,19 +37,18 @@ export interface BackwardContext<A> {
   readonly needs: readonly boolean[];
 }
 
-export interface GradientRule<A> {
+/** The gradient rule of op `T`; without a type argument, any op's. */
+export interface GradientRule<T extends OpType = OpType> {
   /** Gradients for each input (null where not needed). May return `gradOutput` itself. */
-  backward(ctx: BackwardContext<A>, gradOutput: Tensor): (Tensor | null)[];
+  backward(ctx: BackwardContext<OpAttrs[T]>, gradOutput: Tensor): (Tensor | null)[];
 }
-
-type NoAttrs = Record<string, never>;
 
 /** A zero tensor shaped like input i, or null when input i needs no gradient. */
 function gradFor(ctx: BackwardContext<unknown>, i: number): Tensor | null {
   return ctx.needs[i] ? new Tensor(ctx.inputs[i]!.shape) : null;
 }
 
-const conv2dRule: GradientRule<Conv2dAttrs> = {
+const conv2dRule: GradientRule<'conv2d'> = {
   backward(ctx, gy) {
     const [x, w] = ctx.inputs;
     const geometry = conv2dGeometry(x!.shape, w!.shape, ctx.output.shape, ctx.attrs);
@@ -71,7 +61,7 @@ const conv2dRule: GradientRule<Conv2dAttrs> = {
   },
 };
 
-const batchNormRule: GradientRule<BatchNormAttrs> = {
+const batchNormRule: GradientRule<'batchNorm'> = {
   backward(ctx, gy) {
     const [x, gamma, , mean, variance] = ctx.inputs;
     const [n, c, h, w] = x!.shape;
@@ -94,7 +84,7 @@ const batchNormRule: GradientRule<BatchNormAttrs> = {
   },
 };
 
-const batchNormTrainingRule: GradientRule<BatchNormAttrs> = {
+const batchNormTrainingRule: GradientRule<'batchNormTraining'> = {
   backward(ctx, gy) {
     const [x, gamma] = ctx.inputs;
     const [n, c, h, w] = x!.shape;
@@ -115,7 +105,7 @@ const batchNormTrainingRule: GradientRule<BatchNormAttrs> = {
   },
 };
 
-const reluRule: GradientRule<NoAttrs> = {
+const reluRule: GradientRule<'relu'> = {
   backward(ctx, gy) {
     const gx = new Tensor(gy.shape);
     reluBackwardReference(ctx.inputs[0]!.data, gy.data, gx.data);
@@ -123,7 +113,7 @@ const reluRule: GradientRule<NoAttrs> = {
   },
 };
 
-const clipRule: GradientRule<ClipAttrs> = {
+const clipRule: GradientRule<'clip'> = {
   backward(ctx, gy) {
     const gx = new Tensor(gy.shape);
     clipBackwardReference(ctx.inputs[0]!.data, gy.data, gx.data, ctx.attrs.min, ctx.attrs.max);
@@ -131,7 +121,7 @@ const clipRule: GradientRule<ClipAttrs> = {
   },
 };
 
-const sigmoidRule: GradientRule<NoAttrs> = {
+const sigmoidRule: GradientRule<'sigmoid'> = {
   backward(ctx, gy) {
     const gx = new Tensor(gy.shape);
     sigmoidBackwardReference(ctx.output.data, gy.data, gx.data);
@@ -139,11 +129,11 @@ const sigmoidRule: GradientRule<NoAttrs> = {
   },
 };
 
-const addRule: GradientRule<NoAttrs> = {
+const addRule: GradientRule<'add'> = {
   backward: (ctx, gy) => ctx.needs.map((need) => (need ? gy : null)),
 };
 
-const mulChannelsRule: GradientRule<NoAttrs> = {
+const mulChannelsRule: GradientRule<'mulChannels'> = {
   backward(ctx, gy) {
     const [x, s] = ctx.inputs;
     const [n, c, h, w] = x!.shape;
@@ -153,7 +143,7 @@ const mulChannelsRule: GradientRule<NoAttrs> = {
   },
 };
 
-const maxPool2dRule: GradientRule<Pool2dAttrs> = {
+const maxPool2dRule: GradientRule<'maxPool2d'> = {
   backward(ctx, gy) {
     const x = ctx.inputs[0]!;
     const gx = new Tensor(x.shape);
@@ -162,7 +152,7 @@ const maxPool2dRule: GradientRule<Pool2dAttrs> = {
   },
 };
 
-const avgPool2dRule: GradientRule<AvgPool2dAttrs> = {
+const avgPool2dRule: GradientRule<'avgPool2d'> = {
   backward(ctx, gy) {
     const x = ctx.inputs[0]!;
     const gx = new Tensor(x.shape);
@@ -176,7 +166,7 @@ const avgPool2dRule: GradientRule<AvgPool2dAttrs> = {
   },
 };
 
-const globalAvgPoolRule: GradientRule<NoAttrs> = {
+const globalAvgPoolRule: GradientRule<'globalAvgPool'> = {
   backward(ctx, gy) {
     const x = ctx.inputs[0]!;
     const [n, c, h, w] = x.shape;
@@ -186,7 +176,7 @@ const globalAvgPoolRule: GradientRule<NoAttrs> = {
   },
 };
 
-const channelShuffleRule: GradientRule<ChannelShuffleAttrs> = {
+const channelShuffleRule: GradientRule<'channelShuffle'> = {
   backward(ctx, gy) {
     const [n, c, h, w] = gy.shape;
     const gx = new Tensor(gy.shape);
@@ -195,7 +185,7 @@ const channelShuffleRule: GradientRule<ChannelShuffleAttrs> = {
   },
 };
 
-const concatRule: GradientRule<NoAttrs> = {
+const concatRule: GradientRule<'concat'> = {
   backward(ctx, gy) {
     const [n, , h, w] = gy.shape;
     const grads = ctx.inputs.map((_, i) => gradFor(ctx, i));
@@ -210,12 +200,12 @@ const concatRule: GradientRule<NoAttrs> = {
   },
 };
 
-const flattenRule: GradientRule<NoAttrs> = {
+const flattenRule: GradientRule<'flatten'> = {
   // Flatten only relabels the shape; the gradient shares the output gradient's storage.
   backward: (ctx, gy) => [gy.reshape(ctx.inputs[0]!.shape)],
 };
 
-const linearRule: GradientRule<NoAttrs> = {
+const linearRule: GradientRule<'linear'> = {
   backward(ctx, gy) {
     const [x, w] = ctx.inputs;
     const [n, inF] = x!.shape;
@@ -235,7 +225,7 @@ const linearRule: GradientRule<NoAttrs> = {
   },
 };
 
-const softmaxRule: GradientRule<NoAttrs> = {
+const softmaxRule: GradientRule<'softmax'> = {
   backward(ctx, gy) {
     const width = gy.shape[gy.shape.length - 1]!;
     const gx = new Tensor(gy.shape);
@@ -244,36 +234,37 @@ const softmaxRule: GradientRule<NoAttrs> = {
   },
 };
 
-const rules = new Map<string, GradientRule<never>>([
-  ['conv2d', conv2dRule],
-  ['batchNorm', batchNormRule],
-  ['batchNormTraining', batchNormTrainingRule],
-  ['relu', reluRule],
-  ['clip', clipRule],
-  ['sigmoid', sigmoidRule],
-  ['add', addRule],
-  ['mulChannels', mulChannelsRule],
-  ['maxPool2d', maxPool2dRule],
-  ['avgPool2d', avgPool2dRule],
-  ['globalAvgPool', globalAvgPoolRule],
-  ['channelShuffle', channelShuffleRule],
-  ['concat', concatRule],
-  ['flatten', flattenRule],
-  ['linear', linearRule],
-  ['softmax', softmaxRule],
-] as [string, GradientRule<never>][]);
+/** One rule per differentiable op type; the ops of imported ONNX graphs (reshape, gemm, …) have none. */
+const rules: { readonly [T in OpType]?: GradientRule<T> } = {
+  conv2d: conv2dRule,
+  batchNorm: batchNormRule,
+  batchNormTraining: batchNormTrainingRule,
+  relu: reluRule,
+  clip: clipRule,
+  sigmoid: sigmoidRule,
+  add: addRule,
+  mulChannels: mulChannelsRule,
+  maxPool2d: maxPool2dRule,
+  avgPool2d: avgPool2dRule,
+  globalAvgPool: globalAvgPoolRule,
+  channelShuffle: channelShuffleRule,
+  concat: concatRule,
+  flatten: flattenRule,
+  linear: linearRule,
+  softmax: softmaxRule,
+};
 
 /** The gradient rule of an op type; the error lists the ops that have one. */
-export function getGradientRule(type: string): GradientRule<unknown> {
-  const rule = rules.get(type);
+export function getGradientRule(type: string): GradientRule {
+  const rule: GradientRule | undefined = isOpType(type) ? rules[type] : undefined;
   if (rule === undefined) {
     throw new UnknownNameError(
-      `autograd: op "${type}" has no gradient rule; ops with one: ${[...rules.keys()].join(', ')}`,
+      `autograd: op "${type}" has no gradient rule; ops with one: ${differentiableOps().join(', ')}`,
     );
   }
-  return rule as GradientRule<unknown>;
+  return rule;
 }
 
 export function differentiableOps(): string[] {
-  return [...rules.keys()];
+  return Object.keys(rules);
 }

@@ -13,7 +13,7 @@
 import { ShapeError } from '../errors.js';
 import type { Graph } from '../graph/graph.js';
 import { batchStatisticsReference, updateRunningStatisticsReference } from '../kernels/reference/normalization.js';
-import { getOp, type BatchNormTrainingAttrs } from '../ops/index.js';
+import { getOp } from '../ops/index.js';
 import { formatShape, sameShape, Tensor } from '../tensor/tensor.js';
 import { getGradientRule } from './rules.js';
 
@@ -52,10 +52,7 @@ export function forwardWithTape(graph: Graph, input: Tensor, options: TapeOption
     getOp(node.op).forward(inputs, node.attrs, output);
     values.set(node.output, output);
     if (node.op === 'batchNormTraining' && runningStatistics !== 'frozen') {
-      const momentum =
-        runningStatistics === 'momentum'
-          ? (node.attrs as unknown as BatchNormTrainingAttrs).momentum
-          : runningStatistics;
+      const momentum = runningStatistics === 'momentum' ? node.attrs.momentum : runningStatistics;
       updateRunningStatistics(inputs, momentum);
     }
   }

@@ -7,7 +7,7 @@
  * canvas in browsers).
  */
 import { ShapeError } from '../errors.js';
-import type { Preprocessing } from '../io/preprocessing.js';
+import type { Preprocessing } from './preprocessing.js';
 import { Tensor } from '../tensor/tensor.js';
 
 /** Decoded pixels, interleaved HWC: 1 = gray, 2 = gray + alpha, 3 = RGB, 4 = RGBA. */

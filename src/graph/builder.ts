@@ -1,7 +1,7 @@
 import { ShuffleNetError } from '../errors.js';
-import { checkArity, type OpDef } from '../ops/op.js';
+import { checkArity, type OpAttrs, type OpDef, type OpType } from '../ops/op.js';
 import type { Shape, Tensor } from '../tensor/tensor.js';
-import type { Graph, GraphNode, GraphParam } from './graph.js';
+import type { Graph, GraphNode, GraphNodeOf, GraphParam } from './graph.js';
 
 /** A symbolic value while tracing: a name and a shape, no data. */
 export interface Value {
@@ -69,22 +69,18 @@ export class GraphBuilder {
   }
 
   /** Adds one node; `inferShape` validates its inputs. */
-  apply<A>(op: OpDef<A>, inputs: readonly Value[], attrs: A, label?: string): Value {
+  apply<T extends OpType>(op: OpDef<T>, inputs: readonly Value[], attrs: OpAttrs[T], label?: string): Value {
     const name = label ?? this.path;
     try {
-      checkArity(op as OpDef<unknown>, inputs.length);
+      checkArity(op, inputs.length);
       const shape = op.inferShape(
         inputs.map((v) => v.shape),
         attrs,
       );
       const output = `${name || op.type}:${this.counter++}`;
-      this.nodes.push({
-        op: op.type,
-        name,
-        inputs: inputs.map((v) => v.name),
-        output,
-        attrs: attrs as Record<string, unknown>,
-      });
+      const node: GraphNodeOf<T> = { op: op.type, name, inputs: inputs.map((v) => v.name), output, attrs };
+      // TypeScript cannot see that a node of a generic op T is a member of the union over every T.
+      this.nodes.push(node as GraphNode);
       this.shapes.set(output, shape);
       return { name: output, shape };
     } catch (e) {

@@ -10,7 +10,7 @@
 import { FormatError, ShuffleNetError } from '../errors.js';
 import { buildArchitecture, families, type Architecture } from '../models/registry.js';
 import type { Module } from '../nn/module.js';
-import type { Preprocessing } from './preprocessing.js';
+import type { Preprocessing } from '../data/preprocessing.js';
 import { readSafetensors, writeSafetensors } from './safetensors.js';
 import { Tensor } from '../tensor/tensor.js';
 

@@ -80,6 +80,9 @@ export const stage2Channels1x: Readonly<Record<number, number>> = { 1: 144, 2: 2
 /** Units per stage (the first has stride 2), Table 1. */
 export const stageRepeats = [4, 8, 4] as const;
 
+/** Units per stage of the shallow networks: half of Table 1's (26 layers instead of 50). */
+export const shallowStageRepeats = [stageRepeats[0] / 2, stageRepeats[1] / 2, stageRepeats[2] / 2] as const;
+
 /** Squeeze-and-excitation reduction ratio r, as in Hu et al. */
 export const seReduction = 16;
 
@@ -119,10 +122,16 @@ export function shuffleNetWidths(groups: number, scale: number, shallow = false)
     scale >= 0.5
       ? Math.ceil(nominalConv1 / groups) * groups
       : Math.max(groups, Math.floor(nominalConv1 / groups) * groups);
-  const repeats = shallow
-    ? (stageRepeats.map((r) => r / 2) as unknown as readonly [number, number, number])
-    : stageRepeats;
+  const repeats = shallow ? shallowStageRepeats : stageRepeats;
   return { conv1, stages: [stage2, stage2 * 2, stage2 * 4], repeats };
+}
+
+/**
+ * The official megvii code shuffles by reshaping to (C/g, g): the paper's shuffle with C/g groups
+ * instead of g, which is its inverse permutation (see `channelShuffleSource`).
+ */
+export function officialShuffleGroups(channels: number, groups: number): number {
+  return channels / groups;
 }
 
 /** A quarter of a unit's output channels, rounded to the nearest multiple of g (ties up). */
@@ -217,9 +226,8 @@ export class ShuffleUnit extends Module {
   protected build(g: GraphBuilder, x: Value): Value {
     const { stride, groups, shuffle } = this.config;
     let y = relu(g, this.bn1.call(g, this.gconv1.call(g, x)));
-    // The official variant for g groups is the paper's shuffle with bottleneck/g groups.
     if (shuffle && groups > 1)
-      y = channelShuffle(g, y, this.config.officialShuffle ? this.bottleneck / groups : groups);
+      y = channelShuffle(g, y, this.config.officialShuffle ? officialShuffleGroups(this.bottleneck, groups) : groups);
     y = this.bn2.call(g, this.dwconv.call(g, y)); // no ReLU after the depthwise conv
     y = this.bn3.call(g, this.gconv2.call(g, y)); // no shuffle after the second GConv
     if (stride === 1) return relu(g, add(g, this.se ? this.se.call(g, y) : y, x));

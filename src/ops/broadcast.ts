@@ -4,8 +4,6 @@ import { broadcastAddReference, broadcastMulReference } from '../kernels/referen
 import { formatShape, type Shape } from '../tensor/tensor.js';
 import type { OpDef } from './op.js';
 
-type NoAttrs = Record<string, never>;
-
 /** The broadcast shape of two shapes, or an error naming both. */
 export function broadcastShapes(op: string, a: Shape, b: Shape): number[] {
   const rank = Math.max(a.length, b.length);
@@ -33,7 +31,7 @@ export function broadcastStrides(shape: Shape, outShape: Shape): number[] {
   return strides;
 }
 
-function binary(type: string, kernel: typeof broadcastAddReference): OpDef<NoAttrs> {
+function binary<T extends 'broadcastAdd' | 'broadcastMul'>(type: T, kernel: typeof broadcastAddReference): OpDef<T> {
   return {
     type,
     arity: 2,

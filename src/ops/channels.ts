@@ -8,7 +8,7 @@ export interface ChannelShuffleAttrs {
 }
 
 /** The paper's channel shuffle: channels viewed as (g, n), transposed to (n, g), flattened. */
-export const channelShuffleOp: OpDef<ChannelShuffleAttrs> = {
+export const channelShuffleOp: OpDef<'channelShuffle'> = {
   type: 'channelShuffle',
   arity: 1,
   inferShape([x], a) {
@@ -29,7 +29,7 @@ export const channelShuffleOp: OpDef<ChannelShuffleAttrs> = {
 };
 
 /** Concatenation of NCHW tensors along the channel axis. */
-export const concatOp: OpDef<Record<string, never>> = {
+export const concatOp: OpDef<'concat'> = {
   type: 'concat',
   arity: [1, Infinity],
   inferShape(inputs) {

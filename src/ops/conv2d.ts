@@ -15,7 +15,7 @@ export interface Conv2dAttrs {
 }
 
 /** Inputs: x [N, C_in, H, W], weight [C_out, C_in / groups, kH, kW], optional bias [C_out]. */
-export const conv2dOp: OpDef<Conv2dAttrs> = {
+export const conv2dOp: OpDef<'conv2d'> = {
   type: 'conv2d',
   arity: [2, 3],
   inferShape([x, w, b], a) {

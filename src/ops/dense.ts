@@ -3,10 +3,8 @@ import { linearReference, softmaxReference } from '../kernels/reference/dense.js
 import { formatShape, shapeSize } from '../tensor/tensor.js';
 import { expectRank, type OpDef } from './op.js';
 
-type NoAttrs = Record<string, never>;
-
 /** Flattens everything after the batch axis: [N, ...] → [N, prod(...)]. */
-export const flattenOp: OpDef<NoAttrs> = {
+export const flattenOp: OpDef<'flatten'> = {
   type: 'flatten',
   arity: 1,
   inferShape([x]) {
@@ -20,7 +18,7 @@ export const flattenOp: OpDef<NoAttrs> = {
 };
 
 /** Fully connected layer. Inputs: x [N, in], weight [out, in], optional bias [out]. */
-export const linearOp: OpDef<NoAttrs> = {
+export const linearOp: OpDef<'linear'> = {
   type: 'linear',
   arity: [2, 3],
   inferShape([x, w, b]) {
@@ -42,7 +40,7 @@ export const linearOp: OpDef<NoAttrs> = {
 };
 
 /** Softmax over the last axis. */
-export const softmaxOp: OpDef<NoAttrs> = {
+export const softmaxOp: OpDef<'softmax'> = {
   type: 'softmax',
   arity: 1,
   inferShape([x]) {

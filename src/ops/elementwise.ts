@@ -9,11 +9,9 @@ import {
 import { formatShape, sameShape, type Shape } from '../tensor/tensor.js';
 import { expectRank, type OpDef } from './op.js';
 
-type NoAttrs = Record<string, never>;
-
 const same = ([x]: readonly Shape[]): Shape => x!;
 
-export const reluOp: OpDef<NoAttrs> = {
+export const reluOp: OpDef<'relu'> = {
   type: 'relu',
   arity: 1,
   inferShape: same,
@@ -26,7 +24,7 @@ export interface ClipAttrs {
   max: number;
 }
 
-export const clipOp: OpDef<ClipAttrs> = {
+export const clipOp: OpDef<'clip'> = {
   type: 'clip',
   arity: 1,
   inferShape(inputs, a) {
@@ -37,7 +35,7 @@ export const clipOp: OpDef<ClipAttrs> = {
   macs: () => 0,
 };
 
-export const sigmoidOp: OpDef<NoAttrs> = {
+export const sigmoidOp: OpDef<'sigmoid'> = {
   type: 'sigmoid',
   arity: 1,
   inferShape: same,
@@ -46,7 +44,7 @@ export const sigmoidOp: OpDef<NoAttrs> = {
 };
 
 /** Element-wise sum of two tensors of the same shape (the residual add). */
-export const addOp: OpDef<NoAttrs> = {
+export const addOp: OpDef<'add'> = {
   type: 'add',
   arity: 2,
   inferShape([a, b]) {
@@ -60,7 +58,7 @@ export const addOp: OpDef<NoAttrs> = {
 };
 
 /** x [N, C, H, W] times a per-channel factor s [N, C, 1, 1]: the excitation step of SE. */
-export const mulChannelsOp: OpDef<NoAttrs> = {
+export const mulChannelsOp: OpDef<'mulChannels'> = {
   type: 'mulChannels',
   arity: 2,
   inferShape([x, s]) {

@@ -14,7 +14,7 @@ import { conv2dOp, type Conv2dAttrs } from './conv2d.js';
 import { flattenOp, linearOp, softmaxOp } from './dense.js';
 import { addOp, clipOp, mulChannelsOp, reluOp, sigmoidOp } from './elementwise.js';
 import { batchNormOp, batchNormTrainingOp } from './normalization.js';
-import { runOp, type OpDef } from './op.js';
+import { runOp, type OpDef, type OpType } from './op.js';
 import { reshapeOp, sliceOp, transposeOp } from './layout.js';
 import { broadcastAddOp, broadcastMulOp } from './broadcast.js';
 import { gemmOp, matmulOp } from './matmul.js';
@@ -31,49 +31,53 @@ export * from './layout.js';
 export * from './broadcast.js';
 export * from './matmul.js';
 
-const allOps: readonly OpDef<never>[] = [
-  conv2dOp,
-  batchNormOp,
-  batchNormTrainingOp,
-  reluOp,
-  clipOp,
-  sigmoidOp,
-  addOp,
-  mulChannelsOp,
-  maxPool2dOp,
-  avgPool2dOp,
-  globalAvgPoolOp,
-  channelShuffleOp,
-  concatOp,
-  flattenOp,
-  linearOp,
-  softmaxOp,
-  reshapeOp,
-  transposeOp,
-  sliceOp,
-  broadcastAddOp,
-  broadcastMulOp,
-  gemmOp,
-  matmulOp,
-] as unknown as OpDef<never>[];
+/**
+ * The registry, keyed by op type. Its type makes it complete (every key of `OpAttrs` has its op)
+ * and each op's `type` match its key.
+ */
+const registry: { readonly [T in OpType]: OpDef<T> } = {
+  conv2d: conv2dOp,
+  batchNorm: batchNormOp,
+  batchNormTraining: batchNormTrainingOp,
+  relu: reluOp,
+  clip: clipOp,
+  sigmoid: sigmoidOp,
+  add: addOp,
+  mulChannels: mulChannelsOp,
+  maxPool2d: maxPool2dOp,
+  avgPool2d: avgPool2dOp,
+  globalAvgPool: globalAvgPoolOp,
+  channelShuffle: channelShuffleOp,
+  concat: concatOp,
+  flatten: flattenOp,
+  linear: linearOp,
+  softmax: softmaxOp,
+  reshape: reshapeOp,
+  transpose: transposeOp,
+  slice: sliceOp,
+  broadcastAdd: broadcastAddOp,
+  broadcastMul: broadcastMulOp,
+  gemm: gemmOp,
+  matmul: matmulOp,
+};
 
-const registry = new Map<string, OpDef<unknown>>();
-for (const op of allOps) {
-  if (registry.has(op.type)) throw new Error(`op registry: duplicate op type "${op.type}"`);
-  registry.set(op.type, op as OpDef<unknown>);
+/** Whether `type` names a registered op. */
+export function isOpType(type: string): type is OpType {
+  return Object.hasOwn(registry, type);
 }
 
-/** Looks up an op by type; the error lists the known types. */
-export function getOp(type: string): OpDef<unknown> {
-  const op = registry.get(type);
-  if (op === undefined) {
-    throw new UnknownNameError(`unknown op "${type}"; known ops: ${[...registry.keys()].join(', ')}`);
+/** Looks up an op by type; for a string that is not an op type, the error lists the known types. */
+export function getOp<T extends OpType>(type: T): OpDef<T>;
+export function getOp(type: string): OpDef;
+export function getOp(type: string): OpDef {
+  if (!isOpType(type)) {
+    throw new UnknownNameError(`unknown op "${type}"; known ops: ${opTypes().join(', ')}`);
   }
-  return op;
+  return registry[type];
 }
 
-export function opTypes(): string[] {
-  return [...registry.keys()];
+export function opTypes(): OpType[] {
+  return Object.keys(registry) as OpType[]; // Object.keys is typed string[]; the registry's keys are exactly OpType
 }
 
 /** A stride, kernel or padding given as one number for both axes or as [h, w]. */

@@ -50,7 +50,7 @@ export function resolveReshape(input: Shape, target: readonly number[]): number[
   return out;
 }
 
-export const reshapeOp: OpDef<ReshapeAttrs> = {
+export const reshapeOp: OpDef<'reshape'> = {
   type: 'reshape',
   arity: 1,
   inferShape: ([x], a) => resolveReshape(x!, a.shape),
@@ -65,7 +65,7 @@ export interface TransposeAttrs {
   perm: readonly number[];
 }
 
-export const transposeOp: OpDef<TransposeAttrs> = {
+export const transposeOp: OpDef<'transpose'> = {
   type: 'transpose',
   arity: 1,
   inferShape([x], a) {
@@ -103,7 +103,7 @@ function sliceRange(dim: number, a: SliceAttrs): [number, number] {
 }
 
 /** A contiguous range along one axis (ONNX Slice with step 1, or one output of Split). */
-export const sliceOp: OpDef<SliceAttrs> = {
+export const sliceOp: OpDef<'slice'> = {
   type: 'slice',
   arity: 1,
   inferShape([x], a) {

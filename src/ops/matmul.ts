@@ -13,7 +13,7 @@ export interface GemmAttrs {
 }
 
 /** ONNX Gemm: Y = alpha · op(A) · op(B) + beta · C, C broadcastable to [M, N]. */
-export const gemmOp: OpDef<GemmAttrs> = {
+export const gemmOp: OpDef<'gemm'> = {
   type: 'gemm',
   arity: [2, 3],
   inferShape([a, b, c], at) {
@@ -79,7 +79,7 @@ function planMatmul(a: Shape, b: Shape): MatmulPlan {
   return { out, batch, m, k, n };
 }
 
-export const matmulOp: OpDef<Record<string, never>> = {
+export const matmulOp: OpDef<'matmul'> = {
   type: 'matmul',
   arity: 2,
   inferShape: ([a, b]) => planMatmul(a!, b!).out,

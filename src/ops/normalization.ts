@@ -26,7 +26,7 @@ function batchNormShape(op: string, [x, ...stats]: readonly Shape[], eps: number
 }
 
 /** Inference-mode batch norm. Inputs: x [N, C, H, W], gamma, beta, running mean, running var (each [C]). */
-export const batchNormOp: OpDef<BatchNormAttrs> = {
+export const batchNormOp: OpDef<'batchNorm'> = {
   type: 'batchNorm',
   arity: 5,
   inferShape: (inputs, a) => batchNormShape('batchNorm', inputs, a.eps),
@@ -42,7 +42,7 @@ export const batchNormOp: OpDef<BatchNormAttrs> = {
  * batch's statistics. The running statistics are inputs so that a training run (src/autograd)
  * can update them with `momentum`; this forward itself leaves them untouched.
  */
-export const batchNormTrainingOp: OpDef<BatchNormTrainingAttrs> = {
+export const batchNormTrainingOp: OpDef<'batchNormTraining'> = {
   type: 'batchNormTraining',
   arity: 5,
   inferShape(inputs, a) {

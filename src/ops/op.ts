@@ -1,24 +1,68 @@
 import { ShapeError } from '../errors.js';
 import { formatShape, Tensor, type Shape } from '../tensor/tensor.js';
+import type { ChannelShuffleAttrs } from './channels.js';
+import type { Conv2dAttrs } from './conv2d.js';
+import type { ClipAttrs } from './elementwise.js';
+import type { ReshapeAttrs, SliceAttrs, TransposeAttrs } from './layout.js';
+import type { GemmAttrs } from './matmul.js';
+import type { BatchNormAttrs, BatchNormTrainingAttrs } from './normalization.js';
+import type { AvgPool2dAttrs, Pool2dAttrs } from './pool2d.js';
+
+/** The attributes of an op that has none: `{}` and nothing else. */
+export type NoAttrs = Record<string, never>;
+
+/**
+ * Every op type and its attributes. A graph node is keyed by its op type, so
+ * `if (node.op === 'conv2d') node.attrs.stride` is typed; an op added to the registry is added here.
+ */
+export interface OpAttrs {
+  conv2d: Conv2dAttrs;
+  batchNorm: BatchNormAttrs;
+  batchNormTraining: BatchNormTrainingAttrs;
+  relu: NoAttrs;
+  clip: ClipAttrs;
+  sigmoid: NoAttrs;
+  add: NoAttrs;
+  mulChannels: NoAttrs;
+  maxPool2d: Pool2dAttrs;
+  avgPool2d: AvgPool2dAttrs;
+  globalAvgPool: NoAttrs;
+  channelShuffle: ChannelShuffleAttrs;
+  concat: NoAttrs;
+  flatten: NoAttrs;
+  linear: NoAttrs;
+  softmax: NoAttrs;
+  reshape: ReshapeAttrs;
+  transpose: TransposeAttrs;
+  slice: SliceAttrs;
+  broadcastAdd: NoAttrs;
+  broadcastMul: NoAttrs;
+  gemm: GemmAttrs;
+  matmul: NoAttrs;
+}
+
+/** An op type: a key of the op registry (`conv2d`, `batchNorm`, …). */
+export type OpType = keyof OpAttrs;
 
 /**
  * An operation, defined once: the graph builder calls `inferShape` (which is where all validation
  * lives), the reference executor calls `forward`, and the complexity counter calls `macs`.
+ * `OpDef` without a type argument is any op, taking any op's attributes.
  */
-export interface OpDef<A> {
-  readonly type: string;
+export interface OpDef<T extends OpType = OpType> {
+  readonly type: T;
   /** Number of inputs, or [min, max]. */
   readonly arity: number | readonly [number, number];
   /** Validates the input shapes and attributes and returns the output shape. */
-  inferShape(inputs: readonly Shape[], attrs: A): Shape;
+  inferShape(inputs: readonly Shape[], attrs: OpAttrs[T]): Shape;
   /** Reference computation; inputs were validated by `inferShape`, `output` has its shape. */
-  forward(inputs: readonly Tensor[], attrs: A, output: Tensor): void;
+  forward(inputs: readonly Tensor[], attrs: OpAttrs[T], output: Tensor): void;
   /** Multiply-adds: what the paper calls FLOPs. Zero for ops the paper does not count. */
-  macs(inputs: readonly Shape[], output: Shape, attrs: A): number;
+  macs(inputs: readonly Shape[], output: Shape, attrs: OpAttrs[T]): number;
 }
 
 /** Validates, allocates and runs one op on concrete tensors. */
-export function runOp<A>(op: OpDef<A>, inputs: readonly Tensor[], attrs: A): Tensor {
+export function runOp<T extends OpType>(op: OpDef<T>, inputs: readonly Tensor[], attrs: OpAttrs[T]): Tensor {
   checkArity(op, inputs.length);
   const output = new Tensor(
     op.inferShape(
@@ -30,7 +74,7 @@ export function runOp<A>(op: OpDef<A>, inputs: readonly Tensor[], attrs: A): Ten
   return output;
 }
 
-export function checkArity(op: OpDef<unknown>, count: number): void {
+export function checkArity(op: OpDef, count: number): void {
   const [min, max] = typeof op.arity === 'number' ? [op.arity, op.arity] : op.arity;
   if (count < min || count > max) {
     const want = min === max ? `${min}` : `${min} to ${max === Infinity ? 'any number of' : max}`;

@@ -62,7 +62,7 @@ export function pool2dGeometry(x: Shape, out: Shape, a: Pool2dAttrs): Pool2dGeom
   };
 }
 
-export const maxPool2dOp: OpDef<Pool2dAttrs> = {
+export const maxPool2dOp: OpDef<'maxPool2d'> = {
   type: 'maxPool2d',
   arity: 1,
   inferShape: (inputs, a) => poolShape('maxPool2d', inputs, a),
@@ -72,7 +72,7 @@ export const maxPool2dOp: OpDef<Pool2dAttrs> = {
   macs: () => 0,
 };
 
-export const avgPool2dOp: OpDef<AvgPool2dAttrs> = {
+export const avgPool2dOp: OpDef<'avgPool2d'> = {
   type: 'avgPool2d',
   arity: 1,
   inferShape: (inputs, a) => poolShape('avgPool2d', inputs, a),
@@ -83,7 +83,7 @@ export const avgPool2dOp: OpDef<AvgPool2dAttrs> = {
 };
 
 /** [N, C, H, W] → [N, C, 1, 1], like PyTorch's AdaptiveAvgPool2d(1) and ONNX GlobalAveragePool. */
-export const globalAvgPoolOp: OpDef<Record<string, never>> = {
+export const globalAvgPoolOp: OpDef<'globalAvgPool'> = {
   type: 'globalAvgPool',
   arity: 1,
   inferShape([x]) {

@@ -23,10 +23,10 @@
  * (src/kernels/wasm/assembly) with its executor cases.
  */
 import { ShuffleNetError } from '../errors.js';
-import type { Graph, GraphNode } from '../graph/graph.js';
+import type { Graph, GraphNode, GraphNodeOf } from '../graph/graph.js';
 import type { Conv2dGeometry } from '../kernels/reference/conv2d.js';
-import { conv2dGeometry, type Conv2dAttrs } from '../ops/conv2d.js';
-import type { AvgPool2dAttrs } from '../ops/pool2d.js';
+import { conv2dGeometry } from '../ops/conv2d.js';
+import type { BatchNormTrainingAttrs } from '../ops/normalization.js';
 import type { Shape } from '../tensor/tensor.js';
 
 /** A node that no executor can run: names the node and says why. */
@@ -61,7 +61,7 @@ export type NodeLowering =
   | { kernel: 'channel-shuffle'; groups: number }
   /** Inference batch norm, folded into the producing convolution (lowerForInference). */
   | { kernel: 'batch-norm' }
-  | { kernel: 'batch-norm-training' }
+  | { kernel: 'batch-norm-training'; attrs: BatchNormTrainingAttrs }
   | { kernel: 'relu' }
   | { kernel: 'add' }
   | { kernel: 'reference'; reason: string };
@@ -70,18 +70,10 @@ export type KernelKind = NodeLowering['kernel'];
 
 const FAST_CONVS: readonly KernelKind[] = ['gemm1x1', 'stem3x3s2', 'im2col-gemm', 'dwconv3x3'];
 
-function convAttrs(node: GraphNode): Conv2dAttrs {
-  return node.attrs as unknown as Conv2dAttrs;
-}
-
-function poolAttrs(node: GraphNode): AvgPool2dAttrs {
-  return node.attrs as unknown as AvgPool2dAttrs;
-}
-
 /** The geometry of a conv2d node. */
-export function convGeometry(graph: Graph, node: GraphNode): ConvGeometry {
+export function convGeometry(graph: Graph, node: GraphNodeOf<'conv2d'>): ConvGeometry {
   const shape = (value: string): Shape => graph.shapes.get(value)!;
-  const geometry = conv2dGeometry(shape(node.inputs[0]!), shape(node.inputs[1]!), shape(node.output), convAttrs(node));
+  const geometry = conv2dGeometry(shape(node.inputs[0]!), shape(node.inputs[1]!), shape(node.output), node.attrs);
   return { ...geometry, bias: node.inputs.length === 3 };
 }
 
@@ -94,7 +86,7 @@ export function lowerNode(graph: Graph, node: GraphNode, purpose: LoweringPurpos
   const rank = (value: string): number => graph.shapes.get(value)!.length;
   switch (node.op) {
     case 'conv2d': {
-      const a = convAttrs(node);
+      const a = node.attrs;
       const conv = convGeometry(graph, node);
       const undilated = a.dilation[0] === 1 && a.dilation[1] === 1;
       const pad = (p: number): boolean => a.padding.every((v) => v === p);
@@ -111,7 +103,7 @@ export function lowerNode(graph: Graph, node: GraphNode, purpose: LoweringPurpos
     }
     case 'maxPool2d':
     case 'avgPool2d': {
-      const a = poolAttrs(node);
+      const a = node.attrs;
       const pad = a.padding[0];
       const geometry =
         a.kernel[0] === 3 &&
@@ -123,7 +115,7 @@ export function lowerNode(graph: Graph, node: GraphNode, purpose: LoweringPurpos
       if (!geometry) return reference('the fast pool is 3×3, stride 2, padding 0 or 1 on every side');
       const average = node.op === 'avgPool2d';
       // Without padding every window is whole, so both divisor conventions give 9.
-      if (average && !a.countIncludePad && pad !== 0) {
+      if (node.op === 'avgPool2d' && !node.attrs.countIncludePad && pad !== 0) {
         return reference('the fast average pool divides by 9 (count_include_pad)');
       }
       if (purpose === 'training' && pad !== 1) {
@@ -141,7 +133,7 @@ export function lowerNode(graph: Graph, node: GraphNode, purpose: LoweringPurpos
       return { kernel: 'flatten' };
     case 'channelShuffle':
       return rank(node.output) === 4
-        ? { kernel: 'channel-shuffle', groups: (node.attrs as { groups: number }).groups }
+        ? { kernel: 'channel-shuffle', groups: node.attrs.groups }
         : reference('the fast shuffle permutes NCHW planes');
     case 'batchNorm':
       return { kernel: 'batch-norm' };
@@ -156,7 +148,7 @@ export function lowerNode(graph: Graph, node: GraphNode, purpose: LoweringPurpos
           `${describeNode(node)}: training-mode batch norm runs on NCHW only (its running statistics live in the fast step), got rank ${rank(node.inputs[0]!)}`,
         );
       }
-      return { kernel: 'batch-norm-training' };
+      return { kernel: 'batch-norm-training', attrs: node.attrs };
     case 'relu':
       return { kernel: 'relu' };
     case 'add': {
@@ -203,7 +195,7 @@ export interface LoweredStep {
   inputs: string[];
   output: string;
   /** Epilogue: batch norm folded into the weights and bias (convolutions). */
-  foldedBatchNorm: GraphNode | null;
+  foldedBatchNorm: GraphNodeOf<'batchNorm'> | null;
   /** Epilogue: a residual added before the ReLU (GEMM convolutions). */
   residual: string | null;
   relu: boolean;

@@ -22,7 +22,6 @@ import { WasmKernels, type KernelVariant } from '../kernels/wasm/module.js';
 import { packDenseWeights, packGemmWeights, padBias } from '../kernels/wasm/pack.js';
 import { channelShuffleSource } from '../kernels/reference/channels.js';
 import { getOp } from '../ops/index.js';
-import type { BatchNormAttrs } from '../ops/normalization.js';
 import { formatShape, shapeSize, Tensor, type Shape } from '../tensor/tensor.js';
 import { describeStep, im2colRows, lowerForInference, LoweringError, share, type LoweredStep } from './lower.js';
 import {
@@ -393,7 +392,7 @@ function foldedConv(graph: Graph, step: Step): { weight: Float32Array; bias: Flo
       Float32Array,
       Float32Array,
     ];
-    const eps = (bn.attrs as unknown as BatchNormAttrs).eps;
+    const eps = bn.attrs.eps;
     const perOut = weight.length / cOut;
     for (let o = 0; o < cOut; o++) {
       const s = gamma[o]! / Math.sqrt(variance[o]! + eps);

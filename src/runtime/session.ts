@@ -20,7 +20,9 @@
  *   session.dispose();
  */
 import { ShapeError, ShuffleNetError } from '../errors.js';
-import type { Graph, GraphNode, GraphParam } from '../graph/graph.js';
+import type { Graph } from '../graph/graph.js';
+import type { KernelVariant } from '../kernels/wasm/module.js';
+import { deserializeGraph, serializeGraph, type SerializedGraph } from '../graph/serialize.js';
 import type { LoadedModel } from '../io/load.js';
 import { Module } from '../nn/module.js';
 import { formatShape, shapeSize, Tensor, type Shape } from '../tensor/tensor.js';
@@ -76,55 +78,13 @@ export interface Session {
   readonly threads: number;
   /** Why the session runs with fewer threads than asked, or '' when it runs as asked. */
   readonly notes: string;
+  /** The kernel build its plans run on (a threaded plan runs the shared-memory build). */
+  readonly variant: KernelVariant;
   /** Runs a batch [N, ...input] and resolves to the logits [N, ...output]. */
   run(input: Tensor): Promise<Tensor>;
   stats(): Promise<SessionStats>;
   /** Terminates the workers and releases the plans; later calls throw a SessionError. */
   dispose(): Promise<void>;
-}
-
-/** A graph as plain data that survives structured cloning (postMessage). */
-export interface SerializedGraph {
-  input: { name: string; shape: number[] };
-  output: string;
-  nodes: GraphNode[];
-  params: { name: string; shape: number[]; data: Float32Array; trainable: boolean }[];
-  shapes: [string, number[]][];
-}
-
-export function serializeGraph(graph: Graph): SerializedGraph {
-  return {
-    input: { name: graph.input.name, shape: [...graph.input.shape] },
-    output: graph.output,
-    nodes: graph.nodes.map((n) => ({
-      op: n.op,
-      name: n.name,
-      inputs: [...n.inputs],
-      output: n.output,
-      attrs: n.attrs,
-    })),
-    params: [...graph.params].map(([name, p]) => ({
-      name,
-      shape: [...p.tensor.shape],
-      // A view into a larger buffer (a loaded file) would clone the whole buffer: copy just the view.
-      data: p.tensor.data.byteLength === p.tensor.data.buffer.byteLength ? p.tensor.data : p.tensor.data.slice(),
-      trainable: p.trainable,
-    })),
-    shapes: [...graph.shapes].map(([name, shape]) => [name, [...shape]]),
-  };
-}
-
-export function deserializeGraph(data: SerializedGraph): Graph {
-  const params = new Map<string, GraphParam>(
-    data.params.map((p) => [p.name, { tensor: new Tensor(p.shape, p.data), trainable: p.trainable }]),
-  );
-  return {
-    input: data.input,
-    output: data.output,
-    nodes: data.nodes,
-    params,
-    shapes: new Map(data.shapes),
-  };
 }
 
 function isGraph(model: SessionModel): model is Graph {
@@ -188,7 +148,7 @@ export function serveSessionWorker(port: WorkerHostPort): void {
       if (request.type === 'init') {
         try {
           plan = await compilePlan(deserializeGraph(request.graph));
-          port.postMessage({ type: 'ready' } satisfies Reply);
+          port.postMessage({ type: 'ready', variant: plan.summary.variant } satisfies Reply);
         } catch (error) {
           fail(SETUP, error);
         }
@@ -233,6 +193,7 @@ class PlanSession implements Session {
   private queue: Promise<unknown> = Promise.resolve();
   private plan: InferencePlan | null;
   readonly threads: number;
+  readonly variant: KernelVariant;
 
   constructor(
     plan: InferencePlan,
@@ -241,6 +202,7 @@ class PlanSession implements Session {
   ) {
     this.plan = plan;
     this.threads = plan.threads;
+    this.variant = plan.summary.variant;
   }
 
   private live(what: string): InferencePlan {
@@ -276,6 +238,7 @@ class WorkerSession implements Session {
   /** Samples queued on each worker, for balancing. */
   private readonly load = new Map<WorkerHandle, number>();
   readonly threads: number;
+  readonly variant: KernelVariant;
 
   constructor(
     workers: WorkerHandle[],
@@ -284,6 +247,8 @@ class WorkerSession implements Session {
   ) {
     this.workers = workers;
     this.threads = workers.length;
+    // Every worker compiles the same plan on the same build; the first says which.
+    this.variant = workers[0]!.variant as KernelVariant;
     for (const worker of workers) this.load.set(worker, 0);
   }
 

@@ -29,7 +29,7 @@
  */
 import { ShuffleNetError } from '../errors.js';
 import type { Graph } from '../graph/graph.js';
-import { deserializeGraph, serializeGraph, type SerializedGraph } from '../runtime/session.js';
+import { deserializeGraph, serializeGraph, type SerializedGraph } from '../graph/serialize.js';
 import { Barrier, CONTROL_BYTES, ThreadError } from '../runtime/threads/barrier.js';
 import {
   errorReply,

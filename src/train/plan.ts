@@ -378,7 +378,7 @@ function compileNode(ctx: CompileContext, node: GraphNode): CompiledNode {
     case 'im2col-gemm':
       return compileIm2col(ctx, node, lowering.conv);
     case 'batch-norm-training':
-      return compileBatchNorm(ctx, node);
+      return compileBatchNorm(ctx, node, lowering.attrs);
     case 'relu':
       return compileRelu(ctx, node);
     case 'add':
@@ -707,10 +707,9 @@ function compileIm2col(ctx: CompileContext, node: GraphNode, conv: ConvGeometry)
 // ---------------------------------------------------------------------------------------------
 // Batch norm (training mode), ReLU, add
 
-function compileBatchNorm(ctx: CompileContext, node: GraphNode): CompiledNode {
+function compileBatchNorm(ctx: CompileContext, node: GraphNode, attrs: BatchNormTrainingAttrs): CompiledNode {
   const { kernels, graph } = ctx;
   const k = kernels.exports;
-  const attrs = node.attrs as unknown as BatchNormTrainingAttrs;
   const [xName, gName, bName, rmName, rvName] = node.inputs;
   const [n, c, h, w] = dims4(graph.shapes.get(xName!)!);
   const pixels = h * w;

@@ -4,19 +4,19 @@
  */
 import { GraphBuilder } from '../../src/graph/builder.js';
 import type { Graph } from '../../src/graph/graph.js';
-import { getOp } from '../../src/ops/index.js';
+import { getOp, type OpAttrs, type OpType } from '../../src/ops/index.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 
 /** Inputs 1.. become parameters `p1`, `p2`, …; trainable when `trainable[i]`. */
 export function singleOpGraph(
-  op: string,
+  op: OpType,
   inputs: readonly Tensor[],
-  attrs: unknown,
+  attrs: OpAttrs[OpType],
   trainable: readonly boolean[],
 ): Graph {
   const g = new GraphBuilder(inputs[0]!.shape);
   const values = [g.input, ...inputs.slice(1).map((t, i) => g.param(`p${i + 1}`, t, trainable[i + 1]!))];
-  return g.finish(g.apply(getOp(op), values, attrs as never));
+  return g.finish(g.apply(getOp(op), values, attrs));
 }
 
 /** Σ r ⊙ y in float64: a scalar whose gradient with respect to y is r. */

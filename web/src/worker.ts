@@ -11,7 +11,6 @@
  */
 import {
   createSession,
-  kernelVariant,
   preprocessImage,
   softmax,
   webWorkerPort,
@@ -82,13 +81,7 @@ const kernelNames: Record<KernelVariant, string> = {
 };
 
 function engineOf(session: Session, asked: number): EngineSummary {
-  // NOTE: Session does not report its kernel build yet. Until it does, this restates the
-  // runtime's rule: a threaded plan runs the shared-memory SIMD128 build, a single-threaded plan
-  // the build kernelVariant() picks (relaxed SIMD where the browser validates it).
-  const variant =
-    (session as Session & { readonly variant?: KernelVariant }).variant ??
-    (session.threads > 1 ? 'simd-shared' : kernelVariant());
-  return { kernels: kernelNames[variant], threads: session.threads, asked, notes: session.notes };
+  return { kernels: kernelNames[session.variant], threads: session.threads, asked, notes: session.notes };
 }
 
 async function handle(request: Request): Promise<void> {

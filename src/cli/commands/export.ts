@@ -5,7 +5,6 @@ import type { Graph } from '../../graph/graph.js';
 import { loadModel } from '../../io/load.js';
 import { exportOnnx } from '../../io/onnx/export.js';
 import { createModel, type ModelOptions } from '../../models/registry.js';
-import { formatShape } from '../../tensor/tensor.js';
 import { readFileOrFail, writeFileAtomic } from '../files.js';
 import { parseSize } from './flops.js';
 
@@ -57,7 +56,7 @@ export function exportCommand(): Command {
       const outShape = graph.shapes.get(graph.output)!;
       console.error(
         `${description} → ${opts.out}: opset ${opts.opset}, input [N, ${c}, ${h}, ${w}] → output ` +
-          `${formatShape(['N' as unknown as number, ...outShape.slice(1)])}, ${graph.nodes.length} ops, ${bytes.length} bytes`,
+          `[N, ${outShape.slice(1).join(', ')}], ${graph.nodes.length} ops, ${bytes.length} bytes`,
       );
     });
 }

@@ -7,7 +7,7 @@ import { subset } from '../../data/dataset.js';
 import { augment } from '../../data/transforms.js';
 import { ShuffleNetError } from '../../errors.js';
 import { loadModelFile, saveModelFile, type ModelInfo } from '../../io/modelfile.js';
-import { preprocessingPresets } from '../../io/preprocessing.js';
+import { preprocessingPresets } from '../../data/preprocessing.js';
 import { architectureOf, createModel, imageModelOptions } from '../../models/registry.js';
 import type { Module } from '../../nn/module.js';
 import { reestimateBatchNorm } from '../../train/batchnorm.js';
@@ -152,6 +152,8 @@ async function train(flags: TrainFlags): Promise<void> {
     if (!loaded.info.training)
       throw new ShuffleNetError(`--resume: ${flags.out} is a model file without training state`);
     model = loaded.model;
+    // NOTE: the cast trusts a checkpoint written by our trainer; validating every field of a
+    // hostile one belongs to the one validation layer of issue 15.
     config = loaded.info.training.config as unknown as TrainConfig;
     if (flags.epochs !== config.epochs) config = { ...config, epochs: flags.epochs };
     state = loaded.info.training.state as TrainState;

@@ -9,6 +9,7 @@ import { ModelProtoType, type Int64, type ModelProto } from './proto.js';
 export function decodeModelProto(bytes: Uint8Array, fileName: string): ModelProto {
   if (bytes.length === 0) throw new FormatError(`${fileName}: the file is empty, not an ONNX model`);
   try {
+    // protobufjs types a decoded message as its generic Message; its fields are ModelProto's (proto.ts).
     return ModelProtoType.decode(bytes) as unknown as ModelProto;
   } catch (e) {
     // RangeError for a length that runs past the end (a truncated file), Error for a bad wire type.

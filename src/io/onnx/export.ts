@@ -13,7 +13,7 @@
  */
 import { ShuffleNetError } from '../../errors.js';
 import type { Graph, GraphNode } from '../../graph/graph.js';
-import type { AvgPool2dAttrs, Conv2dAttrs, GemmAttrs, Pool2dAttrs, ReshapeAttrs, SliceAttrs } from '../../ops/index.js';
+import { channelShuffleTransposePerm } from '../../kernels/reference/channels.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { encodeModelProto } from './codec.js';
 import { AttributeType, DataType, type AttributeProto, type NodeProto, type TensorProto } from './proto.js';
@@ -108,11 +108,10 @@ interface Constants {
 
 function emitNode(node: GraphNode, graph: Graph, emit: Emit, constants: Constants): void {
   const constant = constants.int64s;
-  const a = node.attrs;
   const [x] = node.inputs as [string];
   switch (node.op) {
     case 'conv2d': {
-      const c = a as unknown as Conv2dAttrs;
+      const c = node.attrs;
       const w = graph.shapes.get(node.inputs[1]!)!;
       emit('Conv', [...node.inputs], node.output, [
         ints('kernel_shape', [w[2]!, w[3]!]),
@@ -124,7 +123,7 @@ function emitNode(node: GraphNode, graph: Graph, emit: Emit, constants: Constant
       return;
     }
     case 'batchNorm':
-      emit('BatchNormalization', [...node.inputs], node.output, [float('epsilon', a['eps'] as number)]);
+      emit('BatchNormalization', [...node.inputs], node.output, [float('epsilon', node.attrs.eps)]);
       return;
     case 'relu':
       emit('Relu', [x], node.output);
@@ -133,8 +132,8 @@ function emitNode(node: GraphNode, graph: Graph, emit: Emit, constants: Constant
       emit('Sigmoid', [x], node.output);
       return;
     case 'clip': {
-      const lo = constants.float(`${node.output}.min`, a['min'] as number);
-      const hi = constants.float(`${node.output}.max`, a['max'] as number);
+      const lo = constants.float(`${node.output}.min`, node.attrs.min);
+      const hi = constants.float(`${node.output}.max`, node.attrs.max);
       emit('Clip', [x, lo, hi], node.output);
       return;
     }
@@ -148,11 +147,9 @@ function emitNode(node: GraphNode, graph: Graph, emit: Emit, constants: Constant
       return;
     case 'maxPool2d':
     case 'avgPool2d': {
-      const p = a as unknown as Pool2dAttrs;
+      const p = node.attrs;
       const attributes = [ints('kernel_shape', p.kernel), ints('strides', p.stride), ints('pads', p.padding)];
-      if (node.op === 'avgPool2d') {
-        attributes.push(int('count_include_pad', (a as unknown as AvgPool2dAttrs).countIncludePad ? 1 : 0));
-      }
+      if (node.op === 'avgPool2d') attributes.push(int('count_include_pad', node.attrs.countIncludePad ? 1 : 0));
       emit(node.op === 'maxPool2d' ? 'MaxPool' : 'AveragePool', [x], node.output, attributes);
       return;
     }
@@ -162,11 +159,11 @@ function emitNode(node: GraphNode, graph: Graph, emit: Emit, constants: Constant
     case 'channelShuffle': {
       // The paper's shuffle: [N, g·n, H, W] → [N, g, n, H, W] → [N, n, g, H, W] → [N, g·n, H, W].
       const [, c, h, w] = graph.shapes.get(x)!;
-      const g = a['groups'] as number;
+      const g = node.attrs.groups;
       const split = `${node.output}.split`;
       const swapped = `${node.output}.transposed`;
       emit('Reshape', [x, constant(`${node.output}.split_shape`, [0, g, c! / g, h!, w!])], split);
-      emit('Transpose', [split], swapped, [ints('perm', [0, 2, 1, 3, 4])]);
+      emit('Transpose', [split], swapped, [ints('perm', channelShuffleTransposePerm)]);
       emit('Reshape', [swapped, constant(`${node.output}.shape`, [0, c!, h!, w!])], node.output);
       return;
     }
@@ -180,7 +177,7 @@ function emitNode(node: GraphNode, graph: Graph, emit: Emit, constants: Constant
       emit('Gemm', [...node.inputs], node.output, [int('transB', 1)]);
       return;
     case 'gemm': {
-      const g = a as unknown as GemmAttrs;
+      const g = node.attrs;
       emit('Gemm', [...node.inputs], node.output, [
         float('alpha', g.alpha),
         float('beta', g.beta),
@@ -196,15 +193,15 @@ function emitNode(node: GraphNode, graph: Graph, emit: Emit, constants: Constant
       emit('Softmax', [x], node.output, [int('axis', -1)]);
       return;
     case 'reshape': {
-      const shape = (a as unknown as ReshapeAttrs).shape;
+      const shape = node.attrs.shape;
       emit('Reshape', [x, constant(`${node.output}.shape`, [...shape])], node.output);
       return;
     }
     case 'transpose':
-      emit('Transpose', [x], node.output, [ints('perm', a['perm'] as number[])]);
+      emit('Transpose', [x], node.output, [ints('perm', node.attrs.perm)]);
       return;
     case 'slice': {
-      const s = a as unknown as SliceAttrs;
+      const s = node.attrs;
       emit(
         'Slice',
         [

@@ -37,11 +37,14 @@ import {
   mulChannelsOp,
   reluOp,
   reshapeOp,
+  resolveReshape,
   sigmoidOp,
   sliceOp,
   softmaxOp,
   transposeOp,
+  type OpAttrs,
   type OpDef,
+  type OpType,
 } from '../../ops/index.js';
 import { formatShape, sameShape, type Shape, Tensor } from '../../tensor/tensor.js';
 import { Attributes } from './attributes.js';
@@ -306,7 +309,13 @@ class NodeContext {
   }
 
   /** Adds one of our ops and binds the node's first output to its result. */
-  apply<A>(op: OpDef<A>, inputs: readonly Value[], attrs: A, batchAxis: number | null, output = 0): Value {
+  apply<T extends OpType>(
+    op: OpDef<T>,
+    inputs: readonly Value[],
+    attrs: OpAttrs[T],
+    batchAxis: number | null,
+    output = 0,
+  ): Value {
     const value = this.builder.apply(op, inputs, attrs, this.label);
     const elements = value.shape.reduce((a, b) => a * b, 1);
     if (elements > maxElements) {
@@ -355,12 +364,12 @@ function spatialAttrs(n: NodeContext, kernel: readonly number[]) {
         `dilations [${dilations.join(', ')}]`,
     );
   }
-  return {
-    padding: pads as unknown as [number, number, number, number],
-    stride: strides as unknown as [number, number],
-    dilation: dilations as unknown as [number, number],
-  };
+  return { padding: quad(pads), stride: pair(strides), dilation: pair(dilations) };
 }
+
+// The lengths were checked above: copy into the fixed-length tuples that the ops' attributes hold.
+const pair = (v: readonly number[]): [number, number] => [v[0]!, v[1]!];
+const quad = (v: readonly number[]): [number, number, number, number] => [v[0]!, v[1]!, v[2]!, v[3]!];
 
 /** Zero padding of a preceding Pad, to fold into this node's padding. */
 function takePadded(n: NodeContext): {
@@ -387,7 +396,7 @@ function poolHandler(kind: 'max' | 'average'): Handler {
     const s = spatialAttrs(n, kernel!);
     if (s.dilation.some((d) => d !== 1)) n.fail(`has dilations [${s.dilation.join(', ')}]; only 1 is supported`);
     const { x, batchAxis, extra } = takePadded(n);
-    const attrs = { kernel: kernel as unknown as [number, number], stride: s.stride, padding: s.padding };
+    const attrs = { kernel: pair(kernel!), stride: s.stride, padding: s.padding };
     if (kind === 'max') {
       if (extra !== null) n.fail('follows a zero Pad, which a max pool would see as values; not supported');
       n.apply(maxPool2dOp, [x], attrs, batchAxis);
@@ -483,7 +492,11 @@ function combine(n: NodeContext, op: 'Add' | 'Mul', x: Operand, y: Operand): Ope
   // The same-shape and per-channel forms hold at every batch size only when both operands carry
   // the batch on axis 0 (at the import batch of 1, a [1, C, 1, 1] constant would look the same).
   const bothBatched = x.batchAxis === 0 && y.batchAxis === 0;
-  const apply = (def: OpDef<Record<string, never>>, a: Operand, b: Operand): Operand => ({
+  const apply = (
+    def: OpDef<'add' | 'broadcastAdd' | 'mulChannels' | 'broadcastMul'>,
+    a: Operand,
+    b: Operand,
+  ): Operand => ({
     value: n.apply(def, [a.value, b.value], {}, batchAxis),
     batchAxis,
   });
@@ -499,24 +512,9 @@ function combine(n: NodeContext, op: 'Add' | 'Mul', x: Operand, y: Operand): Ope
 }
 
 /** Reshape of a constant: same data, new shape. */
-function reshapeConstant(n: NodeContext, c: Constant, target: readonly number[]): Constant {
-  const size = c.data.length;
-  let known = 1;
-  let inferred = -1;
-  const shape = target.map((d, i) => {
-    if (d === -1) {
-      inferred = i;
-      return -1;
-    }
-    const v = d === 0 ? (c.shape[i] ?? n.fail('copies a dimension the constant does not have')) : d;
-    known *= v;
-    return v;
-  });
-  if (inferred >= 0) shape[inferred] = known > 0 ? size / known : 0;
-  if (shape.reduce((a, b) => a * b, 1) !== size || !shape.every((d) => Number.isInteger(d) && d >= 0)) {
-    n.fail(`cannot reshape a constant of shape ${formatShape(c.shape)} to ${formatShape(target)}`);
-  }
-  return { ...c, shape } as Constant;
+/** A constant reshaped by the one reshape rule (0 copies, one −1 is inferred): `resolveReshape`. */
+function reshapeConstant(c: Constant, target: readonly number[]): Constant {
+  return { ...c, shape: resolveReshape(c.shape, target) };
 }
 
 const handlers: Record<string, Handler> = {
@@ -681,7 +679,7 @@ const handlers: Record<string, Handler> = {
     const data = n.entry(0);
     if (data?.kind === 'const') {
       if (target!.includes('N')) n.fail('reshapes a constant by the batch size');
-      n.bindConstant(0, reshapeConstant(n, data.constant, target as number[]));
+      n.bindConstant(0, reshapeConstant(data.constant, target as number[]));
       return;
     }
     const { value, batchAxis } = n.activation(0);

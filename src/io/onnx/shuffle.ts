@@ -8,7 +8,7 @@
  * seeing one shuffle op; the generic path (reshape, transpose) computes the same values.
  */
 import type { Graph, GraphNode } from '../../graph/graph.js';
-import type { TransposeAttrs } from '../../ops/index.js';
+import { channelShuffleTransposePerm } from '../../kernels/reference/channels.js';
 import type { Shape } from '../../tensor/tensor.js';
 
 export function fuseChannelShuffles(graph: Graph): Graph {
@@ -30,7 +30,7 @@ export function fuseChannelShuffles(graph: Graph): Graph {
     const groups = shuffleGroups(
       graph.shapes.get(x)!,
       graph.shapes.get(first.output)!,
-      (transpose.attrs as unknown as TransposeAttrs).perm,
+      transpose.attrs.perm,
       graph.shapes.get(last.output)!,
     );
     if (groups === null) continue;
@@ -55,8 +55,9 @@ function shuffleGroups(x: Shape, split: Shape, perm: readonly number[], out: Sha
   if (x.length !== 4 || !sameDims(out, x)) return null;
   const [n, c, h, w] = x as [number, number, number, number];
   const spatialKept =
-    (split.length === 5 && split[3] === h && split[4] === w && sameDims(perm, [0, 2, 1, 3, 4])) ||
-    (split.length === 4 && split[3] === h * w && sameDims(perm, [0, 2, 1, 3]));
+    (split.length === 5 && split[3] === h && split[4] === w && sameDims(perm, channelShuffleTransposePerm)) ||
+    // H·W as one axis: the same permutation without the last axis.
+    (split.length === 4 && split[3] === h * w && sameDims(perm, channelShuffleTransposePerm.slice(0, 4)));
   if (!spatialKept || split[0] !== n || split[1]! * split[2]! !== c) return null;
   return split[1]!;
 }

@@ -6,10 +6,9 @@ import { importShuffleNet, type ImportedModel } from './shufflenet.js';
 export { readTorchCheckpoint, stateDictWrappers, type TorchCheckpoint, type TorchTensor } from './checkpoint.js';
 export { unpickle, type PickleValue } from './pickle.js';
 export { readZip } from './zip.js';
+export { officialShuffleSource } from '../../models/shufflenet-checkpoints.js';
 export {
   importShuffleNet,
-  officialShuffleSource,
-  paperShuffleSource,
   relabelPlan,
   type UnitPlan,
   type CheckpointLayout,

@@ -1,12 +1,8 @@
 /**
  * PyTorch ShuffleNet v1 state dicts → our ShuffleNet, for three module layouts:
  *
- * - **official** (megvii-model/ShuffleNet-Series, ShuffleNetV1): `first_conv.{0,1}`,
- *   `features.N.branch_main_1.{0,1,3,4}`, `features.N.branch_main_2.{0,1}`, `classifier.0.weight`
- *   (no bias). Its shuffle sits after the depthwise conv + BN and uses the inverse permutation.
- * - **mmpretrain** (open-mmlab, ex-mmclassification): `backbone.conv1.{conv,bn}`,
- *   `backbone.layers.S.I.{g_conv_1x1_compress,depthwise_conv3x3_bn,g_conv_1x1_expand}.{conv,bn}`,
- *   `head.fc.{weight,bias}`. Its shuffle is the paper's, also after the depthwise conv + BN.
+ * - **official** (megvii-model/ShuffleNet-Series) and **mmpretrain**, whose key maps live beside the
+ *   model in src/models/shufflenet-checkpoints.ts; both shuffle after the depthwise conv + BN;
  * - **ours** (`torch.save` of a state dict with our names): needs the architecture name.
  *
  * Groups and widths are inferred from the tensor shapes. Moving a shuffle across the depthwise conv
@@ -14,12 +10,28 @@
  * permutations used here. Every permuted tensor is named in `mapUnit`.
  */
 import { FormatError, ShuffleNetError } from '../../errors.js';
+import { channelShuffleSource } from '../../kernels/reference/channels.js';
 import { architectureOf, createModel, type Architecture } from '../../models/registry.js';
-import { ShuffleNet, stage2Channels1x, type ShuffleNetConfig } from '../../models/shufflenet.js';
+import {
+  officialShuffleSource,
+  readMmpretrainKeys,
+  readOfficialKeys,
+  sourceLayout,
+  type SourceBatchNorm,
+  type SourceNet,
+  type SourceUnit,
+} from '../../models/shufflenet-checkpoints.js';
+import {
+  shallowStageRepeats,
+  ShuffleNet,
+  stage2Channels1x,
+  stageRepeats,
+  type ShuffleNetConfig,
+} from '../../models/shufflenet.js';
 import type { Module } from '../../nn/module.js';
 import { formatShape, sameShape, Tensor } from '../../tensor/tensor.js';
 import type { ModelInfo } from '../modelfile.js';
-import { preprocessingPresets } from '../preprocessing.js';
+import { preprocessingPresets } from '../../data/preprocessing.js';
 import type { TorchTensor } from './checkpoint.js';
 
 export type CheckpointLayout = 'official' | 'mmpretrain' | 'ours';
@@ -30,49 +42,6 @@ export interface ImportedModel {
   layout: CheckpointLayout;
   /** How the shuffle was carried over: relabelled into the paper's order, or the official variant kept. */
   shuffle: 'paper' | 'official' | 'none';
-}
-
-/** The paper's shuffle as a gather: output channel k = j·g + i reads input channel i·n + j. */
-export function paperShuffleSource(channels: number, groups: number): Int32Array {
-  const n = channels / groups;
-  const source = new Int32Array(channels);
-  for (let i = 0; i < groups; i++) for (let j = 0; j < n; j++) source[j * groups + i] = i * n + j;
-  return source;
-}
-
-/** The official code's shuffle (reshape to (C/g, g)) as a gather: the paper's with C/g groups. */
-export function officialShuffleSource(channels: number, groups: number): Int32Array {
-  return paperShuffleSource(channels, channels / groups);
-}
-
-interface BatchNorm {
-  /** The source key prefix, for messages. */
-  source: string;
-  weight: Tensor;
-  bias: Tensor;
-  running_mean: Tensor;
-  running_var: Tensor;
-}
-
-/** One unit of a source network, in source channel order. */
-interface SourceUnit {
-  name: string;
-  gconv1: Tensor;
-  bn1: BatchNorm;
-  dwconv: Tensor;
-  bn2: BatchNorm;
-  gconv2: Tensor;
-  bn3: BatchNorm;
-}
-
-interface SourceNet {
-  conv1: Tensor;
-  bn1: BatchNorm;
-  stages: SourceUnit[][];
-  fcWeight: Tensor;
-  fcBias: Tensor | null;
-  /** Gather of the source's shuffle, applied after the depthwise conv + BN. */
-  shuffle: (channels: number, groups: number) => Int32Array;
 }
 
 /**
@@ -86,9 +55,9 @@ export function importShuffleNet(
   arch?: string,
 ): ImportedModel {
   const tensors = stripPrefix(state);
-  if (tensors.has('first_conv.0.weight')) return fromSource(readOfficial(tensors, source), 'official', source, arch);
-  if (tensors.has('backbone.conv1.conv.weight'))
-    return fromSource(readMmpretrain(tensors, source), 'mmpretrain', source, arch);
+  const layout = sourceLayout(tensors);
+  if (layout === 'official') return fromSource(readOfficialKeys(tensors, source), layout, source, arch);
+  if (layout === 'mmpretrain') return fromSource(readMmpretrainKeys(tensors, source), layout, source, arch);
   if (tensors.has('conv1.weight') && tensors.has('fc.weight')) return fromOurs(tensors, source, arch);
   const sample = [...tensors.keys()].slice(0, 6).join(', ');
   throw new FormatError(
@@ -107,93 +76,6 @@ function stripPrefix(state: ReadonlyMap<string, TorchTensor>): Map<string, Tenso
     out.set(name, tensor);
   }
   return out;
-}
-
-function take(tensors: Map<string, Tensor>, name: string, source: string, rank?: number): Tensor {
-  const t = tensors.get(name);
-  if (t === undefined) throw new FormatError(`${source}: missing tensor "${name}"`);
-  if (rank !== undefined && t.rank !== rank) {
-    throw new FormatError(`${source}: "${name}" has shape ${formatShape(t.shape)} but should have ${rank} dimensions`);
-  }
-  tensors.delete(name);
-  return t;
-}
-
-function takeBn(tensors: Map<string, Tensor>, prefix: string, source: string): BatchNorm {
-  const get = (k: string): Tensor => take(tensors, `${prefix}.${k}`, source, 1);
-  return {
-    source: prefix,
-    weight: get('weight'),
-    bias: get('bias'),
-    running_mean: get('running_mean'),
-    running_var: get('running_var'),
-  };
-}
-
-function readOfficial(tensors: Map<string, Tensor>, source: string): SourceNet {
-  const conv1 = take(tensors, 'first_conv.0.weight', source, 4);
-  const bn1 = takeBn(tensors, 'first_conv.1', source);
-  const units: SourceUnit[] = [];
-  for (let n = 0; tensors.has(`features.${n}.branch_main_1.0.weight`); n++) {
-    const p = `features.${n}`;
-    units.push({
-      name: p,
-      gconv1: take(tensors, `${p}.branch_main_1.0.weight`, source, 4),
-      bn1: takeBn(tensors, `${p}.branch_main_1.1`, source),
-      dwconv: take(tensors, `${p}.branch_main_1.3.weight`, source, 4),
-      bn2: takeBn(tensors, `${p}.branch_main_1.4`, source),
-      gconv2: take(tensors, `${p}.branch_main_2.0.weight`, source, 4),
-      bn3: takeBn(tensors, `${p}.branch_main_2.1`, source),
-    });
-  }
-  // The official code hard-codes 4, 8, 4 units (the first of each with stride 2).
-  if (units.length !== 16) {
-    throw new FormatError(`${source}: official layout has ${units.length} units (features.0…) but ShuffleNetV1 has 16`);
-  }
-  const fcWeight = take(tensors, 'classifier.0.weight', source, 2);
-  const fcBias = tensors.has('classifier.0.bias') ? take(tensors, 'classifier.0.bias', source, 1) : null;
-  leftovers(tensors, source);
-  return {
-    conv1,
-    bn1,
-    stages: [units.slice(0, 4), units.slice(4, 12), units.slice(12, 16)],
-    fcWeight,
-    fcBias,
-    shuffle: officialShuffleSource,
-  };
-}
-
-function readMmpretrain(tensors: Map<string, Tensor>, source: string): SourceNet {
-  const conv1 = take(tensors, 'backbone.conv1.conv.weight', source, 4);
-  const bn1 = takeBn(tensors, 'backbone.conv1.bn', source);
-  const stages: SourceUnit[][] = [];
-  for (let s = 0; s < 3; s++) {
-    const units: SourceUnit[] = [];
-    for (let i = 0; tensors.has(`backbone.layers.${s}.${i}.g_conv_1x1_compress.conv.weight`); i++) {
-      const p = `backbone.layers.${s}.${i}`;
-      units.push({
-        name: p,
-        gconv1: take(tensors, `${p}.g_conv_1x1_compress.conv.weight`, source, 4),
-        bn1: takeBn(tensors, `${p}.g_conv_1x1_compress.bn`, source),
-        dwconv: take(tensors, `${p}.depthwise_conv3x3_bn.conv.weight`, source, 4),
-        bn2: takeBn(tensors, `${p}.depthwise_conv3x3_bn.bn`, source),
-        gconv2: take(tensors, `${p}.g_conv_1x1_expand.conv.weight`, source, 4),
-        bn3: takeBn(tensors, `${p}.g_conv_1x1_expand.bn`, source),
-      });
-    }
-    if (units.length === 0) throw new FormatError(`${source}: mmpretrain layout has no units in backbone.layers.${s}`);
-    stages.push(units);
-  }
-  const fcWeight = take(tensors, 'head.fc.weight', source, 2);
-  const fcBias = tensors.has('head.fc.bias') ? take(tensors, 'head.fc.bias', source, 1) : null;
-  leftovers(tensors, source);
-  return { conv1, bn1, stages, fcWeight, fcBias, shuffle: paperShuffleSource };
-}
-
-function leftovers(tensors: Map<string, Tensor>, source: string): void {
-  if (tensors.size > 0) {
-    throw new FormatError(`${source}: unexpected tensor(s) ${[...tensors.keys()].slice(0, 5).join(', ')}`);
-  }
 }
 
 function fromSource(net: SourceNet, layout: CheckpointLayout, source: string, arch?: string): ImportedModel {
@@ -232,11 +114,11 @@ function fromSource(net: SourceNet, layout: CheckpointLayout, source: string, ar
     inputChannels,
     widths: { conv1: conv1Out, stages: stages as [number, number, number] },
   };
-  const standard = [4, 8, 4];
-  const shallow = [2, 4, 2];
-  if (repeats.every((r, i) => r === shallow[i])) config.shallow = true;
-  else if (!repeats.every((r, i) => r === standard[i]))
-    fail(`units per stage ${repeats.join(', ')} are neither 4, 8, 4 nor 2, 4, 2`);
+  if (repeats.every((r, i) => r === shallowStageRepeats[i])) config.shallow = true;
+  else if (!repeats.every((r, i) => r === stageRepeats[i]))
+    fail(
+      `units per stage ${repeats.join(', ')} are neither ${stageRepeats.join(', ')} nor ${shallowStageRepeats.join(', ')}`,
+    );
   if (arch !== undefined) {
     const expected = architectureOf(arch).config as Partial<ShuffleNetConfig>;
     if (architectureOf(arch).family !== 'shufflenet_v1' || expected.groups !== groups) {
@@ -364,7 +246,7 @@ export function relabelPlan(
 ): UnitPlan | null {
   const n = m / groups;
   const srcGather = sourceShuffle(m, groups); // source z4[k] = z3[srcGather[k]]
-  const ourGather = paperShuffleSource(m, groups); // our y2[k] = y1[ourGather[k]]
+  const ourGather = channelShuffleSource(m, groups); // our y2[k] = y1[ourGather[k]]
   const srcLands = invert(srcGather); // source channel c feeds GConv2 input srcLands[c]
   const ourLands = invert(ourGather);
   const groupOf = (c: number): number => (firstUnit ? 0 : Math.floor(c / n)); // GConv1 group
@@ -421,7 +303,7 @@ function mapUnit(out: Map<string, Tensor>, prefix: string, u: SourceUnit, plan: 
   setBn(out, `${prefix}.bn3`, u.bn3, null);
 }
 
-function setBn(out: Map<string, Tensor>, prefix: string, bn: BatchNorm, from: Int32Array | null): void {
+function setBn(out: Map<string, Tensor>, prefix: string, bn: SourceBatchNorm, from: Int32Array | null): void {
   for (const key of ['weight', 'bias', 'running_mean', 'running_var'] as const) {
     out.set(`${prefix}.${key}`, from ? gatherRows(bn[key], from, `${bn.source}.${key}`) : bn[key]);
   }

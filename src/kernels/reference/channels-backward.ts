@@ -1,9 +1,9 @@
 /** Reference gradients of the ops that move channels: both only route gradients back. */
-import { channelShuffleReference } from './channels.js';
+import { channelShuffleSource } from './channels.js';
 
 /**
- * The shuffle is a permutation (input channel i·n + j → output channel j·g + i), so its gradient
- * is the inverse permutation, which is the same shuffle with n = C/g groups.
+ * The shuffle is a permutation (a gather: output channel k reads input channel source[k]), so its
+ * gradient is the inverse permutation: the scatter of each output gradient plane k to source[k].
  */
 export function channelShuffleBackwardReference(
   gradOutput: Float32Array, // [N, C, H·W]
@@ -13,7 +13,13 @@ export function channelShuffleBackwardReference(
   spatial: number,
   groups: number,
 ): void {
-  channelShuffleReference(gradOutput, gradInput, batch, channels, spatial, channels / groups);
+  const source = channelShuffleSource(channels, groups);
+  for (let n = 0; n < batch; n++) {
+    for (let k = 0; k < channels; k++) {
+      const from = (n * channels + k) * spatial;
+      gradInput.set(gradOutput.subarray(from, from + spatial), (n * channels + source[k]!) * spatial);
+    }
+  }
 }
 
 /** Splits the gradient of a channel concatenation back into one gradient per input. */

@@ -1,21 +1,33 @@
 /** Reference kernels that move whole channels: channel shuffle and channel concatenation. */
+import { ShapeError } from '../../errors.js';
 
 /**
- * The channel shuffle's permutation (the paper's: C = g·n channels viewed as (g, n), transposed to
- * (n, g)): output channel j reads input channel source[j].
+ * The channel shuffle, defined once: output channel k reads input channel `source[k]`. It is the
+ * paper's: with C = g·n channels viewed as (g, n) and transposed to (n, g), input channel i·n + j
+ * becomes output channel j·g + i, so groups AAA BBB CCC become ABC ABC ABC. (The official code's
+ * variant, reshape to (C/g, g), is this with C/g groups: the inverse.) Every shuffle (the kernels,
+ * the fused plans, checkpoint relabelling, ONNX) is this gather or its inverse.
+ *
+ * @example channelShuffleSource(6, 3) // [0, 2, 4, 1, 3, 5]
  */
 export function channelShuffleSource(channels: number, groups: number): Int32Array {
-  const perGroup = channels / groups;
+  if (!Number.isInteger(groups) || groups <= 0 || !Number.isInteger(channels) || channels % groups !== 0) {
+    throw new ShapeError(`channelShuffle: groups=${groups} must be a positive divisor of the ${channels} channels`);
+  }
+  const n = channels / groups;
   const source = new Int32Array(channels);
-  for (let i = 0; i < groups; i++) for (let j = 0; j < perGroup; j++) source[j * groups + i] = i * perGroup + j;
+  for (let i = 0; i < groups; i++) for (let j = 0; j < n; j++) source[j * groups + i] = i * n + j;
   return source;
 }
 
 /**
- * Channel shuffle as the paper defines it: with C = g·n channels, view them as (g, n), transpose to
- * (n, g) and flatten. Channel i·n + j of the input becomes channel j·g + i of the output, so groups
- * AAA BBB CCC become ABC ABC ABC.
+ * The same shuffle as generic ops, the form ONNX files write it in: reshape [N, C, H, W] to
+ * [N, g, C/g, H, W], transpose by this permutation, reshape back (test/shuffle.test.ts checks it
+ * against `channelShuffleSource`).
  */
+export const channelShuffleTransposePerm: readonly number[] = [0, 2, 1, 3, 4];
+
+/** Channel shuffle (see `channelShuffleSource`) of [N, C, H·W]: whole planes gathered per sample. */
 export function channelShuffleReference(
   input: Float32Array, // [N, C, H·W]
   output: Float32Array,
@@ -24,14 +36,11 @@ export function channelShuffleReference(
   spatial: number,
   groups: number,
 ): void {
-  const perGroup = channels / groups;
+  const source = channelShuffleSource(channels, groups);
   for (let n = 0; n < batch; n++) {
-    for (let i = 0; i < groups; i++) {
-      for (let j = 0; j < perGroup; j++) {
-        const from = (n * channels + i * perGroup + j) * spatial;
-        const to = (n * channels + j * groups + i) * spatial;
-        output.set(input.subarray(from, from + spatial), to);
-      }
+    for (let k = 0; k < channels; k++) {
+      const from = (n * channels + source[k]!) * spatial;
+      output.set(input.subarray(from, from + spatial), (n * channels + k) * spatial);
     }
   }
 }

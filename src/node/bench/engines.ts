@@ -180,6 +180,7 @@ const onnxruntimeWeb: Engine = {
     const ort = await importPeer('onnxruntime-web', () => import('onnxruntime-web'));
     if ('skipped' in ort) return ort;
     ort.env.wasm.numThreads = 1;
+    // onnxruntime-web and -node ship separate typings of the same InferenceSession API.
     return ortSession(ort as unknown as Ort, context, { executionProviders: ['wasm'] }, 1);
   },
 };

@@ -156,7 +156,7 @@ export function layerType(graph: Graph, index: number): string {
   if (node.op === 'linear' || node.op === 'gemm' || node.op === 'matmul') return 'FC';
   if (node.op !== 'conv2d') return node.op;
   const [, perGroup, kh, kw] = graph.shapes.get(node.inputs[1]!)! as [number, number, number, number];
-  const groups = (node.attrs as { groups: number }).groups;
+  const groups = node.attrs.groups;
   const inChannels = graph.shapes.get(node.inputs[0]!)![1]!;
   if (node.inputs[0] === graph.input.name) return `stem ${kh}×${kw}`;
   if (perGroup === 1 && groups === inChannels) return `depthwise ${kh}×${kw}`;

@@ -7,10 +7,6 @@
  * border from the average while PyTorch's count_include_pad (our default) includes it.
  */
 import type { Graph, GraphNode } from '../../graph/graph.js';
-import type { Conv2dAttrs } from '../../ops/conv2d.js';
-import type { BatchNormAttrs } from '../../ops/normalization.js';
-import type { AvgPool2dAttrs, Pool2dAttrs } from '../../ops/pool2d.js';
-import type { ChannelShuffleAttrs } from '../../ops/channels.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { BenchmarkError } from './errors.js';
 
@@ -70,7 +66,7 @@ export function tfjsProgram(tf: TF, graph: Graph): { run(input: Tensor): Float32
     const set = (values: Map<string, TFTensor>, t: TFTensor): void => void values.set(node.output, t);
     switch (node.op) {
       case 'conv2d': {
-        const a = node.attrs as unknown as Conv2dAttrs;
+        const a = node.attrs;
         const [o, i] = param(node.inputs[1]!).shape as [number, number];
         const [top, left, bottom, right] = a.padding;
         const pad: [[number, number], [number, number], [number, number], [number, number]] = [
@@ -101,7 +97,7 @@ export function tfjsProgram(tf: TF, graph: Graph): { run(input: Tensor): Float32
       }
       case 'batchNorm': {
         const [gamma, beta, mean, variance] = node.inputs.slice(1).map((n) => vector(n));
-        const eps = (node.attrs as unknown as BatchNormAttrs).eps;
+        const eps = node.attrs.eps;
         return (v) => set(v, tf.batchNorm(x(v), mean!, variance!, beta!, gamma!, eps));
       }
       case 'relu':
@@ -118,7 +114,7 @@ export function tfjsProgram(tf: TF, graph: Graph): { run(input: Tensor): Float32
             ),
           );
       case 'channelShuffle': {
-        const g = (node.attrs as unknown as ChannelShuffleAttrs).groups;
+        const g = node.attrs.groups;
         return (v) => {
           const t = x(v);
           const [n, h, w, c] = t.shape as [number, number, number, number];
@@ -128,11 +124,11 @@ export function tfjsProgram(tf: TF, graph: Graph): { run(input: Tensor): Float32
       }
       case 'maxPool2d':
       case 'avgPool2d': {
-        const a = node.attrs as unknown as Pool2dAttrs;
+        const a = node.attrs;
         const [top, left, bottom, right] = a.padding;
         const padded = top + left + bottom + right > 0;
         const isMax = node.op === 'maxPool2d';
-        if (!isMax && !(node.attrs as unknown as AvgPool2dAttrs).countIncludePad && padded) {
+        if (!isMax && !(node.op === 'avgPool2d' && node.attrs.countIncludePad) && padded) {
           throw new BenchmarkError(`${node.name}: TF.js translation: avgPool2d without count_include_pad`);
         }
         const kernel: [number, number] = [a.kernel[0], a.kernel[1]];

@@ -39,6 +39,8 @@ export const SETUP = -1;
 
 export interface ReadyReply {
   type: 'ready';
+  /** What the worker set up runs on, when it has a plan of its own (e.g. its kernel build). */
+  variant?: string;
 }
 
 export interface ErrorReply {
@@ -68,6 +70,8 @@ export function webWorkerPort(worker: Worker): WorkerPort {
 
 /** The port of the Web Worker this code runs in (its global scope). */
 export function webWorkerHostPort(): WorkerHostPort {
+  // The core compiles without the WebWorker lib (it also runs in Node), so the worker's global
+  // scope is typed here by the two members used.
   const scope = globalThis as unknown as {
     postMessage(message: unknown, transfer: Transferable[]): void;
     onmessage: ((event: MessageEvent) => void) | null;
@@ -98,6 +102,8 @@ export class WorkerHandle {
   failure: Error | null = null;
   /** Resolves once the worker has answered its setup with 'ready'. */
   readonly ready: Promise<void>;
+  /** The `variant` of the worker's 'ready' reply, once ready ('' if it named none). */
+  variant = '';
 
   constructor(
     private readonly port: WorkerPort,
@@ -118,7 +124,10 @@ export class WorkerHandle {
     };
     port.listen(
       (message) => {
-        if ((message as ReadyReply).type === 'ready') return markReady();
+        if ((message as ReadyReply).type === 'ready') {
+          this.variant = (message as ReadyReply).variant ?? '';
+          return markReady();
+        }
         const reply = message as IdReply;
         if (reply.type === 'error' && reply.id === SETUP) return failed(this.revive(reply as ErrorReply));
         const job = this.jobs.get(reply.id);

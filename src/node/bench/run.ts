@@ -20,7 +20,7 @@ import { exportOnnx } from '../../io/onnx/export.js';
 import { createModel, getModelEntry } from '../../models/registry.js';
 import { Random } from '../../tensor/random.js';
 import { Tensor } from '../../tensor/tensor.js';
-import { oneLine } from '../../errors.js';
+import { oneLine, ShuffleNetError } from '../../errors.js';
 import { calibrationDescription, timeCalibration } from './calibration.js';
 import {
   allEngines,
@@ -313,6 +313,19 @@ export function inputUnfit(arch: string, size: InputSize): string | null {
   return null;
 }
 
+/** The network traced at `shape`, or why it cannot be built at that size. */
+function traceCase(arch: string, size: InputSize, shape: number[], seed: number): Graph | { skipped: string } {
+  const unfit = inputUnfit(arch, size);
+  if (unfit !== null) return { skipped: unfit };
+  try {
+    return createModel(arch, { seed, inputSize: size.height }).trace(shape);
+  } catch (e) {
+    // A configuration error (e.g. a stem that leaves nothing of a tiny input) skips this case only.
+    if (!(e instanceof ShuffleNetError)) throw e;
+    return { skipped: oneLine(e.message) };
+  }
+}
+
 /** Runs the benchmark; `available` is the engine table (tests pass their own). */
 export async function runBenchmark(
   partial: Partial<BenchConfig> = {},
@@ -342,13 +355,12 @@ export async function runBenchmark(
       const sizeLabel = formatInputSize(size);
       for (const arch of config.archs) {
         const shape = [config.batch, 3, size.height, size.width]; // [N, C, H, W]
-        const unfit = inputUnfit(arch, size);
-        if (unfit !== null) {
-          skippedCases.push({ arch, size: sizeLabel, reason: unfit });
-          config.log(`${arch} @${sizeLabel}: skipped: ${unfit}`);
+        const graph = traceCase(arch, size, shape, config.seed);
+        if ('skipped' in graph) {
+          skippedCases.push({ arch, size: sizeLabel, reason: graph.skipped });
+          config.log(`${arch} @${sizeLabel}: skipped: ${graph.skipped}`);
           continue;
         }
-        const graph = createModel(arch, { seed: config.seed, inputSize: size.height }).trace(shape);
         const macs = complexity(graph).macs / config.batch;
         macsOf.set(`${arch}|${sizeLabel}`, macs);
         for (const { tensor } of graph.params.values()) weightsBytes += tensor.size * 4;

@@ -158,18 +158,27 @@ export interface DriftAssessment {
  * fair (every round runs every case), but its absolute times are not comparable with other runs.
  */
 export function assessDrift(times: readonly number[], settings: DriftSettings = defaultDrift): DriftAssessment {
-  const window = Math.max(1, Math.min(settings.window, times.length));
+  const { window, threshold } = settings;
   const rolling: number[] = [];
   for (let i = 0; i + window <= times.length; i++) rolling.push(median(times.slice(i, i + window)));
-  const spread = rolling.length === 0 ? 1 : Math.max(...rolling) / Math.min(...rolling);
-  const flagged = spread > settings.threshold;
+  const trend = relativeSlope(times);
+  if (rolling.length < 2) {
+    return {
+      spread: 1,
+      trend_per_round: trend,
+      flagged: false,
+      reason: `too few rounds to judge drift (${times.length} calibration times; a rolling median of ${window} needs ≥ ${window + 1})`,
+    };
+  }
+  const spread = Math.max(...rolling) / Math.min(...rolling);
+  const flagged = spread > threshold;
   return {
     spread,
-    trend_per_round: relativeSlope(times),
+    trend_per_round: trend,
     flagged,
     reason: flagged
-      ? `the calibration kernel's rolling median (${window} rounds) moved by ${spread.toFixed(2)}× > ${settings.threshold}×: the machine's speed drifted during the run`
-      : `the calibration kernel's rolling median (${window} rounds) stayed within ${spread.toFixed(2)}× ≤ ${settings.threshold}×`,
+      ? `the calibration kernel's rolling median (${window} rounds) moved by ${spread.toFixed(2)}× > ${threshold}×: the machine's speed drifted during the run`
+      : `the calibration kernel's rolling median (${window} rounds) stayed within ${spread.toFixed(2)}× ≤ ${threshold}×`,
   };
 }
 

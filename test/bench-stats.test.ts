@@ -228,6 +228,7 @@ describe('runBenchmark across cases', () => {
     const [g] = report.growth;
     expect(g).toMatchObject({ arch: 'shufflenet_v1_g3_0.25x', engine: 'a', size: '32×48', base_size: '32×32' });
     expect(g!.pixels_ratio).toBeCloseTo(1.5, 12);
+    expect(g!.ratio).toBeCloseTo(g!.median_ms / g!.base_median_ms, 12);
     expect(g!.paper_ms).toBeNull();
     expect(g!.ci_low).toBeLessThanOrEqual(g!.ratio);
     expect(g!.ci_high).toBeGreaterThanOrEqual(g!.ratio);

@@ -43,8 +43,9 @@ interface BenchFlags {
 export function benchCommand(): Command {
   return new Command('bench')
     .description(
-      'batch-1 latency of our engine and its peers (onnxruntime-web, onnxruntime-node, TF.js WASM) on the same ' +
-        'ONNX export and input: medians and IQR, ratios, theoretical vs actual speed-ups, GMAC/s per layer type',
+      'latency (or with --batch, throughput) of our engine and its peers (onnxruntime-web, onnxruntime-node, ' +
+        'TF.js WASM) on the same ONNX export and input, every case interleaved round-robin: medians and IQR, ' +
+        'ratios with bootstrap intervals, a drift check, theoretical vs actual speed-ups, GMAC/s per layer type',
     )
     .option('--arch <names>', 'networks, comma-separated (default: the seven of issue 4)', list)
     .option('--threads <n>', 'thread counts, comma-separated (default: 1,2)', threadList)
@@ -57,7 +58,11 @@ export function benchCommand(): Command {
       count(1),
     )
     .option('--ours-warmup <n>', 'warm-up runs of our engine (default: --warmup)', count(0))
-    .option('--engines <names>', 'engines to run, comma-separated: shufflenet, ort-web, ort-node, tfjs-wasm', list)
+    .option(
+      '--engines <names>',
+      'engines to run, comma-separated: shufflenet, shufflenet-batch, ort-web, ort-node, tfjs-wasm',
+      list,
+    )
     .option(
       '--size <sizes>',
       "input sizes, comma-separated: N (square) or HxW, height × width as in the paper's Table 8 " +
@@ -299,6 +304,7 @@ function printReport(report: BenchReport): void {
         { header: 'paper ms', value: (g) => fixed(1)(g.paper_ms), align: 'right' },
         { header: 'paper ×', value: (g) => fixed(2)(g.paper_ratio), align: 'right' },
         { header: 'engine', value: (g) => `${g.engine}@${g.threads}` },
+        { header: `ms @${report.growth[0]!.base_size}`, value: (g) => g.base_median_ms.toFixed(2), align: 'right' },
         { header: 'ms', value: (g) => g.median_ms.toFixed(2), align: 'right' },
         { header: 'ms ×', value: (g) => withInterval(g.ratio, g.ci_low, g.ci_high), align: 'right' },
       ]),

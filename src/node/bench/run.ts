@@ -192,8 +192,8 @@ export interface CaseKey {
 
 /** A measured ratio of two cases' medians with its confidence interval. */
 export interface RatioRow {
-  /** 'pair': the paper's network pairs; 'peer': ours over a peer; 'threads': the first thread count over another; 'pixels': Table 8 growth. */
-  kind: 'pair' | 'peer' | 'threads' | 'pixels';
+  /** 'pair': the paper's network pairs; 'peer': ours over a peer; 'threads': the first thread count over another (Table 8's growth is in `growth`). */
+  kind: 'pair' | 'peer' | 'threads';
   label: string;
   numerator: CaseKey;
   denominator: CaseKey;
@@ -212,6 +212,8 @@ export interface GrowthRow {
   size: string;
   base_size: string;
   pixels_ratio: number;
+  /** Medians at the first size and at this one. */
+  base_median_ms: number;
   median_ms: number;
   ratio: number;
   ci_low: number;
@@ -626,6 +628,7 @@ function growth(timed: TimedCase[], sizes: readonly InputSize[], bootstrap: Boot
         size: label,
         base_size: baseLabel,
         pixels_ratio: (size.height * size.width) / (base.height * base.width),
+        base_median_ms: median(b.samples),
         median_ms: median(c.samples),
         ratio: r.ratio,
         ci_low: r.low,

@@ -2,8 +2,9 @@ import { Command, InvalidArgumentError } from 'commander';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { BenchReport, CaseResult, EngineResult } from '../../node/bench/run.js';
+import { BenchmarkError } from '../../node/bench/errors.js';
+import { parseInputSize, type InputSize } from '../../node/bench/input-size.js';
 import { fixed, formatTable } from '../format.js';
-import { parseSize } from './flops.js';
 
 const count = (min: number) => (value: string) => {
   const n = Number(value);
@@ -12,6 +13,16 @@ const count = (min: number) => (value: string) => {
 };
 const list = (value: string) => value.split(',').filter((s) => s !== '');
 const threadList = (value: string) => list(value).map(count(1));
+/** `--size N` or `--size HxW`, refused with the parser's typed message (it names the flag). */
+const sizeList = (value: string): InputSize[] =>
+  list(value).map((item) => {
+    try {
+      return parseInputSize(item, '--size');
+    } catch (e) {
+      if (e instanceof BenchmarkError) throw new InvalidArgumentError(e.message);
+      throw e;
+    }
+  });
 
 interface BenchFlags {
   arch?: string[];
@@ -22,7 +33,9 @@ interface BenchFlags {
   oursRuns?: number;
   oursWarmup?: number;
   engines?: string[];
-  size: number;
+  size?: InputSize[];
+  batch: number;
+  table8: boolean;
   profileRuns: number;
   out?: string;
 }
@@ -30,8 +43,9 @@ interface BenchFlags {
 export function benchCommand(): Command {
   return new Command('bench')
     .description(
-      'batch-1 latency of our engine and its peers (onnxruntime-web, onnxruntime-node, TF.js WASM) on the same ' +
-        'ONNX export and input: medians and IQR, ratios, theoretical vs actual speed-ups, GMAC/s per layer type',
+      'latency (or with --batch, throughput) of our engine and its peers (onnxruntime-web, onnxruntime-node, ' +
+        'TF.js WASM) on the same ONNX export and input, every case interleaved round-robin: medians and IQR, ' +
+        'ratios with bootstrap intervals, a drift check, theoretical vs actual speed-ups, GMAC/s per layer type',
     )
     .option('--arch <names>', 'networks, comma-separated (default: the seven of issue 4)', list)
     .option('--threads <n>', 'thread counts, comma-separated (default: 1,2)', threadList)
@@ -44,8 +58,30 @@ export function benchCommand(): Command {
       count(1),
     )
     .option('--ours-warmup <n>', 'warm-up runs of our engine (default: --warmup)', count(0))
-    .option('--engines <names>', 'engines to run, comma-separated: shufflenet, ort-web, ort-node, tfjs-wasm', list)
-    .option('--size <n>', 'square input size (224 for real figures)', parseSize, 224)
+    .option(
+      '--engines <names>',
+      'engines to run, comma-separated: shufflenet, shufflenet-batch, ort-web, ort-node, tfjs-wasm',
+      list,
+    )
+    .option(
+      '--size <sizes>',
+      "input sizes, comma-separated: N (square) or HxW, height × width as in the paper's Table 8 " +
+        '(480x640 is a landscape 480p frame; input [1, 3, H, W]); default 224',
+      sizeList,
+    )
+    .option(
+      '--batch <n>',
+      'throughput mode: images per second at batch N, ours splitting layers or the batch (the faster, ' +
+        'labelled) against onnxruntime-node at the same threads',
+      count(1),
+      1,
+    )
+    .option(
+      '--table8',
+      "the paper's Table 8: ShuffleNet 0.5×/1×/2× g3, MobileNet 1.0 and AlexNet at 224x224, 480x640 and " +
+        "720x1280, 1 thread unless --threads, with the growth of cost with pixels beside the paper's Snapdragon 820",
+      false,
+    )
     .option(
       '--profile-runs <n>',
       'per-node profiling runs of our engine at the first thread count (0: none)',
@@ -54,16 +90,19 @@ export function benchCommand(): Command {
     )
     .option('--out <path>', 'JSON file to write (the SVG chart goes beside it); default results/bench-<date>.json')
     .action(async (flags: BenchFlags) => {
-      const { runBenchmark, defaultConfig } = await import('../../node/bench/run.js');
+      const { runBenchmark, defaultConfig, table8Config } = await import('../../node/bench/run.js');
+      const preset = flags.table8 ? table8Config : {};
       const report = await runBenchmark({
-        archs: flags.arch ?? defaultConfig.archs,
-        threads: flags.threads ?? defaultConfig.threads,
+        ...preset,
+        archs: flags.arch ?? preset.archs ?? defaultConfig.archs,
+        threads: flags.threads ?? preset.threads ?? defaultConfig.threads,
+        sizes: flags.size ?? preset.sizes ?? null,
+        batch: flags.batch,
         runs: flags.runs,
         warmup: flags.warmup,
         oursRuns: flags.oursRuns ?? flags.runs,
         oursWarmup: flags.oursWarmup ?? flags.warmup,
         engines: flags.engines ?? null,
-        size: flags.size,
         profileRuns: flags.profileRuns,
         log: (line) => console.error(line),
       });
@@ -127,26 +166,52 @@ async function save(report: BenchReport, out?: string): Promise<string[]> {
   return lines;
 }
 
-function printReport(report: BenchReport): void {
-  const { machine, settings } = report;
-  console.log(
-    `Benchmark ${report.date}: ${machine.cpu}, ${machine.nproc} CPUs, Node ${machine.node}, load ${machine.loadavg_start
-      .map((l) => l.toFixed(2))
-      .join(' ')}`,
-  );
-  console.log(
-    `Batch 1, ${settings.size}×${settings.size}; median and IQR of ${settings.runs} runs after ${settings.warmup} warm-up ` +
-      `(our engine: ${settings.oursRuns} after ${settings.oursWarmup}), engines interleaved round-robin.`,
-  );
-  console.log(`Our engine: ${settings.our_engine}.\n`);
+/** `3.61× [3.50, 3.72]`: a ratio and its confidence interval. */
+const withInterval = (ratio: number, low: number, high: number): string =>
+  `${ratio.toFixed(2)}× [${low.toFixed(2)}, ${high.toFixed(2)}]`;
 
+function printReport(report: BenchReport): void {
+  const { machine, settings, drift } = report;
+  const load = (l: number[]) => l.map((v) => v.toFixed(2)).join(' ');
+  console.log(
+    `Benchmark ${report.date}: ${machine.cpu}, ${machine.nproc} CPUs, Node ${machine.node}, ` +
+      `load ${load(machine.loadavg_start)} at the start, ${load(machine.loadavg_end)} at the end`,
+  );
+  console.log(
+    `Batch ${settings.batch}, ${settings.sizes.join(', ')}; median and IQR of ${settings.runs} runs after ` +
+      `${settings.warmup} warm-up (our engine: ${settings.oursRuns} after ${settings.oursWarmup}); ` +
+      `${report.schedule.cases} cases interleaved round-robin over ${report.schedule.rounds} rounds ` +
+      `(every network, thread count and engine once per round).`,
+  );
+  console.log(`Our engine: ${settings.our_engine}.`);
+  const cal = drift.calibration_ms;
+  console.log(
+    `Machine drift: calibration kernel ${cal.length ? `${Math.min(...cal).toFixed(3)}–${Math.max(...cal).toFixed(3)} ms` : 'not timed'}` +
+      ` over the rounds, trend ${(drift.trend_per_round * 100).toFixed(2)}%/round, 1-min load ` +
+      `${drift.loadavg_1m.length ? `${Math.min(...drift.loadavg_1m).toFixed(2)}–${Math.max(...drift.loadavg_1m).toFixed(2)}` : '—'}: ` +
+      `${drift.flagged ? 'FLAGGED: ' : 'ok: '}${drift.reason}.`,
+  );
+  console.log(
+    `Intervals: ${(report.ratio_ci.level * 100).toFixed(0)}% ${report.ratio_ci.method} (B = ${report.ratio_ci.resamples}, seed ${report.ratio_ci.seed}).\n`,
+  );
+
+  const peerRatio = new Map(
+    report.ratios
+      .filter((x) => x.kind === 'peer')
+      .map((x) => [`${x.numerator.arch}|${x.numerator.size}|${x.numerator.threads}|${x.label}`, x]),
+  );
+  const multipleSizes = settings.sizes.length > 1;
   const rows = report.results.flatMap((r) => {
     const ours = r.engines.find((e) => e.kind === 'ours' && e.median_ms !== undefined);
     return r.engines.map((e) => ({ r, e, ours }));
   });
+  const sizeOf = (r: CaseResult) => `${r.height}×${r.width}`;
+  const oursOver = (r: CaseResult, e: EngineResult, ours: EngineResult | undefined) =>
+    ours && e !== ours ? peerRatio.get(`${r.arch}|${sizeOf(r)}|${r.threads}|${ours.engine}/${e.engine}`) : undefined;
   console.log(
     formatTable(rows, [
       { header: 'network', value: ({ r }) => r.arch },
+      ...(multipleSizes ? [{ header: 'size', value: ({ r }: (typeof rows)[number]) => sizeOf(r) }] : []),
       { header: 'MFLOPs', value: ({ r }) => r.mflops.toFixed(1), align: 'right' },
       {
         header: 'threads',
@@ -156,14 +221,29 @@ function printReport(report: BenchReport): void {
       { header: 'engine', value: ({ e }) => e.engine },
       { header: 'median ms', value: ({ e }) => fixed(2)(e.median_ms), align: 'right' },
       { header: 'IQR ms', value: ({ e }) => fixed(2)(e.iqr_ms), align: 'right' },
+      ...(settings.batch > 1
+        ? [
+            {
+              header: 'img/s',
+              value: ({ e }: (typeof rows)[number]) => fixed(1)(e.images_per_s),
+              align: 'right' as const,
+            },
+          ]
+        : []),
       { header: 'runs', value: ({ e }) => (e.runs === undefined ? '' : String(e.runs)), align: 'right' },
       {
-        header: 'ours/this',
-        value: ({ e, ours }) =>
-          ours && e.median_ms !== undefined && e !== ours ? (ours.median_ms! / e.median_ms).toFixed(2) : '',
+        header: 'ours/this [95% CI]',
+        value: ({ r, e, ours }) => {
+          const x = oursOver(r, e, ours);
+          return x ? withInterval(x.ratio, x.ci_low, x.ci_high) : '';
+        },
         align: 'right',
       },
-      { header: 'GMAC/s', value: ({ r, e }) => fixed(2)(e.median_ms && r.mflops / e.median_ms), align: 'right' },
+      {
+        header: 'GMAC/s',
+        value: ({ r, e }) => fixed(2)(e.median_ms && (r.mflops * settings.batch) / e.median_ms),
+        align: 'right',
+      },
       {
         header: 'rel. error',
         value: ({ e }) => (e.max_rel_error === undefined ? '' : e.max_rel_error.toExponential(1)),
@@ -172,21 +252,83 @@ function printReport(report: BenchReport): void {
       { header: 'note', value: ({ e }) => e.skipped ?? '' },
     ]),
   );
-  console.log("\nours/this: our median over this engine's (below 1: ours is faster). GMAC/s: MFLOPs / median.");
+  console.log(
+    "\nours/this: our median over this engine's, paired by round (below 1: ours is faster). GMAC/s: MFLOPs × batch / median.",
+  );
+  for (const c of report.skipped_cases) console.log(`skipped ${c.arch} at ${c.size}: ${c.reason}`);
 
   if (report.speedups.length > 0) {
     const keys = [...new Set(report.speedups.flatMap((s) => Object.keys(s.actual)))];
-    console.log('\nTheoretical (complexity counter) vs actual (measured medians) speed-ups:\n');
+    console.log('\nTheoretical (complexity counter) vs actual (measured medians) speed-ups, [95% CI]:\n');
     console.log(
       formatTable(report.speedups, [
-        { header: 'ratio', value: (s) => s.label },
+        { header: 'ratio', value: (s) => (multipleSizes ? `${s.label} @${s.size}` : s.label) },
         { header: 'theory', value: (s) => `${s.theoretical.toFixed(2)}×`, align: 'right' },
         ...keys.map((k) => ({
           header: k,
           value: (s: (typeof report.speedups)[number]) =>
-            s.actual[k] === undefined ? '—' : `${s.actual[k]!.toFixed(2)}×`,
+            s.actual[k] === undefined ? '—' : withInterval(s.actual[k]!, ...s.actual_ci[k]!),
           align: 'right' as const,
         })),
+      ]),
+    );
+  }
+
+  const gains = report.ratios.filter((x) => x.kind === 'threads');
+  if (gains.length > 0) {
+    console.log('\nThread gain (median at the first thread count ÷ median at this one), [95% CI]:\n');
+    console.log(
+      formatTable(gains, [
+        {
+          header: 'network',
+          value: (g) => (multipleSizes ? `${g.numerator.arch} @${g.numerator.size}` : g.numerator.arch),
+        },
+        { header: 'engine', value: (g) => g.numerator.engine },
+        { header: 'threads', value: (g) => `${g.numerator.threads} → ${g.denominator.threads}` },
+        { header: 'gain', value: (g) => withInterval(g.ratio, g.ci_low, g.ci_high), align: 'right' },
+        { header: 'rounds', value: (g) => String(g.pairs), align: 'right' },
+      ]),
+    );
+  }
+
+  if (report.growth.length > 0) {
+    console.log(
+      `\nGrowth with pixels (Table 8): median at a size ÷ median at ${report.growth[0]!.base_size}, ` +
+        "[95% CI], against the pixels ratio and the paper's Snapdragon 820 (1 thread):\n",
+    );
+    console.log(
+      formatTable(report.growth, [
+        { header: 'network', value: (g) => g.arch },
+        { header: 'size', value: (g) => g.size },
+        { header: 'pixels ×', value: (g) => g.pixels_ratio.toFixed(2), align: 'right' },
+        { header: 'paper ms', value: (g) => fixed(1)(g.paper_ms), align: 'right' },
+        { header: 'paper ×', value: (g) => fixed(2)(g.paper_ratio), align: 'right' },
+        { header: 'engine', value: (g) => `${g.engine}@${g.threads}` },
+        { header: `ms @${report.growth[0]!.base_size}`, value: (g) => g.base_median_ms.toFixed(2), align: 'right' },
+        { header: 'ms', value: (g) => g.median_ms.toFixed(2), align: 'right' },
+        { header: 'ms ×', value: (g) => withInterval(g.ratio, g.ci_low, g.ci_high), align: 'right' },
+      ]),
+    );
+  }
+
+  if (report.throughput.length > 0) {
+    console.log(
+      `\nThroughput at batch ${settings.batch} (images per second; ours: the faster of threads splitting the ` +
+        'layers or the batch), against onnxruntime-node at the same threads, [95% CI]:\n',
+    );
+    console.log(
+      formatTable(report.throughput, [
+        { header: 'network', value: (t) => (multipleSizes ? `${t.arch} @${t.size}` : t.arch) },
+        { header: 'threads', value: (t) => String(t.threads), align: 'right' },
+        { header: 'ours img/s', value: (t) => t.ours_images_per_s.toFixed(1), align: 'right' },
+        { header: 'split', value: (t) => t.ours_split },
+        { header: 'other split', value: (t) => fixed(1)(t.other_split_images_per_s), align: 'right' },
+        { header: `${report.throughput[0]!.peer} img/s`, value: (t) => fixed(1)(t.peer_images_per_s), align: 'right' },
+        {
+          header: 'ours/peer',
+          value: (t) => (t.ratio === null ? '—' : withInterval(t.ratio, t.ci_low!, t.ci_high!)),
+          align: 'right',
+        },
       ]),
     );
   }

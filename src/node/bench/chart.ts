@@ -20,7 +20,7 @@ export async function renderChart(report: BenchReport): Promise<string | { skipp
   );
   const spec = {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: `Batch-1 latency at ${report.settings.size}×${report.settings.size} (median, IQR), ${report.date.slice(0, 10)}`,
+    title: `Batch-${report.settings.batch} latency at ${report.settings.sizes.join(', ')} (median, IQR), ${report.date.slice(0, 10)}`,
     data: { values },
     facet: { column: { field: 'threads', type: 'nominal', title: null } },
     spec: {

@@ -12,14 +12,17 @@
 import { runGraph } from '../../graph/execute.js';
 import { compilePlan } from '../../runtime/plan.js';
 import { startHelpers } from '../../runtime/session.js';
-import { spawnNodeWorker } from '../session.js';
+import { createNodeSession, spawnNodeWorker } from '../session.js';
 import type { Graph } from '../../graph/graph.js';
 import { getOp } from '../../ops/index.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { oneLine } from '../../errors.js';
 import { tfjsProgram, tfjsUnsupported } from './tfjs.js';
 
-/** What an engine is given: the traced graph (batch 1), our ONNX export of it, and the thread count. */
+/**
+ * What an engine is given: the traced graph, our ONNX export of it, and the thread count. Both are
+ * traced at the benchmark's batch (1 for latency, N for `--batch N`) and input size.
+ */
 export interface EngineContext {
   readonly graph: Graph;
   readonly onnx: Uint8Array;
@@ -159,11 +162,10 @@ async function ortSession(ort: Ort, context: EngineContext, options: object, thr
   const session = await ort.InferenceSession.create(context.onnx, options);
   const [inputName] = session.inputNames;
   const [outputName] = session.outputNames;
-  const shape = [...context.graph.input.shape];
   return {
     threadsUsed,
     async run(input: Tensor): Promise<Float32Array> {
-      const feeds = { [inputName!]: new ort.Tensor('float32', input.data, shape) };
+      const feeds = { [inputName!]: new ort.Tensor('float32', input.data, [...input.shape]) };
       const result = await session.run(feeds);
       return result[outputName!]!.data as Float32Array;
     },
@@ -226,8 +228,36 @@ const tfjsWasm: Engine = {
   },
 };
 
-/** Every engine, ours first. `--engines a,b` selects by name. */
+/**
+ * Our engine with threads splitting the batch rather than the layers (`parallelism: 'batch'`: each
+ * worker compiles its own plan and runs a contiguous slice of the batch). Throughput mode
+ * (`bench --batch N`) times it beside `shufflenet` (layers split) and reports whichever wins.
+ */
+export const ourBatchEngine: Engine = {
+  name: 'shufflenet-batch',
+  kind: 'ours',
+  description: "our fused inference plan, threads splitting the batch (createNodeSession, parallelism: 'batch')",
+  async prepare({ graph, threads }) {
+    const batch = graph.input.shape[0]!;
+    if (threads === 1) return { skipped: 'at 1 thread there is no batch to split (the same as shufflenet)' };
+    if (batch < threads) return { skipped: `batch ${batch} is smaller than ${threads} threads: nothing to split` };
+    const session = await createNodeSession(graph, { threads, parallelism: 'batch' });
+    return {
+      threadsUsed: session.threads,
+      run: async (input) => (await session.run(input)).data,
+      dispose: () => session.dispose(),
+    };
+  },
+};
+
+/** Every engine of a latency run, ours first. `--engines a,b` selects by name. */
 export const engines: readonly Engine[] = [ours(ourEngine), onnxruntimeWeb, onnxruntimeNode, tfjsWasm];
+
+/** The engines of throughput mode (`--batch N`): ours both ways against onnxruntime-node. */
+export const throughputEngines: readonly Engine[] = [ours(ourEngine), ourBatchEngine, onnxruntimeNode];
+
+/** Every engine by name, for `--engines` in either mode. */
+export const allEngines: readonly Engine[] = [...engines, ourBatchEngine];
 
 /** The reference executor as a benchmark engine: slow, but it can time every node. */
 export const referenceBenchEngine: Engine = ours(referenceEngine);

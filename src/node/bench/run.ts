@@ -1,7 +1,16 @@
 /**
- * The benchmark: for each network and thread count, prepares every engine on the same traced
- * graph, the same ONNX export and the same input; checks each engine's logits against the reference
- * executor; then times warm-up and measured runs interleaved round-robin across engines.
+ * The benchmark. For each input size and network it traces the graph once, exports it to ONNX and
+ * computes the reference logits; for each thread count it prepares every engine on that graph, that
+ * export and the same input, and checks each engine's logits against the reference. Only then does
+ * it time, and it times every case (size × network × threads × engine) round-robin: each round runs
+ * every case once, so every ratio, across engines, networks or thread counts, compares timings taken
+ * in the same minutes, and a fixed calibration kernel timed between rounds shows whether the
+ * machine's speed drifted. Ratios carry a paired bootstrap confidence interval over the rounds.
+ *
+ * NOTE on memory: every session stays prepared for the whole run (the price of interleaving all
+ * cases). With the seven default networks at 224×224 that is about 1.5 GB of weights across the
+ * engines (AlexNet's 61 M parameters dominate); the report records the process's resident memory
+ * after preparation (`memory`), and every session is disposed at the end.
  */
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import { complexity } from '../../analysis/complexity.js';
@@ -11,10 +20,33 @@ import { exportOnnx } from '../../io/onnx/export.js';
 import { createModel, getModelEntry } from '../../models/registry.js';
 import { Random } from '../../tensor/random.js';
 import { Tensor } from '../../tensor/tensor.js';
-import { oneLine } from '../../errors.js';
-import { engines as allEngines, type Engine, type PreparedEngine } from './engines.js';
+import { oneLine, ShuffleNetError } from '../../errors.js';
+import { calibrationDescription, timeCalibration } from './calibration.js';
+import {
+  allEngines,
+  engines as latencyEngines,
+  ourBatchEngine,
+  throughputEngines,
+  type Engine,
+  type PreparedEngine,
+} from './engines.js';
 import { BenchmarkError } from './errors.js';
-import { interleave, median, summarize } from './stats.js';
+import { formatInputSize, square, type InputSize } from './input-size.js';
+import {
+  assessDrift,
+  bootstrapMethod,
+  defaultBootstrap,
+  defaultDrift,
+  interleave,
+  median,
+  pairedRatio,
+  roundRobin,
+  summarize,
+  type BootstrapSettings,
+  type DriftAssessment,
+  type DriftSettings,
+} from './stats.js';
+import { paperMilliseconds, table8Archs, table8Sizes } from './table8.js';
 
 /** The networks and thread counts of issue 4. */
 export const defaultArchs = [
@@ -33,23 +65,33 @@ export interface BenchConfig {
   archs: string[];
   /** Thread counts; each engine uses min(N, what it supports) and reports it. */
   threads: number[];
-  /** Timed runs per engine and case; the median is over these (≥ 30 for the issue's figures). */
+  /** Timed runs per engine and case, one per round; the median is over these (≥ 30 for the issue's figures). */
   runs: number;
   /** Untimed runs before timing, per engine and case. */
   warmup: number;
   /** Timed runs and warm-up for our engine (lower them while it is the slow reference executor). */
   oursRuns: number;
   oursWarmup: number;
-  /** Square input size; 224 for the issue's figures (smaller only for tests). */
+  /** Square input size (224 for the issue's figures; smaller only for tests); `sizes` overrides it. */
   size: number;
-  /** Engine names to run (null: all of them). */
+  /** Input sizes, height × width; every case runs at each (null: [size × size]). */
+  sizes: InputSize[] | null;
+  /** Images per run: 1 measures latency; N > 1 is throughput mode (images per second). */
+  batch: number;
+  /** Report Table 8's growth with pixels (cost at each size over cost at the first size). */
+  table8: boolean;
+  /** Engine names to run (null: all of a latency run, or ours both ways and ort-node at batch > 1). */
   engines: string[] | null;
-  /** Per-node profiling runs of engines that can (at the first thread count); 0 skips it. */
+  /** Per-node profiling runs of engines that can (at the first thread count and size); 0 skips it. */
   profileRuns: number;
   /** Largest max|Δ| / max|reference logit| an engine may show before it is refused. */
   tolerance: number;
   /** Seed of the weights and the input. */
   seed: number;
+  /** Confidence intervals of the ratios. */
+  bootstrap: BootstrapSettings;
+  /** When the calibration kernel's times flag the run as drifted. */
+  drift: DriftSettings;
   /** Progress lines (stderr in the CLI). */
   log: (line: string) => void;
 }
@@ -62,11 +104,24 @@ export const defaultConfig: BenchConfig = {
   oursRuns: 30,
   oursWarmup: 5,
   size: 224,
+  sizes: null,
+  batch: 1,
+  table8: false,
   engines: null,
   profileRuns: 3,
   tolerance: 1e-3,
   seed: 0,
+  bootstrap: defaultBootstrap,
+  drift: defaultDrift,
   log: () => {},
+};
+
+/** `--table8`: the paper's Table 8 networks and sizes, one thread (as the paper measured). */
+export const table8Config: Partial<BenchConfig> = {
+  archs: [...table8Archs],
+  sizes: [...table8Sizes],
+  threads: [1],
+  table8: true,
 };
 
 export interface EngineResult {
@@ -82,15 +137,22 @@ export interface EngineResult {
   min_ms?: number;
   runs?: number;
   warmup?: number;
+  /** Throughput mode: batch ÷ median seconds. */
+  images_per_s?: number;
   /** max |logits − reference| / max |reference|. */
   max_rel_error?: number;
+  /** Sample k was timed in round k. */
   samples_ms?: number[];
 }
 
 export interface CaseResult {
   arch: string;
   threads: number;
+  /** [batch, 3, height, width]. */
   input: number[];
+  height: number;
+  width: number;
+  /** Multiply-adds of one image at this size, in millions. */
   mflops: number;
   engines: EngineResult[];
 }
@@ -111,18 +173,87 @@ export interface SpeedupRow {
   label: string;
   numerator: string;
   denominator: string;
+  /** Input size, height × width (e.g. "224×224"). */
+  size: string;
   theoretical: number;
   /** Measured median ratio per `engine@threads`. */
   actual: Record<string, number>;
+  /** Its confidence interval [low, high] per `engine@threads` (see BenchReport.ratio_ci). */
+  actual_ci: Record<string, [number, number]>;
+}
+
+/** One side of a ratio: a timed case. */
+export interface CaseKey {
+  arch: string;
+  engine: string;
+  threads: number;
+  size: string;
+}
+
+/** A measured ratio of two cases' medians with its confidence interval. */
+export interface RatioRow {
+  /** 'pair': the paper's network pairs; 'peer': ours over a peer; 'threads': the first thread count over another (Table 8's growth is in `growth`). */
+  kind: 'pair' | 'peer' | 'threads';
+  label: string;
+  numerator: CaseKey;
+  denominator: CaseKey;
+  ratio: number;
+  ci_low: number;
+  ci_high: number;
+  /** Rounds in which both were timed. */
+  pairs: number;
+}
+
+/** Table 8: a case's cost at a size over its cost at the first size, against the pixels ratio. */
+export interface GrowthRow {
+  arch: string;
+  engine: string;
+  threads: number;
+  size: string;
+  base_size: string;
+  pixels_ratio: number;
+  /** Medians at the first size and at this one. */
+  base_median_ms: number;
+  median_ms: number;
+  ratio: number;
+  ci_low: number;
+  ci_high: number;
+  /** The paper's Snapdragon 820 time at this size and its ratio to 224×224, where Table 8 has them. */
+  paper_ms: number | null;
+  paper_ratio: number | null;
+}
+
+export interface DriftReport extends DriftAssessment {
+  kernel: string;
+  window: number;
+  threshold: number;
+  /** One per round, then one after the last round. */
+  calibration_ms: number[];
+  loadavg_1m: number[];
 }
 
 export interface BenchReport {
   date: string;
   machine: { nproc: number; cpu: string; node: string; loadavg_start: number[]; loadavg_end: number[] };
-  settings: Omit<BenchConfig, 'log'> & { our_engine: string };
+  settings: Omit<BenchConfig, 'log' | 'sizes'> & { sizes: string[]; our_engine: string };
   results: CaseResult[];
   speedups: SpeedupRow[];
   layers: LayerTypeRow[];
+  /** Every quoted ratio with its confidence interval. */
+  ratios: RatioRow[];
+  /** How the intervals are computed. */
+  ratio_ci: BootstrapSettings & { method: string };
+  /** Table 8 growth with pixels (empty unless `table8`). */
+  growth: GrowthRow[];
+  /** Throughput mode (batch > 1): our best split against onnxruntime-node. */
+  throughput: ThroughputRow[];
+  /** Networks that cannot be built at a size, with the reason. */
+  skipped_cases: { arch: string; size: string; reason: string }[];
+  /** The calibration kernel between rounds, and whether the run drifted. */
+  drift: DriftReport;
+  /** Rounds of the interleaved schedule, and cases timed per round (at most). */
+  schedule: { rounds: number; cases: number; order: string };
+  memory: { rss_after_prepare_bytes: number; weights_bytes: number; sessions: number };
 }
 
 /** The paper-style ratios: [numerator, denominator, label]. */
@@ -163,122 +294,407 @@ export function layerType(graph: Graph, index: number): string {
   return `conv ${kh}×${kw} ${groups > 1 ? 'grouped' : 'dense'}`;
 }
 
+/** A prepared case of the interleaved schedule. */
+interface TimedCase {
+  key: CaseKey;
+  result: EngineResult;
+  ready: PreparedEngine;
+  input: Tensor;
+  /** Sample k is the time of round k. */
+  samples: number[];
+}
+
+/** Why `arch` cannot be built at `size` here, or null when it can. */
+export function inputUnfit(arch: string, size: InputSize): string | null {
+  if (getModelEntry(arch).family === 'alexnet' && size.height !== size.width) {
+    return (
+      `alexnet at ${formatInputSize(size)}: its fc6 is sized for a square input, so a non-square one needs a ` +
+      'fully-convolutional AlexNet (fc layers as convolutions), which src/models/alexnet.ts does not build'
+    );
+  }
+  return null;
+}
+
+/** The network traced at `shape`, or why it cannot be built at that size. */
+function traceCase(arch: string, size: InputSize, shape: number[], seed: number): Graph | { skipped: string } {
+  const unfit = inputUnfit(arch, size);
+  if (unfit !== null) return { skipped: unfit };
+  try {
+    return createModel(arch, { seed, inputSize: size.height }).trace(shape);
+  } catch (e) {
+    // A configuration error (e.g. a stem that leaves nothing of a tiny input) skips this case only.
+    if (!(e instanceof ShuffleNetError)) throw e;
+    return { skipped: oneLine(e.message) };
+  }
+}
+
 /** Runs the benchmark; `available` is the engine table (tests pass their own). */
 export async function runBenchmark(
   partial: Partial<BenchConfig> = {},
-  available: readonly Engine[] = allEngines,
+  available?: readonly Engine[],
 ): Promise<BenchReport> {
   const config: BenchConfig = { ...defaultConfig, ...partial };
-  const selected = selectEngines(config.engines, available);
+  if (!Number.isInteger(config.batch) || config.batch < 1) {
+    throw new BenchmarkError(`bench: --batch must be an integer ≥ 1, got ${config.batch}`);
+  }
+  const sizes = config.sizes ?? [square(config.size)];
+  if (sizes.length === 0) throw new BenchmarkError('bench: no input sizes to run');
+  const table =
+    available ?? (config.engines !== null ? allEngines : config.batch > 1 ? throughputEngines : latencyEngines);
+  const selected = selectEngines(config.engines, table);
   for (const arch of config.archs) getModelEntry(arch); // unknown names fail before any timing
   const loadStart = loadavg();
   const results: CaseResult[] = [];
-  const layers: LayerTypeRow[] = [];
-  const macsOf = new Map<string, number>();
+  const skippedCases: { arch: string; size: string; reason: string }[] = [];
+  const timed: TimedCase[] = [];
+  const macsOf = new Map<string, number>(); // by `arch|size`, per image
+  const profiled: { arch: string; graph: Graph; input: Tensor; cases: TimedCase[] }[] = [];
+  let weightsBytes = 0;
 
-  for (const arch of config.archs) {
-    const shape = [1, 3, config.size, config.size];
-    const graph = createModel(arch, { seed: config.seed, inputSize: config.size }).trace(shape);
-    const macs = complexity(graph).macs;
-    macsOf.set(arch, macs);
-    const onnx = exportOnnx(graph, { docString: arch });
-    const input = randomInput(shape, config.seed);
-    config.log(`${arch}: ${(macs / 1e6).toFixed(1)} MFLOPs; reference logits…`);
-    const reference = runGraph(graph, input).data;
-
-    for (const [threadIndex, threads] of config.threads.entries()) {
-      const prepared: { engine: Engine; ready: PreparedEngine; result: EngineResult }[] = [];
-      const caseResult: CaseResult = { arch, threads, input: shape, mflops: macs / 1e6, engines: [] };
-      for (const engine of selected) {
-        const base = { engine: engine.name, kind: engine.kind };
-        let ready: PreparedEngine | { skipped: string };
-        try {
-          ready = await engine.prepare({ graph, onnx, threads });
-        } catch (e) {
-          ready = { skipped: `failed to prepare: ${oneLine(e instanceof Error ? e.message : String(e))}` };
-        }
-        if ('skipped' in ready) {
-          caseResult.engines.push({ ...base, skipped: ready.skipped });
-          config.log(`  ${engine.name} @${threads}: skipped: ${ready.skipped}`);
+  try {
+    // 1. Prepare and check every case before any timing.
+    for (const [sizeIndex, size] of sizes.entries()) {
+      const sizeLabel = formatInputSize(size);
+      for (const arch of config.archs) {
+        const shape = [config.batch, 3, size.height, size.width]; // [N, C, H, W]
+        const graph = traceCase(arch, size, shape, config.seed);
+        if ('skipped' in graph) {
+          skippedCases.push({ arch, size: sizeLabel, reason: graph.skipped });
+          config.log(`${arch} @${sizeLabel}: skipped: ${graph.skipped}`);
           continue;
         }
-        // Never time a wrong computation: check the logits before any timing.
-        const error = relativeError(await ready.run(input), reference);
-        if (!(error <= config.tolerance)) {
-          await ready.dispose?.();
-          const reason = `output differs from the reference: max|Δ|/max|ref| = ${error.toExponential(2)} > ${config.tolerance}`;
-          caseResult.engines.push({ ...base, skipped: reason });
-          config.log(`  ${engine.name} @${threads}: ${reason}`);
-          continue;
+        const macs = complexity(graph).macs / config.batch;
+        macsOf.set(`${arch}|${sizeLabel}`, macs);
+        for (const { tensor } of graph.params.values()) weightsBytes += tensor.size * 4;
+        const onnx = exportOnnx(graph, { docString: arch });
+        const input = randomInput(shape, config.seed);
+        config.log(`${arch} @${sizeLabel}: ${(macs / 1e6).toFixed(1)} MFLOPs per image; reference logits…`);
+        const reference = runGraph(graph, input).data;
+        for (const [threadIndex, threads] of config.threads.entries()) {
+          const caseResult: CaseResult = {
+            arch,
+            threads,
+            input: shape,
+            height: size.height,
+            width: size.width,
+            mflops: macs / 1e6,
+            engines: [],
+          };
+          const prepared: TimedCase[] = [];
+          for (const engine of selected) {
+            const base = { engine: engine.name, kind: engine.kind };
+            let ready: PreparedEngine | { skipped: string };
+            try {
+              ready = await engine.prepare({ graph, onnx, threads });
+            } catch (e) {
+              ready = { skipped: `failed to prepare: ${oneLine(e instanceof Error ? e.message : String(e))}` };
+            }
+            if ('skipped' in ready) {
+              caseResult.engines.push({ ...base, skipped: ready.skipped });
+              config.log(`  ${engine.name} @${threads}: skipped: ${ready.skipped}`);
+              continue;
+            }
+            // Never time a wrong computation: check the logits before any timing.
+            const error = relativeError(await ready.run(input), reference);
+            if (!(error <= config.tolerance)) {
+              await ready.dispose?.();
+              const reason = `output differs from the reference: max|Δ|/max|ref| = ${error.toExponential(2)} > ${config.tolerance}`;
+              caseResult.engines.push({ ...base, skipped: reason });
+              config.log(`  ${engine.name} @${threads}: ${reason}`);
+              continue;
+            }
+            const ours = engine.kind === 'ours';
+            const result: EngineResult = {
+              ...base,
+              threads_used: ready.threadsUsed,
+              runs: ours ? config.oursRuns : config.runs,
+              warmup: ours ? config.oursWarmup : config.warmup,
+              max_rel_error: error,
+            };
+            caseResult.engines.push(result);
+            const key = { arch, engine: engine.name, threads, size: sizeLabel };
+            prepared.push({ key, result, ready, input, samples: [] });
+          }
+          timed.push(...prepared);
+          results.push(caseResult);
+          if (threadIndex === 0 && sizeIndex === 0 && config.profileRuns > 0) {
+            profiled.push({ arch, graph, input, cases: prepared.filter((p) => p.ready.profile) });
+          }
         }
-        const ours = engine.kind === 'ours';
-        const result: EngineResult = {
-          ...base,
-          threads_used: ready.threadsUsed,
-          runs: ours ? config.oursRuns : config.runs,
-          warmup: ours ? config.oursWarmup : config.warmup,
-          max_rel_error: error,
-        };
-        prepared.push({ engine, ready, result });
-        caseResult.engines.push(result);
       }
-
-      // Warm-up, then timed runs, both interleaved round-robin across engines.
-      for (const i of interleave(prepared.map((p) => p.result.warmup!))) await prepared[i]!.ready.run(input);
-      const samples = prepared.map((): number[] => []);
-      const order = interleave(prepared.map((p) => p.result.runs!));
-      config.log(
-        `  timing ${prepared.map((p) => p.engine.name).join(', ')} @${threads} thread(s): ${order.length} runs`,
-      );
-      for (const i of order) {
-        const start = performance.now();
-        await prepared[i]!.ready.run(input);
-        samples[i]!.push(performance.now() - start);
-      }
-      for (const [i, p] of prepared.entries()) {
-        if (samples[i]!.length === 0) continue;
-        const s = summarize(samples[i]!);
-        Object.assign(p.result, {
-          median_ms: s.median,
-          q1_ms: s.q1,
-          q3_ms: s.q3,
-          iqr_ms: s.iqr,
-          min_ms: s.min,
-          samples_ms: samples[i]!.map((v) => Math.round(v * 1000) / 1000),
-        });
-        config.log(`  ${p.engine.name} @${threads}: median ${s.median.toFixed(2)} ms (IQR ${s.iqr.toFixed(2)})`);
-      }
-      if (threadIndex === 0 && config.profileRuns > 0) {
-        for (const p of prepared) {
-          if (!p.ready.profile) continue;
-          layers.push(...(await profileLayers(arch, graph, input, p.engine.name, p.ready, config.profileRuns)));
-        }
-      }
-      for (const p of prepared) await p.ready.dispose?.();
-      results.push(caseResult);
     }
-  }
+    const rss = process.memoryUsage().rss;
+    config.log(
+      `prepared ${timed.length} sessions (${(weightsBytes / 2 ** 20).toFixed(0)} MiB of weights per copy; ` +
+        `resident ${(rss / 2 ** 20).toFixed(0)} MiB)`,
+    );
 
-  return {
-    date: new Date().toISOString(),
-    machine: {
-      nproc: availableParallelism(),
-      cpu: cpus()[0]?.model ?? 'unknown',
-      node: process.version,
-      loadavg_start: loadStart,
-      loadavg_end: loadavg(),
-    },
-    settings: { ...withoutLog(config), our_engine: selected.find((e) => e.kind === 'ours')?.description ?? 'none' },
-    results,
-    speedups: speedups(results, macsOf),
-    layers,
-  };
+    // 2. Warm-up, then rounds: each round times every case once, with the calibration kernel before it.
+    for (const i of interleave(timed.map((t) => t.result.warmup!))) await timed[i]!.ready.run(timed[i]!.input);
+    const rounds = roundRobin(timed.map((t) => t.result.runs!));
+    config.log(`timing ${timed.length} cases round-robin: ${rounds.length} rounds`);
+    const calibration: number[] = [];
+    const loads: number[] = [];
+    const calibrate = (): void => {
+      calibration.push(timeCalibration());
+      loads.push(loadavg()[0]!);
+    };
+    for (const [r, round] of rounds.entries()) {
+      calibrate();
+      for (const i of round) {
+        const c = timed[i]!;
+        const start = performance.now();
+        await c.ready.run(c.input);
+        c.samples.push(performance.now() - start);
+      }
+      if ((r + 1) % 10 === 0)
+        config.log(`  round ${r + 1}/${rounds.length}: calibration ${calibration.at(-1)!.toFixed(3)} ms`);
+    }
+    calibrate();
+
+    for (const c of timed) {
+      if (c.samples.length === 0) continue;
+      const s = summarize(c.samples);
+      Object.assign(c.result, {
+        median_ms: s.median,
+        q1_ms: s.q1,
+        q3_ms: s.q3,
+        iqr_ms: s.iqr,
+        min_ms: s.min,
+        ...(config.batch > 1 ? { images_per_s: (config.batch * 1000) / s.median } : {}),
+        samples_ms: c.samples.map((v) => Math.round(v * 1000) / 1000),
+      });
+      config.log(
+        `  ${c.key.arch} @${c.key.size} ${c.key.engine} @${c.key.threads}: median ${s.median.toFixed(2)} ms (IQR ${s.iqr.toFixed(2)})`,
+      );
+    }
+
+    // 3. Per-node profiles, after the rounds so that they do not disturb them.
+    const layers: LayerTypeRow[] = [];
+    for (const p of profiled) {
+      for (const c of p.cases) {
+        layers.push(...(await profileLayers(p.arch, p.graph, p.input, c.key.engine, c.ready, config.profileRuns)));
+      }
+    }
+
+    const drift = assessDrift(calibration, config.drift);
+    if (drift.flagged) config.log(`DRIFT: ${drift.reason}`);
+    const { log: _log, sizes: _sizes, ...settings } = config;
+    void _log;
+    void _sizes;
+    const ratios = measuredRatios(timed, config, sizes);
+    return {
+      date: new Date().toISOString(),
+      machine: {
+        nproc: availableParallelism(),
+        cpu: cpus()[0]?.model ?? 'unknown',
+        node: process.version,
+        loadavg_start: loadStart,
+        loadavg_end: loadavg(),
+      },
+      settings: {
+        ...settings,
+        // Kept for readers of the one-size report (bench/markdown.mjs, the chart); `sizes` lists every size.
+        size: sizes[0]!.height,
+        sizes: sizes.map(formatInputSize),
+        our_engine: selected.find((e) => e.kind === 'ours')?.description ?? 'none',
+      },
+      results,
+      skipped_cases: skippedCases,
+      speedups: speedups(ratios, macsOf),
+      layers,
+      ratios,
+      ratio_ci: { method: bootstrapMethod, ...config.bootstrap },
+      growth: config.table8 ? growth(timed, sizes, config.bootstrap) : [],
+      throughput: config.batch > 1 ? throughput(timed, config) : [],
+      drift: {
+        kernel: calibrationDescription,
+        window: config.drift.window,
+        threshold: config.drift.threshold,
+        ...drift,
+        calibration_ms: calibration.map((v) => Math.round(v * 1e4) / 1e4),
+        loadavg_1m: loads,
+      },
+      schedule: {
+        rounds: rounds.length,
+        cases: timed.length,
+        order:
+          'every case (size × network × threads × engine) once per round, the first case rotating by one each ' +
+          'round; the calibration kernel before each round and after the last',
+      },
+      memory: { rss_after_prepare_bytes: rss, weights_bytes: weightsBytes, sessions: timed.length },
+    };
+  } finally {
+    for (const c of timed) await c.ready.dispose?.();
+  }
 }
 
-function withoutLog(config: BenchConfig): Omit<BenchConfig, 'log'> {
-  const { log: _log, ...rest } = config;
-  void _log;
-  return rest;
+const keyString = (k: CaseKey): string => `${k.arch}|${k.engine}|${k.threads}|${k.size}`;
+
+/** Every ratio the README and docs quote, with its paired bootstrap interval. */
+function measuredRatios(timed: TimedCase[], config: BenchConfig, sizes: readonly InputSize[]): RatioRow[] {
+  const byKey = new Map(timed.filter((c) => c.samples.length > 0).map((c) => [keyString(c.key), c]));
+  const rows: RatioRow[] = [];
+  const add = (kind: RatioRow['kind'], label: string, numerator: CaseKey, denominator: CaseKey): void => {
+    const n = byKey.get(keyString(numerator));
+    const d = byKey.get(keyString(denominator));
+    if (!n || !d) return;
+    const r = pairedRatio(n.samples, d.samples, config.bootstrap);
+    rows.push({ kind, label, numerator, denominator, ratio: r.ratio, ci_low: r.low, ci_high: r.high, pairs: r.pairs });
+  };
+  const engineNames = [...new Set(timed.map((c) => c.key.engine))];
+  const oursNames = [...new Set(timed.filter((c) => c.result.kind === 'ours').map((c) => c.key.engine))];
+  const peerNames = engineNames.filter((e) => !oursNames.includes(e));
+  for (const size of sizes.map(formatInputSize)) {
+    for (const threads of config.threads) {
+      for (const engine of engineNames) {
+        for (const [numerator, denominator, label] of speedupPairs) {
+          add('pair', label, { arch: numerator, engine, threads, size }, { arch: denominator, engine, threads, size });
+        }
+      }
+      for (const arch of config.archs) {
+        for (const ours of oursNames) {
+          for (const peer of peerNames) {
+            add(
+              'peer',
+              `${ours}/${peer}`,
+              { arch, engine: ours, threads, size },
+              { arch, engine: peer, threads, size },
+            );
+          }
+        }
+      }
+    }
+    const [first, ...others] = config.threads;
+    for (const arch of config.archs) {
+      for (const engine of engineNames) {
+        for (const threads of others) {
+          add(
+            'threads',
+            `${engine} ${first} / ${threads} threads`,
+            { arch, engine, threads: first!, size },
+            { arch, engine, threads, size },
+          );
+        }
+      }
+    }
+  }
+  return rows;
+}
+
+function speedups(ratios: RatioRow[], macsOf: Map<string, number>): SpeedupRow[] {
+  const rows = new Map<string, SpeedupRow>();
+  for (const r of ratios.filter((x) => x.kind === 'pair')) {
+    const { arch: numerator, size } = r.numerator;
+    const denominator = r.denominator.arch;
+    const id = `${numerator}|${denominator}|${size}`;
+    let row = rows.get(id);
+    if (!row) {
+      row = {
+        label: r.label,
+        numerator,
+        denominator,
+        size,
+        theoretical: macsOf.get(`${numerator}|${size}`)! / macsOf.get(`${denominator}|${size}`)!,
+        actual: {},
+        actual_ci: {},
+      };
+      rows.set(id, row);
+    }
+    const key = `${r.numerator.engine}@${r.numerator.threads}`;
+    row.actual[key] = r.ratio;
+    row.actual_ci[key] = [r.ci_low, r.ci_high];
+  }
+  return [...rows.values()];
+}
+
+/** Table 8: each case's median at every size over its median at the first size. */
+function growth(timed: TimedCase[], sizes: readonly InputSize[], bootstrap: BootstrapSettings): GrowthRow[] {
+  const [base, ...others] = sizes as [InputSize, ...InputSize[]];
+  const baseLabel = formatInputSize(base);
+  const rows: GrowthRow[] = [];
+  for (const b of timed.filter((c) => c.key.size === baseLabel && c.samples.length > 0)) {
+    for (const size of others) {
+      const label = formatInputSize(size);
+      const c = timed.find((x) => keyString(x.key) === keyString({ ...b.key, size: label }));
+      if (!c || c.samples.length === 0) continue;
+      const r = pairedRatio(c.samples, b.samples, bootstrap);
+      const paper = paperMilliseconds(b.key.arch, size);
+      const paperBase = paperMilliseconds(b.key.arch, base);
+      rows.push({
+        arch: b.key.arch,
+        engine: b.key.engine,
+        threads: b.key.threads,
+        size: label,
+        base_size: baseLabel,
+        pixels_ratio: (size.height * size.width) / (base.height * base.width),
+        base_median_ms: median(b.samples),
+        median_ms: median(c.samples),
+        ratio: r.ratio,
+        ci_low: r.low,
+        ci_high: r.high,
+        paper_ms: paper,
+        paper_ratio: paper !== null && paperBase !== null ? paper / paperBase : null,
+      });
+    }
+  }
+  return rows;
+}
+
+/** Throughput mode: our best split against onnxruntime-node, per network, size and thread count. */
+export interface ThroughputRow {
+  arch: string;
+  size: string;
+  threads: number;
+  batch: number;
+  /** The winning engine of ours and what its threads split. */
+  ours_engine: string;
+  ours_split: 'layers' | 'batch';
+  ours_images_per_s: number;
+  /** The other split's images per second (null when it did not run). */
+  other_split_images_per_s: number | null;
+  peer: string;
+  peer_images_per_s: number | null;
+  /** ours ÷ peer images per second, with its interval (null without the peer). */
+  ratio: number | null;
+  ci_low: number | null;
+  ci_high: number | null;
+}
+
+export const throughputPeer = 'ort-node';
+
+function throughput(timed: TimedCase[], config: BenchConfig): ThroughputRow[] {
+  const rows: ThroughputRow[] = [];
+  const measured = timed.filter((c) => c.samples.length > 0);
+  const groups = new Map<string, TimedCase[]>();
+  for (const c of measured) {
+    const id = `${c.key.arch}|${c.key.size}|${c.key.threads}`;
+    groups.set(id, [...(groups.get(id) ?? []), c]);
+  }
+  for (const cases of groups.values()) {
+    const ours = cases.filter((c) => c.result.kind === 'ours').sort((a, b) => median(a.samples) - median(b.samples));
+    const [best, other] = ours;
+    if (!best) continue;
+    const peer = cases.find((c) => c.key.engine === throughputPeer);
+    const r = peer ? pairedRatio(peer.samples, best.samples, config.bootstrap) : null;
+    const perSecond = (c: TimedCase): number => (config.batch * 1000) / median(c.samples);
+    rows.push({
+      arch: best.key.arch,
+      size: best.key.size,
+      threads: best.key.threads,
+      batch: config.batch,
+      ours_engine: best.key.engine,
+      ours_split: best.key.engine === ourBatchEngine.name ? 'batch' : 'layers',
+      ours_images_per_s: perSecond(best),
+      other_split_images_per_s: other ? perSecond(other) : null,
+      peer: throughputPeer,
+      peer_images_per_s: peer ? perSecond(peer) : null,
+      ratio: r?.ratio ?? null,
+      ci_low: r?.low ?? null,
+      ci_high: r?.high ?? null,
+    });
+  }
+  return rows;
 }
 
 function selectEngines(names: string[] | null, available: readonly Engine[]): Engine[] {
@@ -328,29 +744,4 @@ async function profileLayers(
       share: r.ms / total,
     }))
     .sort((a, b) => b.ms - a.ms);
-}
-
-function speedups(results: CaseResult[], macsOf: Map<string, number>): SpeedupRow[] {
-  const rows: SpeedupRow[] = [];
-  for (const [numerator, denominator, label] of speedupPairs) {
-    if (!macsOf.has(numerator) || !macsOf.has(denominator)) continue;
-    const actual: Record<string, number> = {};
-    for (const num of results.filter((r) => r.arch === numerator)) {
-      const den = results.find((r) => r.arch === denominator && r.threads === num.threads);
-      for (const e of num.engines) {
-        const d = den?.engines.find((x) => x.engine === e.engine);
-        if (e.median_ms !== undefined && d?.median_ms !== undefined) {
-          actual[`${e.engine}@${num.threads}`] = e.median_ms / d.median_ms;
-        }
-      }
-    }
-    rows.push({
-      label,
-      numerator,
-      denominator,
-      theoretical: macsOf.get(numerator)! / macsOf.get(denominator)!,
-      actual,
-    });
-  }
-  return rows;
 }

@@ -59,7 +59,7 @@ export function benchCommand(): Command {
     .option(
       '--trace <file>',
       'also trace our engine at each thread count > 1: Chrome trace-event JSON (Perfetto) to FILE, ' +
-        'busy/wait/imbalance per layer type printed and saved beside it (FILE.summary.json)',
+        'busy/wait/imbalance per layer type printed and saved beside it (trace.json → trace.summary.json)',
     )
     .option('--trace-runs <n>', 'traced runs per case (after --ours-warmup warm-up runs)', count(1), 10)
     .action(async (flags: BenchFlags) => {

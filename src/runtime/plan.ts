@@ -33,6 +33,7 @@ import {
   type HelperSetup,
   type KernelCall,
 } from './threads/team.js';
+import { RECORD_WORDS, recordIndex, runTraced, traceBytes, traceClock, type TraceRegion } from './threads/trace.js';
 
 type Step = LoweredStep;
 
@@ -63,10 +64,60 @@ export interface PlanOptions {
    * each must run `prepareHelper(setup)`'s loop before the first `run`.
    */
   threads?: number;
+  /**
+   * Runs that `plan.trace` can record at once (default 0: no trace region, and `trace` throws).
+   * Tracing costs nothing when unused: untraced runs never read a clock.
+   */
+  traceRuns?: number;
+}
+
+/** One thread's share of one phase in a traced run. Times are milliseconds on the leader's `performance.now()`. */
+export interface PhaseEvent {
+  /** Traced run, from 0. */
+  run: number;
+  /** Thread index: 0 is the leader (the caller's thread), 1 … T − 1 the helpers. */
+  thread: number;
+  /** Index of the step in `plan.summary.steps`. */
+  step: number;
+  /** Index of the phase within its step (steps with a padding pass have two). */
+  phase: number;
+  /** When the thread started its share, and finished it. */
+  start: number;
+  end: number;
+  /** When it arrived at the barrier after the phase (= end) and when the barrier released it (= end with one thread). */
+  waitStart: number;
+  waitEnd: number;
+}
+
+/** What `plan.trace` records: every thread's every phase, run after run. */
+export interface PlanTrace {
+  threads: number;
+  runs: number;
+  /** The plan's step descriptions and nodes (`PlanSummary.steps`, `stepNodes`), by `PhaseEvent.step`. */
+  steps: string[];
+  stepNodes: string[][];
+  /** Ordered by run, then thread, then phase. */
+  events: PhaseEvent[];
+  /** The logits of the last traced run (bit-identical to an untraced run's). */
+  output: Tensor;
+}
+
+/** What the leader needs to trace: the trace region, its share of each phase, each phase's step. */
+interface Tracing {
+  region: TraceRegion;
+  /** The leader's share of every phase of the plan, in order. */
+  parts: (() => void)[];
+  /** Per phase: the step it belongs to and its index within that step. */
+  stepOf: number[];
+  phaseInStep: number[];
 }
 
 export class InferencePlan {
   private disposed = false;
+  /** The leader's share of an untraced run. */
+  private readonly runExecutors = (): void => {
+    for (const execute of this.executors) execute();
+  };
 
   private constructor(
     private readonly kernels: WasmKernels,
@@ -76,6 +127,7 @@ export class InferencePlan {
     private readonly outputAddress: number,
     private readonly executors: readonly (() => void)[],
     private readonly team: Team | null,
+    private readonly tracing: Tracing | null,
     /** What each helper thread runs (empty for a single-threaded plan). */
     readonly helpers: readonly HelperSetup[],
     readonly summary: PlanSummary,
@@ -83,16 +135,23 @@ export class InferencePlan {
 
   /** Compiles `graph` (traced for any batch size; the plan runs one sample at a time). */
   static async compile(graph: Graph, options: PlanOptions | WasmKernels = {}): Promise<InferencePlan> {
-    const { kernels, threads = 1 } = options instanceof WasmKernels ? { kernels: options } : options;
+    const {
+      kernels,
+      threads = 1,
+      traceRuns = 0,
+    } = options instanceof WasmKernels ? ({ kernels: options } as PlanOptions) : options;
     if (!Number.isInteger(threads) || threads < 1) {
       throw new ShuffleNetError(`compilePlan: threads must be a positive integer, got ${threads}`);
+    }
+    if (!Number.isInteger(traceRuns) || traceRuns < 0) {
+      throw new ShuffleNetError(`compilePlan: traceRuns must be a non-negative integer, got ${traceRuns}`);
     }
     const wasm = kernels ?? (await WasmKernels.create({ shared: threads > 1 }));
     if (threads > 1 && !wasm.shared) {
       throw new ShuffleNetError('compilePlan: a plan for several threads needs kernels over a shared memory');
     }
     const single = graph.input.shape[0] === 1 ? graph : withInputShape(graph, [1, ...graph.input.shape.slice(1)]);
-    return build(single, wasm, threads, (...args) => new InferencePlan(...args));
+    return build(single, wasm, threads, traceRuns, (...args) => new InferencePlan(...args));
   }
 
   /** Threads each step is split over. */
@@ -108,7 +167,77 @@ export class InferencePlan {
   /** Runs a batch [N, ...] through the plan; returns a new tensor [N, ...output]. */
   run(input: Tensor): Tensor {
     if (this.disposed) throw new ShuffleNetError('plan.run: the plan was disposed');
-    const sample = shapeSize(this.inputShape);
+    this.checkInput(input);
+    const batch = input.shape[0]!;
+    const output = new Tensor([batch, ...this.outputShape.slice(1)]);
+    for (let n = 0; n < batch; n++) this.runSample(input, n, output, 0, this.runExecutors);
+    return output;
+  }
+
+  /**
+   * Runs one sample `runs` times (≤ `PlanOptions.traceRuns`) and records, per thread and phase,
+   * when the thread's share started and ended and when the barrier released it (see
+   * ./threads/trace.ts). The runs compute exactly what `run` computes.
+   *
+   * Example:
+   *   const plan = await compilePlan(graph, { threads: 2, traceRuns: 10 });
+   *   const { events, steps } = plan.trace(input, 10); // input [1, C, H, W]
+   */
+  trace(input: Tensor, runs = 1): PlanTrace {
+    if (this.disposed) throw new ShuffleNetError('plan.trace: the plan was disposed');
+    const tracing = this.tracing;
+    if (tracing === null) {
+      throw new ShuffleNetError('plan.trace: the plan has no trace region (compile it with PlanOptions.traceRuns > 0)');
+    }
+    if (!Number.isInteger(runs) || runs < 1 || runs > tracing.region.runs) {
+      throw new ShuffleNetError(
+        `plan.trace: runs must be an integer from 1 to ${tracing.region.runs} (PlanOptions.traceRuns), got ${runs}`,
+      );
+    }
+    this.checkInput(input);
+    if (input.shape[0] !== 1) {
+      throw new ShapeError(`plan.trace: input has batch ${input.shape[0]} but a trace runs one sample (batch 1)`);
+    }
+    const threads = this.threads;
+    const phases = tracing.parts.length;
+    // A view made now: another plan on a non-shared memory may have grown (and detached) it.
+    const records = new Float64Array(
+      this.kernels.memory.buffer,
+      tracing.region.address,
+      recordIndex(tracing.region.runs, 0, threads, phases),
+    );
+    const team = this.team;
+    const barrier = team === null ? null : (): void => team.barrier();
+    const now = traceClock(performance.timeOrigin);
+    const output = new Tensor([1, ...this.outputShape.slice(1)]);
+    for (let r = 0; r < runs; r++) {
+      const at = recordIndex(r, 0, threads, phases);
+      this.runSample(input, 0, output, 1 + r, () => runTraced(tracing.parts, barrier, records, at, now));
+    }
+    const events: PhaseEvent[] = [];
+    for (let run = 0; run < runs; run++) {
+      for (let thread = 0; thread < threads; thread++) {
+        let at = recordIndex(run, thread, threads, phases);
+        for (let p = 0; p < phases; p++, at += RECORD_WORDS) {
+          const [start, end, waitEnd] = [records[at]!, records[at + 1]!, records[at + 2]!];
+          events.push({
+            run,
+            thread,
+            step: tracing.stepOf[p]!,
+            phase: tracing.phaseInStep[p]!,
+            start,
+            end,
+            waitStart: end,
+            waitEnd,
+          });
+        }
+      }
+    }
+    const { steps, stepNodes } = this.summary;
+    return { threads, runs, steps, stepNodes, events, output };
+  }
+
+  private checkInput(input: Tensor): void {
     const fits =
       input.shape.length === this.inputShape.length && input.shape.every((d, i) => i === 0 || d === this.inputShape[i]);
     if (!fits) {
@@ -116,22 +245,25 @@ export class InferencePlan {
         `plan: input has shape ${formatShape(input.shape)} but the plan takes [N, ${this.inputShape.slice(1).join(', ')}]`,
       );
     }
-    const batch = input.shape[0]!;
+  }
+
+  /**
+   * Runs sample `n` of `input` into `output` on every thread: `command` tells the helpers what the
+   * run is (0 untraced, k traced into slot k − 1), `execute` runs the leader's share.
+   */
+  private runSample(input: Tensor, n: number, output: Tensor, command: number, execute: () => void): void {
+    const sample = shapeSize(this.inputShape);
     const outSize = shapeSize(this.outputShape);
-    const output = new Tensor([batch, ...this.outputShape.slice(1)]);
-    for (let n = 0; n < batch; n++) {
-      this.kernels.f32(this.inputAddress, sample).set(input.data.subarray(n * sample, (n + 1) * sample));
-      this.team?.start();
-      try {
-        for (const execute of this.executors) execute();
-      } catch (error) {
-        this.team?.fail(); // release the helpers at once instead of leaving them at a barrier
-        throw error;
-      }
-      this.team?.check();
-      output.data.set(this.kernels.f32(this.outputAddress, outSize), n * outSize);
+    this.kernels.f32(this.inputAddress, sample).set(input.data.subarray(n * sample, (n + 1) * sample));
+    this.team?.start(command);
+    try {
+      execute();
+    } catch (error) {
+      this.team?.fail(); // release the helpers at once instead of leaving them at a barrier
+      throw error;
     }
-    return output;
+    this.team?.check();
+    output.data.set(this.kernels.f32(this.outputAddress, outSize), n * outSize);
   }
 
   /**
@@ -169,6 +301,7 @@ function build<P>(
   graph: Graph,
   wasm: WasmKernels,
   threads: number,
+  traceRuns: number,
   make: (
     kernels: WasmKernels,
     inputShape: Shape,
@@ -177,6 +310,7 @@ function build<P>(
     outputAddress: number,
     executors: (() => void)[],
     team: Team | null,
+    tracing: Tracing | null,
     helpers: HelperSetup[],
     summary: PlanSummary,
   ) => P,
@@ -239,8 +373,10 @@ function build<P>(
   const control = threads > 1 ? wasm.allocBytes(CONTROL_BYTES) : 0;
   const team = threads > 1 ? new Team(wasm.memory, control, threads) : null;
   // The leader (thread 0) runs its share of each phase, then meets the others at the barrier.
-  const executors = phases.map((stepPhases) => {
-    const parts = stepPhases.map((phase) => ('main' in phase ? phase.main : bindCalls(wasm.exports, phase.calls[0]!)));
+  const leaderParts = phases.map((stepPhases) =>
+    stepPhases.map((phase) => ('main' in phase ? phase.main : bindCalls(wasm.exports, phase.calls[0]!))),
+  );
+  const executors = leaderParts.map((parts) => {
     if (team !== null) {
       return () => {
         for (const part of parts) {
@@ -251,10 +387,27 @@ function build<P>(
     }
     return parts.length === 1 ? parts[0]! : () => parts.forEach((part) => part());
   });
+  // A traced run replays the same parts phase by phase, recording each (./threads/trace.ts).
+  const phaseCount = leaderParts.flat().length;
+  const tracing: Tracing | null =
+    traceRuns === 0
+      ? null
+      : {
+          region: {
+            address: wasm.allocBytes(traceBytes(traceRuns, threads, phaseCount)),
+            runs: traceRuns,
+            origin: performance.timeOrigin,
+          },
+          parts: leaderParts.flat(),
+          stepOf: leaderParts.flatMap((parts, step) => parts.map(() => step)),
+          phaseInStep: leaderParts.flatMap((parts) => parts.map((_, phase) => phase)),
+        };
   const helpers = Array.from({ length: threads - 1 }, (_, i) => ({
     memory: wasm.memory,
     controlAddress: control,
     threads,
+    thread: i + 1,
+    trace: tracing?.region ?? null,
     program: encodeProgram(phases.flat().map((phase) => ('main' in phase ? [] : phase.calls[i + 1]!))),
   }));
   const summary: PlanSummary = {
@@ -272,6 +425,7 @@ function build<P>(
     address(graph.output),
     executors,
     team,
+    tracing,
     helpers,
     summary,
   );

@@ -4,6 +4,7 @@ import { dirname } from 'node:path';
 import type { BenchReport, CaseResult, EngineResult } from '../../node/bench/run.js';
 import { BenchmarkError } from '../../node/bench/errors.js';
 import { parseInputSize, type InputSize } from '../../node/bench/input-size.js';
+import type { TraceSummary } from '../../node/bench/trace.js';
 import { fixed, formatTable } from '../format.js';
 
 const count = (min: number) => (value: string) => {
@@ -38,6 +39,8 @@ interface BenchFlags {
   table8: boolean;
   profileRuns: number;
   out?: string;
+  trace?: string;
+  traceRuns: number;
 }
 
 export function benchCommand(): Command {
@@ -89,6 +92,12 @@ export function benchCommand(): Command {
       3,
     )
     .option('--out <path>', 'JSON file to write (the SVG chart goes beside it); default results/bench-<date>.json')
+    .option(
+      '--trace <file>',
+      'also trace our engine at each thread count > 1: Chrome trace-event JSON (Perfetto) to FILE, ' +
+        'busy/wait/imbalance per layer type printed and saved beside it (trace.json → trace.summary.json)',
+    )
+    .option('--trace-runs <n>', 'traced runs per case (after --ours-warmup warm-up runs)', count(1), 10)
     .action(async (flags: BenchFlags) => {
       const { runBenchmark, defaultConfig, table8Config } = await import('../../node/bench/run.js');
       const preset = flags.table8 ? table8Config : {};
@@ -110,11 +119,57 @@ export function benchCommand(): Command {
       const saved = !flags.json || flags.out !== undefined ? await save(report, flags.out) : [];
       if (flags.json) {
         console.log(JSON.stringify(jsonReport(report)));
+        if (flags.trace !== undefined) await trace(flags, report.settings, console.error); // stdout holds one object
         return;
       }
       printReport(report);
       for (const line of saved) console.log(line);
+      if (flags.trace !== undefined) await trace(flags, report.settings, console.log);
     });
+}
+
+/** `--trace FILE`: traces our engine (src/node/bench/trace.ts) and prints the summary with `print`. */
+async function trace(flags: BenchFlags, settings: BenchReport['settings'], print: (line: string) => void) {
+  const { runTraces } = await import('../../node/bench/trace.js');
+  const { summaries, written } = await runTraces({
+    archs: settings.archs,
+    threads: settings.threads,
+    size: settings.size,
+    warmup: settings.oursWarmup,
+    runs: flags.traceRuns,
+    seed: settings.seed,
+    file: flags.trace!,
+    log: (line) => console.error(line),
+  });
+  for (const summary of summaries) printTraceSummary(summary, print);
+  print(
+    'busy/wait: thread-ms per run summed over threads; imbalance: per phase, the slowest thread minus the mean, ' +
+      'summed; gap: between a release and the next start (see docs/engine.md, "Tracing threads").',
+  );
+  for (const file of written) print(`wrote ${file}`);
+}
+
+function printTraceSummary(s: TraceSummary, print: (line: string) => void): void {
+  print(`\nTrace of ${s.arch} @${s.threads} thread(s), ${s.runs} runs: ${s.wall_ms.toFixed(3)} ms per run\n`);
+  print(
+    formatTable(s.perThread, [
+      { header: 'thread', value: (t) => (t.thread === 0 ? '0 (leader)' : String(t.thread)) },
+      { header: 'busy ms', value: (t) => t.busy_ms.toFixed(3), align: 'right' },
+      { header: 'wait ms', value: (t) => t.wait_ms.toFixed(3), align: 'right' },
+      { header: 'gap ms', value: (t) => t.gap_ms.toFixed(3), align: 'right' },
+      { header: 'wall ms', value: (t) => t.wall_ms.toFixed(3), align: 'right' },
+    ]),
+  );
+  print('');
+  print(
+    formatTable(s.layers, [
+      { header: 'layer type', value: (l) => l.type },
+      { header: 'phases', value: (l) => String(l.phases), align: 'right' },
+      { header: 'busy ms', value: (l) => l.busy_ms.toFixed(3), align: 'right' },
+      { header: 'wait ms', value: (l) => l.wait_ms.toFixed(3), align: 'right' },
+      { header: 'imbalance ms', value: (l) => l.imbalance_ms.toFixed(3), align: 'right' },
+    ]),
+  );
 }
 
 /** The one JSON object: with a single case, our engine's median_ms and the peers' at the top level. */

@@ -32,7 +32,8 @@
  *           and throws. A failed block refuses later runs (start throws); its owner disposes it.
  *
  * NOTE: every wait goes through `waitWhile`, the one place where a thread spends time it does not
- * compute; per-thread wait times (and a spin budget) belong there.
+ * compute; a spin budget belongs there. Per-thread wait times are recorded around `wait()` by
+ * ./trace.ts (arrival to release, so they include the last thread's release of the others).
  */
 import { ShuffleNetError } from '../../errors.js';
 

@@ -8,12 +8,14 @@
  *
  * A helper's program crosses to its worker as one Int32Array:
  *   [phases, then per phase: calls, then per call: kernel index, argument count, arguments…]
- * Each run, a helper runs every phase and meets the barrier after it. A helper whose kernel call
- * throws marks the run failed (releasing the others, who throw a ThreadError; the leader's from
+ * Each run, a helper runs every phase and meets the barrier after it; in a traced run (the run's
+ * command names a slot of the plan's trace region, ./trace.ts) it also records each phase. A
+ * helper whose kernel call throws marks the run failed (releasing the others, who throw a ThreadError; the leader's from
  * plan.run) and waits for the next run, which the leader refuses.
  */
 import { instantiateSharedKernels, type KernelExports } from '../../kernels/wasm/module.js';
 import { Barrier, CONTROL_BYTES, ThreadError } from './barrier.js';
+import { recordIndex, runTraced, traceClock, type TraceRegion } from './trace.js';
 
 export { CONTROL_BYTES };
 
@@ -88,9 +90,12 @@ export class Team {
     this.control = new Barrier(memory.buffer, controlAddress, size, { label: 'threaded plan', stallMs: STALL_MS });
   }
 
-  /** Leader: starts a run on every helper (throws if an earlier run failed). */
-  start(): void {
-    this.control.start();
+  /**
+   * Leader: starts a run on every helper (throws if an earlier run failed). `command` 0 is an
+   * untraced run; k > 0 records the run into trace slot k − 1.
+   */
+  start(command = 0): void {
+    this.control.start(command);
   }
 
   /** Every thread, after its share of a phase: returns once all `size` threads have arrived. */
@@ -98,9 +103,9 @@ export class Team {
     this.control.wait();
   }
 
-  /** Helper: sleeps until the next run (true) or dispose (false). */
-  awaitRun(): boolean {
-    return this.control.awaitRun() !== null;
+  /** Helper: sleeps until the next run and returns its command (see start), or null after dispose. */
+  awaitRun(): number | null {
+    return this.control.awaitRun();
   }
 
   /** Leader: wakes every helper so that it leaves its loop. */
@@ -123,7 +128,11 @@ export interface HelperSetup {
   memory: WebAssembly.Memory;
   controlAddress: number;
   threads: number;
+  /** This helper's thread index (1 … threads − 1): its rows of the trace region. */
+  thread: number;
   program: Int32Array;
+  /** The plan's trace region, or null if the plan was compiled without one. */
+  trace: TraceRegion | null;
 }
 
 /**
@@ -136,9 +145,20 @@ export async function prepareHelper(setup: HelperSetup): Promise<(report?: (erro
   const exports = await instantiateSharedKernels(setup.memory);
   const phases = decodeProgram(setup.program).map((calls) => bindCalls(exports, calls));
   const team = new Team(setup.memory, setup.controlAddress, setup.threads);
+  const barrier = (): void => team.barrier();
+  const { trace, thread, threads } = setup;
+  const records =
+    trace === null
+      ? null
+      : new Float64Array(setup.memory.buffer, trace.address, recordIndex(trace.runs, 0, threads, phases.length));
+  const now = traceClock(trace?.origin ?? performance.timeOrigin);
   return (report) => {
-    while (team.awaitRun()) {
+    for (let command = team.awaitRun(); command !== null; command = team.awaitRun()) {
       try {
+        if (command > 0 && records !== null) {
+          runTraced(phases, barrier, records, recordIndex(command - 1, thread, threads, phases.length), now);
+          continue;
+        }
         for (const phase of phases) {
           phase();
           team.barrier();

@@ -100,6 +100,17 @@ describe('intra-op threaded plans', () => {
     await check('shufflenet_v1_g2_1.5x_se', [1, 3, 32, 32], [2]);
   }, 60_000);
 
+  it('splits 1×1 GEMMs over large inputs by blocks of pixels, bit-identical to 1 thread (MobileNet 0.5 at 144×144)', async () => {
+    const graph = createModel('mobilenet_v1_0.5').trace([1, 3, 144, 144]);
+    const plan = await compilePlan(graph, { threads: 2 });
+    const axes = plan.summary.splits.map((s) => s.axis);
+    plan.dispose();
+    expect(axes).toContain('pixel-blocks');
+    expect(axes).toContain('channel-blocks');
+    // Uneven: 3 threads over blocks that do not divide among them.
+    await check('mobilenet_v1_0.5', [1, 3, 144, 144], [2, 3]);
+  }, 120_000);
+
   it('gives 16 concurrent callers (batches 1–3) their own results on 2 threads', async () => {
     const graph = createModel('shufflenet_v1_g3_0.25x', { numClasses: 10, smallInput: true }).trace([1, 3, 32, 32]);
     randomiseRunningStatistics(graph, random);

@@ -176,14 +176,35 @@ export function describeNode(node: GraphNode): string {
 
 /**
  * How a step's work divides among threads: `units` interchangeable pieces, each thread taking a
- * contiguous range (`share`). Units are blocks of 4 output channels of one group (GEMMs), planes
- * (depthwise, pools), bands of output rows per group (im2col), blocks of 8 outputs (dense).
+ * contiguous range (`share`). Units are blocks of 4 output channels of one group (GEMMs whose
+ * input fits the cache), blocks of pixels of one group (GEMMs whose input does not: see
+ * `gemmPixelBlock`), planes (depthwise, pools), bands of output rows per group (im2col), blocks of
+ * 8 outputs (dense).
  */
 export interface ThreadSplit {
-  axis: 'channel-blocks' | 'planes' | 'row-bands' | 'output-blocks' | 'none';
+  axis: 'channel-blocks' | 'pixel-blocks' | 'planes' | 'row-bands' | 'output-blocks' | 'none';
   units: number;
   /** Output rows per band (row-bands only). */
   bandRows: number;
+  /** Pixels per block (pixel-blocks only): a multiple of 8, the GEMM's tile width. */
+  blockPixels: number;
+}
+
+/**
+ * A 1×1 GEMM streams its whole input [K, P] once per block of 4 output channels. When one group's
+ * input exceeds this many bytes (about a core's L2), it runs by blocks of pixels instead, each
+ * block's input read from cache by every channel block: split by channels, every thread would
+ * stream the whole input from memory, and two threads would share the memory bandwidth (MobileNet's
+ * early layers: 1.6 MB inputs).
+ */
+const GEMM_STREAM_BYTES = 256 * 1024;
+/** Bytes of input per pixel block (a block's K rows stay in L1/L2 while all channel blocks pass). */
+const GEMM_BLOCK_BYTES = 64 * 1024;
+
+/** Pixels per block of a 1×1 GEMM with `k` input channels per group over `pixels`, or 0 (no blocks). */
+export function gemmPixelBlock(k: number, pixels: number): number {
+  if (k * pixels * 4 <= GEMM_STREAM_BYTES) return 0;
+  return Math.max(8, Math.floor(GEMM_BLOCK_BYTES / (k * 4) / 8) * 8);
 }
 
 /** A fused inference step, before memory addresses are known. */
@@ -245,7 +266,7 @@ export function lowerForInference(graph: Graph): LoweredStep[] {
       residual: null,
       relu: false,
       shuffleGroups: 0,
-      split: { axis: 'none', units: 1, bandRows: 0 },
+      split: { axis: 'none', units: 1, bandRows: 0, blockPixels: 0 },
     };
     const absorb = (next: GraphNode): void => {
       step.nodes.push(next);
@@ -291,31 +312,39 @@ export function lowerForInference(graph: Graph): LoweredStep[] {
 
 /** How a step's work splits among threads (see ThreadSplit). */
 function threadSplit(graph: Graph, step: LoweredStep): ThreadSplit {
-  const none: ThreadSplit = { axis: 'none', units: 1, bandRows: 0 };
+  const split = (axis: ThreadSplit['axis'], units: number, bandRows = 0, blockPixels = 0): ThreadSplit => ({
+    axis,
+    units,
+    bandRows,
+    blockPixels,
+  });
   const lowering = step.lowering;
   switch (lowering.kernel) {
     case 'gemm1x1': {
-      const { outChannels, groups } = lowering.conv;
-      return { axis: 'channel-blocks', units: groups * Math.ceil(outChannels / groups / 4), bandRows: 0 };
+      const { inChannels, outChannels, outHeight, outWidth, groups } = lowering.conv;
+      const pixels = outHeight * outWidth;
+      const block = gemmPixelBlock(inChannels / groups, pixels);
+      if (block > 0) return split('pixel-blocks', groups * Math.ceil(pixels / block), 0, block);
+      return split('channel-blocks', groups * Math.ceil(outChannels / groups / 4));
     }
     case 'im2col-gemm': {
       const { outHeight, outWidth, groups } = lowering.conv;
       const bandRows = convBandRows(im2colRows(lowering.conv), outWidth);
-      return { axis: 'row-bands', units: Math.ceil(outHeight / bandRows) * groups, bandRows };
+      return split('row-bands', Math.ceil(outHeight / bandRows) * groups, bandRows);
     }
     case 'stem3x3s2': {
       const { outHeight, outWidth, inChannels } = lowering.conv;
       const bandRows = stemBandRows(inChannels, outWidth);
-      return { axis: 'row-bands', units: Math.ceil(outHeight / bandRows), bandRows };
+      return split('row-bands', Math.ceil(outHeight / bandRows), bandRows);
     }
     case 'dwconv3x3':
     case 'pool3x3s2':
     case 'global-avg-pool':
-      return { axis: 'planes', units: graph.shapes.get(step.inputs[0]!)![1]!, bandRows: 0 };
+      return split('planes', graph.shapes.get(step.inputs[0]!)![1]!);
     case 'dense':
-      return { axis: 'output-blocks', units: Math.ceil(graph.shapes.get(step.nodes[0]!.output)![1]! / 8), bandRows: 0 };
+      return split('output-blocks', Math.ceil(graph.shapes.get(step.nodes[0]!.output)![1]! / 8));
     default:
-      return none;
+      return split('none', 1);
   }
 }
 

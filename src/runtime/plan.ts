@@ -23,7 +23,15 @@ import { packDenseWeights, packGemmWeights, padBias } from '../kernels/wasm/pack
 import { channelShuffleSource } from '../kernels/reference/channels.js';
 import { getOp } from '../ops/index.js';
 import { formatShape, shapeSize, Tensor, type Shape } from '../tensor/tensor.js';
-import { describeStep, im2colRows, lowerForInference, LoweringError, share, type LoweredStep } from './lower.js';
+import {
+  describeStep,
+  im2colRows,
+  lowerForInference,
+  LoweringError,
+  share,
+  type LoweredStep,
+  type ThreadSplit,
+} from './lower.js';
 import {
   bindCalls,
   call,
@@ -50,6 +58,8 @@ export interface PlanSummary {
   steps: string[];
   /** The graph nodes (by output value) each step covers, main node first. */
   stepNodes: string[][];
+  /** How each step splits over threads (the lowering's decision; the same at any thread count). */
+  splits: ThreadSplit[];
   /** Bytes of the activation arena (after buffer sharing) and of packed weights. */
   arenaBytes: number;
   weightBytes: number;
@@ -414,6 +424,7 @@ function build<P>(
     variant: wasm.variant,
     steps: steps.map(describeStep),
     stepNodes: steps.map((step) => step.nodes.map((n) => n.output)),
+    splits: steps.map((step) => step.split),
     arenaBytes: total,
     weightBytes,
   };
@@ -710,6 +721,30 @@ function phasesOf(
                 // prettier-ignore
                 call('gemm4x8', kPerGroup, m, bandPixels, p.weights, p.bias, col[t]!, bandPixels * 4, tb.out, tb.res, oy * ow * 4, relu),
               );
+            }
+            return calls;
+          }),
+        ];
+      }
+      if (split.axis === 'pixel-blocks') {
+        // 1×1 over a large input: the blocks of pixels of all groups, in order, split among
+        // threads; one GEMM call per block runs every output channel of its group over it. Blocks
+        // are multiples of 8 pixels, so every pixel gets the tile it gets unsplit (bit-identical).
+        const block = split.blockPixels;
+        const blocksPerGroup = Math.ceil(pixels / block);
+        return [
+          perThread(threads, (t) => {
+            const calls: KernelCall[] = [];
+            const [u0, u1] = units(t);
+            for (let u = u0; u < u1; u++) {
+              const g = Math.floor(u / blocksPerGroup);
+              const p0 = (u % blocksPerGroup) * block;
+              const count = Math.min(block, pixels - p0);
+              const p = prepared.groups[g]!;
+              const tb = tables[g]!;
+              const x = input + (g * kPerGroup * pixels + p0) * 4;
+              // prettier-ignore
+              calls.push(call('gemm4x8', kPerGroup, m, count, p.weights, p.bias, x, pixels * 4, tb.out, tb.res, p0 * 4, relu));
             }
             return calls;
           }),

@@ -1,0 +1,54 @@
+/**
+ * Data and comparisons for the kernel suites and the kernel benchmarks (bench/ imports this file,
+ * so it needs no test runner): seeded normal arrays, a convolution geometry from the fields a case
+ * sets, and the element-wise tolerance the WASM kernel suites hold kernels to.
+ */
+import type { Conv2dGeometry } from '../../src/kernels/reference/index.js';
+import type { Random } from '../../src/tensor/random.js';
+
+/**
+ * A source of arrays of N(offset, spread²) values drawn from `random` in order.
+ *
+ * @example
+ * const randomArray = normalArrays(new Random(4));
+ * const x = randomArray(8); // N(0, 1)
+ * const y = randomArray(8, 1000, 0.01); // N(1000, 0.01²)
+ */
+export function normalArrays(random: Random): (n: number, offset?: number, spread?: number) => Float32Array {
+  return (n, offset = 0, spread = 1) => Float32Array.from({ length: n }, () => offset + spread * random.normal());
+}
+
+/** A convolution's geometry: batch 1, 1×1 planes and kernel, stride 1, no padding, dilation 1, one group, but for what `c` sets. */
+export function conv2dGeometry(
+  c: Partial<Conv2dGeometry> & Pick<Conv2dGeometry, 'inChannels' | 'outChannels'>,
+): Conv2dGeometry {
+  return {
+    batch: 1,
+    inHeight: 1,
+    inWidth: 1,
+    outHeight: 1,
+    outWidth: 1,
+    kernelHeight: 1,
+    kernelWidth: 1,
+    strideHeight: 1,
+    strideWidth: 1,
+    padTop: 0,
+    padLeft: 0,
+    dilationHeight: 1,
+    dilationWidth: 1,
+    groups: 1,
+    ...c,
+  };
+}
+
+/** |actual − expected| ≤ tolerance · max(|expected|, 1) everywhere; NaN (an unwritten element) fails. */
+export function mismatch(actual: ArrayLike<number>, expected: ArrayLike<number>, tolerance = 1e-4): string | null {
+  if (actual.length !== expected.length) return `length ${actual.length} vs ${expected.length}`;
+  for (let i = 0; i < actual.length; i++) {
+    const e = expected[i]!;
+    if (!(Math.abs(actual[i]! - e) <= tolerance * Math.max(Math.abs(e), 1))) {
+      return `element ${i}: got ${actual[i]} but the reference gives ${e}`;
+    }
+  }
+  return null;
+}

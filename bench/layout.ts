@@ -4,11 +4,10 @@
  * checking both against the reference. `npm run bench:layout`.
  */
 import asc from 'assemblyscript/asc';
-import { conv2dReference } from '../src/kernels/reference/index.js';
 import { WasmKernels } from '../src/kernels/wasm/module.js';
 import { packGemmWeights, padBias } from '../src/kernels/wasm/pack.js';
 import { Random } from '../src/tensor/random.js';
-import { conv2dGeometry, normalArrays } from '../test/helpers/kernel-data.js';
+import { conv2dGeometry, convCase, normalArrays } from '../test/helpers/kernel-data.js';
 import { medianMs } from './timing.js';
 
 interface NhwcExports {
@@ -85,15 +84,8 @@ const report = (name: string, macs: number, nchwMs: number, nhwcMs: number): voi
 function pointwise(inC: number, outC: number, groups: number, size: number): void {
   const pixels = size * size;
   const [k, m] = [inC / groups, outC / groups];
-  const input = randomArray(inC * pixels);
-  const weight = randomArray(outC * k);
-  const bias = randomArray(outC);
-  const expected = new Float32Array(outC * pixels);
-  conv2dReference(
-    input,
-    weight,
-    bias,
-    expected,
+  const { input, weight, bias, expected } = convCase(
+    randomArray,
     conv2dGeometry({
       inChannels: inC,
       outChannels: outC,
@@ -169,15 +161,8 @@ function pointwise(inC: number, outC: number, groups: number, size: number): voi
 
 function depthwise(channels: number, size: number, stride: number): void {
   const o = Math.floor((size - 1) / stride) + 1;
-  const input = randomArray(channels * size * size);
-  const weight = randomArray(channels * 9);
-  const bias = randomArray(channels);
-  const expected = new Float32Array(channels * o * o);
-  conv2dReference(
-    input,
-    weight,
-    bias,
-    expected,
+  const { input, weight, bias, expected } = convCase(
+    randomArray,
     conv2dGeometry({
       inChannels: channels,
       outChannels: channels,

@@ -6,7 +6,6 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import {
   avgPool2dReference,
   channelShuffleReference,
-  conv2dReference,
   globalAvgPoolReference,
   linearReference,
   maxPool2dReference,
@@ -16,7 +15,7 @@ import type { WasmKernels } from '../src/kernels/wasm/module.js';
 import { packDenseWeights, packGemmWeights, padBias } from '../src/kernels/wasm/pack.js';
 import { Random } from '../src/tensor/random.js';
 import { describeEachBuild } from './helpers/wasm-builds.js';
-import { conv2dGeometry, mismatch, normalArrays } from './helpers/kernel-data.js';
+import { conv2dGeometry, convCase, mismatch, normalArrays } from './helpers/kernel-data.js';
 
 let kernels: WasmKernels;
 
@@ -55,11 +54,6 @@ describeEachBuild('', (load) => {
               const inChannels = groups * inPerGroup;
               const outChannels = groups * outPerGroup;
               const pixels = h * w;
-              const input = randomArray(inChannels * pixels);
-              const weight = randomArray(outChannels * inPerGroup);
-              const bias = randomArray(outChannels);
-              const residual = randomArray(outChannels * pixels);
-              const expected = new Float32Array(outChannels * pixels);
               const geometry = conv2dGeometry({
                 inChannels,
                 outChannels,
@@ -69,7 +63,8 @@ describeEachBuild('', (load) => {
                 outWidth: w,
                 groups,
               });
-              conv2dReference(input, weight, bias, expected, geometry);
+              const { input, weight, bias, expected } = convCase(randomArray, geometry);
+              const residual = randomArray(outChannels * pixels);
               if (variant === 3) for (let i = 0; i < expected.length; i++) expected[i]! += residual[i]!;
               if (variant !== 0) applyRelu(expected);
               let reference = expected;
@@ -147,15 +142,8 @@ describeEachBuild('', (load) => {
               const mark = kernels.mark();
               const oh = Math.floor((h - 1) / stride) + 1;
               const ow = Math.floor((w - 1) / stride) + 1;
-              const input = randomArray(channels * h * w);
-              const weight = randomArray(channels * 9);
-              const bias = randomArray(channels);
-              const expected = new Float32Array(channels * oh * ow);
-              conv2dReference(
-                input,
-                weight,
-                bias,
-                expected,
+              const { input, weight, bias, expected } = convCase(
+                randomArray,
                 conv2dGeometry({
                   inChannels: channels,
                   outChannels: channels,
@@ -296,15 +284,8 @@ describeEachBuild('', (load) => {
             const oh = Math.floor((h - 1) / 2) + 1;
             const ow = Math.floor((w - 1) / 2) + 1;
             const pixels = oh * ow;
-            const input = randomArray(inChannels * h * w);
-            const weight = randomArray(outChannels * inChannels * 9);
-            const bias = randomArray(outChannels);
-            const expected = new Float32Array(outChannels * pixels);
-            conv2dReference(
-              input,
-              weight,
-              bias,
-              expected,
+            const { input, weight, bias, expected } = convCase(
+              randomArray,
               conv2dGeometry({
                 inChannels,
                 outChannels,
@@ -389,15 +370,8 @@ describeEachBuild('', (load) => {
             const ow = Math.floor((w + pad[1] + pad[3] - dilation * (kw - 1) - 1) / stride) + 1;
             if (oh < 1 || ow < 1) continue;
             const mark = kernels.mark();
-            const input = randomArray(inChannels * h * w);
-            const weight = randomArray(outChannels * inPerGroup * kh * kw);
-            const bias = randomArray(outChannels);
-            const expected = new Float32Array(outChannels * oh * ow);
-            conv2dReference(
-              input,
-              weight,
-              bias,
-              expected,
+            const { input, weight, bias, expected } = convCase(
+              randomArray,
               conv2dGeometry({
                 ...{ inChannels, outChannels, groups, inHeight: h, inWidth: w, outHeight: oh, outWidth: ow },
                 ...{ kernelHeight: kh, kernelWidth: kw, strideHeight: stride, strideWidth: stride },

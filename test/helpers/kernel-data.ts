@@ -3,7 +3,7 @@
  * so it needs no test runner): seeded normal arrays, a convolution geometry from the fields a case
  * sets, and the element-wise tolerance the WASM kernel suites hold kernels to.
  */
-import type { Conv2dGeometry } from '../../src/kernels/reference/index.js';
+import { conv2dReference, type Conv2dGeometry } from '../../src/kernels/reference/index.js';
 import type { Random } from '../../src/tensor/random.js';
 
 /**
@@ -39,6 +39,24 @@ export function conv2dGeometry(
     groups: 1,
     ...c,
   };
+}
+
+export interface ConvCase {
+  input: Float32Array; // [N, C_in, H, W]
+  weight: Float32Array; // [C_out, C_in / groups, kH, kW]
+  bias: Float32Array; // [C_out]
+  /** What conv2dReference gives for them. */
+  expected: Float32Array; // [N, C_out, outH, outW]
+}
+
+/** A convolution case for `g`: random input, weight and bias (drawn in that order) and the reference output. */
+export function convCase(randomArray: (n: number) => Float32Array, g: Conv2dGeometry): ConvCase {
+  const input = randomArray(g.batch * g.inChannels * g.inHeight * g.inWidth);
+  const weight = randomArray(g.outChannels * (g.inChannels / g.groups) * g.kernelHeight * g.kernelWidth);
+  const bias = randomArray(g.outChannels);
+  const expected = new Float32Array(g.batch * g.outChannels * g.outHeight * g.outWidth);
+  conv2dReference(input, weight, bias, expected, g);
+  return { input, weight, bias, expected };
 }
 
 /** |actual − expected| ≤ tolerance · max(|expected|, 1) everywhere; NaN (an unwritten element) fails. */

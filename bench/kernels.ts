@@ -15,7 +15,7 @@ import {
 import { WasmKernels } from '../src/kernels/wasm/module.js';
 import { packDenseWeights, packGemmWeights, padBias } from '../src/kernels/wasm/pack.js';
 import { Random } from '../src/tensor/random.js';
-import { conv2dGeometry, normalArrays } from '../test/helpers/kernel-data.js';
+import { conv2dGeometry, depthwiseGeometry, normalArrays } from '../test/helpers/kernel-data.js';
 import { medianMs } from './timing.js';
 
 const quick = process.argv.includes('--quick');
@@ -78,11 +78,7 @@ function depthwise(name: string, channels: number, size: number, stride: number)
   const output = kernels.allocFloats(channels * out * out);
   const scratch = kernels.allocFloats(x.paddedPlaneFloats(size, size));
   const expected = new Float32Array(channels * out * out);
-  const g = conv2dGeometry({
-    ...{ inChannels: channels, outChannels: channels, groups: channels, inHeight: size, inWidth: size },
-    ...{ outHeight: out, outWidth: out, kernelHeight: 3, kernelWidth: 3, strideHeight: stride, strideWidth: stride },
-    ...{ padTop: 1, padLeft: 1 },
-  });
+  const g = depthwiseGeometry(1, channels, size, size, stride);
   return {
     name,
     kernel: `dwconv-3x3s${stride}p1-wasmsimd`,

@@ -7,7 +7,7 @@ import asc from 'assemblyscript/asc';
 import { WasmKernels } from '../src/kernels/wasm/module.js';
 import { packGemmWeights, padBias } from '../src/kernels/wasm/pack.js';
 import { Random } from '../src/tensor/random.js';
-import { conv2dGeometry, convCase, normalArrays } from '../test/helpers/kernel-data.js';
+import { conv2dGeometry, convCase, depthwiseGeometry, normalArrays } from '../test/helpers/kernel-data.js';
 import { medianMs } from './timing.js';
 
 interface NhwcExports {
@@ -161,24 +161,7 @@ function pointwise(inC: number, outC: number, groups: number, size: number): voi
 
 function depthwise(channels: number, size: number, stride: number): void {
   const o = Math.floor((size - 1) / stride) + 1;
-  const { input, weight, bias, expected } = convCase(
-    randomArray,
-    conv2dGeometry({
-      inChannels: channels,
-      outChannels: channels,
-      groups: channels,
-      inHeight: size,
-      inWidth: size,
-      outHeight: o,
-      outWidth: o,
-      kernelHeight: 3,
-      kernelWidth: 3,
-      strideHeight: stride,
-      strideWidth: stride,
-      padTop: 1,
-      padLeft: 1,
-    }),
-  );
+  const { input, weight, bias, expected } = convCase(randomArray, depthwiseGeometry(1, channels, size, size, stride));
 
   const mark = kernels.mark();
   const addresses = [kernels.upload(input), kernels.upload(weight), kernels.upload(bias)] as const;

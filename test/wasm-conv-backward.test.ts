@@ -6,15 +6,11 @@
  * anything past a row shows as well.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import {
-  conv2dInputGradReference,
-  conv2dWeightGradReference,
-  type Conv2dGeometry,
-} from '../src/kernels/reference/index.js';
+import { conv2dInputGradReference, conv2dWeightGradReference } from '../src/kernels/reference/index.js';
 import type { WasmKernels } from '../src/kernels/wasm/module.js';
 import { Random } from '../src/tensor/random.js';
 import { describeEachBuild } from './helpers/wasm-builds.js';
-import { normalArrays } from './helpers/kernel-data.js';
+import { conv2dGeometry, depthwiseGeometry, normalArrays } from './helpers/kernel-data.js';
 
 let kernels: WasmKernels;
 
@@ -54,15 +50,6 @@ describeEachBuild('', (load) => {
     return kernels.upload(spaced);
   }
 
-  function geometry(c: Partial<Conv2dGeometry>): Conv2dGeometry {
-    return {
-      ...{ batch: 1, inChannels: 1, outChannels: 1, inHeight: 1, inWidth: 1, outHeight: 1, outWidth: 1 },
-      ...{ kernelHeight: 1, kernelWidth: 1, strideHeight: 1, strideWidth: 1, padTop: 0, padLeft: 0 },
-      ...{ dilationHeight: 1, dilationWidth: 1, groups: 1 },
-      ...c,
-    };
-  }
-
   describe('conv-weightgrad-4x2-wasmsimd (dW of a 1×1 convolution over a batch)', () => {
     it('matches conv2dWeightGradReference for odd m, k, pixels and batch, with = and +=', () => {
       const spatials: [number, number][] = [
@@ -87,7 +74,7 @@ describeEachBuild('', (load) => {
             const pixels = h * w;
             const input = randomArray(batch * k * pixels); // [N, k, H, W]
             const gradOut = randomArray(batch * m * pixels); // [N, m, H, W]
-            const g = geometry({ batch, inChannels: k, outChannels: m, inHeight: h, inWidth: w });
+            const g = conv2dGeometry({ batch, inChannels: k, outChannels: m, inHeight: h, inWidth: w });
             Object.assign(g, { outHeight: h, outWidth: w });
             const expected = new Float32Array(m * k);
             conv2dWeightGradReference(input, gradOut, expected, g);
@@ -125,7 +112,7 @@ describeEachBuild('', (load) => {
       const [m, k, pixels, batch] = [2, 3, 4096, 64];
       const input = randomArray(batch * k * pixels);
       const gradOut = randomArray(batch * m * pixels);
-      const g = geometry({ batch, inChannels: k, outChannels: m, inHeight: 64, inWidth: 64 });
+      const g = conv2dGeometry({ batch, inChannels: k, outChannels: m, inHeight: 64, inWidth: 64 });
       Object.assign(g, { outHeight: 64, outWidth: 64 });
       const expected = new Float32Array(m * k);
       conv2dWeightGradReference(input, gradOut, expected, g);
@@ -177,14 +164,6 @@ describeEachBuild('', (load) => {
     [14, 14],
     [15, 15],
   ];
-
-  function depthwiseGeometry(batch: number, channels: number, h: number, w: number, stride: number): Conv2dGeometry {
-    return geometry({
-      ...{ batch, inChannels: channels, outChannels: channels, groups: channels, inHeight: h, inWidth: w },
-      ...{ outHeight: Math.floor((h - 1) / stride) + 1, outWidth: Math.floor((w - 1) / stride) + 1 },
-      ...{ kernelHeight: 3, kernelWidth: 3, strideHeight: stride, strideWidth: stride, padTop: 1, padLeft: 1 },
-    });
-  }
 
   describe('dwconv-3x3p1-backward-input-wasmsimd at stride 1 and 2', () => {
     it('matches conv2dInputGradReference with groups = channels, with = and +=', () => {

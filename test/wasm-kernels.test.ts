@@ -15,7 +15,7 @@ import type { WasmKernels } from '../src/kernels/wasm/module.js';
 import { packDenseWeights, packGemmWeights, padBias } from '../src/kernels/wasm/pack.js';
 import { Random } from '../src/tensor/random.js';
 import { describeEachBuild } from './helpers/wasm-builds.js';
-import { conv2dGeometry, convCase, mismatch, normalArrays } from './helpers/kernel-data.js';
+import { conv2dGeometry, convCase, depthwiseGeometry, mismatch, normalArrays } from './helpers/kernel-data.js';
 
 let kernels: WasmKernels;
 
@@ -140,25 +140,9 @@ describeEachBuild('', (load) => {
           for (const stride of [1, 2]) {
             for (const relu of [0, 1]) {
               const mark = kernels.mark();
-              const oh = Math.floor((h - 1) / stride) + 1;
-              const ow = Math.floor((w - 1) / stride) + 1;
               const { input, weight, bias, expected } = convCase(
                 randomArray,
-                conv2dGeometry({
-                  inChannels: channels,
-                  outChannels: channels,
-                  groups: channels,
-                  inHeight: h,
-                  inWidth: w,
-                  outHeight: oh,
-                  outWidth: ow,
-                  kernelHeight: 3,
-                  kernelWidth: 3,
-                  strideHeight: stride,
-                  strideWidth: stride,
-                  padTop: 1,
-                  padLeft: 1,
-                }),
+                depthwiseGeometry(1, channels, h, w, stride),
               );
               if (relu) applyRelu(expected);
               const out = nanOutput(expected.length);

@@ -41,6 +41,21 @@ export function conv2dGeometry(
   };
 }
 
+/** The convolution dwconv-3x3p1 computes: depthwise (groups = channels), 3×3, padding 1, `stride`. */
+export function depthwiseGeometry(
+  batch: number,
+  channels: number,
+  h: number,
+  w: number,
+  stride: number,
+): Conv2dGeometry {
+  return conv2dGeometry({
+    ...{ batch, inChannels: channels, outChannels: channels, groups: channels, inHeight: h, inWidth: w },
+    ...{ outHeight: Math.floor((h - 1) / stride) + 1, outWidth: Math.floor((w - 1) / stride) + 1 },
+    ...{ kernelHeight: 3, kernelWidth: 3, strideHeight: stride, strideWidth: stride, padTop: 1, padLeft: 1 },
+  });
+}
+
 export interface ConvCase {
   input: Float32Array; // [N, C_in, H, W]
   weight: Float32Array; // [C_out, C_in / groups, kH, kW]

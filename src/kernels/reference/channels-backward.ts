@@ -1,5 +1,5 @@
 /** Reference gradients of the ops that move channels: both only route gradients back. */
-import { channelShuffleReference } from './channels.js';
+import { channelShuffleReference, forEachConcatSlice } from './channels.js';
 
 /**
  * The shuffle is a permutation, so its gradient is the inverse permutation: output gradient plane k
@@ -25,14 +25,7 @@ export function concatChannelsBackwardReference(
   batch: number,
   spatial: number,
 ): void {
-  const total = channels.reduce((a, b) => a + b, 0);
-  for (let n = 0; n < batch; n++) {
-    let offset = 0;
-    channels.forEach((c, k) => {
-      const count = c * spatial;
-      const from = (n * total + offset) * spatial;
-      gradInputs[k]?.set(gradOutput.subarray(from, from + count), n * count);
-      offset += c;
-    });
-  }
+  forEachConcatSlice(channels, batch, spatial, (k, part, whole, count) =>
+    gradInputs[k]?.set(gradOutput.subarray(whole, whole + count), part),
+  );
 }

@@ -8,13 +8,13 @@
 import { WasmKernels } from '../src/kernels/wasm/module.js';
 import { packGemmWeights, padBias } from '../src/kernels/wasm/pack.js';
 import { Random } from '../src/tensor/random.js';
+import { normalArrays } from '../test/helpers/kernel-data.js';
 import { medianMs } from './timing.js';
 
 const quick = process.argv.includes('--quick');
 const repeats = quick ? 5 : 21;
 const batch = 64;
-const random = new Random(1);
-const randomArray = (n: number): Float32Array => Float32Array.from({ length: n }, () => random.normal());
+const randomArray = normalArrays(new Random(1));
 
 const kernels = await WasmKernels.create();
 const x = kernels.exports;

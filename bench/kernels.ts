@@ -11,16 +11,15 @@ import {
   globalAvgPoolReference,
   linearReference,
   maxPool2dReference,
-  type Conv2dGeometry,
 } from '../src/kernels/reference/index.js';
 import { WasmKernels } from '../src/kernels/wasm/module.js';
 import { packDenseWeights, packGemmWeights, padBias } from '../src/kernels/wasm/pack.js';
 import { Random } from '../src/tensor/random.js';
+import { conv2dGeometry, depthwiseGeometry, normalArrays } from '../test/helpers/kernel-data.js';
 import { medianMs } from './timing.js';
 
 const quick = process.argv.includes('--quick');
-const random = new Random(1);
-const randomArray = (n: number): Float32Array => Float32Array.from({ length: n }, () => random.normal());
+const randomArray = normalArrays(new Random(1));
 
 interface Case {
   name: string;
@@ -28,28 +27,6 @@ interface Case {
   macs: number;
   fast: () => void;
   reference: () => void;
-}
-
-function geometry(c: Partial<Conv2dGeometry>): Conv2dGeometry {
-  return {
-    batch: 1,
-    inChannels: 1,
-    outChannels: 1,
-    inHeight: 1,
-    inWidth: 1,
-    outHeight: 1,
-    outWidth: 1,
-    kernelHeight: 1,
-    kernelWidth: 1,
-    strideHeight: 1,
-    strideWidth: 1,
-    padTop: 0,
-    padLeft: 0,
-    dilationHeight: 1,
-    dilationWidth: 1,
-    groups: 1,
-    ...c,
-  };
 }
 
 const kernels = await WasmKernels.create();
@@ -72,7 +49,7 @@ function pointwise(name: string, inChannels: number, outChannels: number, groups
     input: inAddress + g * k * pixels * 4,
   }));
   const expected = new Float32Array(outChannels * pixels);
-  const g = geometry({
+  const g = conv2dGeometry({
     inChannels,
     outChannels,
     groups,
@@ -101,11 +78,7 @@ function depthwise(name: string, channels: number, size: number, stride: number)
   const output = kernels.allocFloats(channels * out * out);
   const scratch = kernels.allocFloats(x.paddedPlaneFloats(size, size));
   const expected = new Float32Array(channels * out * out);
-  const g = geometry({
-    ...{ inChannels: channels, outChannels: channels, groups: channels, inHeight: size, inWidth: size },
-    ...{ outHeight: out, outWidth: out, kernelHeight: 3, kernelWidth: 3, strideHeight: stride, strideWidth: stride },
-    ...{ padTop: 1, padLeft: 1 },
-  });
+  const g = depthwiseGeometry(1, channels, size, size, stride);
   return {
     name,
     kernel: `dwconv-3x3s${stride}p1-wasmsimd`,
@@ -130,7 +103,7 @@ function stem(): Case {
   const output = kernels.allocFloats(oc * out * out);
   const table = kernels.upload(Uint32Array.from({ length: oc }, (_, i) => output + i * out * out * 4));
   const expected = new Float32Array(oc * out * out);
-  const g = geometry({
+  const g = conv2dGeometry({
     ...{ inChannels: c, outChannels: oc, inHeight: size, inWidth: size, outHeight: out, outWidth: out },
     ...{ kernelHeight: 3, kernelWidth: 3, strideHeight: 2, strideWidth: 2, padTop: 1, padLeft: 1 },
   });

@@ -4,10 +4,10 @@
  * checking both against the reference. `npm run bench:layout`.
  */
 import asc from 'assemblyscript/asc';
-import { conv2dReference, type Conv2dGeometry } from '../src/kernels/reference/index.js';
 import { WasmKernels } from '../src/kernels/wasm/module.js';
 import { packGemmWeights, padBias } from '../src/kernels/wasm/pack.js';
 import { Random } from '../src/tensor/random.js';
+import { conv2dGeometry, convCase, depthwiseGeometry, normalArrays } from '../test/helpers/kernel-data.js';
 import { medianMs } from './timing.js';
 
 interface NhwcExports {
@@ -50,8 +50,7 @@ const put = (data: Float32Array): number => {
 };
 
 const kernels = await WasmKernels.create();
-const random = new Random(2);
-const randomArray = (n: number): Float32Array => Float32Array.from({ length: n }, () => random.normal());
+const randomArray = normalArrays(new Random(2));
 const toNhwc = (a: Float32Array, c: number, s: number): Float32Array => {
   const t = new Float32Array(a.length);
   for (let ch = 0; ch < c; ch++) for (let p = 0; p < s; p++) t[p * c + ch] = a[ch * s + p]!;
@@ -69,12 +68,6 @@ const check = (what: string, got: Float32Array, want: Float32Array): void => {
     }
   }
 };
-const geometry = (c: Partial<Conv2dGeometry>): Conv2dGeometry => ({
-  ...{ batch: 1, inChannels: 1, outChannels: 1, inHeight: 1, inWidth: 1, outHeight: 1, outWidth: 1 },
-  ...{ kernelHeight: 1, kernelWidth: 1, strideHeight: 1, strideWidth: 1, padTop: 0, padLeft: 0 },
-  ...{ dilationHeight: 1, dilationWidth: 1, groups: 1 },
-  ...c,
-});
 
 const rows: string[][] = [['layer', 'MMAC', 'NCHW ms', 'NCHW GMAC/s', 'NHWC ms', 'NHWC GMAC/s']];
 const report = (name: string, macs: number, nchwMs: number, nhwcMs: number): void => {
@@ -91,16 +84,9 @@ const report = (name: string, macs: number, nchwMs: number, nhwcMs: number): voi
 function pointwise(inC: number, outC: number, groups: number, size: number): void {
   const pixels = size * size;
   const [k, m] = [inC / groups, outC / groups];
-  const input = randomArray(inC * pixels);
-  const weight = randomArray(outC * k);
-  const bias = randomArray(outC);
-  const expected = new Float32Array(outC * pixels);
-  conv2dReference(
-    input,
-    weight,
-    bias,
-    expected,
-    geometry({
+  const { input, weight, bias, expected } = convCase(
+    randomArray,
+    conv2dGeometry({
       inChannels: inC,
       outChannels: outC,
       groups,
@@ -175,31 +161,7 @@ function pointwise(inC: number, outC: number, groups: number, size: number): voi
 
 function depthwise(channels: number, size: number, stride: number): void {
   const o = Math.floor((size - 1) / stride) + 1;
-  const input = randomArray(channels * size * size);
-  const weight = randomArray(channels * 9);
-  const bias = randomArray(channels);
-  const expected = new Float32Array(channels * o * o);
-  conv2dReference(
-    input,
-    weight,
-    bias,
-    expected,
-    geometry({
-      inChannels: channels,
-      outChannels: channels,
-      groups: channels,
-      inHeight: size,
-      inWidth: size,
-      outHeight: o,
-      outWidth: o,
-      kernelHeight: 3,
-      kernelWidth: 3,
-      strideHeight: stride,
-      strideWidth: stride,
-      padTop: 1,
-      padLeft: 1,
-    }),
-  );
+  const { input, weight, bias, expected } = convCase(randomArray, depthwiseGeometry(1, channels, size, size, stride));
 
   const mark = kernels.mark();
   const addresses = [kernels.upload(input), kernels.upload(weight), kernels.upload(bias)] as const;

@@ -18,12 +18,11 @@ import {
 } from '../src/kernels/reference/index.js';
 import { WasmKernels } from '../src/kernels/wasm/module.js';
 import { Random } from '../src/tensor/random.js';
+import { normalArrays } from '../test/helpers/kernel-data.js';
 import { medianMs } from './timing.js';
 
 const quick = process.argv.includes('--quick');
-const random = new Random(1);
-const randomArray = (n: number, offset = 0): Float32Array =>
-  Float32Array.from({ length: n }, () => offset + random.normal());
+const randomArray = normalArrays(new Random(1));
 
 const kernels = await WasmKernels.create();
 const x = kernels.exports;

@@ -31,35 +31,16 @@ import json
 import math
 import os
 import random
-import struct
+import sys
 
 import torch
 import torch.nn.functional as F
 
-FIXTURE_VERSION = "1"
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "test", "fixtures", "conformance.safetensors")
 SIZE_LIMIT = 1_500_000  # bytes; the fixture is committed
 
-
-def write_safetensors(path, tensors, metadata):
-    header = {"__metadata__": metadata}
-    blobs = []
-    offset = 0
-    for name in sorted(tensors):
-        data = tensors[name].detach().contiguous().to(torch.float32).numpy().astype("<f4").tobytes()
-        header[name] = {"dtype": "F32", "shape": list(tensors[name].shape), "data_offsets": [offset, offset + len(data)]}
-        offset += len(data)
-        blobs.append(data)
-    encoded = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
-    encoded += b" " * (-len(encoded) % 8)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(encoded)))
-        f.write(encoded)
-        for blob in blobs:
-            f.write(blob)
-    os.replace(tmp, path)
-    return 8 + len(encoded) + offset
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fixtures_common import FIXTURE_VERSION, write_safetensors  # noqa: E402
 
 
 # ----------------------------------------------------------------------------------------------

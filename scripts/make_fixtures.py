@@ -18,35 +18,16 @@ docs/architecture.md, independently of the TypeScript code; only the parameter n
 import json
 import math
 import os
-import struct
 import sys
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-FIXTURE_VERSION = "1"
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "test", "fixtures")
 
-
-def write_safetensors(path, tensors, metadata):
-    header = {"__metadata__": metadata}
-    blobs = []
-    offset = 0
-    for name in sorted(tensors):
-        data = tensors[name].detach().contiguous().to(torch.float32).numpy().astype("<f4").tobytes()
-        header[name] = {"dtype": "F32", "shape": list(tensors[name].shape), "data_offsets": [offset, offset + len(data)]}
-        offset += len(data)
-        blobs.append(data)
-    encoded = json.dumps(header, separators=(",", ":")).encode()
-    encoded += b" " * (-len(encoded) % 8)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(encoded)))
-        f.write(encoded)
-        for blob in blobs:
-            f.write(blob)
-    os.replace(tmp, path)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fixtures_common import randomize, start, write_safetensors  # noqa: E402
 
 
 # ----------------------------------------------------------------------------------------------
@@ -242,23 +223,6 @@ def count_complexity(model, size):
     return macs[0], sum(p.numel() for p in model.parameters())
 
 
-def randomize(model, gen):
-    """Random weights and non-trivial batch-norm statistics (eval mode uses the running ones)."""
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.weight.copy_(torch.rand(m.weight.shape, generator=gen) + 0.5)
-                m.bias.copy_(torch.randn(m.bias.shape, generator=gen) * 0.2)
-                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=gen) * 0.2)
-                m.running_var.copy_(torch.rand(m.running_var.shape, generator=gen) + 0.5)
-            elif isinstance(m, (nn.Conv2d, nn.Linear)):
-                fan_in = m.weight[0].numel()
-                m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * math.sqrt(1.0 / fan_in))
-                if m.bias is not None:
-                    m.bias.copy_(torch.randn(m.bias.shape, generator=gen) * 0.1)
-    return model.eval()
-
-
 # ----------------------------------------------------------------------------------------------
 # Fixtures.
 
@@ -368,10 +332,7 @@ NETWORKS = [
 
 
 def main():
-    torch.manual_seed(0)
-    gen = torch.Generator().manual_seed(20180701)
-    os.makedirs(OUT, exist_ok=True)
-    meta = {"version": FIXTURE_VERSION, "torch": torch.__version__, "regenerate": "/usr/bin/python3 scripts/make_fixtures.py"}
+    gen, meta = start(OUT, 20180701, "make_fixtures.py")
 
     tensors, cases = {}, []
     for name, op, attrs, inputs, output in op_cases(gen):

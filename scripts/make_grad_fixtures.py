@@ -27,9 +27,9 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_fixtures import build, paper_channel_shuffle, randomize, write_safetensors  # noqa: E402
+from fixtures_common import randomize, start, write_safetensors  # noqa: E402
+from make_fixtures import build, paper_channel_shuffle  # noqa: E402
 
-FIXTURE_VERSION = "1"
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "test", "fixtures")
 
 
@@ -316,10 +316,7 @@ def clip_fixtures(gen, tensors):
 
 
 def main():
-    torch.manual_seed(0)
-    gen = torch.Generator().manual_seed(20180702)
-    os.makedirs(OUT, exist_ok=True)
-    meta = {"version": FIXTURE_VERSION, "torch": torch.__version__, "regenerate": "/usr/bin/python3 scripts/make_grad_fixtures.py"}
+    gen, meta = start(OUT, 20180702, "make_grad_fixtures.py")
 
     tensors = {}
     ops, losses = op_fixtures(gen, tensors)

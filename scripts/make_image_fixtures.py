@@ -15,7 +15,8 @@ import torchvision.transforms as T
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_fixtures import FIXTURE_VERSION, OUT, write_safetensors  # noqa: E402
+from fixtures_common import FIXTURE_VERSION, write_safetensors  # noqa: E402
+from make_fixtures import OUT  # noqa: E402
 
 CASES = [
     # name, (height, width, channels), PIL mode, resize, crop, mean, std

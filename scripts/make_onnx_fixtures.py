@@ -29,13 +29,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
 
-FIXTURE_VERSION = "1"
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "test", "fixtures", "onnx")
 OPSET = 13
 
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_fixtures import write_safetensors  # noqa: E402
+from fixtures_common import FIXTURE_VERSION, write_safetensors  # noqa: E402
 
 
 # ----------------------------------------------------------------------------------------------

@@ -34,26 +34,17 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-FIXTURE_VERSION = "1"
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "test", "fixtures", "torch")
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fixtures_common import randomize as randomize_any, start, write_safetensors  # noqa: E402
 
-def write_safetensors(path, tensors, metadata):
-    header = {"__metadata__": metadata}
-    blobs, offset = [], 0
-    for name in sorted(tensors):
-        data = tensors[name].detach().contiguous().to(torch.float32).numpy().astype("<f4").tobytes()
-        header[name] = {"dtype": "F32", "shape": list(tensors[name].shape), "data_offsets": [offset, offset + len(data)]}
-        offset += len(data)
-        blobs.append(data)
-    encoded = json.dumps(header, separators=(",", ":")).encode()
-    encoded += b" " * (-len(encoded) % 8)
-    with open(path + ".tmp", "wb") as f:
-        f.write(struct.pack("<Q", len(encoded)))
-        f.write(encoded)
-        for blob in blobs:
-            f.write(blob)
-    os.replace(path + ".tmp", path)
+
+def randomize(model, gen):
+    """He-scaled weights, and num_batches_tracked as a trained checkpoint has it."""
+    return randomize_any(model, gen, weight_gain=2.0, batches_tracked=1234)
+
+
 
 
 def hash_input(shape):
@@ -196,23 +187,6 @@ class MmClassifier(nn.Module):
         return self.head.fc(torch.flatten(F.adaptive_avg_pool2d(self.backbone(x), 1), 1))
 
 
-def randomize(model, gen):
-    """Random weights and non-trivial BN statistics (eval mode uses the running ones)."""
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.weight.copy_(torch.rand(m.weight.shape, generator=gen) + 0.5)
-                m.bias.copy_(torch.randn(m.bias.shape, generator=gen) * 0.2)
-                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=gen) * 0.2)
-                m.running_var.copy_(torch.rand(m.running_var.shape, generator=gen) + 0.5)
-                m.num_batches_tracked.fill_(1234)
-            elif isinstance(m, (nn.Conv2d, nn.Linear)):
-                m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * math.sqrt(2.0 / m.weight[0].numel()))
-                if m.bias is not None:
-                    m.bias.copy_(torch.randn(m.bias.shape, generator=gen) * 0.1)
-    return model.eval()
-
-
 def with_prefix(sd, prefix):
     return collections.OrderedDict((prefix + k, v) for k, v in sd.items())
 
@@ -255,10 +229,7 @@ def malicious(name, payload):
 
 
 def main():
-    torch.manual_seed(0)
-    gen = torch.Generator().manual_seed(1707_01083)
-    os.makedirs(OUT, exist_ok=True)
-    meta = {"version": FIXTURE_VERSION, "torch": torch.__version__, "regenerate": "/usr/bin/python3 scripts/make_torch_fixtures.py"}
+    gen, meta = start(OUT, 1707_01083, "make_torch_fixtures.py")
     expected, cases = {}, []
 
     def case(file, model, shape, layout, arch=None, extra=None):

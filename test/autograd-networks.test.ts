@@ -11,21 +11,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import { backward, crossEntropy, forwardWithTape } from '../src/autograd/index.js';
-import { createModel, type ModelOptions } from '../src/models/registry.js';
 import type { Tensor } from '../src/tensor/tensor.js';
-import { get, loadFixture, maxAbs } from './helpers/fixtures.js';
+import { maxAbs } from './helpers/fixtures.js';
+import { gradNetworks, gradTensor, modelWithFixtureState, structurallyZero } from './helpers/network-grads.js';
 import { relativeError } from './helpers/compare.js';
-
-const fixture = loadFixture('grads.safetensors');
-const networks = JSON.parse(fixture.metadata['networks']!) as {
-  name: string;
-  options: ModelOptions;
-  input: number[];
-  labelSmoothing: number;
-}[];
-
-/** Biases of a batch norm followed by a bias-free conv and a training-mode batch norm. */
-const structurallyZero = (name: string): boolean => /\.bn2\.bias$/.test(name);
 
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -34,36 +23,30 @@ function median(values: number[]): number {
 
 describe('network gradients match PyTorch', () => {
   it('cover a plain, an SE, a no-shuffle ShuffleNet and the ImageNet stem', () => {
-    const names = networks.map((n) => n.name);
+    const names = gradNetworks.map((n) => n.name);
     expect(names).toContain('shufflenet_v1_g3_0.25x');
     expect(names.some((n) => n.endsWith('_se'))).toBe(true);
     expect(names.some((n) => n.endsWith('_noshuffle'))).toBe(true);
-    expect(networks.some((n) => n.options.smallInput === false)).toBe(true); // the max-pool stem
+    expect(gradNetworks.some((n) => n.options.smallInput === false)).toBe(true); // the max-pool stem
   });
 
-  for (const net of networks) {
+  for (const net of gradNetworks) {
     it(`${net.name} ${JSON.stringify(net.options)} on [${net.input.join(', ')}], smoothing ${net.labelSmoothing}`, () => {
-      const model = createModel(net.name, { ...net.options, initialize: false });
-      const prefix = `${net.name}/state/`;
-      const state = new Map<string, Tensor>();
-      for (const [key, tensor] of fixture.tensors) {
-        if (key.startsWith(prefix)) state.set(key.slice(prefix.length), tensor);
-      }
-      model.loadStateDict(state);
+      const model = modelWithFixtureState(net);
 
       const graph = model.trace(net.input, { training: true });
-      const tape = forwardWithTape(graph, get(fixture, `${net.name}/input`));
-      const labels = Array.from(get(fixture, `${net.name}/labels`).data);
+      const tape = forwardWithTape(graph, gradTensor(net, 'input'));
+      const labels = Array.from(gradTensor(net, 'labels').data);
       const { loss, gradient } = crossEntropy(tape.output, labels, { labelSmoothing: net.labelSmoothing });
       const grads = backward(tape, gradient, { inputGradient: true });
 
-      const expectedLoss = get(fixture, `${net.name}/loss`).data[0]!;
+      const expectedLoss = gradTensor(net, 'loss').data[0]!;
       expect(Math.abs(loss - expectedLoss) / expectedLoss).toBeLessThan(1e-4);
-      expect(relativeError(grads.input!, get(fixture, `${net.name}/inputGrad`))).toBeLessThan(1e-4);
+      expect(relativeError(grads.input!, gradTensor(net, 'inputGrad'))).toBeLessThan(1e-4);
 
       const parameters = model.namedParameters();
       expect([...grads.parameters.keys()].sort()).toEqual([...parameters.keys()].sort());
-      const expected = (name: string): Tensor => get(fixture, `${net.name}/grad/${name}`);
+      const expected = (name: string): Tensor => gradTensor(net, `grad/${name}`);
       const scale = median([...parameters.keys()].map((name) => maxAbs(expected(name))));
       for (const name of parameters.keys()) {
         const ours = grads.parameters.get(name)!;
@@ -76,7 +59,7 @@ describe('network gradients match PyTorch', () => {
       }
       for (const [name, tensor] of model.stateDict()) {
         if (!name.includes('running_')) continue;
-        expect(relativeError(tensor, get(fixture, `${net.name}/after/${name}`)), name).toBeLessThan(1e-5);
+        expect(relativeError(tensor, gradTensor(net, `after/${name}`)), name).toBeLessThan(1e-5);
       }
     });
   }

@@ -6,20 +6,14 @@
  * isolated: 1 thread and a note saying why. Skips only when /usr/bin/chromium is absent (CI sets
  * SHUFFLENET_REQUIRE_CHROMIUM=1 so that there it fails instead).
  */
-import { existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { requirement } from './helpers/requirements.js';
+import { chromiumLaunchOptions, chromiumRequirement, crossOriginIsolationHeaders } from './helpers/chromium.js';
 
-const chromiumPath = '/usr/bin/chromium';
-const needChromium = requirement(
-  'CHROMIUM',
-  'the browser session tests (test/session-browser.test.ts)',
-  existsSync(chromiumPath) ? null : `${chromiumPath} is absent (install it with: apt-get install -y chromium)`,
-);
+const needChromium = chromiumRequirement('the browser session tests (test/session-browser.test.ts)');
 const testDir = fileURLToPath(new URL('.', import.meta.url));
 const root = fileURLToPath(new URL('..', import.meta.url));
 
@@ -69,11 +63,8 @@ async function serve(files: Map<string, string>, isolate: boolean): Promise<Serv
     const body = files.get(request.url ?? '/');
     const headers: Record<string, string> = {
       'Content-Type': request.url === '/' ? 'text/html' : 'text/javascript',
+      ...(isolate ? crossOriginIsolationHeaders : {}),
     };
-    if (isolate) {
-      headers['Cross-Origin-Opener-Policy'] = 'same-origin';
-      headers['Cross-Origin-Embedder-Policy'] = 'require-corp';
-    }
     response.writeHead(body === undefined ? 404 : 200, headers).end(body ?? '');
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -98,7 +89,7 @@ describe.skipIf(needChromium.skip)('sessions in Chromium', () => {
   beforeAll(async () => {
     needChromium.check();
     files = await bundle();
-    browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: ['--no-sandbox'] });
+    browser = await chromium.launch(chromiumLaunchOptions);
   });
 
   afterAll(async () => {

@@ -14,41 +14,26 @@ import { Random } from '../src/tensor/random.js';
 import { Tensor } from '../src/tensor/tensor.js';
 import { TrainingPlan } from '../src/train/plan.js';
 import { trainStep } from '../src/train/step.js';
-import { get, loadFixture, maxAbs, maxAbsDiff } from './helpers/fixtures.js';
+import { maxAbs, maxAbsDiff } from './helpers/fixtures.js';
 import { relativeError } from './helpers/compare.js';
-
-const fixture = loadFixture('grads.safetensors');
-const networks = JSON.parse(fixture.metadata['networks']!) as {
-  name: string;
-  options: ModelOptions;
-  input: number[];
-  labelSmoothing: number;
-}[];
-
-/** Biases of a BN feeding a bias-free conv and another training-mode BN: gradient exactly 0. */
-const structurallyZero = (name: string): boolean => /\.bn2\.bias$/.test(name);
+import { gradNetworks, gradTensor, modelWithFixtureState, structurallyZero } from './helpers/network-grads.js';
 
 describe('training plan: one step against PyTorch', () => {
-  for (const net of networks) {
+  for (const net of gradNetworks) {
     it(`${net.name} ${JSON.stringify(net.options)} on [${net.input.join(', ')}]`, async () => {
-      const model = createModel(net.name, { ...net.options, initialize: false });
-      const prefix = `${net.name}/state/`;
-      const state = new Map<string, Tensor>();
-      for (const [key, tensor] of fixture.tensors)
-        if (key.startsWith(prefix)) state.set(key.slice(prefix.length), tensor);
-      model.loadStateDict(state);
+      const model = modelWithFixtureState(net);
 
       const plan = await TrainingPlan.compile(model.trace(net.input, { training: true }));
-      const labels = Array.from(get(fixture, `${net.name}/labels`).data);
-      const { loss, gradients } = plan.forwardBackward(get(fixture, `${net.name}/input`), labels, {
+      const labels = Array.from(gradTensor(net, 'labels').data);
+      const { loss, gradients } = plan.forwardBackward(gradTensor(net, 'input'), labels, {
         labelSmoothing: net.labelSmoothing,
       });
-      const expectedLoss = get(fixture, `${net.name}/loss`).data[0]!;
+      const expectedLoss = gradTensor(net, 'loss').data[0]!;
       expect(Math.abs(loss - expectedLoss) / expectedLoss).toBeLessThan(1e-4);
 
       const parameters = model.namedParameters();
       expect([...gradients.keys()].sort()).toEqual([...parameters.keys()].sort());
-      const expected = (name: string): Tensor => get(fixture, `${net.name}/grad/${name}`);
+      const expected = (name: string): Tensor => gradTensor(net, `grad/${name}`);
       for (const name of parameters.keys()) {
         if (structurallyZero(name)) {
           expect(maxAbs(gradients.get(name)!), name).toBeLessThan(
@@ -60,7 +45,7 @@ describe('training plan: one step against PyTorch', () => {
       }
       for (const [name, tensor] of model.stateDict()) {
         if (!name.includes('running_')) continue;
-        expect(relativeError(tensor, get(fixture, `${net.name}/after/${name}`)), name).toBeLessThan(1e-5);
+        expect(relativeError(tensor, gradTensor(net, `after/${name}`)), name).toBeLessThan(1e-5);
       }
     });
   }

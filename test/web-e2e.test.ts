@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { requirement } from './helpers/requirements.js';
+import { chromiumLaunchOptions, chromiumRequirement, crossOriginIsolationHeaders } from './helpers/chromium.js';
 import { complexity } from '../src/analysis/complexity.js';
 import { preprocessImage } from '../src/data/image.js';
 import { loadModelFile, saveModelFile } from '../src/io/modelfile.js';
@@ -24,12 +24,7 @@ import { fashionMnistClasses } from '../src/node/data/mnist.js';
 import { decodeImage } from '../src/node/image.js';
 import { softmax } from '../src/ops/index.js';
 
-const chromiumPath = '/usr/bin/chromium';
-const needChromium = requirement(
-  'CHROMIUM',
-  'the web page end-to-end test (test/web-e2e.test.ts)',
-  existsSync(chromiumPath) ? null : `${chromiumPath} is absent (install it with: apt-get install -y chromium)`,
-);
+const needChromium = chromiumRequirement('the web page end-to-end test (test/web-e2e.test.ts)');
 const root = fileURLToPath(new URL('..', import.meta.url));
 const dist = join(root, 'web', 'dist');
 const fixture = join(root, 'test', 'fixtures', 'web', 'trouser.png');
@@ -53,12 +48,10 @@ async function serve(options: {
 }): Promise<{ server: Server; origin: string }> {
   const server = createServer((request, response) => {
     const path = decodeURIComponent(new URL(request.url ?? '/', 'http://localhost').pathname);
-    const headers: Record<string, string> = { 'Cache-Control': 'no-store' };
-    if (options.isolate) {
-      headers['Cross-Origin-Opener-Policy'] = 'same-origin';
-      headers['Cross-Origin-Embedder-Policy'] = 'require-corp';
-      headers['Cross-Origin-Resource-Policy'] = 'same-origin';
-    }
+    const headers: Record<string, string> = {
+      'Cache-Control': 'no-store',
+      ...(options.isolate ? crossOriginIsolationHeaders : {}),
+    };
     const type = (file: string): string => mimeTypes[extname(file)] ?? 'application/octet-stream';
     const override = options.overrides?.get(path);
     if (override !== undefined) {
@@ -144,17 +137,8 @@ describe.skipIf(needChromium.skip)('browser page (web/) in Chromium', () => {
     await build({ configFile: join(root, 'web', 'vite.config.ts'), logLevel: 'warn' });
     userDataDir = mkdtempSync(join(tmpdir(), 'shufflenet-chromium-'));
     context = await chromium.launchPersistentContext(userDataDir, {
-      executablePath: chromiumPath,
-      headless: true,
+      ...chromiumLaunchOptions,
       viewport: { width: 1240, height: 980 },
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-      ],
     });
   });
 

@@ -1,9 +1,10 @@
 /** Reference gradients of the ops that move channels: both only route gradients back. */
-import { channelShuffleSource } from './channels.js';
+import { channelShuffleReference, forEachConcatSlice } from './channels.js';
 
 /**
- * The shuffle is a permutation (a gather: output channel k reads input channel source[k]), so its
- * gradient is the inverse permutation: the scatter of each output gradient plane k to source[k].
+ * The shuffle is a permutation, so its gradient is the inverse permutation: output gradient plane k
+ * goes back to input channel source[k]. That inverse is the shuffle with C/g groups (see
+ * `channelShuffleSource`), so the forward kernel routes it.
  */
 export function channelShuffleBackwardReference(
   gradOutput: Float32Array, // [N, C, H·W]
@@ -13,13 +14,7 @@ export function channelShuffleBackwardReference(
   spatial: number,
   groups: number,
 ): void {
-  const source = channelShuffleSource(channels, groups);
-  for (let n = 0; n < batch; n++) {
-    for (let k = 0; k < channels; k++) {
-      const from = (n * channels + k) * spatial;
-      gradInput.set(gradOutput.subarray(from, from + spatial), (n * channels + source[k]!) * spatial);
-    }
-  }
+  channelShuffleReference(gradOutput, gradInput, batch, channels, spatial, channels / groups);
 }
 
 /** Splits the gradient of a channel concatenation back into one gradient per input. */
@@ -30,14 +25,7 @@ export function concatChannelsBackwardReference(
   batch: number,
   spatial: number,
 ): void {
-  const total = channels.reduce((a, b) => a + b, 0);
-  for (let n = 0; n < batch; n++) {
-    let offset = 0;
-    channels.forEach((c, k) => {
-      const count = c * spatial;
-      const from = (n * total + offset) * spatial;
-      gradInputs[k]?.set(gradOutput.subarray(from, from + count), n * count);
-      offset += c;
-    });
-  }
+  forEachConcatSlice(channels, batch, spatial, (k, part, whole, count) =>
+    gradInputs[k]?.set(gradOutput.subarray(whole, whole + count), part),
+  );
 }

@@ -45,6 +45,27 @@ export function channelShuffleReference(
   }
 }
 
+/**
+ * Where each part of a channel concatenation sits, per sample: part k (of `channels[k]` channels)
+ * of sample n is `count` floats at `part` in its own tensor and at `whole` in the concatenation.
+ * The concatenation copies part → whole, its gradient whole → part.
+ */
+export function forEachConcatSlice(
+  channels: readonly number[],
+  batch: number,
+  spatial: number,
+  visit: (k: number, part: number, whole: number, count: number) => void,
+): void {
+  const total = channels.reduce((a, b) => a + b, 0);
+  for (let n = 0; n < batch; n++) {
+    let offset = 0;
+    channels.forEach((c, k) => {
+      visit(k, n * c * spatial, (n * total + offset) * spatial, c * spatial);
+      offset += c;
+    });
+  }
+}
+
 /** Concatenates NCHW tensors along channels. `channels[k]` is the channel count of `inputs[k]`. */
 export function concatChannelsReference(
   inputs: readonly Float32Array[],
@@ -53,13 +74,7 @@ export function concatChannelsReference(
   batch: number,
   spatial: number,
 ): void {
-  const total = channels.reduce((a, b) => a + b, 0);
-  for (let n = 0; n < batch; n++) {
-    let offset = 0;
-    inputs.forEach((input, k) => {
-      const count = channels[k]! * spatial;
-      output.set(input.subarray(n * count, (n + 1) * count), (n * total + offset) * spatial);
-      offset += channels[k]!;
-    });
-  }
+  forEachConcatSlice(channels, batch, spatial, (k, part, whole, count) =>
+    output.set(inputs[k]!.subarray(part, part + count), whole),
+  );
 }

@@ -13,24 +13,21 @@
  * helper whose kernel call throws marks the run failed (releasing the others, who throw a ThreadError; the leader's from
  * plan.run) and waits for the next run, which the leader refuses.
  */
+import { inferenceKernelExportsNames } from '../../kernels/wasm/exports.generated.js';
 import { instantiateSharedKernels, type KernelExports } from '../../kernels/wasm/module.js';
 import { Barrier, CONTROL_BYTES, ThreadError } from './barrier.js';
 import { recordIndex, runTraced, traceClock, type TraceRegion } from './trace.js';
 
 export { CONTROL_BYTES };
 
-/** The kernels a call may name, by index. */
-export const KERNEL_NAMES = [
-  'gemm4x8',
-  'dense8',
-  'dwconv3x3',
-  'pool3x3s2',
-  'padPlanes',
-  'im2col3x3s2',
-  'im2col',
-  'globalAvgPool',
-] as const;
-export type KernelName = (typeof KERNEL_NAMES)[number];
+/** Inference exports that are not kernels a helper calls (they answer the leader's questions). */
+const NOT_CALLED = ['paddedPlaneFloats', 'heapBase'] as const;
+export type KernelName = Exclude<(typeof inferenceKernelExportsNames)[number], (typeof NOT_CALLED)[number]>;
+
+/** The kernels a call may name, by index: the shared build's exports, in their generated order. */
+export const KERNEL_NAMES: readonly KernelName[] = inferenceKernelExportsNames.filter(
+  (name): name is KernelName => !(NOT_CALLED as readonly string[]).includes(name),
+);
 
 /** One kernel call: the kernel's index in KERNEL_NAMES, then its arguments. */
 export type KernelCall = number[];

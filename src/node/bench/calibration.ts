@@ -4,6 +4,7 @@
  * JavaScript over Float64Arrays on purpose: it must not depend on anything the benchmark compares
  * (our WASM kernels, ONNX Runtime), so that an engine change can never look like drift.
  */
+import { medianTime } from './stats.js';
 
 /** What the kernel computes, for the report. */
 export const calibrationDescription =
@@ -27,12 +28,5 @@ function product(): void {
 
 /** Times the kernel `repeats` times and returns the median in milliseconds. */
 export function timeCalibration(repeats = 5): number {
-  const times: number[] = [];
-  for (let r = 0; r < repeats; r++) {
-    const start = performance.now();
-    product();
-    times.push(performance.now() - start);
-  }
-  times.sort((x, y) => x - y);
-  return times[Math.floor(times.length / 2)]!;
+  return medianTime(product, repeats);
 }

@@ -16,6 +16,18 @@ export function quantile(values: readonly number[], q: number): number {
   return sorted[lower]! + (sorted[upper]! - sorted[lower]!) * (position - lower);
 }
 
+/** Median milliseconds of `fn` over `repeats` timed runs, after `warmup` untimed ones. */
+export function medianTime(fn: () => void, repeats: number, warmup = 0): number {
+  for (let i = 0; i < warmup; i++) fn();
+  const times: number[] = [];
+  for (let i = 0; i < repeats; i++) {
+    const start = performance.now();
+    fn();
+    times.push(performance.now() - start);
+  }
+  return median(times);
+}
+
 export function median(values: readonly number[]): number {
   return quantile(values, 0.5);
 }

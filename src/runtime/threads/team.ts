@@ -317,11 +317,13 @@ export class Team {
     const w = this.words;
     const tag = this.tag;
     const settled = (v: number): boolean => v === target || v - tag < 0 || v - tag > COUNT_MASK;
-    let v = 0;
-    for (let i = 0; i < SPINS; i++) if (settled((v = Atomics.load(w, index)))) return v === target;
+    for (let i = 0; i < SPINS; i++) {
+      const v = Atomics.load(w, index);
+      if (settled(v)) return v === target;
+    }
     const start = performance.now();
     for (;;) {
-      v = Atomics.load(w, index);
+      const v = Atomics.load(w, index);
       if (settled(v)) return v === target;
       this.control.check();
       if (performance.now() - start > STALL_MS) {

@@ -102,11 +102,6 @@ export class Barrier {
     return this.seenRun;
   }
 
-  /** Whether a thread has failed (ERROR is set). */
-  failed(): boolean {
-    return Atomics.load(this.words, ERROR) !== 0;
-  }
-
   /** Leader: starts a run of `command` on every helper; refuses once a thread has failed. */
   start(command = 0): void {
     this.check();

@@ -80,19 +80,21 @@ function checkRows(trace: PlanTrace, phases: number): void {
       own.forEach((e, i) => {
         expect(e.phase).toBe(i > 0 && own[i - 1]!.step === e.step ? own[i - 1]!.phase + 1 : 0);
         expect(e.end).toBeGreaterThanOrEqual(e.start);
-        expect(e.waitStart).toBe(e.end); // a thread arrives at the barrier as its share ends
+        expect(e.waitStart).toBe(e.end); // a thread waits for the phase as its last unit ends
         expect(e.waitEnd).toBeGreaterThanOrEqual(e.waitStart);
         if (i > 0) expect(e.start).toBeGreaterThanOrEqual(own[i - 1]!.waitEnd); // ordered, no overlap
       });
       expect(own[0]!.start).toBeGreaterThanOrEqual(previousEnd - CLOCK_MS); // runs do not overlap
     }
-    // The barrier on one clock: nobody is released from phase p, or starts phase p + 1, before
-    // every thread has arrived at phase p's barrier.
+    // Claiming on one clock: every unit of phase p is run exactly once (by some thread), and
+    // nobody sees phase p done, or starts phase p + 1, before its last unit ended.
     for (let p = 0; p < phases; p++) {
-      const lastArrival = Math.max(...rows.map((own) => own[p]!.waitStart));
+      const ran = rows.reduce((sum, own) => sum + own[p]!.units, 0);
+      expect(ran).toBe(trace.phaseUnits[p]);
+      const lastUnitEnd = Math.max(...rows.filter((own) => own[p]!.units > 0).map((own) => own[p]!.end));
       for (const own of rows) {
-        expect(own[p]!.waitEnd).toBeGreaterThanOrEqual(lastArrival - CLOCK_MS);
-        if (p + 1 < phases) expect(own[p + 1]!.start).toBeGreaterThanOrEqual(lastArrival - CLOCK_MS);
+        expect(own[p]!.waitEnd).toBeGreaterThanOrEqual(lastUnitEnd - CLOCK_MS);
+        if (p + 1 < phases) expect(own[p + 1]!.start).toBeGreaterThanOrEqual(lastUnitEnd - CLOCK_MS);
       }
     }
     previousEnd = Math.max(...rows.map((own) => own[phases - 1]!.waitEnd));
@@ -105,8 +107,10 @@ describe('plan.trace', () => {
     expect(trace.threads).toBe(2);
     expect(trace.runs).toBe(RUNS);
     expect(trace.steps).toEqual(threaded.summary.steps);
-    // The phase count comes from the helper's own program: one barrier per phase.
-    checkRows(trace, decodeProgram(threaded.helpers[0]!.program).length);
+    // The phase count and units come from the helper's own program.
+    const program = decodeProgram(threaded.helpers[0]!.program);
+    expect(trace.phaseUnits).toEqual(program.map((phase) => (phase.leaderOnly ? 1 : phase.units.length)));
+    checkRows(trace, program.length);
   });
 
   it('leaves the logits bit-identical, before, during and after tracing', () => {
@@ -125,6 +129,8 @@ describe('plan.trace', () => {
     expect(phases).toBeGreaterThanOrEqual(workingSteps(trace).length);
     checkRows(trace, phases);
     for (const e of trace.events) expect(e.waitEnd).toBe(e.waitStart);
+    // One thread runs every phase whole: one unit each (a chunk covering the split).
+    expect(trace.phaseUnits.every((u) => u === 1)).toBe(true);
     expect(firstDifference(trace.output, single.run(input))).toBe(-1);
   });
 
@@ -153,12 +159,14 @@ describe('trace summary', () => {
       end,
       waitStart: end,
       waitEnd,
+      units: 1,
     });
     const trace = {
       threads: 2,
       runs: 1,
       steps: ['a', 'b'],
       stepNodes: [['a'], ['b']],
+      phaseUnits: [2, 2],
       events: [e(0, 0, 0, 3, 5), e(0, 1, 5, 6, 9), e(1, 0, 0, 5, 5), e(1, 1, 5.5, 9, 9)],
       output: new Tensor([1]),
     };

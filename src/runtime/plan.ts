@@ -35,11 +35,15 @@ import {
 import {
   bindCalls,
   call,
-  CONTROL_BYTES,
+  COL,
   encodeProgram,
+  MAX_UNITS,
+  SCRATCH,
   Team,
+  teamBytes,
   type HelperSetup,
   type KernelCall,
+  type ProgramPhase,
 } from './threads/team.js';
 import { RECORD_WORDS, recordIndex, runTraced, traceBytes, traceClock, type TraceRegion } from './threads/trace.js';
 
@@ -81,7 +85,7 @@ export interface PlanOptions {
   traceRuns?: number;
 }
 
-/** One thread's share of one phase in a traced run. Times are milliseconds on the leader's `performance.now()`. */
+/** One thread's part in one phase of a traced run. Times are milliseconds on the leader's `performance.now()`. */
 export interface PhaseEvent {
   /** Traced run, from 0. */
   run: number;
@@ -91,12 +95,17 @@ export interface PhaseEvent {
   step: number;
   /** Index of the phase within its step (steps with a padding pass have two). */
   phase: number;
-  /** When the thread started its share, and finished it. */
+  /**
+   * When the thread started claiming the phase's units, and when its last unit ended (= start if
+   * it ran none: the units were all claimed by others).
+   */
   start: number;
   end: number;
-  /** When it arrived at the barrier after the phase (= end) and when the barrier released it (= end with one thread). */
+  /** When it began waiting for the phase to be done (= end) and when it saw it done (= end with one thread). */
   waitStart: number;
   waitEnd: number;
+  /** Units of the phase this thread ran (over all threads they add up to `PlanTrace.phaseUnits`). */
+  units: number;
 }
 
 /** What `plan.trace` records: every thread's every phase, run after run. */
@@ -106,17 +115,21 @@ export interface PlanTrace {
   /** The plan's step descriptions and nodes (`PlanSummary.steps`, `stepNodes`), by `PhaseEvent.step`. */
   steps: string[];
   stepNodes: string[][];
+  /** Units of each phase of the plan, in order (a reference step is one unit, the leader's). */
+  phaseUnits: number[];
   /** Ordered by run, then thread, then phase. */
   events: PhaseEvent[];
   /** The logits of the last traced run (bit-identical to an untraced run's). */
   output: Tensor;
 }
 
-/** What the leader needs to trace: the trace region, its share of each phase, each phase's step. */
+/** What the leader needs to trace: the trace region, each phase's units and step. */
 interface Tracing {
   region: TraceRegion;
-  /** The leader's share of every phase of the plan, in order. */
+  /** Every phase of the plan, in order, as one thread alone runs it (used without a team). */
   parts: (() => void)[];
+  /** Units of every phase. */
+  units: number[];
   /** Per phase: the step it belongs to and its index within that step. */
   stepOf: number[];
   phaseInStep: number[];
@@ -124,7 +137,7 @@ interface Tracing {
 
 export class InferencePlan {
   private disposed = false;
-  /** The leader's share of an untraced run. */
+  /** The leader's part of an untraced run. */
   private readonly runExecutors = (): void => {
     for (const execute of this.executors) execute();
   };
@@ -186,8 +199,8 @@ export class InferencePlan {
 
   /**
    * Runs one sample `runs` times (≤ `PlanOptions.traceRuns`) and records, per thread and phase,
-   * when the thread's share started and ended and when the barrier released it (see
-   * ./threads/trace.ts). The runs compute exactly what `run` computes.
+   * when the thread started claiming units and ended its last, when it saw the phase done, and how
+   * many units it ran (see ./threads/trace.ts). The runs compute exactly what `run` computes.
    *
    * Example:
    *   const plan = await compilePlan(graph, { threads: 2, traceRuns: 10 });
@@ -209,7 +222,7 @@ export class InferencePlan {
       throw new ShapeError(`plan.trace: input has batch ${input.shape[0]} but a trace runs one sample (batch 1)`);
     }
     const threads = this.threads;
-    const phases = tracing.parts.length;
+    const phases = tracing.units.length;
     // A view made now: another plan on a non-shared memory may have grown (and detached) it.
     const records = new Float64Array(
       this.kernels.memory.buffer,
@@ -217,19 +230,20 @@ export class InferencePlan {
       recordIndex(tracing.region.runs, 0, threads, phases),
     );
     const team = this.team;
-    const barrier = team === null ? null : (): void => team.barrier();
     const now = traceClock(performance.timeOrigin);
     const output = new Tensor([1, ...this.outputShape.slice(1)]);
     for (let r = 0; r < runs; r++) {
       const at = recordIndex(r, 0, threads, phases);
-      this.runSample(input, 0, output, 1 + r, () => runTraced(tracing.parts, barrier, records, at, now));
+      this.runSample(input, 0, output, 1 + r, () =>
+        team === null ? runTraced(tracing.parts, tracing.units, records, at, now) : team.runAll({ records, at, now }),
+      );
     }
     const events: PhaseEvent[] = [];
     for (let run = 0; run < runs; run++) {
       for (let thread = 0; thread < threads; thread++) {
         let at = recordIndex(run, thread, threads, phases);
         for (let p = 0; p < phases; p++, at += RECORD_WORDS) {
-          const [start, end, waitEnd] = [records[at]!, records[at + 1]!, records[at + 2]!];
+          const [start, end, waitEnd, units] = [records[at]!, records[at + 1]!, records[at + 2]!, records[at + 3]!];
           events.push({
             run,
             thread,
@@ -239,12 +253,13 @@ export class InferencePlan {
             end,
             waitStart: end,
             waitEnd,
+            units,
           });
         }
       }
     }
     const { steps, stepNodes } = this.summary;
-    return { threads, runs, steps, stepNodes, events, output };
+    return { threads, runs, steps, stepNodes, phaseUnits: tracing.units, events, output };
   }
 
   private checkInput(input: Tensor): void {
@@ -269,7 +284,7 @@ export class InferencePlan {
     try {
       execute();
     } catch (error) {
-      this.team?.fail(); // release the helpers at once instead of leaving them at a barrier
+      this.team?.fail(); // release the helpers at once instead of leaving them waiting for this unit
       throw error;
     }
     this.team?.check();
@@ -379,26 +394,47 @@ function build<P>(
     return arena + offsets.get(root)! + offset * 4;
   };
 
-  const phases = steps.map((step, i) => phasesOf(graph, step, prepared[i]!, wasm, address, scratch, col));
-  const control = threads > 1 ? wasm.allocBytes(CONTROL_BYTES) : 0;
-  const team = threads > 1 ? new Team(wasm.memory, control, threads) : null;
-  // The leader (thread 0) runs its share of each phase, then meets the others at the barrier.
-  const leaderParts = phases.map((stepPhases) =>
-    stepPhases.map((phase) => ('main' in phase ? phase.main : bindCalls(wasm.exports, phase.calls[0]!))),
-  );
-  const executors = leaderParts.map((parts) => {
-    if (team !== null) {
-      return () => {
-        for (const part of parts) {
-          part();
-          team.barrier();
-        }
-      };
+  const phases = steps.map((step, i) => phasesOf(graph, step, prepared[i]!, wasm, address, threads, scratch[0]!));
+  const areas = (t: number): { scratch: number; col: number } => ({ scratch: scratch[t]!, col: col[t]! });
+  const all = phases.flat();
+  const unitsOf = (phase: Phase): number => ('main' in phase ? 1 : phase.units.length);
+  for (const [i, stepPhases] of phases.entries()) {
+    if (stepPhases.some((phase) => unitsOf(phase) > MAX_UNITS)) {
+      throw new LoweringError(`${describeStep(steps[i]!)}: a phase has more than ${MAX_UNITS} units`);
     }
-    return parts.length === 1 ? parts[0]! : () => parts.forEach((part) => part());
-  });
-  // A traced run replays the same parts phase by phase, recording each (./threads/trace.ts).
-  const phaseCount = leaderParts.flat().length;
+  }
+  // One thread alone runs every unit of a phase in order, with no atomics.
+  const whole = (phase: Phase): (() => void) =>
+    'main' in phase ? phase.main : bindCalls(wasm.exports, phase.units.flat(), areas(0));
+  let team: Team | null = null;
+  let control = 0;
+  let executors: (() => void)[];
+  if (threads === 1) {
+    executors = phases.map((stepPhases) => {
+      const parts = stepPhases.map(whole);
+      return parts.length === 1 ? parts[0]! : () => parts.forEach((part) => part());
+    });
+  } else {
+    // Every thread runs the same program, claiming units (./threads/team.ts); the leader's bound
+    // phases also hold the reference steps, which only it runs.
+    control = wasm.allocBytes(teamBytes(all.length));
+    const leader = all.map((phase) =>
+      'main' in phase
+        ? { leaderOnly: true, units: [phase.main] }
+        : { leaderOnly: false, units: phase.units.map((calls) => bindCalls(wasm.exports, calls, areas(0))) },
+    );
+    const shared = new Team(wasm.memory, control, threads, leader);
+    team = shared;
+    let first = 0;
+    executors = phases.map((stepPhases) => {
+      const from = first;
+      const to = (first += stepPhases.length);
+      return () => {
+        for (let p = from; p < to; p++) shared.phase(p);
+      };
+    });
+  }
+  const phaseCount = all.length;
   const tracing: Tracing | null =
     traceRuns === 0
       ? null
@@ -408,17 +444,24 @@ function build<P>(
             runs: traceRuns,
             origin: performance.timeOrigin,
           },
-          parts: leaderParts.flat(),
-          stepOf: leaderParts.flatMap((parts, step) => parts.map(() => step)),
-          phaseInStep: leaderParts.flatMap((parts) => parts.map((_, phase) => phase)),
+          parts: threads === 1 ? all.map(whole) : [],
+          units: all.map(unitsOf),
+          stepOf: phases.flatMap((stepPhases, step) => stepPhases.map(() => step)),
+          phaseInStep: phases.flatMap((stepPhases) => stepPhases.map((_, phase) => phase)),
         };
+  const program = encodeProgram(
+    all.map((phase): ProgramPhase =>
+      'main' in phase ? { leaderOnly: true, units: [] } : { leaderOnly: false, units: phase.units },
+    ),
+  );
   const helpers = Array.from({ length: threads - 1 }, (_, i) => ({
     memory: wasm.memory,
     controlAddress: control,
     threads,
     thread: i + 1,
     trace: tracing?.region ?? null,
-    program: encodeProgram(phases.flat().map((phase) => ('main' in phase ? [] : phase.calls[i + 1]!))),
+    program,
+    areas: areas(i + 1),
   }));
   const summary: PlanSummary = {
     variant: wasm.variant,
@@ -609,14 +652,25 @@ function prepare(graph: Graph, step: Step, wasm: WasmKernels): Prepared {
 // Execution
 
 /**
- * A step's work, in phases separated by barriers: each phase holds, per thread, the kernel calls
- * that thread makes (its share of output channels, planes or rows), or runs on the leader only
- * (reference steps).
+ * A step's work, in phases that depend on each other in order: each phase is a list of units
+ * (each a list of kernel calls, run by whichever thread claims it; see ./threads/team.ts), or a
+ * reference step that runs on the leader only.
  */
-type Phase = { calls: KernelCall[][] } | { main: () => void };
+type Phase = { units: KernelCall[][] } | { main: () => void };
 
-function perThread(threads: number, make: (t: number) => KernelCall[]): Phase {
-  return { calls: Array.from({ length: threads }, (_, t) => make(t)) };
+/**
+ * Chunks per thread of a phase: enough that a thread left behind costs the others at most a
+ * chunk's wait, few enough that claiming (one compare-exchange per chunk) stays cheap.
+ */
+const CHUNKS_PER_THREAD = 6;
+
+/**
+ * A phase over `n` consecutive units of the split, grouped into chunks of consecutive units
+ * (one chunk with one thread); `make` gives the calls of units [u0, u1).
+ */
+function chunked(n: number, threads: number, make: (u0: number, u1: number) => KernelCall[]): Phase {
+  const chunks = threads === 1 ? Math.min(n, 1) : Math.min(n, CHUNKS_PER_THREAD * threads);
+  return { units: Array.from({ length: chunks }, (_, k) => make(...share(n, k, chunks))) };
 }
 
 /** The kernel calls of a step, per phase and thread, for the lowering's decision and split. */
@@ -626,10 +680,10 @@ function phasesOf(
   prepared: Prepared,
   wasm: WasmKernels,
   address: (value: string) => number,
-  scratch: readonly number[],
-  col: readonly number[],
+  threads: number,
+  /** Thread 0's scratch area: the stem's padded input planes, which every thread reads. */
+  scratch0: number,
 ): Phase[] {
-  const threads = scratch.length;
   const relu = step.relu ? 1 : 0;
   const [, c, h, w] = graph.shapes.get(step.inputs[0] ?? step.nodes[0]!.inputs[0]!)! as [
     number,
@@ -640,8 +694,8 @@ function phasesOf(
   const input = step.inputs.length > 0 ? address(step.inputs[0]!) : 0;
   const output = address(step.output);
   const { lowering, split } = step;
-  /** The units of the split that thread t takes. */
-  const units = (t: number): [number, number] => share(split.units, t, threads);
+  /** A phase over the split's units. */
+  const units = (make: (u0: number, u1: number) => KernelCall[]): Phase => chunked(split.units, threads, make);
   switch (lowering.kernel) {
     case 'gemm1x1':
     case 'im2col-gemm':
@@ -670,28 +724,24 @@ function phasesOf(
       }));
       if (lowering.kernel === 'stem3x3s2') {
         // Pad the input planes once (split by planes) into thread 0's scratch, then the bands of
-        // output rows (split by bands), each thread with its own patch matrix.
+        // output rows (split by bands), each on the patch matrix of the thread that runs it.
         const only = prepared.groups[0]!;
         const table = tables[0]!;
         const band = split.bandRows;
         const planeFloats = wasm.exports.paddedPlaneFloats(h, w);
-        const pad = perThread(threads, (t) => {
-          const [c0, c1] = share(c, t, threads);
-          return c1 > c0
-            ? [call('padPlanes', c1 - c0, h, w, input + c0 * h * w * 4, scratch[0]! + c0 * planeFloats * 4)]
-            : [];
-        });
-        const gemm = perThread(threads, (t) => {
+        const pad = chunked(c, threads, (c0, c1) => [
+          call('padPlanes', c1 - c0, h, w, input + c0 * h * w * 4, scratch0 + c0 * planeFloats * 4),
+        ]);
+        const gemm = units((b0, b1) => {
           const calls: KernelCall[] = [];
-          const [b0, b1] = units(t);
           for (let b = b0; b < b1; b++) {
             const oy = b * band;
             const rows = Math.min(band, oh - oy);
             const bandPixels = rows * ow;
             calls.push(
-              call('im2col3x3s2', c, h, w, scratch[0]!, oy, oy + rows, col[t]!),
+              call('im2col3x3s2', c, h, w, scratch0, oy, oy + rows, COL),
               // prettier-ignore
-              call('gemm4x8', kPerGroup, cOut, bandPixels, only.weights, only.bias, col[t]!, bandPixels * 4, table.out, 0, oy * ow * 4, relu),
+              call('gemm4x8', kPerGroup, cOut, bandPixels, only.weights, only.bias, COL, bandPixels * 4, table.out, 0, oy * ow * 4, relu),
             );
           }
           return calls;
@@ -699,15 +749,14 @@ function phasesOf(
         return [pad, gemm];
       }
       if (lowering.kernel === 'im2col-gemm') {
-        // Units of (band of output rows, group); each thread has its own patch matrix.
+        // Units of (band of output rows, group), each on the patch matrix of the thread that runs it.
         const { kernelHeight: kh, kernelWidth: kw, strideHeight, strideWidth, padTop, padLeft } = lowering.conv;
         const { dilationHeight, dilationWidth } = lowering.conv;
         const cPerGroup = c / groups;
         const band = split.bandRows;
         return [
-          perThread(threads, (t) => {
+          units((u0, u1) => {
             const calls: KernelCall[] = [];
-            const [u0, u1] = units(t);
             for (let u = u0; u < u1; u++) {
               const oy = Math.floor(u / groups) * band;
               const g = u % groups;
@@ -717,9 +766,9 @@ function phasesOf(
               const tb = tables[g]!;
               calls.push(
                 // prettier-ignore
-                call('im2col', cPerGroup, h, w, kh, kw, strideHeight, strideWidth, padTop, padLeft, dilationHeight, dilationWidth, ow, oy, oy + rows, input + g * cPerGroup * h * w * 4, col[t]!),
+                call('im2col', cPerGroup, h, w, kh, kw, strideHeight, strideWidth, padTop, padLeft, dilationHeight, dilationWidth, ow, oy, oy + rows, input + g * cPerGroup * h * w * 4, COL),
                 // prettier-ignore
-                call('gemm4x8', kPerGroup, m, bandPixels, p.weights, p.bias, col[t]!, bandPixels * 4, tb.out, tb.res, oy * ow * 4, relu),
+                call('gemm4x8', kPerGroup, m, bandPixels, p.weights, p.bias, COL, bandPixels * 4, tb.out, tb.res, oy * ow * 4, relu),
               );
             }
             return calls;
@@ -727,15 +776,14 @@ function phasesOf(
         ];
       }
       if (split.axis === 'pixel-blocks') {
-        // 1×1 over a large input: the blocks of pixels of all groups, in order, split among
-        // threads; one GEMM call per block runs every output channel of its group over it. Blocks
+        // 1×1 over a large input: the blocks of pixels of all groups, in order, in chunks of
+        // consecutive blocks; one GEMM call per block runs every output channel of its group over it. Blocks
         // are multiples of 8 pixels, so every pixel gets the tile it gets unsplit (bit-identical).
         const block = split.blockPixels;
         const blocksPerGroup = Math.ceil(pixels / block);
         return [
-          perThread(threads, (t) => {
+          units((u0, u1) => {
             const calls: KernelCall[] = [];
-            const [u0, u1] = units(t);
             for (let u = u0; u < u1; u++) {
               const g = Math.floor(u / blocksPerGroup);
               const p0 = (u % blocksPerGroup) * block;
@@ -750,13 +798,12 @@ function phasesOf(
           }),
         ];
       }
-      // 1×1: the blocks of 4 output channels of all groups, in order, split among threads; a
-      // thread's run of blocks within one group is one GEMM call.
+      // 1×1: the blocks of 4 output channels of all groups, in order, in chunks of consecutive
+      // blocks; a chunk's run of blocks within one group is one GEMM call.
       const blocksPerGroup = Math.ceil(m / 4);
       return [
-        perThread(threads, (t) => {
+        units((u0, u1) => {
           const calls: KernelCall[] = [];
-          const [u0, u1] = units(t);
           for (let u = u0; u < u1;) {
             const g = Math.floor(u / blocksPerGroup);
             const b0 = u % blocksPerGroup;
@@ -779,41 +826,26 @@ function phasesOf(
       const { outHeight: oh, outWidth: ow } = lowering.conv;
       const p = prepared.groups[0]!;
       return [
-        perThread(threads, (t) => {
-          const [c0, c1] = units(t);
-          if (c1 === c0) return [];
-          // prettier-ignore
-          return [call('dwconv3x3', c1 - c0, h, w, lowering.stride, input + c0 * h * w * 4, p.weights + c0 * 36, p.bias + c0 * 4, output + c0 * oh * ow * 4, relu, scratch[t]!)];
-        }),
+        // prettier-ignore
+        units((c0, c1) => [call('dwconv3x3', c1 - c0, h, w, lowering.stride, input + c0 * h * w * 4, p.weights + c0 * 36, p.bias + c0 * 4, output + c0 * oh * ow * 4, relu, SCRATCH)]),
       ];
     }
     case 'pool3x3s2': {
       const [, , oh, ow] = graph.shapes.get(step.nodes[0]!.output)! as [number, number, number, number];
       const average = lowering.average ? 1 : 0;
       return [
-        perThread(threads, (t) => {
-          const [c0, c1] = units(t);
-          if (c1 === c0) return [];
-          // prettier-ignore
-          return [call('pool3x3s2', c1 - c0, h, w, lowering.pad, average, input + c0 * h * w * 4, output + c0 * oh * ow * 4, relu, scratch[t]!)];
-        }),
+        // prettier-ignore
+        units((c0, c1) => [call('pool3x3s2', c1 - c0, h, w, lowering.pad, average, input + c0 * h * w * 4, output + c0 * oh * ow * 4, relu, SCRATCH)]),
       ];
     }
     case 'global-avg-pool':
-      return [
-        perThread(threads, (t) => {
-          const [c0, c1] = units(t);
-          return c1 > c0 ? [call('globalAvgPool', c1 - c0, h * w, input + c0 * h * w * 4, output + c0 * 4)] : [];
-        }),
-      ];
+      return [units((c0, c1) => [call('globalAvgPool', c1 - c0, h * w, input + c0 * h * w * 4, output + c0 * 4)])];
     case 'dense': {
       // Blocks of 8 outputs (dense8 writes whole blocks; the buffer is padded to a multiple of 8).
       const [outF, inF] = graph.shapes.get(step.nodes[0]!.inputs[1]!)! as [number, number];
       const p = prepared.groups[0]!;
       return [
-        perThread(threads, (t) => {
-          const [b0, b1] = units(t);
-          if (b1 === b0) return [];
+        units((b0, b1) => {
           const o0 = b0 * 8;
           const count = Math.min(outF, b1 * 8) - o0;
           return [call('dense8', inF, count, input, p.weights + o0 * inF * 4, p.bias + o0 * 4, output + o0 * 4, relu)];

@@ -65,7 +65,7 @@ export interface BarrierOptions {
 }
 
 /** Whether this thread may block in Atomics.wait (not on a web page's main thread). */
-function canBlock(words: Int32Array): boolean {
+export function canBlock(words: Int32Array): boolean {
   try {
     Atomics.wait(words, QUIT, 12345, 0); // returns 'not-equal' at once where waiting is allowed
     return true;
@@ -90,6 +90,16 @@ export class Barrier {
     this.words = new Int32Array(buffer, byteOffset, CONTROL_BYTES / 4);
     this.blocking = canBlock(this.words);
     this.seenRun = Atomics.load(this.words, RUN);
+  }
+
+  /** Leader: the number the next `start` gives its run (RUN after the bump; only the leader bumps it). */
+  nextRun(): number {
+    return (Atomics.load(this.words, RUN) + 1) | 0;
+  }
+
+  /** Helper: the number of the run that `awaitRun` last returned (RUN as it read it). */
+  get run(): number {
+    return this.seenRun;
   }
 
   /** Leader: starts a run of `command` on every helper; refuses once a thread has failed. */

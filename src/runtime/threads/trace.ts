@@ -1,26 +1,28 @@
 /**
  * Phase tracing of a threaded plan: in a traced run, every thread records, for each phase of the
- * plan, when its share starts, when it ends (it arrives at the barrier) and when the barrier
- * releases it. What it shows is where the threads wait for each other: a share that is too small
- * for the barrier it costs, a split that leaves one thread more work, a partner that was late.
+ * plan, when it started claiming the phase's units, when its last unit ended, when it saw the
+ * phase done (every unit finished, by whichever thread: ./team.ts), and how many units it ran.
+ * What it shows is where the threads wait for work: a phase too short for the claiming it costs,
+ * a unit held by a thread the OS took away, a helper that woke late (it runs nothing).
  *
  * The records are a Float64 region (allocated by the plan when `PlanOptions.traceRuns` > 0, in
  * the memory its threads share), laid out as
  *
- *   [run slot][thread][phase][start, end, released]
+ *   [run slot][thread][phase][start, end, released, units]
  *
- * so that each thread writes only its own rows and recording allocates nothing: two clock reads
- * and three stores per phase. The leader chooses the slot of a traced run through the control
+ * so that each thread writes only its own rows and recording allocates nothing: three clock reads
+ * and four stores per phase. The leader chooses the slot of a traced run through the control
  * block's COMMAND word (0: untraced, k: slot k − 1; see ./barrier.ts), so an untraced run costs a
- * helper one comparison per run, and reads every row after the run (the barrier has ordered them).
+ * helper one comparison per run. A traced run ends when every helper has written its rows (the
+ * FINISHED count of ./team.ts); then the leader reads them.
  *
  * Clock: milliseconds on the leader's `performance.now()`. A worker's `performance.timeOrigin`
  * differs from the leader's, so a helper adds the difference of the two origins (taken once; the
  * origins are absolute times whose doubles resolve ~0.25 µs, which is the error of that offset).
  */
 
-/** Float64 words per phase record: start, end (arrival at the barrier), released. */
-export const RECORD_WORDS = 3;
+/** Float64 words per phase record: start, end (of the thread's last unit), released (phase seen done), units run. */
+export const RECORD_WORDS = 4;
 
 /** Where a plan's trace region is and what it holds (crosses to each helper in its setup). */
 export interface TraceRegion {
@@ -49,27 +51,23 @@ export function traceClock(leaderOrigin: number): () => number {
 }
 
 /**
- * Runs `phases` in order, meeting `barrier` after each (none with one thread: then release =
- * arrival), and records each phase into `records` from index `at`. Every thread of a traced run
- * calls it, so the extra barrier at the end is met by all.
+ * One thread alone (no team): runs `phases` in order and records each into `records` from index
+ * `at`; every unit is this thread's, and a phase is done as it ends (release = end).
  */
 export function runTraced(
   phases: readonly (() => void)[],
-  barrier: (() => void) | null,
+  units: readonly number[],
   records: Float64Array,
   at: number,
   now: () => number,
 ): void {
-  for (const phase of phases) {
+  phases.forEach((phase, p) => {
     records[at] = now();
     phase();
     const end = now();
     records[at + 1] = end;
-    if (barrier !== null) barrier();
-    records[at + 2] = barrier === null ? end : now();
+    records[at + 2] = end;
+    records[at + 3] = units[p]!;
     at += RECORD_WORDS;
-  }
-  // One more meeting, outside the records: a thread writes its last release after the last
-  // barrier, so without it the leader could read the run's records before they are all written.
-  if (barrier !== null) barrier();
+  });
 }

@@ -659,10 +659,14 @@ function prepare(graph: Graph, step: Step, wasm: WasmKernels): Prepared {
 type Phase = { units: KernelCall[][] } | { main: () => void };
 
 /**
- * Chunks per thread of a phase: enough that a thread left behind costs the others at most a
- * chunk's wait, few enough that claiming (one compare-exchange per chunk) stays cheap.
+ * Chunks per thread of a phase. NOTE: measured on a 2-vCPU AMD EPYC VM (bench/compare-builds.mjs,
+ * results/compare-builds-2026-12-02-*): 6 chunks per thread cost 4–33% at 2 threads on a quiet
+ * machine (g8 1×: 5.19 → 6.90 ms), 1 chunk costs nothing measurable there, and with one core kept
+ * busy by another process 1 chunk still takes g3 1× from 21.8 ms (static shares) to 8.2 ms: a late
+ * thread's whole chunk is simply claimed by the leader. Finer chunks would bound the wait for a
+ * thread descheduled mid-chunk; that needs a cheaper claim first.
  */
-const CHUNKS_PER_THREAD = 6;
+const CHUNKS_PER_THREAD = 1;
 
 /**
  * A phase over `n` consecutive units of the split, grouped into chunks of consecutive units

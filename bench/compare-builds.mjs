@@ -50,12 +50,16 @@ const builds = { before: await load(beforeDir), after: await load(afterDir) };
 const loadStart = loadavg();
 const cases = [];
 for (const arch of archs) {
+  // Each build traces its own copy of the network once, for every thread count.
+  const traced = Object.entries(builds).map(([name, b]) => {
+    const graph = b.registry.createModel(arch).trace([1, 3, size, size]);
+    const random = new b.random.Random(7);
+    const input = new b.tensor.Tensor([1, 3, size, size]);
+    input.data.forEach((_, i) => (input.data[i] = random.normal()));
+    return { name, b, graph, input };
+  });
   for (const threads of threadCounts) {
-    for (const [name, b] of Object.entries(builds)) {
-      const graph = b.registry.createModel(arch).trace([1, 3, size, size]);
-      const random = new b.random.Random(7);
-      const input = new b.tensor.Tensor([1, 3, size, size]);
-      input.data.forEach((_, i) => (input.data[i] = random.normal()));
+    for (const { name, b, graph, input } of traced) {
       const session = await b.session.createNodeSession(graph, { threads });
       if (session.threads !== threads) throw new Error(`${name} ${arch}: got ${session.threads} threads`);
       cases.push({ arch, threads, build: name, session, input, times: [], output: null });

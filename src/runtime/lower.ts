@@ -27,7 +27,7 @@ import type { Graph, GraphNode, GraphNodeOf } from '../graph/graph.js';
 import type { Conv2dGeometry } from '../kernels/reference/conv2d.js';
 import { conv2dGeometry } from '../ops/conv2d.js';
 import type { BatchNormTrainingAttrs } from '../ops/normalization.js';
-import type { Shape } from '../tensor/tensor.js';
+import { sameShape, type Shape } from '../tensor/tensor.js';
 
 /** A node that no executor can run: names the node and says why. */
 export class LoweringError extends ShuffleNetError {
@@ -152,9 +152,8 @@ export function lowerNode(graph: Graph, node: GraphNode, purpose: LoweringPurpos
     case 'relu':
       return { kernel: 'relu' };
     case 'add': {
-      const [a, b] = node.inputs.map((v) => graph.shapes.get(v)!) as [Shape, Shape | undefined];
-      const same =
-        b !== undefined && node.inputs.length === 2 && a.length === b.length && a.every((d, i) => d === b[i]);
+      const [a, b] = node.inputs.map((v) => graph.shapes.get(v)!);
+      const same = node.inputs.length === 2 && sameShape(a!, b!);
       return same ? { kernel: 'add' } : reference('the fast add takes two inputs of one shape');
     }
     default:
@@ -225,6 +224,14 @@ export interface LoweredStep {
   split: ThreadSplit;
 }
 
+/** Epilogue ops, and why one that no producer absorbed runs on its reference op. */
+const EPILOGUE_ONLY: Partial<Record<KernelKind, string>> = {
+  'batch-norm': 'batch norm folds only into the convolution that produces its input',
+  relu: 'ReLU fuses only into the epilogue of the step that produces its input',
+  add: 'a residual add fuses only into a GEMM convolution epilogue',
+  'channel-shuffle': 'a shuffle fuses only into a 1×1 convolution as an output remap',
+};
+
 /**
  * Lowers a graph (batch 1) into fused inference steps: every node is the main node of one step or
  * folded into the epilogue of an earlier one.
@@ -247,14 +254,7 @@ export function lowerForInference(graph: Graph): LoweredStep[] {
   graph.nodes.forEach((node, i) => {
     if (absorbed.has(node)) return;
     let lowering = lowerNode(graph, node, 'inference');
-    // Epilogue ops that no producer absorbed run on their reference op.
-    const standalone: Partial<Record<KernelKind, string>> = {
-      'batch-norm': 'batch norm folds only into the convolution that produces its input',
-      relu: 'ReLU fuses only into the epilogue of the step that produces its input',
-      add: 'a residual add fuses only into a GEMM convolution epilogue',
-      'channel-shuffle': 'a shuffle fuses only into a 1×1 convolution as an output remap',
-    };
-    const unfused = standalone[lowering.kernel];
+    const unfused = EPILOGUE_ONLY[lowering.kernel];
     if (unfused !== undefined) lowering = reference(unfused);
     const kind = lowering.kernel;
     const step: LoweredStep = {

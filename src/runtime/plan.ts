@@ -713,11 +713,12 @@ function phasesOf(
           : lowering.kernel === 'stem3x3s2'
             ? c * 9
             : im2colRows(lowering.conv);
-      // Output channel o lands on plane o, or on its shuffled position (an output remap).
-      const planeOf = new Int32Array(cOut).map((_, o) => o);
-      if (step.shuffleGroups > 0) {
-        channelShuffleSource(cOut, step.shuffleGroups).forEach((from: number, to: number) => (planeOf[from] = to));
-      }
+      // Output channel o lands on plane o, or on its shuffled position (an output remap): the
+      // shuffle's inverse, which is the shuffle with C/g groups.
+      const planeOf =
+        step.shuffleGroups > 0
+          ? channelShuffleSource(cOut, cOut / step.shuffleGroups)
+          : Int32Array.from({ length: cOut }, (_, o) => o);
       const residual = step.residual === null ? 0 : address(step.residual);
       const tables = prepared.groups.map((_, g) => ({
         out: wasm.upload(Uint32Array.from({ length: m }, (_, r) => output + planeOf[g * m + r]! * pixels * 4)),

@@ -10,7 +10,7 @@ import { runGraph } from '../src/graph/execute.js';
 import { Random } from '../src/tensor/random.js';
 import type { Engine } from '../src/node/bench/engines.js';
 import { BenchmarkError } from '../src/node/bench/errors.js';
-import { formatInputSize, parseInputSize, square } from '../src/node/bench/input-size.js';
+import { checkInputFloats, formatInputSize, parseInputSize, square } from '../src/node/bench/input-size.js';
 import { runBenchmark, table8Config, type BenchReport } from '../src/node/bench/run.js';
 import { assessDrift, pairedRatio, roundRobin } from '../src/node/bench/stats.js';
 import { paperMilliseconds, table8Archs, table8Sizes } from '../src/node/bench/table8.js';
@@ -139,6 +139,29 @@ describe('--size', () => {
       expect((error as Error).message).toMatch(new RegExp(`^--size: expected N or HxW .* got "${value}"$`));
     },
   );
+
+  it('bounds --batch × --size and every count flag before anything is allocated', () => {
+    expect(() => checkInputFloats(1024, parseInputSize('224'))).not.toThrow(); // 154,140,672 floats ≤ 2^28
+    expect(() => checkInputFloats(4096, parseInputSize('224'))).toThrow(BenchmarkError); // 616,562,688
+    expect(() => checkInputFloats(1, parseInputSize('8192'))).not.toThrow();
+    expect(() => checkInputFloats(4096, parseInputSize('720x1280'))).toThrow(BenchmarkError);
+    expect(() => checkInputFloats(4096, parseInputSize('720x1280'))).toThrow(
+      /^--batch 4096 at --size 720×1280: .*1 GiB/,
+    );
+    const main = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
+    for (const [flag, value, bound] of [
+      ['--batch', '100000000', 'from 1 to 4096'],
+      ['--trace-runs', '100000000', 'from 1 to 1000'],
+      ['--threads', '1,100000', 'from 1 to 256'],
+      ['--runs', '1e9', 'from 1 to 100000'],
+    ] as const) {
+      const r = spawnSync(process.execPath, [main, 'bench', flag, value], { encoding: 'utf8' });
+      expect(r.status, flag).not.toBe(0);
+      expect(r.stderr).toContain(`'${flag} <n>'`);
+      expect(r.stderr).toContain(bound);
+      expect(r.stderr).not.toMatch(/internal error/);
+    }
+  });
 
   it('the CLI refuses a bad --size before any work', () => {
     const main = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));

@@ -3,17 +3,22 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { BenchReport, CaseResult, EngineResult } from '../../node/bench/run.js';
 import { BenchmarkError } from '../../node/bench/errors.js';
-import { parseInputSize, type InputSize } from '../../node/bench/input-size.js';
+import { checkInputFloats, parseInputSize, square, type InputSize } from '../../node/bench/input-size.js';
 import type { TraceSummary } from '../../node/bench/trace.js';
 import { fixed, formatTable } from '../format.js';
 
-const count = (min: number) => (value: string) => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected an integer ≥ ${min}, got "${value}"`);
-  return n;
-};
+/** An integer flag from `min` to `max` (bounded, so that no count can ask for unbounded memory or time). */
+const count =
+  (min: number, max = 100_000) =>
+  (value: string) => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      throw new InvalidArgumentError(`expected an integer from ${min} to ${max}, got "${value}"`);
+    }
+    return n;
+  };
 const list = (value: string) => value.split(',').filter((s) => s !== '');
-const threadList = (value: string) => list(value).map(count(1));
+const threadList = (value: string) => list(value).map(count(1, 256));
 /** `--size N` or `--size HxW`, refused with the parser's typed message (it names the flag). */
 const sizeList = (value: string): InputSize[] =>
   list(value).map((item) => {
@@ -76,7 +81,7 @@ export function benchCommand(): Command {
       '--batch <n>',
       'throughput mode: images per second at batch N, ours splitting layers or the batch (the faster, ' +
         'labelled) against onnxruntime-node at the same threads',
-      count(1),
+      count(1, 4096),
       1,
     )
     .option(
@@ -97,10 +102,11 @@ export function benchCommand(): Command {
       'also trace our engine at each thread count > 1: Chrome trace-event JSON (Perfetto) to FILE, ' +
         'busy/wait/imbalance per layer type printed and saved beside it (trace.json → trace.summary.json)',
     )
-    .option('--trace-runs <n>', 'traced runs per case (after --ours-warmup warm-up runs)', count(1), 10)
+    .option('--trace-runs <n>', 'traced runs per case (after --ours-warmup warm-up runs)', count(1, 1000), 10)
     .action(async (flags: BenchFlags) => {
       const { runBenchmark, defaultConfig, table8Config } = await import('../../node/bench/run.js');
       const preset = flags.table8 ? table8Config : {};
+      for (const size of flags.size ?? preset.sizes ?? [square(224)]) checkInputFloats(flags.batch, size);
       const report = await runBenchmark({
         ...preset,
         archs: flags.arch ?? preset.archs ?? defaultConfig.archs,

@@ -32,3 +32,20 @@ export function formatInputSize(size: InputSize): string {
 }
 
 export const square = (n: number): InputSize => ({ height: n, width: n });
+
+/**
+ * Largest input a benchmark case may allocate, in floats (1 GiB of float32): batch × 3 × H × W is
+ * checked against it before any session is made, so `--batch` and `--size` cannot ask for more.
+ */
+export const maxInputFloats = 2 ** 28;
+
+/** Refuses a batch whose input at `size` would exceed `maxInputFloats`, naming both flags. */
+export function checkInputFloats(batch: number, size: InputSize): void {
+  const floats = batch * 3 * size.height * size.width;
+  if (floats > maxInputFloats) {
+    throw new BenchmarkError(
+      `--batch ${batch} at --size ${formatInputSize(size)}: the input would hold ${floats} floats, more than ` +
+        `the limit of ${maxInputFloats} (1 GiB); lower --batch or --size`,
+    );
+  }
+}

@@ -91,15 +91,35 @@ describe('the bundled model', () => {
     const accuracy = Number(/accuracy on all 10000 test images: ([\d.]+)%/.exec(r.stdout)![1]);
     expect(accuracy).toBeGreaterThan(70);
     expect(r.stdout).toMatch(/latency per image: median [\d.]+ ms/);
+    // threads: 'auto' is the default, and the demo says what it chose on this machine's cores.
+    expect(r.stdout).toMatch(
+      /WASM SIMD plan, (threads: 'auto' runs (1 thread|\d threads): [\d.]+ ms per sample on \d threads against [\d.]+ ms on 1|threads: 'auto' runs 1 thread: this machine has 1 core)/,
+    );
     expect(r.stdout).toMatch(/shufflenet_v1_g3_1\.0x\s+137\.5\s+1\.87\s+137/);
+    const fixed = cli('demo', '--images', '1', '--threads', '2');
+    expect(fixed.status, fixed.stderr).toBe(0);
+    expect(fixed.stdout).toMatch(/batch 1, WASM SIMD plan, 2 thread\(s\)/);
+    // The same accuracy whichever way it ran: every thread count computes the same logits.
+    expect(fixed.stdout).toContain(`accuracy on all 10000 test images: ${accuracy.toFixed(2)}%`);
   });
 
-  it('shufflenet classify uses it by default', () => {
+  it('shufflenet classify uses it by default, at any --threads, and refuses a bad count naming the flag', () => {
     const trouser = fileURLToPath(new URL('./fixtures/web/trouser.png', import.meta.url));
-    const r = cli('classify', trouser, '--json');
-    expect(r.status, r.stderr).toBe(0);
-    const [result] = JSON.parse(r.stdout) as { top: { label: string }[] }[];
-    expect(result!.top[0]!.label).toBe('Trouser');
+    const outputs = ['auto', '1', '2'].map((threads) => {
+      const r = cli('classify', trouser, '--json', '--threads', threads);
+      expect(r.status, r.stderr).toBe(0);
+      return JSON.parse(r.stdout) as { top: { label: string; probability: number }[] }[];
+    });
+    expect(outputs[0]![0]!.top[0]!.label).toBe('Trouser');
+    expect(outputs[1]).toEqual(outputs[0]);
+    expect(outputs[2]).toEqual(outputs[0]);
+    for (const bad of ['0', '1.5', 'all', '257']) {
+      const r = cli('classify', trouser, '--threads', bad);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toMatch(
+        /option '--threads <n\|auto>' argument .* is invalid\. expected 'auto' or an integer from 1 to 256/,
+      );
+    }
   });
 });
 

@@ -13,3 +13,19 @@ export const positiveInt = parser('expected a positive integer', (n) => Number.i
 export const nonNegativeInt = parser('expected a non-negative integer', (n) => Number.isInteger(n) && n >= 0);
 export const nonNegative = parser('expected a non-negative number', (n) => n >= 0 && Number.isFinite(n));
 export const positive = parser('expected a positive number', (n) => n > 0 && Number.isFinite(n));
+
+/** Most threads a command takes (a session spawns threads − 1 workers). */
+export const MAX_THREADS = 256;
+
+/** `--threads <n|auto>`: 'auto' (the default of the inference commands) or 1 … MAX_THREADS. */
+export function threadsOrAuto(value: string): number | 'auto' {
+  if (value === 'auto') return 'auto';
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_THREADS) {
+    throw new InvalidArgumentError(`expected 'auto' or an integer from 1 to ${MAX_THREADS}, got "${value}"`);
+  }
+  return n;
+}
+
+export const THREADS_HELP =
+  "threads: 'auto' (1 or all cores, whichever its calibration measures faster; see docs/engine.md) or a count";

@@ -8,6 +8,7 @@
  * await session.dispose();
  */
 import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -66,7 +67,12 @@ export const spawnNodeWorker: SpawnWorker = spawner('session-worker');
 /** Spawns one worker_threads Worker running a data-parallel training worker (src/train/parallel.ts). */
 export const spawnTrainingWorker: SpawnWorker = spawner('train-worker');
 
-/** createSession with worker_threads for `threads > 1`. */
+/** Session options for Node: worker_threads as the factory, this machine's cores for 'auto'. */
+export function nodeSessionOptions(options: SessionOptions = {}): SessionOptions {
+  return { spawnWorker: spawnNodeWorker, cores: availableParallelism(), ...options };
+}
+
+/** createSession with worker_threads for `threads > 1` (and 'auto', the default, on this machine's cores). */
 export function createNodeSession(model: SessionModel, options: SessionOptions = {}): Promise<Session> {
-  return createSession(model, { spawnWorker: spawnNodeWorker, ...options });
+  return createSession(model, nodeSessionOptions(options));
 }

@@ -45,6 +45,7 @@ import {
   type KernelCall,
   type ProgramPhase,
 } from './threads/team.js';
+import { AutoThreads } from './threads/auto.js';
 import { RECORD_WORDS, recordIndex, runTraced, traceBytes, traceClock, type TraceRegion } from './threads/trace.js';
 
 type Step = LoweredStep;
@@ -137,9 +138,15 @@ interface Tracing {
 
 export class InferencePlan {
   private disposed = false;
+  /** Set by useAuto: chooses per sample between the team and the leader alone. */
+  private auto: AutoThreads | null = null;
   /** The leader's part of an untraced run. */
   private readonly runExecutors = (): void => {
     for (const execute of this.executors) execute();
+  };
+  /** A solo run: the leader runs every unit of every phase in order, the helpers asleep. */
+  private readonly runSolo = (): void => {
+    for (const execute of this.soloExecutors) execute();
   };
 
   private constructor(
@@ -149,6 +156,8 @@ export class InferencePlan {
     private readonly inputAddress: number,
     private readonly outputAddress: number,
     private readonly executors: readonly (() => void)[],
+    /** Every step as one thread alone runs it (the same closures as `executors` at 1 thread). */
+    private readonly soloExecutors: readonly (() => void)[],
     private readonly team: Team | null,
     private readonly tracing: Tracing | null,
     /** What each helper thread runs (empty for a single-threaded plan). */
@@ -177,9 +186,37 @@ export class InferencePlan {
     return build(single, wasm, threads, traceRuns, (...args) => new InferencePlan(...args));
   }
 
-  /** Threads each step is split over. */
+  /** Threads each step is split over (the team's size; see `auto` for what a run uses). */
   get threads(): number {
     return this.helpers.length + 1;
+  }
+
+  /**
+   * `threads: 'auto'` for a threaded plan: from now on every sample runs either on the whole team
+   * or on the leader alone (the helpers stay asleep), as ./threads/auto.ts decides from the times
+   * of earlier samples. Outputs are bit-identical either way. Returns the policy (its `choice`,
+   * `threads` and `describe()` say what it chose); `calibrate()` makes the first choice at once.
+   */
+  useAuto(): AutoThreads {
+    if (this.team === null) throw new ShuffleNetError('plan.useAuto: a single-threaded plan has nothing to choose');
+    this.auto ??= new AutoThreads(this.threads);
+    return this.auto;
+  }
+
+  /** The auto policy, or null if the plan always runs on all its threads. */
+  get autoThreads(): AutoThreads | null {
+    return this.auto;
+  }
+
+  /**
+   * Runs a zero input until the auto policy has made its first choice (about one second at most,
+   * a few runs for a large network). Does nothing without `useAuto()` or once calibrated.
+   */
+  calibrate(): void {
+    const auto = this.auto;
+    if (auto === null) return;
+    const zero = new Tensor(this.inputShape);
+    while (auto.choice === null) this.run(zero);
   }
 
   /** Bytes of WASM memory the plan holds (weights, arena, scratch); runs never grow it. */
@@ -193,7 +230,17 @@ export class InferencePlan {
     this.checkInput(input);
     const batch = input.shape[0]!;
     const output = new Tensor([batch, ...this.outputShape.slice(1)]);
-    for (let n = 0; n < batch; n++) this.runSample(input, n, output, 0, this.runExecutors);
+    const auto = this.auto;
+    for (let n = 0; n < batch; n++) {
+      if (auto === null) {
+        this.runSample(input, n, output, 0, this.runExecutors);
+        continue;
+      }
+      const onTeam = auto.next();
+      const start = performance.now();
+      this.runSample(input, n, output, 0, onTeam ? this.runExecutors : this.runSolo, onTeam);
+      auto.record(onTeam, performance.now() - start);
+    }
     return output;
   }
 
@@ -273,21 +320,30 @@ export class InferencePlan {
   }
 
   /**
-   * Runs sample `n` of `input` into `output` on every thread: `command` tells the helpers what the
-   * run is (0 untraced, k traced into slot k − 1), `execute` runs the leader's share.
+   * Runs sample `n` of `input` into `output` on every thread (or, with `onTeam` false, on the
+   * leader alone, the helpers left asleep): `command` tells the helpers what the run is (0
+   * untraced, k traced into slot k − 1), `execute` runs the leader's share.
    */
-  private runSample(input: Tensor, n: number, output: Tensor, command: number, execute: () => void): void {
+  private runSample(
+    input: Tensor,
+    n: number,
+    output: Tensor,
+    command: number,
+    execute: () => void,
+    onTeam = true,
+  ): void {
     const sample = shapeSize(this.inputShape);
     const outSize = shapeSize(this.outputShape);
+    const team = onTeam ? this.team : null;
     this.kernels.f32(this.inputAddress, sample).set(input.data.subarray(n * sample, (n + 1) * sample));
-    this.team?.start(command);
+    team?.start(command);
     try {
       execute();
     } catch (error) {
-      this.team?.fail(); // release the helpers at once instead of leaving them waiting for this unit
+      team?.fail(); // release the helpers at once instead of leaving them waiting for this unit
       throw error;
     }
-    this.team?.check();
+    team?.check();
     output.data.set(this.kernels.f32(this.outputAddress, outSize), n * outSize);
   }
 
@@ -334,6 +390,7 @@ function build<P>(
     inputAddress: number,
     outputAddress: number,
     executors: (() => void)[],
+    soloExecutors: (() => void)[],
     team: Team | null,
     tracing: Tracing | null,
     helpers: HelperSetup[],
@@ -408,13 +465,12 @@ function build<P>(
     'main' in phase ? phase.main : bindCalls(wasm.exports, phase.units.flat(), areas(0));
   let team: Team | null = null;
   let control = 0;
-  let executors: (() => void)[];
-  if (threads === 1) {
-    executors = phases.map((stepPhases) => {
-      const parts = stepPhases.map(whole);
-      return parts.length === 1 ? parts[0]! : () => parts.forEach((part) => part());
-    });
-  } else {
+  const solo = phases.map((stepPhases) => {
+    const parts = stepPhases.map(whole);
+    return parts.length === 1 ? parts[0]! : () => parts.forEach((part) => part());
+  });
+  let executors = solo;
+  if (threads > 1) {
     // Every thread runs the same program, claiming units (./threads/team.ts); the leader's bound
     // phases also hold the reference steps, which only it runs.
     control = wasm.allocBytes(teamBytes(all.length));
@@ -478,6 +534,7 @@ function build<P>(
     address(graph.input.name),
     address(graph.output),
     executors,
+    solo,
     team,
     tracing,
     helpers,

@@ -39,6 +39,7 @@ import {
   type WorkerHostPort,
   type WorkerPort,
 } from './threads/ports.js';
+import type { AutoThreads } from './threads/auto.js';
 import { prepareHelper, type HelperSetup } from './threads/team.js';
 
 export { webWorkerPort, type SpawnWorker, type WorkerHostPort, type WorkerPort };
@@ -51,9 +52,22 @@ export class SessionError extends ShuffleNetError {
 /** The model a session runs: a module, a traced graph, or what `loadModel` returns. */
 export type SessionModel = Module | Graph | LoadedModel;
 
+/** The most threads `threads: 'auto'` uses (it chooses between 1 and min(cores, this)). */
+export const AUTO_MAX_THREADS = 4;
+
 export interface SessionOptions {
-  /** Threads (1: the calling thread, no workers). Default 1. */
-  threads?: number;
+  /**
+   * Threads (1: the calling thread, no workers), or 'auto' (the default): a plan for
+   * min(cores, AUTO_MAX_THREADS) threads that runs each sample on all of them or on the calling
+   * thread alone, whichever its calibration and later samples measure faster (./threads/auto.ts;
+   * `session.notes` says what it chose and why). Without workers, auto is 1 thread.
+   */
+  threads?: number | 'auto';
+  /**
+   * Cores `threads: 'auto'` may use (default: `navigator.hardwareConcurrency`, else 1;
+   * createNodeSession passes `os.availableParallelism()`).
+   */
+  cores?: number;
   /**
    * How threads > 1 are used. 'intra' (default): every sample runs on all threads, each step split
    * by output channels over one shared memory (the calling thread plus threads − 1 workers; needs
@@ -74,9 +88,15 @@ export interface SessionStats {
 }
 
 export interface Session {
-  /** Threads actually used (1 when workers are unavailable; see `notes`). */
+  /**
+   * Threads actually used (1 when workers are unavailable; see `notes`); with `threads: 'auto'`,
+   * those of the current choice.
+   */
   readonly threads: number;
-  /** Why the session runs with fewer threads than asked, or '' when it runs as asked. */
+  /**
+   * Why the session runs with fewer threads than asked, or '' when it runs as asked; with
+   * `threads: 'auto'`, what it chose and the two times it chose on.
+   */
   readonly notes: string;
   /** The kernel build its plans run on (a threaded plan runs the shared-memory build). */
   readonly variant: KernelVariant;
@@ -192,17 +212,27 @@ const sessionWorkerError = (_: number, message: string): Error => new SessionErr
 class PlanSession implements Session {
   private queue: Promise<unknown> = Promise.resolve();
   private plan: InferencePlan | null;
-  readonly threads: number;
+  private readonly auto: AutoThreads | null;
+  private readonly fixedThreads: number;
   readonly variant: KernelVariant;
 
   constructor(
     plan: InferencePlan,
-    readonly notes: string,
+    private readonly fixedNotes: string,
     private readonly helpers: Helpers = { stop: async () => {}, failure: () => null },
   ) {
     this.plan = plan;
-    this.threads = plan.threads;
+    this.auto = plan.autoThreads;
+    this.fixedThreads = plan.threads;
     this.variant = plan.summary.variant;
+  }
+
+  get threads(): number {
+    return this.auto?.threads ?? this.fixedThreads;
+  }
+
+  get notes(): string {
+    return this.auto?.describe() ?? this.fixedNotes;
   }
 
   private live(what: string): InferencePlan {
@@ -325,11 +355,12 @@ class WorkerSession implements Session {
  * `notes` says why.
  */
 export async function createSession(model: SessionModel, options: SessionOptions = {}): Promise<Session> {
-  const asked = options.threads ?? 1;
-  if (!Number.isInteger(asked) || asked < 1) {
-    throw new SessionError(`createSession: threads must be a positive integer, got ${asked}`);
+  const asked = options.threads ?? 'auto';
+  if (asked !== 'auto' && (!Number.isInteger(asked) || asked < 1)) {
+    throw new SessionError(`createSession: threads must be a positive integer or 'auto', got ${String(asked)}`);
   }
   const graph = sessionGraph(model, options.inputShape);
+  if (asked === 'auto') return autoSession(graph, options);
   const blocker = asked > 1 ? threadBlocker(options) : null;
   if (asked === 1 || blocker !== null) {
     const notes = blocker === null ? '' : `running single-threaded (asked for ${asked} threads): ${blocker}`;
@@ -385,4 +416,35 @@ export async function startHelpers(plan: InferencePlan, spawnWorker: SpawnWorker
 async function threadedSession(graph: Graph, threads: number, spawnWorker: SpawnWorker): Promise<Session> {
   const plan = await compilePlan(graph, { threads });
   return new PlanSession(plan, '', await startHelperWorkers(plan, spawnWorker));
+}
+
+/** The cores `threads: 'auto'` may use: the option, else the environment's, else 1. */
+function coresOf(options: SessionOptions): number {
+  const scope = globalThis as { navigator?: { hardwareConcurrency?: number } };
+  const cores = options.cores ?? scope.navigator?.hardwareConcurrency ?? 1;
+  if (!Number.isInteger(cores) || cores < 1) {
+    throw new SessionError(`createSession: cores must be a positive integer, got ${String(cores)}`);
+  }
+  return cores;
+}
+
+/** `threads: 'auto'`: a threaded plan calibrated to run each sample on all threads or on one. */
+async function autoSession(graph: Graph, options: SessionOptions): Promise<Session> {
+  if (options.parallelism === 'batch') {
+    throw new SessionError("createSession: parallelism 'batch' needs a thread count (threads: N), not 'auto'");
+  }
+  const team = Math.min(coresOf(options), AUTO_MAX_THREADS);
+  const blocker = team < 2 ? 'this machine has 1 core' : threadBlocker(options);
+  if (blocker !== null) return new PlanSession(await compilePlan(graph), `threads: 'auto' runs 1 thread: ${blocker}`);
+  const plan = await compilePlan(graph, { threads: team });
+  const helpers = await startHelperWorkers(plan, options.spawnWorker!);
+  plan.useAuto();
+  const session = new PlanSession(plan, '', helpers);
+  try {
+    plan.calibrate();
+  } catch (error) {
+    await session.dispose();
+    throw error;
+  }
+  return session;
 }

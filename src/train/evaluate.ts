@@ -4,6 +4,7 @@ import type { Graph } from '../graph/graph.js';
 import { runGraph } from '../graph/execute.js';
 import type { Module } from '../nn/module.js';
 import { compilePlan } from '../runtime/plan.js';
+import { createSession, type SessionOptions } from '../runtime/session.js';
 import type { Shape, Tensor } from '../tensor/tensor.js';
 
 export interface Evaluation {
@@ -32,16 +33,16 @@ export function argmaxRows(logits: Tensor): Int32Array {
  * Top-1 accuracy and the confusion matrix of a model (inference mode: running BN statistics) over
  * a dataset, in batches. `run` defaults to the reference executor; the fast runtime plugs in here.
  */
-export function evaluate(
+export async function evaluate(
   model: Module,
   dataset: ImageDataset,
   options: {
     batchSize?: number;
     transform?: ImageTransform;
     onProgress?: (done: number, total: number) => void;
-    run?: (graph: Graph, input: Tensor) => Tensor;
+    run?: (graph: Graph, input: Tensor) => Tensor | Promise<Tensor>;
   } = {},
-): Evaluation {
+): Promise<Evaluation> {
   const start = performance.now();
   const k = dataset.classes.length;
   const confusion = Array.from({ length: k }, () => new Array<number>(k).fill(0));
@@ -60,7 +61,7 @@ export function evaluate(
     ...(options.transform ? { transform: options.transform } : {}),
   };
   for (const batch of batches(dataset, batchOptions)) {
-    const predictions = argmaxRows(run(graphFor(batch.input.shape), batch.input));
+    const predictions = argmaxRows(await run(graphFor(batch.input.shape), batch.input));
     predictions.forEach((p, i) => {
       const label = batch.labels[i]!;
       confusion[label]![p]!++;
@@ -77,13 +78,27 @@ export function evaluate(
   };
 }
 
-/** `evaluate` on the fused WASM plan, compiled once from the model's current weights. */
+/**
+ * `evaluate` on the fused WASM plan, compiled once from the model's current weights: on the
+ * calling thread, or through a session when `session` options are given (threads, 'auto').
+ */
 export async function evaluateOnPlan(
   model: Module,
   dataset: ImageDataset,
-  options: Omit<NonNullable<Parameters<typeof evaluate>[2]>, 'run'> = {},
-): Promise<Evaluation> {
+  options: Omit<NonNullable<Parameters<typeof evaluate>[2]>, 'run'> & { session?: SessionOptions } = {},
+): Promise<Evaluation & { notes?: string }> {
   const [c, h, w] = dataset.imageShape;
-  const plan = await compilePlan(model.trace([1, c, h, w]));
-  return evaluate(model, dataset, { ...options, run: (_graph, input) => plan.run(input) });
+  const graph = model.trace([1, c, h, w]);
+  const { session: sessionOptions, ...rest } = options;
+  if (sessionOptions === undefined) {
+    const plan = await compilePlan(graph);
+    return evaluate(model, dataset, { ...rest, run: (_graph, input) => plan.run(input) });
+  }
+  const session = await createSession(graph, sessionOptions);
+  try {
+    const result = await evaluate(model, dataset, { ...rest, run: (_graph, input) => session.run(input) });
+    return { ...result, notes: session.notes };
+  } finally {
+    await session.dispose();
+  }
 }

@@ -68,7 +68,7 @@ export function benchCommand(): Command {
     .option('--ours-warmup <n>', 'warm-up runs of our engine (default: --warmup)', count(0))
     .option(
       '--engines <names>',
-      'engines to run, comma-separated: shufflenet, shufflenet-batch, ort-web, ort-node, tfjs-wasm',
+      'engines to run, comma-separated: shufflenet, shufflenet-auto, shufflenet-batch, ort-web, ort-node, tfjs-wasm',
       list,
     )
     .option(
@@ -344,12 +344,26 @@ function printReport(report: BenchReport): void {
           header: 'network',
           value: (g) => (multipleSizes ? `${g.numerator.arch} @${g.numerator.size}` : g.numerator.arch),
         },
-        { header: 'engine', value: (g) => g.numerator.engine },
+        {
+          header: 'engine',
+          value: (g) =>
+            g.numerator.engine === g.denominator.engine
+              ? g.numerator.engine
+              : `${g.denominator.engine} (from ${g.numerator.engine})`,
+        },
         { header: 'threads', value: (g) => `${g.numerator.threads} → ${g.denominator.threads}` },
         { header: 'gain', value: (g) => withInterval(g.ratio, g.ci_low, g.ci_high), align: 'right' },
         { header: 'rounds', value: (g) => String(g.pairs), align: 'right' },
       ]),
     );
+  }
+
+  const choices = report.results.flatMap((r) => r.engines.filter((e) => e.choice !== undefined).map((e) => ({ r, e })));
+  if (choices.length > 0) {
+    console.log("\nWhat threads: 'auto' chose, after the timed runs:\n");
+    for (const { r, e } of choices) {
+      console.log(`  ${r.arch}${multipleSizes ? ` @${sizeOf(r)}` : ''} @${r.threads} threads: ${e.choice}`);
+    }
   }
 
   if (report.growth.length > 0) {

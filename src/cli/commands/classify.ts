@@ -1,4 +1,4 @@
-import { positiveInt } from '../args.js';
+import { positiveInt, THREADS_HELP, threadsOrAuto } from '../args.js';
 import { Command } from 'commander';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -6,7 +6,7 @@ import { preprocessImage } from '../../data/image.js';
 import { ShuffleNetError } from '../../errors.js';
 import { loadModel } from '../../io/load.js';
 import { softmax } from '../../ops/index.js';
-import { compilePlan } from '../../runtime/plan.js';
+import { createNodeSession } from '../../node/session.js';
 import { decodeImage, defaultPixelLimit } from '../../node/image.js';
 import { readFileOrFail } from '../files.js';
 import { bundledModelPath } from '../bundled.js';
@@ -31,6 +31,14 @@ export function expandImages(paths: readonly string[]): string[] {
   });
 }
 
+interface ClassifyOptions {
+  model?: string;
+  top: number;
+  json: boolean;
+  maxPixels: number;
+  threads: number | 'auto';
+}
+
 export function classifyCommand(): Command {
   return new Command('classify')
     .description('classify images (JPEG, PNG, WebP; files or folders) with a model file')
@@ -44,25 +52,31 @@ export function classifyCommand(): Command {
       positiveInt,
       defaultPixelLimit,
     )
-    .action(async (images: string[], opts: { model?: string; top: number; json: boolean; maxPixels: number }) => {
+    .option('--threads <n|auto>', THREADS_HELP, threadsOrAuto, 'auto' as const)
+    .action(async (images: string[], opts: ClassifyOptions) => {
       const modelPath = opts.model ?? bundledModelPath();
       const loaded = loadModel(readFileOrFail(modelPath, 'model'), modelPath);
       const preprocessing = loaded.info?.preprocessing;
       if (!preprocessing)
         throw new ShuffleNetError(`${modelPath}: has no preprocessing preset, so images cannot be prepared for it`);
       const channels = preprocessing.channels === 'gray' ? 1 : 3;
-      const plan = await compilePlan(loaded.graphFor([1, channels, preprocessing.crop, preprocessing.crop]));
       const files = expandImages(images);
       if (files.length === 0) throw new ShuffleNetError('classify: no images found in the given folders');
+      const graph = loaded.graphFor([1, channels, preprocessing.crop, preprocessing.crop]);
+      const session = await createNodeSession(graph, { threads: opts.threads });
       const results = [];
-      for (const file of files) {
-        const image = await decodeImage(readFileOrFail(file, 'image'), file, { pixelLimit: opts.maxPixels });
-        const probabilities = softmax(plan.run(preprocessImage(image, preprocessing))).data;
-        const top = [...probabilities]
-          .map((probability, index) => ({ label: loaded.info?.labels?.[index] ?? String(index), probability }))
-          .sort((a, b) => b.probability - a.probability)
-          .slice(0, opts.top);
-        results.push({ file, top });
+      try {
+        for (const file of files) {
+          const image = await decodeImage(readFileOrFail(file, 'image'), file, { pixelLimit: opts.maxPixels });
+          const probabilities = softmax(await session.run(preprocessImage(image, preprocessing))).data;
+          const top = [...probabilities]
+            .map((probability, index) => ({ label: loaded.info?.labels?.[index] ?? String(index), probability }))
+            .sort((a, b) => b.probability - a.probability)
+            .slice(0, opts.top);
+          results.push({ file, top });
+        }
+      } finally {
+        await session.dispose();
       }
       if (opts.json) {
         console.log(JSON.stringify(results, null, 1));

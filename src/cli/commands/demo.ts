@@ -1,4 +1,5 @@
-import { positiveInt } from '../args.js';
+import { positiveInt, THREADS_HELP, threadsOrAuto } from '../args.js';
+import { createNodeSession } from '../../node/session.js';
 import { Command } from 'commander';
 import { complexityTable } from '../../analysis/table.js';
 import { toFloat } from '../../data/batches.js';
@@ -6,7 +7,6 @@ import { ShuffleNetError } from '../../errors.js';
 import { loadModel } from '../../io/load.js';
 import { loadFashionMnist } from '../../node/data/mnist.js';
 import { softmax } from '../../ops/index.js';
-import { compilePlan } from '../../runtime/plan.js';
 import { Random } from '../../tensor/random.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { evaluate } from '../../train/evaluate.js';
@@ -50,7 +50,8 @@ export function demoCommand(): Command {
     .option('--model <file>', 'model file (default: the bundled one)')
     .option('--images <n>', 'test images to show', positiveInt, 4)
     .option('--seed <n>', 'which test images to show', positiveInt, 1)
-    .action(async (opts: { model?: string; images: number; seed: number }) => {
+    .option('--threads <n|auto>', THREADS_HELP, threadsOrAuto, 'auto' as const)
+    .action(async (opts: { model?: string; images: number; seed: number; threads: number | 'auto' }) => {
       const path = opts.model ?? bundledModelPath();
       const loaded = loadModel(readFileOrFail(path, 'model'), path);
       const p = loaded.info?.preprocessing;
@@ -59,50 +60,54 @@ export function demoCommand(): Command {
       }
       const labels = loaded.info?.labels ?? [];
       const { dataset } = loadFashionMnist('test');
-      const plan = await compilePlan(loaded.module.trace([1, 1, 28, 28]));
-      const transform = toFloat(p.mean, p.std);
-      const color = process.stdout.isTTY === true && !process.env['NO_COLOR'];
-      const rng = new Random(opts.seed);
+      const session = await createNodeSession(loaded.module.trace([1, 1, 28, 28]), { threads: opts.threads });
+      try {
+        const transform = toFloat(p.mean, p.std);
+        const color = process.stdout.isTTY === true && !process.env['NO_COLOR'];
+        const rng = new Random(opts.seed);
 
-      console.log(`shufflenet demo: ${loaded.description}`);
-      if (loaded.info?.notes?.['command']) console.log(`trained with: ${loaded.info.notes['command']}`);
-      console.log(`\n${opts.images} held-out Fashion-MNIST test images:\n`);
-      for (let k = 0; k < opts.images; k++) {
-        const i = rng.int(dataset.length);
-        const input = new Tensor([1, 1, 28, 28], transform(dataset.pixels(i), dataset.imageShape, rng));
-        const probabilities = softmax(plan.run(input)).data;
-        const top = [...probabilities.keys()].sort((a, b) => probabilities[b]! - probabilities[a]!).slice(0, 3);
-        const truth = labels[dataset.label(i)] ?? String(dataset.label(i));
-        const verdict = top[0] === dataset.label(i) ? 'right' : 'wrong';
-        const text = [
-          `test image #${i}, true class: ${truth}`,
-          '',
-          ...top.map(
-            (c, r) =>
-              `${r === 0 ? '→' : ' '} ${(labels[c] ?? String(c)).padEnd(12)} ${(probabilities[c]! * 100).toFixed(1).padStart(5)}%`,
-          ),
-          '',
-          `prediction: ${verdict}`,
-        ];
-        const picture = renderImage(dataset.pixels(i), 28, 28, color);
-        picture.forEach((line, r) => console.log(`  ${line}   ${text[r] ?? ''}`));
-        console.log('');
-      }
+        console.log(`shufflenet demo: ${loaded.description}`);
+        if (loaded.info?.notes?.['command']) console.log(`trained with: ${loaded.info.notes['command']}`);
+        console.log(`\n${opts.images} held-out Fashion-MNIST test images:\n`);
+        for (let k = 0; k < opts.images; k++) {
+          const i = rng.int(dataset.length);
+          const input = new Tensor([1, 1, 28, 28], transform(dataset.pixels(i), dataset.imageShape, rng));
+          const probabilities = softmax(await session.run(input)).data;
+          const top = [...probabilities.keys()].sort((a, b) => probabilities[b]! - probabilities[a]!).slice(0, 3);
+          const truth = labels[dataset.label(i)] ?? String(dataset.label(i));
+          const verdict = top[0] === dataset.label(i) ? 'right' : 'wrong';
+          const text = [
+            `test image #${i}, true class: ${truth}`,
+            '',
+            ...top.map(
+              (c, r) =>
+                `${r === 0 ? '→' : ' '} ${(labels[c] ?? String(c)).padEnd(12)} ${(probabilities[c]! * 100).toFixed(1).padStart(5)}%`,
+            ),
+            '',
+            `prediction: ${verdict}`,
+          ];
+          const picture = renderImage(dataset.pixels(i), 28, 28, color);
+          picture.forEach((line, r) => console.log(`  ${line}   ${text[r] ?? ''}`));
+          console.log('');
+        }
 
-      const latencies: number[] = [];
-      const sample = new Tensor([1, 1, 28, 28], transform(dataset.pixels(0), dataset.imageShape, rng));
-      for (let r = 0; r < 200; r++) {
-        const start = performance.now();
-        plan.run(sample);
-        latencies.push(performance.now() - start);
+        const latencies: number[] = [];
+        const sample = new Tensor([1, 1, 28, 28], transform(dataset.pixels(0), dataset.imageShape, rng));
+        for (let r = 0; r < 200; r++) {
+          const start = performance.now();
+          await session.run(sample);
+          latencies.push(performance.now() - start);
+        }
+        latencies.sort((a, b) => a - b);
+        const result = await evaluate(loaded.module, dataset, { transform, run: (_g, x) => session.run(x) });
+        console.log(
+          `accuracy on all ${result.examples} test images: ${(result.accuracy * 100).toFixed(2)}% ` +
+            `(${result.seconds.toFixed(1)} s); latency per image: median ${latencies[100]!.toFixed(3)} ms over 200 runs, ` +
+            `batch 1, WASM SIMD plan, ${session.notes || `${session.threads} thread(s)`}\n`,
+        );
+      } finally {
+        await session.dispose();
       }
-      latencies.sort((a, b) => a - b);
-      const result = evaluate(loaded.module, dataset, { transform, run: (_g, x) => plan.run(x) });
-      console.log(
-        `accuracy on all ${result.examples} test images: ${(result.accuracy * 100).toFixed(2)}% ` +
-          `(${result.seconds.toFixed(1)} s); latency per image: median ${latencies[100]!.toFixed(3)} ms over 200 runs, ` +
-          'batch 1, one thread, WASM SIMD plan\n',
-      );
 
       console.log(
         "The ShuffleNet family at 224×224 (multiply-adds, the paper's MFLOPs), beside the paper (all: shufflenet flops):\n",

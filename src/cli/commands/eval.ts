@@ -1,4 +1,5 @@
-import { positiveInt } from '../args.js';
+import { positiveInt, THREADS_HELP, threadsOrAuto } from '../args.js';
+import { nodeSessionOptions } from '../../node/session.js';
 import { Command } from 'commander';
 import { toFloat } from '../../data/batches.js';
 import { ShuffleNetError } from '../../errors.js';
@@ -15,75 +16,82 @@ export function evalCommand(): Command {
     .requiredOption('--model <file>', 'model file')
     .option('--data <source>', 'fashion-mnist, mnist, or a folder with test/ (or val/)', 'fashion-mnist')
     .option('--batch-size <n>', 'images per forward pass', positiveInt, 64)
-    .option('--json', 'print JSON {accuracy, examples, confusion, classes}', false)
-    .action(async (opts: { model: string; data: string; batchSize: number; json: boolean }) => {
-      const loaded = loadModel(readFileOrFail(opts.model, 'model'), opts.model);
-      if (!loaded.module)
-        throw new ShuffleNetError(
-          `${opts.model}: eval needs one of our networks (an imported graph has no preprocessing)`,
-        );
-      const info = loaded.info ?? {};
-      const source = await loadData(opts.data, 'test', info.preprocessing?.crop ?? 32);
-      if (source === null) throw new ShuffleNetError(`--data ${opts.data}: no test/ or val/ folder`);
-      const { dataset } = source;
-      const preprocessing = info.preprocessing;
-      if (preprocessing && (preprocessing.channels === 'gray') !== (dataset.imageShape[0] === 1)) {
-        throw new ShuffleNetError(
-          `${opts.model} expects ${preprocessing.channels} images but ${source.name} has ${dataset.imageShape[0]} channel(s)`,
-        );
-      }
-      const [c, h, w] = dataset.imageShape;
-      const outputs = loaded.graphFor([1, c, h, w]).shapes;
-      const classes = [...outputs.values()].at(-1)!.at(-1)!;
-      if (classes !== dataset.classes.length) {
-        throw new ShuffleNetError(
-          `${opts.model} predicts ${classes} classes but ${source.name} has ${dataset.classes.length}`,
-        );
-      }
-      const started = performance.now();
-      const progress = process.stderr.isTTY
-        ? (done: number, total: number) => {
-            const seconds = (performance.now() - started) / 1000;
-            const eta = done > 0 && done < total ? `, ETA ${formatDuration((seconds / done) * (total - done))}` : '';
-            process.stderr.write(
-              `\revaluating ${done}/${total} images (${(done / Math.max(seconds, 1e-3)).toFixed(0)}/s${eta})   `,
-            );
-          }
-        : undefined;
-      // The fused WASM plan (one compiled graph, any batch size) instead of the reference executor.
-      const result = await evaluateOnPlan(loaded.module, dataset, {
-        batchSize: opts.batchSize,
-        transform: toFloat(preprocessing?.mean, preprocessing?.std),
-        ...(progress ? { onProgress: progress } : {}),
-      });
-      if (progress) process.stderr.write('\n');
-      if (opts.json) {
+    .option('--threads <n|auto>', THREADS_HELP, threadsOrAuto, 'auto' as const)
+    .option('--json', 'print JSON {accuracy, examples, confusion, classes, threads}', false)
+    .action(
+      async (opts: { model: string; data: string; batchSize: number; threads: number | 'auto'; json: boolean }) => {
+        const loaded = loadModel(readFileOrFail(opts.model, 'model'), opts.model);
+        if (!loaded.module)
+          throw new ShuffleNetError(
+            `${opts.model}: eval needs one of our networks (an imported graph has no preprocessing)`,
+          );
+        const info = loaded.info ?? {};
+        const source = await loadData(opts.data, 'test', info.preprocessing?.crop ?? 32);
+        if (source === null) throw new ShuffleNetError(`--data ${opts.data}: no test/ or val/ folder`);
+        const { dataset } = source;
+        const preprocessing = info.preprocessing;
+        if (preprocessing && (preprocessing.channels === 'gray') !== (dataset.imageShape[0] === 1)) {
+          throw new ShuffleNetError(
+            `${opts.model} expects ${preprocessing.channels} images but ${source.name} has ${dataset.imageShape[0]} channel(s)`,
+          );
+        }
+        const [c, h, w] = dataset.imageShape;
+        const outputs = loaded.graphFor([1, c, h, w]).shapes;
+        const classes = [...outputs.values()].at(-1)!.at(-1)!;
+        if (classes !== dataset.classes.length) {
+          throw new ShuffleNetError(
+            `${opts.model} predicts ${classes} classes but ${source.name} has ${dataset.classes.length}`,
+          );
+        }
+        const started = performance.now();
+        const progress = process.stderr.isTTY
+          ? (done: number, total: number) => {
+              const seconds = (performance.now() - started) / 1000;
+              const eta = done > 0 && done < total ? `, ETA ${formatDuration((seconds / done) * (total - done))}` : '';
+              process.stderr.write(
+                `\revaluating ${done}/${total} images (${(done / Math.max(seconds, 1e-3)).toFixed(0)}/s${eta})   `,
+              );
+            }
+          : undefined;
+        // The fused WASM plan (one compiled graph, any batch size) instead of the reference executor.
+        const result = await evaluateOnPlan(loaded.module, dataset, {
+          batchSize: opts.batchSize,
+          transform: toFloat(preprocessing?.mean, preprocessing?.std),
+          ...(progress ? { onProgress: progress } : {}),
+          session: nodeSessionOptions({ threads: opts.threads }),
+        });
+        const threads = result.notes || `${opts.threads} thread${opts.threads === 1 ? '' : 's'}`;
+        if (progress) process.stderr.write('\n');
+        if (opts.json) {
+          console.log(
+            JSON.stringify({
+              accuracy: result.accuracy,
+              examples: result.examples,
+              classes: dataset.classes,
+              confusion: result.confusion,
+              seconds: result.seconds,
+              threads,
+            }),
+          );
+          return;
+        }
         console.log(
-          JSON.stringify({
-            accuracy: result.accuracy,
-            examples: result.examples,
-            classes: dataset.classes,
-            confusion: result.confusion,
-            seconds: result.seconds,
-          }),
+          `${opts.model} on ${source.name} (${result.examples} images): accuracy ${(result.accuracy * 100).toFixed(2)}%\n` +
+            `(${threads})\n`,
         );
-        return;
-      }
-      console.log(
-        `${opts.model} on ${source.name} (${result.examples} images): accuracy ${(result.accuracy * 100).toFixed(2)}%\n`,
-      );
-      const labels = info.labels ?? dataset.classes;
-      console.log('confusion matrix (rows: true class, columns: predicted)\n');
-      const rows = result.confusion.map((row, i) => ({ name: labels[i] ?? String(i), row }));
-      console.log(
-        formatTable(rows, [
-          { header: 'true \\ predicted', value: (r) => r.name },
-          ...labels.map((_, j) => ({
-            header: String(j),
-            value: (r: (typeof rows)[number]) => String(r.row[j] ?? 0),
-            align: 'right' as const,
-          })),
-        ]),
-      );
-    });
+        const labels = info.labels ?? dataset.classes;
+        console.log('confusion matrix (rows: true class, columns: predicted)\n');
+        const rows = result.confusion.map((row, i) => ({ name: labels[i] ?? String(i), row }));
+        console.log(
+          formatTable(rows, [
+            { header: 'true \\ predicted', value: (r) => r.name },
+            ...labels.map((_, j) => ({
+              header: String(j),
+              value: (r: (typeof rows)[number]) => String(r.row[j] ?? 0),
+              align: 'right' as const,
+            })),
+          ]),
+        );
+      },
+    );
 }

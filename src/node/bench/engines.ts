@@ -36,6 +36,8 @@ export interface PreparedEngine {
   profile?(input: Tensor): NodeTiming[] | Promise<NodeTiming[]>;
   /** Threads it really uses (a single-threaded engine asked for 2 reports 1). */
   readonly threadsUsed: number;
+  /** What it chose and why, read after the timed runs (`shufflenet-auto`: threads: 'auto'). */
+  choice?(): string;
   dispose?(): void | Promise<void>;
 }
 
@@ -250,8 +252,34 @@ export const ourBatchEngine: Engine = {
   },
 };
 
+/**
+ * Our engine with `threads: 'auto'`: one plan for the case's thread count, calibrated when it is
+ * prepared; each sample then runs on all threads or on one, whichever it measures faster
+ * (src/runtime/threads/auto.ts). The plan is run directly, as `shufflenet`'s is, so the two
+ * differ only by the choice.
+ */
+export const ourAutoEngine: Engine = {
+  name: 'shufflenet-auto',
+  kind: 'ours',
+  description:
+    "our fused inference plan with threads: 'auto' (each sample on all the case's threads or on one, whichever its calibration and later runs measure faster)",
+  async prepare({ graph, threads }) {
+    if (threads === 1) return { skipped: "at 1 thread 'auto' has nothing to choose (the same as shufflenet)" };
+    const plan = await compilePlan(graph, { threads });
+    const stop = await startHelpers(plan, spawnNodeWorker);
+    const auto = plan.useAuto();
+    plan.calibrate();
+    return {
+      threadsUsed: threads,
+      run: (input) => plan.run(input).data,
+      choice: () => auto.describe(),
+      dispose: stop,
+    };
+  },
+};
+
 /** Every engine of a latency run, ours first. `--engines a,b` selects by name. */
-export const engines: readonly Engine[] = [ours(ourEngine), onnxruntimeWeb, onnxruntimeNode, tfjsWasm];
+export const engines: readonly Engine[] = [ours(ourEngine), ourAutoEngine, onnxruntimeWeb, onnxruntimeNode, tfjsWasm];
 
 /** The engines of throughput mode (`--batch N`): ours both ways against onnxruntime-node. */
 export const throughputEngines: readonly Engine[] = [ours(ourEngine), ourBatchEngine, onnxruntimeNode];

@@ -130,6 +130,8 @@ export interface EngineResult {
   /** Why it did not run (missing package, unsupported op or thread count, wrong output). */
   skipped?: string;
   threads_used?: number;
+  /** `shufflenet-auto`: what threads: 'auto' chose, after the timed runs (session.notes). */
+  choice?: string;
   median_ms?: number;
   q1_ms?: number;
   q3_ms?: number;
@@ -462,10 +464,12 @@ export async function runBenchmark(
         iqr_ms: s.iqr,
         min_ms: s.min,
         ...(config.batch > 1 ? { images_per_s: (config.batch * 1000) / s.median } : {}),
+        ...(c.ready.choice ? { choice: c.ready.choice() } : {}),
         samples_ms: c.samples.map((v) => Math.round(v * 1000) / 1000),
       });
       config.log(
-        `  ${c.key.arch} @${c.key.size} ${c.key.engine} @${c.key.threads}: median ${s.median.toFixed(2)} ms (IQR ${s.iqr.toFixed(2)})`,
+        `  ${c.key.arch} @${c.key.size} ${c.key.engine} @${c.key.threads}: median ${s.median.toFixed(2)} ms (IQR ${s.iqr.toFixed(2)})` +
+          (c.result.choice ? `; ${c.result.choice}` : ''),
       );
     }
 
@@ -568,11 +572,17 @@ function measuredRatios(timed: TimedCase[], config: BenchConfig, sizes: readonly
     const [first, ...others] = config.threads;
     for (const arch of config.archs) {
       for (const engine of engineNames) {
+        // An engine of ours with no case at the first thread count (shufflenet-auto: nothing to
+        // choose at 1 thread) is measured against our first engine there.
+        const atFirst = { arch, engine, threads: first!, size };
+        const base = byKey.has(keyString(atFirst)) || !oursNames.includes(engine) ? engine : oursNames[0]!;
         for (const threads of others) {
           add(
             'threads',
-            `${engine} ${first} / ${threads} threads`,
-            { arch, engine, threads: first!, size },
+            base === engine
+              ? `${engine} ${first} / ${threads} threads`
+              : `${base} ${first} / ${engine} ${threads} threads`,
+            { ...atFirst, engine: base },
             { arch, engine, threads, size },
           );
         }

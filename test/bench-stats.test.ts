@@ -306,3 +306,45 @@ describe('shufflenet bench --batch', () => {
     expect(report.drift.calibration_ms).toHaveLength(3);
   });
 });
+
+describe('shufflenet bench, engine shufflenet-auto', () => {
+  it("times threads: 'auto' beside fixed threads, reports its choice and its gain over our 1-thread plan", () => {
+    const main = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
+    const arch = 'shufflenet_v1_g3_0.25x';
+    const args = [
+      'bench',
+      '--arch',
+      arch,
+      '--threads',
+      '1,2',
+      '--size',
+      '32',
+      '--engines',
+      'shufflenet,shufflenet-auto',
+    ];
+    const r = spawnSync(
+      process.execPath,
+      [main, ...args, '--runs', '3', '--warmup', '0', '--profile-runs', '0', '--json'],
+      { encoding: 'utf8' },
+    );
+    expect(r.status, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout) as BenchReport;
+    const [one, two] = report.results;
+    const auto1 = one!.engines.find((e) => e.engine === 'shufflenet-auto')!;
+    expect(auto1.skipped).toBe("at 1 thread 'auto' has nothing to choose (the same as shufflenet)");
+    const auto2 = two!.engines.find((e) => e.engine === 'shufflenet-auto')!;
+    expect(auto2.skipped).toBeUndefined();
+    expect(auto2.threads_used).toBe(2);
+    expect(auto2.samples_ms).toHaveLength(3);
+    expect(auto2.choice).toMatch(
+      /^threads: 'auto' runs (1 thread|2 threads): [\d.]+ ms per sample on 2 threads against [\d.]+ ms on 1/,
+    );
+    const gains = report.ratios.filter((x) => x.kind === 'threads');
+    expect(gains.map((g) => g.label).sort()).toEqual([
+      'shufflenet 1 / 2 threads',
+      'shufflenet 1 / shufflenet-auto 2 threads',
+    ]);
+    const autoGain = gains.find((g) => g.denominator.engine === 'shufflenet-auto')!;
+    expect(autoGain.numerator).toEqual({ arch, engine: 'shufflenet', threads: 1, size: '32×32' });
+  });
+});

@@ -25,7 +25,9 @@ import { calibrationDescription, timeCalibration } from './calibration.js';
 import {
   allEngines,
   engines as latencyEngines,
+  ourAutoEngine,
   ourBatchEngine,
+  ourEngine,
   throughputEngines,
   type Engine,
   type PreparedEngine,
@@ -572,10 +574,9 @@ function measuredRatios(timed: TimedCase[], config: BenchConfig, sizes: readonly
     const [first, ...others] = config.threads;
     for (const arch of config.archs) {
       for (const engine of engineNames) {
-        // An engine of ours with no case at the first thread count (shufflenet-auto: nothing to
-        // choose at 1 thread) is measured against our first engine there.
+        // shufflenet-auto has no case at 1 thread (nothing to choose): its gain is over our plan's.
         const atFirst = { arch, engine, threads: first!, size };
-        const base = byKey.has(keyString(atFirst)) || !oursNames.includes(engine) ? engine : oursNames[0]!;
+        const base = engine === ourAutoEngine.name && !byKey.has(keyString(atFirst)) ? ourEngine.name : engine;
         for (const threads of others) {
           add(
             'threads',

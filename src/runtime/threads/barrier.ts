@@ -31,9 +31,8 @@
  *           longer than the stall limit means a thread died or never came: the waiter sets ERROR
  *           and throws. A failed block refuses later runs (start throws); its owner disposes it.
  *
- * NOTE: every wait goes through `waitWhile`, the one place where a thread spends time it does not
- * compute; a spin budget belongs there. Per-thread wait times are recorded around `wait()` by
- * ./trace.ts (arrival to release, so they include the last thread's release of the others).
+ * NOTE: every wait here goes through `waitWhile`, and every spin (here and in ./team.ts) through
+ * `spin`, whose budget is time (SPIN_MS), not a count of loads.
  */
 import { ShuffleNetError } from '../../errors.js';
 
@@ -54,8 +53,31 @@ const ERROR = 6 * LINE;
 /** Bytes of the control block (a multiple of 64: what follows it starts on a new line). */
 export const CONTROL_BYTES = 7 * 64;
 
-/** Spins on a word before sleeping (iterations of an Atomics.load loop, ~1–2 ns each). */
-const SPINS = 40_000;
+/**
+ * How long a waiting thread spins before it sleeps, in milliseconds of the clock rather than loop
+ * iterations: an Atomics.load loop runs at 1–20 ns per iteration depending on the machine and the
+ * JIT's tier (6 ns here once hot, 19 ns before), so a count meant 40–800 µs. 0.2 ms covers a phase
+ * (10–300 µs) and the gap between back-to-back runs, so a busy team never sleeps; a thread with
+ * nothing to do for longer sleeps and leaves its core to others.
+ */
+export const SPIN_MS = 0.2;
+/** Loads between two clock reads while spinning. */
+const SPIN_CHECK = 256;
+
+/**
+ * Spins on words[index] until `settled(value)` (returning that value) or until SPIN_MS have
+ * passed (returning null): the spin of every wait, in ./team.ts and here.
+ */
+export function spin(words: Int32Array, index: number, settled: (value: number) => boolean): number | null {
+  const deadline = performance.now() + SPIN_MS;
+  for (;;) {
+    for (let i = 0; i < SPIN_CHECK; i++) {
+      const v = Atomics.load(words, index);
+      if (settled(v)) return v;
+    }
+    if (performance.now() > deadline) return null;
+  }
+}
 
 export interface BarrierOptions {
   /** Names the user of the block in its errors ('threaded plan', 'parallel training'). */
@@ -156,7 +178,7 @@ export class Barrier {
   /** Returns once words[index] ≠ value, or (at a barrier) a thread has failed. */
   private waitWhile(index: number, value: number, idle = false): void {
     const w = this.words;
-    for (let i = 0; i < SPINS; i++) if (Atomics.load(w, index) !== value) return;
+    if (spin(w, index, (v) => v !== value) !== null) return;
     const { stallMs } = this.options;
     const start = performance.now();
     const waiting = (): boolean => {

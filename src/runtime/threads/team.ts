@@ -37,7 +37,7 @@
  *           so it leaves run r and picks up r + 1 from RUN. Its DONE adds are always its own run's:
  *           run r cannot end before they land. A tag repeats after 2^19 runs; a helper would have
  *           to stay descheduled for all of them between two of its atomics.
- * Waiting:  for DONE[p], spin (SPINS loads), then Atomics.wait on the word with a short timeout,
+ * Waiting:  for DONE[p], spin (./barrier.ts SPIN_MS), then Atomics.wait on the word with a short timeout,
  *           counted in SLEEPERS; a web page's main thread (the leader there) only spins.
  * Failure:  a unit that throws sets the control block's ERROR (./barrier.ts fail); every waiter
  *           checks ERROR after its spin and every timeout and throws a ThreadError, so nobody
@@ -58,7 +58,7 @@
  */
 import { inferenceKernelExportsNames } from '../../kernels/wasm/exports.generated.js';
 import { instantiateSharedKernels, type KernelExports } from '../../kernels/wasm/module.js';
-import { Barrier, canBlock, CONTROL_BYTES, ThreadError } from './barrier.js';
+import { Barrier, canBlock, CONTROL_BYTES, spin, ThreadError } from './barrier.js';
 import { RECORD_WORDS, recordIndex, traceClock, type TraceRegion } from './trace.js';
 
 export { CONTROL_BYTES };
@@ -101,8 +101,6 @@ export interface ProgramPhase {
 
 /** A waiter that waits this long means a thread died: the run fails instead of hanging. */
 const STALL_MS = 20_000;
-/** Spins on a DONE word before sleeping (iterations of an Atomics.load loop, ~1–2 ns each). */
-const SPINS = 40_000;
 /** Longest sleep on a DONE word before the waiter looks at ERROR and the stall limit again. */
 const SLEEP_MS = 1;
 
@@ -317,10 +315,8 @@ export class Team {
     const w = this.words;
     const tag = this.tag;
     const settled = (v: number): boolean => v === target || v - tag < 0 || v - tag > COUNT_MASK;
-    for (let i = 0; i < SPINS; i++) {
-      const v = Atomics.load(w, index);
-      if (settled(v)) return v === target;
-    }
+    const spun = spin(w, index, settled);
+    if (spun !== null) return spun === target;
     const start = performance.now();
     for (;;) {
       const v = Atomics.load(w, index);

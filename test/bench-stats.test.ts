@@ -190,6 +190,19 @@ function fake(name: string, log: string[]): Engine {
 }
 
 describe('runBenchmark across cases', () => {
+  it('runs each case settleRuns times, untimed, right before each of its timed runs', async () => {
+    const log: string[] = [];
+    const report = await runBenchmark(
+      { archs: ['shufflenet_v1_g3_0.25x'], threads: [1], size: 32, runs: 2, warmup: 0, settleRuns: 2, profileRuns: 0 },
+      [fake('a', log), fake('b', log)],
+    );
+    const [a, b] = ['a 1x3x32x32', 'b 1x3x32x32'];
+    // The checks, then per round each case three times in a row: two settle runs and the timed one.
+    expect(log).toEqual([a, b, a, a, a, b, b, b, b, b, b, a, a, a]);
+    expect(report.results[0]!.engines.map((e) => e.samples_ms!.length)).toEqual([2, 2]);
+    expect(report.settings.settleRuns).toBe(2);
+  });
+
   it('times every case (size × network × engine) once per round, with the calibration kernel between rounds', async () => {
     const log: string[] = [];
     const report = await runBenchmark(
@@ -199,6 +212,7 @@ describe('runBenchmark across cases', () => {
         sizes: [square(32), { height: 24, width: 40 }],
         runs: 3,
         warmup: 0,
+        settleRuns: 0,
         profileRuns: 0,
       },
       [fake('a', log), fake('b', log)],

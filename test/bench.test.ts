@@ -102,7 +102,15 @@ function fake(name: string, log: string[], wrong = false): Engine {
 }
 
 describe('runBenchmark', () => {
-  const tiny = { archs: ['shufflenet_v1_g3_0.25x'], threads: [1], size: 32, runs: 4, warmup: 1, profileRuns: 1 };
+  const tiny = {
+    archs: ['shufflenet_v1_g3_0.25x'],
+    threads: [1],
+    size: 32,
+    runs: 4,
+    warmup: 1,
+    settleRuns: 0,
+    profileRuns: 1,
+  };
 
   it('interleaves engines, refuses a wrong one before timing it, and summarizes every case', async () => {
     const log: string[] = [];

@@ -36,6 +36,7 @@ interface BenchFlags {
   json: boolean;
   runs: number;
   warmup: number;
+  settleRuns: number;
   oursRuns?: number;
   oursWarmup?: number;
   engines?: string[];
@@ -60,6 +61,12 @@ export function benchCommand(): Command {
     .option('--json', 'print one JSON object (with --arch NAME --threads N: median_ms of our engine and peers)', false)
     .option('--runs <n>', 'timed runs per engine and case (the median is over these)', count(1), 30)
     .option('--warmup <n>', 'untimed warm-up runs per engine and case', count(0), 5)
+    .option(
+      '--settle-runs <n>',
+      "untimed runs of a case right before each timed run, so that the previous case's spinning threads have stopped and this one's are awake (0: time each case cold)",
+      count(0, 100),
+      1,
+    )
     .option(
       '--ours-runs <n>',
       'timed runs of our engine (default: --runs; lower it while ours is the reference)',
@@ -115,6 +122,7 @@ export function benchCommand(): Command {
         batch: flags.batch,
         runs: flags.runs,
         warmup: flags.warmup,
+        settleRuns: flags.settleRuns,
         oursRuns: flags.oursRuns ?? flags.runs,
         oursWarmup: flags.oursWarmup ?? flags.warmup,
         engines: flags.engines ?? null,
@@ -242,7 +250,8 @@ function printReport(report: BenchReport): void {
     `Batch ${settings.batch}, ${settings.sizes.join(', ')}; median and IQR of ${settings.runs} runs after ` +
       `${settings.warmup} warm-up (our engine: ${settings.oursRuns} after ${settings.oursWarmup}); ` +
       `${report.schedule.cases} cases interleaved round-robin over ${report.schedule.rounds} rounds ` +
-      `(every network, thread count and engine once per round).`,
+      `(every network, thread count and engine once per round` +
+      `${settings.settleRuns > 0 ? `, each timed run right after ${settings.settleRuns} untimed run(s) of the same case` : ', each timed cold after the previous case'}).`,
   );
   console.log(`Our engine: ${settings.our_engine}.`);
   const cal = drift.calibration_ms;

@@ -71,6 +71,13 @@ export interface BenchConfig {
   runs: number;
   /** Untimed runs before timing, per engine and case. */
   warmup: number;
+  /**
+   * Untimed runs of a case right before each of its timed runs (default 1). The case before it in
+   * the round may leave threads spinning (onnxruntime's pool spins after a run, ours for
+   * SPIN_MS) and its own threads asleep; a settle run lets both pass, so the timed run sees what
+   * a caller running one model back to back sees. 0 times each case cold after another engine.
+   */
+  settleRuns: number;
   /** Timed runs and warm-up for our engine (lower them while it is the slow reference executor). */
   oursRuns: number;
   oursWarmup: number;
@@ -103,6 +110,7 @@ export const defaultConfig: BenchConfig = {
   threads: defaultThreads,
   runs: 30,
   warmup: 5,
+  settleRuns: 1,
   oursRuns: 30,
   oursWarmup: 5,
   size: 224,
@@ -447,6 +455,7 @@ export async function runBenchmark(
       calibrate();
       for (const i of round) {
         const c = timed[i]!;
+        for (let s = 0; s < config.settleRuns; s++) await c.ready.run(c.input);
         const start = performance.now();
         await c.ready.run(c.input);
         c.samples.push(performance.now() - start);
@@ -526,7 +535,8 @@ export async function runBenchmark(
         cases: timed.length,
         order:
           'every case (size × network × threads × engine) once per round, the first case rotating by one each ' +
-          'round; the calibration kernel before each round and after the last',
+          `round, each timed run right after ${config.settleRuns} untimed run(s) of the same case; the ` +
+          'calibration kernel before each round and after the last',
       },
       memory: { rss_after_prepare_bytes: rss, weights_bytes: weightsBytes, sessions: timed.length },
     };

@@ -57,9 +57,16 @@ const firstDifference = (a: Tensor, b: Tensor): number => a.data.findIndex((v, i
 const row = (trace: PlanTrace, run: number, thread: number): PhaseEvent[] =>
   trace.events.filter((e) => e.run === run && e.thread === thread);
 
-/** Steps that do work (a concat written in place by its parts, and a flatten, have no phase). */
-const workingSteps = (trace: PlanTrace): number[] =>
-  trace.steps.flatMap((description, i) => (/^(concat|flatten)\b/.test(description) ? [] : [i]));
+/**
+ * Steps that have phases of their own (a concat written in place by its parts, and a flatten, have
+ * none; nor has a step whose one phase runs alongside its independent predecessor's).
+ */
+const workingSteps = (trace: PlanTrace): number[] => {
+  const alongside = new Set(trace.events.flatMap((e) => e.alongside));
+  return trace.steps.flatMap((description, i) =>
+    /^(concat|flatten)\b/.test(description) || alongside.has(i) ? [] : [i],
+  );
+};
 
 /**
  * Clocks of different threads are compared through the leader's origin; in Node the origins are
@@ -111,6 +118,12 @@ describe('plan.trace', () => {
     const program = decodeProgram(threaded.helpers[0]!.program);
     expect(trace.phaseUnits).toEqual(program.map((phase) => (phase.leaderOnly ? 1 : phase.units.length)));
     checkRows(trace, program.length);
+    // Each stride-2 unit's shortcut pool shares the phase of its main branch's last GConv: both read
+    // only their own inputs and write their own halves of the concat.
+    const shared = trace.events.filter((e) => e.run === 0 && e.thread === 0 && e.alongside.length > 0);
+    expect(shared.map((e) => [trace.steps[e.step]!.split(' ')[0], ...e.alongside.map((s) => trace.steps[s])])).toEqual(
+      ['stage2.0', 'stage3.0', 'stage4.0'].map((unit) => ['gemm1x1', `avgpool3x3s2 ${unit} +relu`]),
+    );
   });
 
   it('leaves the logits bit-identical, before, during and after tracing', () => {
@@ -154,6 +167,7 @@ describe('trace summary', () => {
       run: 0,
       thread,
       step,
+      alongside: [],
       phase: 0,
       start,
       end,
@@ -210,7 +224,8 @@ describe('trace summary', () => {
     }
     // The layer types are the bench's per-layer table's (src/node/bench/run.ts layerType).
     expect(new Set(s.layers.map((l) => l.type))).toEqual(
-      new Set(['stem 3×3', 'conv 1×1 grouped', 'conv 1×1 dense', 'depthwise 3×3', 'avgPool2d', 'globalAvgPool', 'FC']),
+      // The shortcut pools (avgPool2d) share their phases with a GConv and are filed under it.
+      new Set(['stem 3×3', 'conv 1×1 grouped', 'conv 1×1 dense', 'depthwise 3×3', 'globalAvgPool', 'FC']),
     );
   });
 });

@@ -94,6 +94,11 @@ export interface PhaseEvent {
   thread: number;
   /** Index of the step in `plan.summary.steps`. */
   step: number;
+  /**
+   * Later steps whose units share this phase (independent neighbours run side by side; see
+   * shareIndependentPhases). Their time is inside this event's.
+   */
+  alongside: readonly number[];
   /** Index of the phase within its step (steps with a padding pass have two). */
   phase: number;
   /**
@@ -131,8 +136,9 @@ interface Tracing {
   parts: (() => void)[];
   /** Units of every phase. */
   units: number[];
-  /** Per phase: the step it belongs to and its index within that step. */
+  /** Per phase: the step it belongs to, later steps sharing it, and its index within that step. */
   stepOf: number[];
+  alongside: number[][];
   phaseInStep: number[];
 }
 
@@ -295,6 +301,7 @@ export class InferencePlan {
             run,
             thread,
             step: tracing.stepOf[p]!,
+            alongside: tracing.alongside[p]!,
             phase: tracing.phaseInStep[p]!,
             start,
             end,
@@ -452,6 +459,7 @@ function build<P>(
   };
 
   const phases = steps.map((step, i) => phasesOf(graph, step, prepared[i]!, wasm, address, threads, scratch[0]!));
+  if (threads > 1) shareIndependentPhases(graph, steps, phases, address);
   const areas = (t: number): { scratch: number; col: number } => ({ scratch: scratch[t]!, col: col[t]! });
   const all = phases.flat();
   const unitsOf = (phase: Phase): number => ('main' in phase ? 1 : phase.units.length);
@@ -503,6 +511,7 @@ function build<P>(
           parts: threads === 1 ? all.map(whole) : [],
           units: all.map(unitsOf),
           stepOf: phases.flatMap((stepPhases, step) => stepPhases.map(() => step)),
+          alongside: all.map((phase) => ('units' in phase ? (phase.alongside ?? []) : [])),
           phaseInStep: phases.flatMap((stepPhases) => stepPhases.map((_, phase) => phase)),
         };
   const program = encodeProgram(
@@ -713,7 +722,8 @@ function prepare(graph: Graph, step: Step, wasm: WasmKernels): Prepared {
  * (each a list of kernel calls, run by whichever thread claims it; see ./threads/team.ts), or a
  * reference step that runs on the leader only.
  */
-type Phase = { units: KernelCall[][] } | { main: () => void };
+/** A phase: units any thread may claim (with the later steps whose units joined it), or a leader-only step. */
+type Phase = { units: KernelCall[][]; alongside?: number[] } | { main: () => void };
 
 /**
  * Chunks per thread of a phase. NOTE: measured on a 2-vCPU AMD EPYC VM (bench/compare-builds.mjs,
@@ -732,6 +742,52 @@ const CHUNKS_PER_THREAD = 1;
 function chunked(n: number, threads: number, make: (u0: number, u1: number) => KernelCall[]): Phase {
   const chunks = threads === 1 ? Math.min(n, 1) : Math.min(n, CHUNKS_PER_THREAD * threads);
   return { units: Array.from({ length: chunks }, (_, k) => make(...share(n, k, chunks))) };
+}
+
+/**
+ * Steps whose units touch only their inputs, their output and the executing thread's own scratch
+ * (SCRATCH, COL): a phase of one may run beside a phase of another. Not the stem (its pad phase
+ * writes thread 0's scratch, which every thread then reads) nor the general im2col (its patches).
+ */
+const SIDE_BY_SIDE: ReadonlySet<string> = new Set(['gemm1x1', 'dwconv3x3', 'pool3x3s2', 'global-avg-pool', 'dense']);
+
+/**
+ * Independent neighbours share one phase: when step i + 1 reads nothing that step i writes, and
+ * neither writes memory the other reads or writes (arena buffers may be reused once a value is
+ * dead, so this compares byte ranges, not value names), the units of step i + 1's first phase join
+ * step i's last phase. A stride-2 ShuffleNet unit's shortcut pool and its first pointwise GConv
+ * both read only the unit's input: one phase instead of two, so one wait for the slowest thread
+ * instead of two. Sequentially (one thread, or a solo run) the units run in the same order as
+ * before, so outputs do not change.
+ */
+function shareIndependentPhases(
+  graph: Graph,
+  steps: readonly Step[],
+  phases: Phase[][],
+  address: (value: string) => number,
+): void {
+  type Range = [number, number];
+  const range = (value: string, write: boolean): Range => {
+    const floats = shapeSize(graph.shapes.get(value)!);
+    const start = address(value);
+    return [start, start + 4 * (write ? Math.ceil(floats / 8) * 8 : floats)]; // writes may round up to 8 (the FC)
+  };
+  const reads = (step: Step): Range[] =>
+    [...step.inputs, ...(step.residual === null ? [] : [step.residual])].map((v) => range(v, false));
+  const overlaps = (a: readonly Range[], b: readonly Range[]): boolean =>
+    a.some(([a0, a1]) => b.some(([b0, b1]) => a0 < b1 && b0 < a1));
+  for (let i = 0; i + 1 < steps.length; i++) {
+    const [a, b] = [steps[i]!, steps[i + 1]!];
+    const [last, first] = [phases[i]!.at(-1), phases[i + 1]![0]];
+    if (last === undefined || first === undefined || !('units' in last) || !('units' in first)) continue;
+    if (!SIDE_BY_SIDE.has(a.lowering.kernel) || !SIDE_BY_SIDE.has(b.lowering.kernel)) continue;
+    if (last.units.length + first.units.length > MAX_UNITS) continue;
+    const [aWrites, bWrites] = [[range(a.output, true)], [range(b.output, true)]];
+    if (overlaps(reads(b), aWrites) || overlaps(bWrites, reads(a)) || overlaps(aWrites, bWrites)) continue;
+    last.units.push(...first.units);
+    last.alongside = [...(last.alongside ?? []), i + 1];
+    phases[i + 1]!.shift();
+  }
 }
 
 /** The kernel calls of a step, per phase and thread, for the lowering's decision and split. */

@@ -6,7 +6,9 @@
  *
  *   FILE                Chrome trace-event JSON (Perfetto, chrome://tracing): one process per
  *                       case, one track per thread, a slice per phase (named by its step, filed
- *                       under its layer type) and one per barrier wait;
+ *                       under its layer type; a phase shared by independent steps is named
+ *                       after all of them and filed under the first's type) and one per wait
+ *                       for a phase's other units;
  *   FILE.summary.json   per case and layer type: busy, waiting and imbalance time.
  *
  * Definitions (all in milliseconds per run, the mean over the traced runs):
@@ -197,7 +199,7 @@ export function traceEvents(cases: readonly TraceCase[]): { traceEvents: TraceEv
       const args = { run: e.run, step: e.step, phase: e.phase, layer_type: layerTypes[e.step]! };
       const common = { ph: 'X' as const, pid, tid: e.thread };
       out.push({
-        name: trace.steps[e.step]!,
+        name: [e.step, ...e.alongside].map((s) => trace.steps[s]!).join(' ‖ '),
         cat: layerTypes[e.step]!,
         ...common,
         ts: micro(e.start - origin),
@@ -206,7 +208,8 @@ export function traceEvents(cases: readonly TraceCase[]): { traceEvents: TraceEv
       });
       if (trace.threads > 1) {
         out.push({
-          name: 'barrier wait',
+          // With claiming a thread waits for the phase's other units, not for the other threads.
+          name: 'wait for the phase',
           cat: 'barrier',
           ...common,
           ts: micro(e.waitStart - origin),

@@ -5,10 +5,14 @@
  * `record()`. The protocol (docs/engine.md, "Choosing threads"):
  *
  *   probe:   one warm-up run each way (first probe only), then pairs of blocks, BLOCK solo runs and
- *            BLOCK team runs, the order flipping every pair. A block's first run is not counted:
- *            it pays for the switch (a helper asleep since the last team run takes tens of µs to
- *            wake, which back-to-back team runs do not pay). The team wins only below MARGIN ×
- *            the solo median.
+ *            BLOCK team runs, the order flipping every pair. A block's first SWITCH runs are not
+ *            counted: they pay for the switch. A helper asleep since the last team run takes tens
+ *            of µs to wake, which back-to-back team runs do not pay; and with another process on
+ *            a core, the team's runs push it onto the leader's core for a while afterwards, so the
+ *            first solo runs after a team block are slower than a steady solo run. The team wins
+ *            only if its median is below MARGIN × the solo median overall AND in every pair of
+ *            blocks: when the machine is too noisy to tell, one thread is the safe choice (it
+ *            cannot be slower than one thread).
  *   steady:  the chosen way runs; its last WINDOW times are watched. A median above SLOWDOWN × the
  *            probe's median (the machine's load changed), or REPROBE_EVERY samples, starts a short
  *            probe (REPROBE_PAIRS pairs) and the choice is made again.
@@ -27,8 +31,9 @@ export const SLOWDOWN = 1.3;
 export const WINDOW = 9;
 /** Steady samples between two probes, whatever happens. */
 export const REPROBE_EVERY = 200;
-/** Runs of one way in a row within a probe; the first is not counted. */
-export const BLOCK = 3;
+/** Runs of one way in a row within a probe, of which the first SWITCH are not counted. */
+export const BLOCK = 5;
+export const SWITCH = 2;
 /** Pairs of a probe after the first. */
 export const REPROBE_PAIRS = 3;
 /** Pairs of the first probe: as many as fit in this many milliseconds, within [MIN_PAIRS, MAX_PAIRS]. */
@@ -45,8 +50,10 @@ export interface AutoChoice {
   /** Median milliseconds per sample of each way in the probe. */
   soloMs: number;
   teamMs: number;
-  /** Pairs of blocks the probe ran (each way's median is over pairs × (BLOCK − 1) runs). */
+  /** Pairs of blocks the probe ran (each way's median is over pairs × (BLOCK − SWITCH) runs). */
   pairs: number;
+  /** Pairs whose team block's median was below MARGIN × the solo block's. */
+  teamWon: number;
   /** Samples run before the probe began (0 for the first). */
   atSample: number;
   /** Why the probe ran. */
@@ -137,7 +144,8 @@ export class AutoThreads {
     const on = c.threads > 1 ? `${c.threads} threads` : '1 thread';
     return (
       `threads: 'auto' runs ${on}: ${c.teamMs.toFixed(2)} ms per sample on ${this.teamThreads} threads against ` +
-      `${c.soloMs.toFixed(2)} ms on 1 (medians of ${c.pairs * (BLOCK - 1)} runs each, in alternating blocks; ` +
+      `${c.soloMs.toFixed(2)} ms on 1 (medians of ${c.pairs * (BLOCK - SWITCH)} runs each, in alternating blocks; ` +
+      `the team faster in ${c.teamWon} of ${c.pairs} pairs; ` +
       `${c.reason === 'first' ? 'first calibration' : `re-checked at sample ${c.atSample} (${c.reason})`}; ` +
       `${this.probes} probe${this.probes === 1 ? '' : 's'} so far)`
     );
@@ -155,7 +163,7 @@ export class AutoThreads {
     const runs: { team: boolean; counted: boolean }[] = [];
     for (let i = 0; i < count; i++) {
       for (const team of i % 2 === 0 ? [false, true] : [true, false]) {
-        for (let r = 0; r < BLOCK; r++) runs.push({ team, counted: r > 0 });
+        for (let r = 0; r < BLOCK; r++) runs.push({ team, counted: r >= SWITCH });
       }
     }
     return runs.reverse(); // popped from the end
@@ -173,11 +181,19 @@ export class AutoThreads {
   private choose(): void {
     const soloMs = median(this.solo);
     const teamMs = median(this.team);
+    const kept = BLOCK - SWITCH;
+    const pairs = this.solo.length / kept;
+    let teamWon = 0;
+    for (let i = 0; i < pairs; i++) {
+      const block = (xs: number[]): number => median(xs.slice(i * kept, (i + 1) * kept));
+      if (block(this.team) < MARGIN * block(this.solo)) teamWon++;
+    }
     this.history.push({
-      threads: teamMs < MARGIN * soloMs ? this.teamThreads : 1,
+      threads: teamMs < MARGIN * soloMs && teamWon === pairs ? this.teamThreads : 1,
       soloMs,
       teamMs,
-      pairs: this.solo.length / (BLOCK - 1),
+      pairs,
+      teamWon,
       atSample: this.probeStart,
       reason: this.reason,
     });

@@ -10,9 +10,10 @@
  *            of µs to wake, which back-to-back team runs do not pay; and with another process on
  *            a core, the team's runs push it onto the leader's core for a while afterwards, so the
  *            first solo runs after a team block are slower than a steady solo run. The team wins
- *            only if its median is below MARGIN × the solo median overall AND in every pair of
- *            blocks: when the machine is too noisy to tell, one thread is the safe choice (it
- *            cannot be slower than one thread).
+ *            only if its median is below MARGIN × the solo median overall AND in at least
+ *            PAIRS_TO_WIN of the pairs of blocks: when the machine is too noisy to tell, one thread
+ *            is the safe choice (it cannot be slower than one thread). Every pair would be too
+ *            strict: one preempted block on a shared VM then keeps a 1.6× team off.
  *   steady:  the chosen way runs; its last WINDOW times are watched. A median above SLOWDOWN × the
  *            probe's median (the machine's load changed), or REPROBE_EVERY samples, starts a short
  *            probe (REPROBE_PAIRS pairs) and the choice is made again.
@@ -25,6 +26,8 @@
 
 /** The team must beat one thread by this factor to be chosen (a tie leaves the other core free). */
 export const MARGIN = 0.97;
+/** …and do so in at least this fraction of the probe's pairs of blocks (rounded up). */
+export const PAIRS_TO_WIN = 0.75;
 /** A steady median this much above the probe's starts a new probe. */
 export const SLOWDOWN = 1.3;
 /** Steady samples watched (the median of the last WINDOW). */
@@ -52,7 +55,7 @@ export interface AutoChoice {
   teamMs: number;
   /** Pairs of blocks the probe ran (each way's median is over pairs × (BLOCK − SWITCH) runs). */
   pairs: number;
-  /** Pairs whose team block's median was below MARGIN × the solo block's. */
+  /** Pairs whose team block's median was below MARGIN × the solo block's (PAIRS_TO_WIN of them needed). */
   teamWon: number;
   /** Samples run before the probe began (0 for the first). */
   atSample: number;
@@ -189,7 +192,7 @@ export class AutoThreads {
       if (block(this.team) < MARGIN * block(this.solo)) teamWon++;
     }
     this.history.push({
-      threads: teamMs < MARGIN * soloMs && teamWon === pairs ? this.teamThreads : 1,
+      threads: teamMs < MARGIN * soloMs && teamWon >= Math.ceil(PAIRS_TO_WIN * pairs) ? this.teamThreads : 1,
       soloMs,
       teamMs,
       pairs,

@@ -272,18 +272,20 @@ describe('runBenchmark across cases', () => {
   });
 });
 
+/** The built CLI's `bench … --json` (no warm-up, no profile), its exit checked; the report it printed. */
+function benchJson(args: string[]): BenchReport {
+  const main = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
+  const r = spawnSync(process.execPath, [main, 'bench', ...args, '--warmup', '0', '--profile-runs', '0', '--json'], {
+    encoding: 'utf8',
+  });
+  expect(r.status, r.stderr).toBe(0);
+  return JSON.parse(r.stdout) as BenchReport;
+}
+
 describe('shufflenet bench --batch', () => {
   it('reports images per second, ours both splits against onnxruntime-node, with intervals', () => {
-    const main = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
     const archs = 'shufflenet_v1_g3_0.25x,shufflenet_v1_g8_0.25x';
-    const args = ['bench', '--arch', archs, '--threads', '1,2', '--size', '32', '--batch', '2'];
-    const r = spawnSync(
-      process.execPath,
-      [main, ...args, '--runs', '2', '--warmup', '0', '--profile-runs', '0', '--json'],
-      { encoding: 'utf8' },
-    );
-    expect(r.status, r.stderr).toBe(0);
-    const report = JSON.parse(r.stdout) as BenchReport;
+    const report = benchJson(['--arch', archs, '--threads', '1,2', '--size', '32', '--batch', '2', '--runs', '2']);
     expect(report.settings.batch).toBe(2);
     expect(report.results.map((c) => c.engines.map((e) => e.engine))).toEqual(
       Array(4).fill(['shufflenet', 'shufflenet-batch', 'ort-node']),
@@ -323,26 +325,9 @@ describe('shufflenet bench --batch', () => {
 
 describe('shufflenet bench, engine shufflenet-auto', () => {
   it("times threads: 'auto' beside fixed threads, reports its choice and its gain over our 1-thread plan", () => {
-    const main = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
     const arch = 'shufflenet_v1_g3_0.25x';
-    const args = [
-      'bench',
-      '--arch',
-      arch,
-      '--threads',
-      '1,2',
-      '--size',
-      '32',
-      '--engines',
-      'shufflenet,shufflenet-auto',
-    ];
-    const r = spawnSync(
-      process.execPath,
-      [main, ...args, '--runs', '3', '--warmup', '0', '--profile-runs', '0', '--json'],
-      { encoding: 'utf8' },
-    );
-    expect(r.status, r.stderr).toBe(0);
-    const report = JSON.parse(r.stdout) as BenchReport;
+    const engines = 'shufflenet,shufflenet-auto';
+    const report = benchJson(['--arch', arch, '--threads', '1,2', '--size', '32', '--engines', engines, '--runs', '3']);
     const [one, two] = report.results;
     const auto1 = one!.engines.find((e) => e.engine === 'shufflenet-auto')!;
     expect(auto1.skipped).toBe("at 1 thread 'auto' has nothing to choose (the same as shufflenet)");

@@ -73,9 +73,10 @@ export interface BenchConfig {
   warmup: number;
   /**
    * Untimed runs of a case right before each of its timed runs (default 1). The case before it in
-   * the round may leave threads spinning (onnxruntime's pool spins after a run, ours for
-   * SPIN_MS) and its own threads asleep; a settle run lets both pass, so the timed run sees what
-   * a caller running one model back to back sees. 0 times each case cold after another engine.
+   * the round may leave threads spinning (ours spin for SPIN_MS after a run; onnxruntime-node's
+   * are told not to) and its own threads asleep, with another engine's data in the caches; a
+   * settle run lets all that pass, so the timed run sees what a caller running one model back to
+   * back sees. 0 times each case cold after another engine.
    */
   settleRuns: number;
   /** Timed runs and warm-up for our engine (lower them while it is the slow reference executor). */

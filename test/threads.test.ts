@@ -14,7 +14,15 @@ import { compilePlan } from '../src/runtime/plan.js';
 import { createSession, SessionError, startHelpers, type Session } from '../src/runtime/session.js';
 import { Barrier, CONTROL_BYTES, ThreadError } from '../src/runtime/threads/barrier.js';
 import type { WorkerPort } from '../src/runtime/threads/ports.js';
-import { decodeProgram, encodeProgram, KERNEL_NAMES, SCRATCH, type HelperSetup } from '../src/runtime/threads/team.js';
+import {
+  decodeProgram,
+  encodeProgram,
+  KERNEL_NAMES,
+  SCRATCH,
+  Team,
+  teamBytes,
+  type HelperSetup,
+} from '../src/runtime/threads/team.js';
 import { Random } from '../src/tensor/random.js';
 import { Tensor } from '../src/tensor/tensor.js';
 import { randomiseRunningStatistics, worstRelative as relativeToScale } from './helpers/compare.js';
@@ -77,6 +85,39 @@ async function check(
     await session.dispose();
   }
 }
+
+describe('claiming home units', () => {
+  it('each thread claims its own unit first, then the lowest free one; over 12 units, in order', () => {
+    // Two views of one team on one thread: the helper's runs first and, alone, takes every unit:
+    // its home (unit 1) first. The order in which units ran is the claim order.
+    const memory = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
+    const log: string[] = [];
+    const phase = (who: string, units: number) => ({
+      leaderOnly: false,
+      units: Array.from({ length: units }, (_, u) => () => void log.push(`${who}${u}`)),
+    });
+    const phases = (who: string) => [phase(who, 2), phase(who, 3), phase(who, 13)];
+    expect(teamBytes(3)).toBeLessThan(65536);
+    const leader = new Team(memory, 0, 3, phases('L'));
+    const helper = new Team(memory, 0, 3, phases('H'), 1);
+    leader.start();
+    expect(helper.awaitRun()).toBe(0);
+    for (let p = 0; p < 3; p++) {
+      expect(helper.phase(p)).toBe(true);
+      expect(leader.phase(p)).toBe(true); // all claimed: the leader only sees the phase done
+    }
+    expect(log).toEqual([
+      ...['H1', 'H0'], // 2 units: home 1, then 0
+      ...['H1', 'H0', 'H2'], // 3 units: home 1, then the lowest free
+      ...Array.from({ length: 13 }, (_, u) => `H${u}`), // 13 units: a count, in order
+    ]);
+    log.length = 0;
+    leader.start();
+    expect(helper.awaitRun()).toBe(0);
+    expect(leader.phase(1)).toBe(true); // the leader first: its home 0, then 1 and 2
+    expect(log).toEqual(['L0', 'L1', 'L2']);
+  });
+});
 
 describe('intra-op threaded plans', () => {
   it('split every step into units that any thread may claim: one program, per-thread scratch', async () => {

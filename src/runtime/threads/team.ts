@@ -10,7 +10,9 @@
  *
  * Claim words (Int32, each on its own 64-byte line, after the control block):
  *
- *   CLAIMED[p]  units of phase p handed out so far in the current run
+ *   CLAIMED[p]  units of phase p handed out so far in the current run: a count, or, in a phase of
+ *               at most 12 units, a mask of the units handed out (each thread claims its home
+ *               unit, its thread index, first; then the lowest free one)
  *   DONE[p]     units of phase p finished in the current run
  *   FINISHED    helpers that have written all their records of a traced run
  *   SLEEPERS    threads asleep in Atomics.wait on a DONE or FINISHED word
@@ -193,6 +195,8 @@ export class Team {
     controlAddress: number,
     readonly size: number,
     private readonly phases: readonly BoundPhase[],
+    /** This thread's index (0: the leader): its home unit in phases of few units. */
+    private readonly thread = 0,
   ) {
     this.control = new Barrier(memory.buffer, controlAddress, size, { label: 'threaded plan', stallMs: STALL_MS });
     this.words = new Int32Array(
@@ -242,6 +246,25 @@ export class Team {
       if (units.length > 0) {
         units[0]!(); // only the leader's bound phase has the step
         ran = 1;
+      }
+    } else if (total <= COUNT_BITS) {
+      // Few units (one per thread, as today): CLAIMED's count bits are a mask of the units
+      // claimed, and each thread claims its home unit (unit = its thread index) first, then the
+      // lowest free one. A thread then keeps the same share of consecutive phases, so what it
+      // wrote in one phase is what it reads in the next, from its own core's cache.
+      const word = claimedWord(p);
+      const full = (1 << total) - 1;
+      const home = this.thread < total ? 1 << this.thread : 0;
+      for (;;) {
+        const v = Atomics.load(w, word);
+        const mask = v - tag;
+        if (mask < 0 || mask > full) return false; // another run's word: this thread's run is over
+        if (mask === full) break;
+        const free = full & ~mask;
+        const bit = (free & home) !== 0 ? home : free & -free;
+        if (Atomics.compareExchange(w, word, v, v + bit) !== v) continue;
+        units[31 - Math.clz32(bit)]!();
+        ran++;
       }
     } else {
       const word = claimedWord(p);
@@ -367,7 +390,7 @@ export async function prepareHelper(setup: HelperSetup): Promise<(report?: (erro
     leaderOnly,
     units: leaderOnly ? [] : units.map((calls) => bindCalls(exports, calls, setup.areas)),
   }));
-  const team = new Team(setup.memory, setup.controlAddress, setup.threads, phases);
+  const team = new Team(setup.memory, setup.controlAddress, setup.threads, phases, setup.thread);
   const { trace, thread, threads, testDelayMs = 0 } = setup;
   const records =
     trace === null

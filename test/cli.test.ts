@@ -152,6 +152,66 @@ describe('shufflenet infer', () => {
   });
 });
 
+describe('CLI edges (issue 15): refused at once, naming the flag', () => {
+  it('train refuses an --out it could not write before any epoch, and a directory with --resume', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'shufflenet-out-'));
+    const common = ['train', '--arch', 'shufflenet_v1_g3_0.25x', '--data', 'mnist', '--epochs', '1'];
+    const missing = run(...common, '--out', join(dir, 'missing', 'x.safetensors'));
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain(
+      `--out ${join(dir, 'missing', 'x.safetensors')}: the folder ${join(dir, 'missing')} does not exist`,
+    );
+    expect(missing.stderr).not.toMatch(/epoch/);
+    for (const resume of [[], ['--resume']]) {
+      const folder = run(...common, '--out', dir, ...resume);
+      expect(folder.code).toBe(1);
+      expect(folder.stderr.trim()).toBe(`shufflenet: error: --out ${dir}: is a directory, not a file`);
+    }
+  });
+
+  it('train says the data note once, though both splits carry it (fashion-mnist: two empty rows)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'shufflenet-note-'));
+    const r = run(
+      ...['train', '--arch', 'shufflenet_v1_g3_0.25x', '--data', 'fashion-mnist', '--epochs', '1'],
+      ...['--max-train', '32', '--batch', '32', '--out', join(dir, 'm.safetensors')],
+    );
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr.match(/note: fashion-mnist: skipped 2 malformed row\(s\)/g)).toHaveLength(1);
+  });
+
+  it('infer refuses an empty batch, and an --arch that a model file or a graph would ignore', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'shufflenet-edges-'));
+    const model = createModel('shufflenet_v1_g1_0.25x', { initialize: false });
+    const file = join(dir, 'm.safetensors');
+    writeFileSync(file, saveModelFile(model, { architecture: architectureOf('shufflenet_v1_g1_0.25x') }));
+    writeFileSync(join(dir, 'empty.safetensors'), writeSafetensors(new Map([['input', Tensor.zeros([0, 3, 32, 32])]])));
+    const out = join(dir, 'o.safetensors');
+    const empty = run('infer', '--model', file, '--input', join(dir, 'empty.safetensors'), '--output', out);
+    expect(empty.code).toBe(1);
+    expect(empty.stderr).toContain('"input" holds no images (shape [0, 3, 32, 32])');
+    writeFileSync(join(dir, 'in.safetensors'), writeSafetensors(new Map([['input', Tensor.zeros([1, 3, 32, 32])]])));
+    const args = ['infer', '--model', file, '--input', join(dir, 'in.safetensors'), '--output', out];
+    const other = run(...args, '--arch', 'shufflenet_v1_g8_0.25x');
+    expect(other.code).toBe(1);
+    expect(other.stderr).toContain('--arch shufflenet_v1_g8_0.25x applies only to weights without a network');
+    const onnx = join(dir, 'm.onnx');
+    expect(run('export', '--arch', 'shufflenet_v1_g1_0.25x', '--out', onnx).code).toBe(0);
+    const graph = run(
+      'infer',
+      '--model',
+      onnx,
+      '--input',
+      join(dir, 'in.safetensors'),
+      '--output',
+      out,
+      '--arch',
+      'alexnet',
+    );
+    expect(graph.code).toBe(1);
+    expect(graph.stderr).toContain('holds its own graph; --arch alexnet applies only to weights without a network');
+  });
+});
+
 describe('shufflenet info', () => {
   it('shows what a model file holds', () => {
     const dir = mkdtempSync(join(tmpdir(), 'shufflenet-info-'));

@@ -44,6 +44,13 @@ export const safetensorsLoader: ModelLoader = {
     const file = readSafetensors(bytes, fileName);
     if (file.metadata['shufflenet'] !== undefined) {
       const { model, info } = loadModelFile(bytes, fileName);
+      if (arch !== undefined && arch !== info.arch) {
+        // JSON quoting: the name comes from the file, and may hold anything (escape sequences too).
+        const own = info.arch === undefined ? 'its own network' : JSON.stringify(info.arch);
+        throw new FormatError(
+          `${fileName}: a model file that names ${own}; --arch ${arch} applies only to weights without a network`,
+        );
+      }
       return moduleModel(model, `model file ${fileName}${info.arch ? ` (${info.arch})` : ''}`, info);
     }
     if (arch === undefined) {
@@ -70,5 +77,10 @@ export function loadModel(bytes: Uint8Array, fileName: string, arch?: string): L
       `${fileName}: unknown model format; supported: ${modelLoaders.map((l) => l.name).join(', ')}`,
     );
   }
-  return loader.load(bytes, fileName, arch);
+  const loaded = loader.load(bytes, fileName, arch);
+  // --arch names the network of weights that carry none: a graph must not have it silently ignored.
+  if (arch !== undefined && loaded.module === undefined) {
+    throw new FormatError(`${fileName}: holds its own graph; --arch ${arch} applies only to weights without a network`);
+  }
+  return loaded;
 }

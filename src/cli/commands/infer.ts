@@ -25,6 +25,7 @@ export function inferCommand(): Command {
       if (bad >= 0)
         throw new ShapeError(`${opts.input}: "input" holds ${input.data[bad]} at index ${bad}; inputs must be finite`);
       const [n, c, h, w] = input.shape as [number, number, number, number];
+      if (n === 0) throw new ShapeError(`${opts.input}: "input" holds no images (shape ${formatShape(input.shape)})`);
       const perImage = c * h * w;
       const chunks: Tensor[] = [];
       for (let start = 0; start < n; start += opts.batchSize) {

@@ -1,7 +1,7 @@
 import { Command, Option } from 'commander';
 import { nonNegative, nonNegativeInt, positive, positiveInt } from '../args.js';
 import cliProgress from 'cli-progress';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { toFloat } from '../../data/batches.js';
 import { subset } from '../../data/dataset.js';
 import { augment } from '../../data/transforms.js';
@@ -22,7 +22,7 @@ import {
 import { batches } from '../../data/batches.js';
 import { spawnTrainingWorker } from '../../node/session.js';
 import { loadData } from '../data.js';
-import { writeFileAtomic } from '../files.js';
+import { checkOutputPath, readFileOrFail, writeFileAtomic } from '../files.js';
 
 /**
  * Defaults, tuned for 28×28 Fashion-MNIST (docs/training.md): the paper's linear decay to 0, SGD
@@ -130,10 +130,13 @@ export function trainCommand(): Command {
 }
 
 async function train(flags: TrainFlags): Promise<void> {
+  // Before any epoch: a checkpoint that could not be written would lose the whole epoch.
+  checkOutputPath(flags.out, '--out');
   const trainData = await loadData(flags.data, 'train');
   const testData = await loadData(flags.data, 'test');
   if (trainData === null) throw new ShuffleNetError(`--data ${flags.data}: no training images`);
-  for (const w of [trainData.warning, testData?.warning]) if (w) console.error(`note: ${w}`);
+  // Both splits may carry the same note (one package file behind both): say it once.
+  for (const w of new Set([trainData.warning, testData?.warning])) if (w) console.error(`note: ${w}`);
   let dataset = trainData.dataset;
   if (flags.maxTrain !== undefined && flags.maxTrain < dataset.length) {
     // A balanced subset: the first images of each class, interleaved, so every class is present.
@@ -148,7 +151,7 @@ async function train(flags: TrainFlags): Promise<void> {
   let momentum: Map<string, Float32Array> | undefined;
   if (flags.resume) {
     if (!existsSync(flags.out)) throw new ShuffleNetError(`--resume: there is no checkpoint at ${flags.out}`);
-    const loaded = loadModelFile(readFileSync(flags.out), flags.out);
+    const loaded = loadModelFile(readFileOrFail(flags.out, 'checkpoint'), flags.out);
     if (!loaded.info.training)
       throw new ShuffleNetError(`--resume: ${flags.out} is a model file without training state`);
     model = loaded.model;

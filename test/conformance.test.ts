@@ -11,6 +11,7 @@
  *   - runGraph (the reference executor), in inference mode,
  *   - the inference plan at 1 thread (on the build this Node picks: relaxed SIMD with
  *     --experimental-wasm-relaxed-simd, SIMD128 otherwise) and at 2 threads (the shared build),
+ *     on the team and in a solo run (threads: 'auto' running the leader alone),
  *   - the tape: training-mode forward, running statistics, loss and ∂loss/∂(every parameter, input),
  *   - the training plan: the same forward and running statistics, then loss and parameter gradients,
  *
@@ -285,6 +286,24 @@ for (const c of cases) {
           expect(plan.summary.variant).toBe('simd-shared'); // threads share one memory: the shared build
           const stop = await startHelpers(plan, reusedHelper);
           try {
+            return plan.run(tensor(c, 'x'));
+          } finally {
+            await stop();
+          }
+        },
+        (y) => expectOutput(y, tensor(c, 'eval'), forward),
+      ));
+
+    it('inference plan, 2 threads, a solo run (threads: auto)', () =>
+      conform(
+        c,
+        'inference plan (2 threads, solo)',
+        async () => {
+          const plan = await compilePlan(buildGraph(c, 'inference'), { threads: 2 });
+          const stop = await startHelpers(plan, reusedHelper);
+          try {
+            // The policy's first sample is its solo warm-up: the leader runs every unit alone.
+            expect(plan.useAuto().next()).toBe(false);
             return plan.run(tensor(c, 'x'));
           } finally {
             await stop();

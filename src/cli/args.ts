@@ -1,5 +1,5 @@
 /** Parsers for numeric flags: a bad value is a one-line commander error naming what was expected. */
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, Option } from 'commander';
 
 const parser =
   (what: string, check: (n: number) => boolean) =>
@@ -27,5 +27,12 @@ export function threadsOrAuto(value: string): number | 'auto' {
   return n;
 }
 
-export const THREADS_HELP =
-  "threads: 'auto' (1 or all cores, whichever its calibration measures faster; see docs/engine.md) or a count";
+/** The inference commands' `--threads <n|auto>` (default 'auto'). */
+export function threadsOption(): Option {
+  return new Option(
+    '--threads <n|auto>',
+    "threads: 'auto' (1 or all cores, whichever its calibration measures faster; see docs/engine.md) or a count",
+  )
+    .argParser(threadsOrAuto)
+    .default('auto');
+}

@@ -413,9 +413,25 @@ export async function startHelpers(plan: InferencePlan, spawnWorker: SpawnWorker
   return (await startHelperWorkers(plan, spawnWorker)).stop;
 }
 
-async function threadedSession(graph: Graph, threads: number, spawnWorker: SpawnWorker): Promise<Session> {
+/** A plan on `threads` threads; with `auto`, calibrated to run each sample on all of them or on one. */
+async function threadedSession(
+  graph: Graph,
+  threads: number,
+  spawnWorker: SpawnWorker,
+  auto = false,
+): Promise<Session> {
   const plan = await compilePlan(graph, { threads });
-  return new PlanSession(plan, '', await startHelperWorkers(plan, spawnWorker));
+  const helpers = await startHelperWorkers(plan, spawnWorker);
+  if (!auto) return new PlanSession(plan, '', helpers);
+  plan.useAuto();
+  const session = new PlanSession(plan, '', helpers);
+  try {
+    plan.calibrate();
+  } catch (error) {
+    await session.dispose();
+    throw error;
+  }
+  return session;
 }
 
 /** The cores `threads: 'auto'` may use: the option, else the environment's, else 1. */
@@ -436,15 +452,5 @@ async function autoSession(graph: Graph, options: SessionOptions): Promise<Sessi
   const team = Math.min(coresOf(options), AUTO_MAX_THREADS);
   const blocker = team < 2 ? 'this machine has 1 core' : threadBlocker(options);
   if (blocker !== null) return new PlanSession(await compilePlan(graph), `threads: 'auto' runs 1 thread: ${blocker}`);
-  const plan = await compilePlan(graph, { threads: team });
-  const helpers = await startHelperWorkers(plan, options.spawnWorker!);
-  plan.useAuto();
-  const session = new PlanSession(plan, '', helpers);
-  try {
-    plan.calibrate();
-  } catch (error) {
-    await session.dispose();
-    throw error;
-  }
-  return session;
+  return threadedSession(graph, team, options.spawnWorker!, true);
 }

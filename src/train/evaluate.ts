@@ -3,7 +3,6 @@ import type { ImageDataset } from '../data/dataset.js';
 import type { Graph } from '../graph/graph.js';
 import { runGraph } from '../graph/execute.js';
 import type { Module } from '../nn/module.js';
-import { compilePlan } from '../runtime/plan.js';
 import { createSession, type SessionOptions } from '../runtime/session.js';
 import type { Shape, Tensor } from '../tensor/tensor.js';
 
@@ -79,21 +78,17 @@ export async function evaluate(
 }
 
 /**
- * `evaluate` on the fused WASM plan, compiled once from the model's current weights: on the
- * calling thread, or through a session when `session` options are given (threads, 'auto').
+ * `evaluate` on the fused WASM plan, compiled once from the model's current weights, through a
+ * session: the calling thread alone unless `session` options say otherwise (threads, 'auto').
  */
 export async function evaluateOnPlan(
   model: Module,
   dataset: ImageDataset,
   options: Omit<NonNullable<Parameters<typeof evaluate>[2]>, 'run'> & { session?: SessionOptions } = {},
-): Promise<Evaluation & { notes?: string }> {
+): Promise<Evaluation & { notes: string }> {
   const [c, h, w] = dataset.imageShape;
   const graph = model.trace([1, c, h, w]);
-  const { session: sessionOptions, ...rest } = options;
-  if (sessionOptions === undefined) {
-    const plan = await compilePlan(graph);
-    return evaluate(model, dataset, { ...rest, run: (_graph, input) => plan.run(input) });
-  }
+  const { session: sessionOptions = { threads: 1 }, ...rest } = options;
   const session = await createSession(graph, sessionOptions);
   try {
     const result = await evaluate(model, dataset, { ...rest, run: (_graph, input) => session.run(input) });

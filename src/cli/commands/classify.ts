@@ -1,4 +1,4 @@
-import { positiveInt, THREADS_HELP, threadsOrAuto } from '../args.js';
+import { positiveInt, threadsOption } from '../args.js';
 import { Command } from 'commander';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -52,7 +52,7 @@ export function classifyCommand(): Command {
       positiveInt,
       defaultPixelLimit,
     )
-    .option('--threads <n|auto>', THREADS_HELP, threadsOrAuto, 'auto' as const)
+    .addOption(threadsOption())
     .action(async (images: string[], opts: ClassifyOptions) => {
       const modelPath = opts.model ?? bundledModelPath();
       const loaded = loadModel(readFileOrFail(modelPath, 'model'), modelPath);

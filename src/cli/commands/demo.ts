@@ -1,4 +1,4 @@
-import { positiveInt, THREADS_HELP, threadsOrAuto } from '../args.js';
+import { positiveInt, threadsOption } from '../args.js';
 import { createNodeSession } from '../../node/session.js';
 import { Command } from 'commander';
 import { complexityTable } from '../../analysis/table.js';
@@ -50,7 +50,7 @@ export function demoCommand(): Command {
     .option('--model <file>', 'model file (default: the bundled one)')
     .option('--images <n>', 'test images to show', positiveInt, 4)
     .option('--seed <n>', 'which test images to show', positiveInt, 1)
-    .option('--threads <n|auto>', THREADS_HELP, threadsOrAuto, 'auto' as const)
+    .addOption(threadsOption())
     .action(async (opts: { model?: string; images: number; seed: number; threads: number | 'auto' }) => {
       const path = opts.model ?? bundledModelPath();
       const loaded = loadModel(readFileOrFail(path, 'model'), path);

@@ -1,4 +1,4 @@
-import { positiveInt, THREADS_HELP, threadsOrAuto } from '../args.js';
+import { positiveInt, threadsOption } from '../args.js';
 import { nodeSessionOptions } from '../../node/session.js';
 import { Command } from 'commander';
 import { toFloat } from '../../data/batches.js';
@@ -16,7 +16,7 @@ export function evalCommand(): Command {
     .requiredOption('--model <file>', 'model file')
     .option('--data <source>', 'fashion-mnist, mnist, or a folder with test/ (or val/)', 'fashion-mnist')
     .option('--batch-size <n>', 'images per forward pass', positiveInt, 64)
-    .option('--threads <n|auto>', THREADS_HELP, threadsOrAuto, 'auto' as const)
+    .addOption(threadsOption())
     .option('--json', 'print JSON {accuracy, examples, confusion, classes, threads}', false)
     .action(
       async (opts: { model: string; data: string; batchSize: number; threads: number | 'auto'; json: boolean }) => {

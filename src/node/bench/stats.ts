@@ -3,18 +3,10 @@
  * processes, so we report the median and the interquartile range, never the mean, and we interleave
  * engines so that a burst of noise hits every engine rather than one engine's whole series.
  */
+import { median, quantile } from '../../analysis/statistics.js';
 import { Random } from '../../tensor/random.js';
 
-/** The q-quantile (0 ≤ q ≤ 1) by linear interpolation between order statistics (NumPy's default). */
-export function quantile(values: readonly number[], q: number): number {
-  if (values.length === 0) throw new RangeError('quantile: no values');
-  if (!(q >= 0 && q <= 1)) throw new RangeError(`quantile: q must be in [0, 1] but is ${q}`);
-  const sorted = [...values].sort((a, b) => a - b);
-  const position = q * (sorted.length - 1);
-  const lower = Math.floor(position);
-  const upper = Math.ceil(position);
-  return sorted[lower]! + (sorted[upper]! - sorted[lower]!) * (position - lower);
-}
+export { median, quantile };
 
 /** Median milliseconds of `fn` over `repeats` timed runs, after `warmup` untimed ones. */
 export function medianTime(fn: () => void, repeats: number, warmup = 0): number {
@@ -26,10 +18,6 @@ export function medianTime(fn: () => void, repeats: number, warmup = 0): number 
     times.push(performance.now() - start);
   }
   return median(times);
-}
-
-export function median(values: readonly number[]): number {
-  return quantile(values, 0.5);
 }
 
 export interface Summary {

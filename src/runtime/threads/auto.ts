@@ -24,6 +24,8 @@
  *   auto.record(team, ms);
  */
 
+import { median } from '../../analysis/statistics.js';
+
 /** The team must beat one thread by this factor to be chosen (a tie leaves the other core free). */
 export const MARGIN = 0.97;
 /** …and do so in at least this fraction of the probe's pairs of blocks (rounded up). */
@@ -62,12 +64,6 @@ export interface AutoChoice {
   /** Why the probe ran. */
   reason: 'first' | 'periodic' | 'slowdown';
 }
-
-const median = (xs: readonly number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 
 export class AutoThreads {
   /** The current probe's remaining runs (read from the end), or empty when steady. */

@@ -277,20 +277,25 @@ for (const c of cases) {
         (y) => expectOutput(y, tensor(c, 'eval'), forward),
       ));
 
+    /** The case on a 2-thread plan with its helper; `solo` runs it as threads: 'auto' running the leader alone. */
+    const twoThreads = async (solo: boolean): Promise<Tensor> => {
+      const plan = await compilePlan(buildGraph(c, 'inference'), { threads: 2 });
+      expect(plan.summary.variant).toBe('simd-shared'); // threads share one memory: the shared build
+      const stop = await startHelpers(plan, reusedHelper);
+      try {
+        // The policy's first sample is its solo warm-up: the leader runs every unit alone.
+        if (solo) expect(plan.useAuto().next()).toBe(false);
+        return plan.run(tensor(c, 'x'));
+      } finally {
+        await stop();
+      }
+    };
+
     it('inference plan, 2 threads', () =>
       conform(
         c,
         'inference plan (2 threads)',
-        async () => {
-          const plan = await compilePlan(buildGraph(c, 'inference'), { threads: 2 });
-          expect(plan.summary.variant).toBe('simd-shared'); // threads share one memory: the shared build
-          const stop = await startHelpers(plan, reusedHelper);
-          try {
-            return plan.run(tensor(c, 'x'));
-          } finally {
-            await stop();
-          }
-        },
+        () => twoThreads(false),
         (y) => expectOutput(y, tensor(c, 'eval'), forward),
       ));
 
@@ -298,17 +303,7 @@ for (const c of cases) {
       conform(
         c,
         'inference plan (2 threads, solo)',
-        async () => {
-          const plan = await compilePlan(buildGraph(c, 'inference'), { threads: 2 });
-          const stop = await startHelpers(plan, reusedHelper);
-          try {
-            // The policy's first sample is its solo warm-up: the leader runs every unit alone.
-            expect(plan.useAuto().next()).toBe(false);
-            return plan.run(tensor(c, 'x'));
-          } finally {
-            await stop();
-          }
-        },
+        () => twoThreads(true),
         (y) => expectOutput(y, tensor(c, 'eval'), forward),
       ));
 

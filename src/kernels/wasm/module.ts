@@ -41,17 +41,31 @@ export const SHARED_MAXIMUM_PAGES = 16384;
 
 const compiled = new Map<KernelVariant, Promise<WebAssembly.Module>>();
 
-function decodeBase64(text: string): Uint8Array<ArrayBuffer> {
+/** A build as embedded: base64 of raw-deflate-compressed WASM (scripts/build-wasm.mjs). */
+async function decodeBuild(text: string): Promise<Uint8Array<ArrayBuffer>> {
   const binary = atob(text);
   const bytes = new Uint8Array(binary.length);
   for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
-  return bytes;
+  const inflated = new Blob([bytes]).stream().pipeThrough(new DecompressionStream('deflate-raw'));
+  return new Uint8Array(await new Response(inflated).arrayBuffer());
 }
 
-/** The variant this engine runs: relaxed SIMD if it validates the relaxed build. */
+/**
+ * The smallest module that uses a relaxed-SIMD instruction: `(func (param v128) (result v128)
+ * local.get 0 i32x4.relaxed_trunc_f32x4_s)`. An engine that validates it runs the relaxed build.
+ */
+// prettier-ignore
+const relaxedProbe = new Uint8Array([
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version 1
+  0x01, 0x06, 0x01, 0x60, 0x01, 0x7b, 0x01, 0x7b, // type section: (v128) -> v128
+  0x03, 0x02, 0x01, 0x00, // function section: one function of type 0
+  0x0a, 0x09, 0x01, 0x07, 0x00, 0x20, 0x00, 0xfd, 0x81, 0x02, 0x0b, // code: local.get 0, 0xfd 0x101, end
+]);
+
+/** The variant this engine runs: relaxed SIMD if it validates a relaxed-SIMD instruction. */
 export function kernelVariant(options: KernelOptions = {}): KernelVariant {
   if (options.relaxedSimd === false) return 'simd';
-  return WebAssembly.validate(decodeBase64(kernelsRelaxedWasmBase64)) ? 'relaxed-simd' : 'simd';
+  return WebAssembly.validate(relaxedProbe) ? 'relaxed-simd' : 'simd';
 }
 
 /** Compiles a build of the kernels once per process (or page); instances share it. */
@@ -64,13 +78,14 @@ export function compileKernels(variant: KernelVariant): Promise<WebAssembly.Modu
         : variant === 'simd-shared'
           ? kernelsSharedWasmBase64
           : kernelsWasmBase64;
-    const bytes = decodeBase64(base64);
-    module = WebAssembly.compile(bytes).catch((error: unknown) => {
-      compiled.delete(variant);
-      throw new WasmUnavailableError(
-        `wasm kernels: this runtime cannot compile WebAssembly SIMD (${error instanceof Error ? error.message : String(error)})`,
-      );
-    });
+    module = decodeBuild(base64)
+      .then((bytes) => WebAssembly.compile(bytes))
+      .catch((error: unknown) => {
+        compiled.delete(variant);
+        throw new WasmUnavailableError(
+          `wasm kernels: this runtime cannot compile WebAssembly SIMD (${error instanceof Error ? error.message : String(error)})`,
+        );
+      });
     compiled.set(variant, module);
   }
   return module;

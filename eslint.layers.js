@@ -31,8 +31,11 @@ export const layerOrder = [
   ['cli'],
 ];
 
-/** Files directly in src/ that every layer may import (they import nothing from src/ themselves). */
-const foundations = new Set(['errors.ts']);
+/**
+ * Files directly in src/ that every layer may import (they import nothing from src/ but each other):
+ * the typed errors, and the validation layer's field checker (docs/input-safety.md).
+ */
+const foundations = new Set(['errors.ts', 'validate.ts']);
 /** The package's entry files: they sit above every layer, so no layer may import them. */
 const entries = new Set(['index.ts', 'browser.ts', 'browser-worker.ts']);
 /** What web/ may import from the library: the public browser entries, as a path or a package name. */

@@ -98,7 +98,7 @@ const sha256 = (bytes) => createHash('sha256').update(bytes).digest('hex');
 /** The builds embedded in the committed file, inflated, by name (none when it is absent or unreadable). */
 function committedBuilds(text) {
   const found = new Map();
-  for (const match of text.matchAll(/export const (\w+) =\n((?:  '[A-Za-z0-9+/=]*'(?: \+|;)\n)+)/g)) {
+  for (const match of text.matchAll(/export const (\w+) =\n((?: {2}'[A-Za-z0-9+/=]*'(?: \+|;)\n)+)/g)) {
     const base64 = [...match[2].matchAll(/'([^']*)'/g)].map((m) => m[1]).join('');
     try {
       found.set(match[1], inflateRawSync(Buffer.from(base64, 'base64')));

@@ -40,7 +40,14 @@ export {
 export { loadModelFile, type ModelInfo } from './io/modelfile.js';
 export { readSafetensors, type SafetensorsFile } from './io/safetensors.js';
 export { preprocessingPresets, type Preprocessing, type PresetName } from './data/preprocessing.js';
-export { preprocessImage, type RawImage } from './data/image.js';
+export {
+  preprocessImage,
+  planImage,
+  imageLimits,
+  ImageSizeError,
+  type RawImage,
+  type ImagePlan,
+} from './data/image.js';
 export { fashionMnistClasses } from './data/labels.js';
 export { complexity, type Complexity } from './analysis/complexity.js';
 export * from './errors.js';

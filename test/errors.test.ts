@@ -38,7 +38,9 @@ describe('error messages', () => {
 
   it('groups outside the paper are refused with the allowed values', () => {
     expect(() => new ShuffleNet({ groups: 5 })).toThrow(/groups must be one of 1, 2, 3, 4, 8 .* but is 5/);
-    expect(() => new ShuffleNet({ scale: -1 })).toThrow(/scale must be in \(0, 8\] but is -1/);
+    expect(() => new ShuffleNet({ scale: -1 })).toThrow(
+      'shufflenet_v1 config.scale is -1; expected a number above 0 and at most 8',
+    );
   });
 
   it('conv2d names channels and groups', () => {

@@ -104,7 +104,10 @@ describe('bad ONNX files fail with one clear FormatError', () => {
     const pads = convModel(floatField('w', [1, 2, 1, 1], [1, 1]), {
       nodes: [node('Conv', ['x', 'w'], ['y'], { pads: [1e12, 0, 1e12, 0] }, 'wide')],
     });
-    expectFormatError(pads, /node "wide" \(Conv\) would produce a tensor of shape \[1, 1, 2000000000005, 5\]/);
+    expectFormatError(
+      pads,
+      /node "wide" \(Conv\) .*a value of shape \[1, 1, 2000000000005, 5\] would hold .* over the limit/,
+    );
     const auto = convModel(floatField('w', [1, 2, 1, 1], [1, 1]), {
       nodes: [node('Conv', ['x', 'w'], ['y'], { auto_pad: 'SAME_UPPER' }, 'same')],
     });
@@ -139,7 +142,7 @@ describe('bad ONNX files fail with one clear FormatError', () => {
     expectFormatError(one(5, ['N', 3, 8, 8]), /opset 5; opsets 7 to 21 are supported/);
     expectFormatError(one(13, ['N', 3, 'H', 'W']), /symbolic dimension 2 .*pass the input shape/);
     expectFormatError(one(13, ['N', 3, 8]), /rank 3; an image input \[N, C, H, W\] is expected/);
-    expectFormatError(one(13, [1, 3, 100000, 100000]), /more than 268435456 values/);
+    expectFormatError(one(13, [1, 3, 100000, 100000]), /more than 134217728 values/);
     expect(importOnnx(one(13, ['N', 3, 'H', 'W']), 'x.onnx', { inputShape: [2, 3, 8, 8] }).input.shape).toEqual([
       2, 3, 8, 8,
     ]);

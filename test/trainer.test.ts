@@ -9,6 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { toFloat } from '../src/data/batches.js';
 import { ArrayDataset } from '../src/data/dataset.js';
 import { loadModelFile, saveModelFile } from '../src/io/modelfile.js';
+import { readSafetensors, writeSafetensors } from '../src/io/safetensors.js';
 import { architectureOf, createModel } from '../src/models/registry.js';
 import { Random } from '../src/tensor/random.js';
 import { spawnTrainingWorker } from '../src/node/session.js';
@@ -157,6 +158,28 @@ describe('shufflenet train / eval on an image folder', () => {
     expect(resumed.status, resumed.stderr).toBe(0);
     expect(resumed.stderr).toContain('epoch 1 of 2 done');
     expect(loadModelFile(readFileSync(out), out).info.training!.state.epoch).toBe(2);
+    // Resuming a finished run says so and leaves the file alone; a changed setting is refused.
+    const finishedBytes = readFileSync(out);
+    const again = run('train', ...common, '--resume');
+    expect(again.status, again.stderr).toBe(0);
+    expect(again.stderr).toContain(`--resume: the run in ${out} is finished (2 of 2 epochs`);
+    expect(again.stderr).toContain('nothing to do, the file is left as it is');
+    expect(readFileSync(out).equals(finishedBytes)).toBe(true);
+    const changed = run('train', ...common, '--resume', '--epochs', '3', '--lr', '0.5');
+    expect(changed.status).toBe(1);
+    expect(changed.stderr).toContain('--lr 0.5 differs from its 0.1 (only --epochs may change');
+    expect(readFileSync(out).equals(finishedBytes)).toBe(true);
+    // Killed after its last epoch but before the end (BN re-estimation, the test): resume finishes it.
+    const file = readSafetensors(finishedBytes);
+    const meta = JSON.parse(file.metadata['shufflenet']!);
+    meta.training.state.finished = false;
+    delete meta.notes.testAccuracy;
+    writeFileSync(out, writeSafetensors(file.tensors, { shufflenet: JSON.stringify(meta) }));
+    const finishing = run('train', ...common, '--resume');
+    expect(finishing.status, finishing.stderr).toBe(0);
+    expect(finishing.stderr).toContain('all 2 epochs done, finishing the run');
+    expect(finishing.stderr).toContain('re-estimated batch-norm statistics on 1 batch(es)');
+    expect(loadModelFile(readFileSync(out), out).info.training!.state.finished).toBe(true);
     const evaluation = run('eval', '--model', out, '--data', root, '--json');
     expect(evaluation.status, evaluation.stderr).toBe(0);
     const result = JSON.parse(evaluation.stdout);

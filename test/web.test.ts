@@ -139,7 +139,7 @@ describe('web page models', () => {
       "models/nolabels.safetensors: the page needs the file's preprocessing and labels, and this file lacks them",
     );
     await expect(fetchModelFile(base, 'fewlabels.safetensors')).rejects.toThrow(
-      'models/fewlabels.safetensors: 2 labels for 10 classifier outputs',
+      'models/fewlabels.safetensors: metadata.labels has 2 names for 10 classes',
     );
     await expect(fetchModelFile(base, 'mobilenet.safetensors')).rejects.toThrow(
       'models/mobilenet.safetensors: holds a mobilenet_v1 network; the page shows ShuffleNets only',

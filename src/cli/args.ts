@@ -1,5 +1,6 @@
 /** Parsers for numeric flags: a bad value is a one-line commander error naming what was expected. */
 import { InvalidArgumentError, Option } from 'commander';
+import { checkField, describeField, FieldError, type Field } from '../validate.js';
 
 const parser =
   (what: string, check: (n: number) => boolean) =>
@@ -13,6 +14,23 @@ export const positiveInt = parser('expected a positive integer', (n) => Number.i
 export const nonNegativeInt = parser('expected a non-negative integer', (n) => Number.isInteger(n) && n >= 0);
 export const nonNegative = parser('expected a non-negative number', (n) => n >= 0 && Number.isFinite(n));
 export const positive = parser('expected a positive number', (n) => n > 0 && Number.isFinite(n));
+
+/**
+ * A numeric flag checked against a field of the validation layer (src/validate.ts), so that the
+ * flag and a file's metadata share one range: `--num-classes` takes what a model file may hold.
+ */
+export function fieldParser(field: Field) {
+  return (value: string): number => {
+    const n = value.trim() === '' ? NaN : Number(value);
+    try {
+      checkField(n, field, 'value');
+    } catch (e) {
+      if (e instanceof FieldError) throw new InvalidArgumentError(`expected ${describeField(field)}, got "${value}"`);
+      throw e;
+    }
+    return n;
+  };
+}
 
 /** Most threads a command takes (a session spawns threads − 1 workers). */
 export const MAX_THREADS = 256;

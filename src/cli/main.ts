@@ -6,6 +6,7 @@
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { ShuffleNetError } from '../errors.js';
+import { printable } from './format.js';
 import { flopsCommand } from './commands/flops.js';
 import { importCommand } from './commands/import.js';
 import { inferCommand } from './commands/infer.js';
@@ -53,8 +54,15 @@ async function main(argv: string[]): Promise<number> {
     if (e instanceof CommanderError) return e.exitCode; // commander already printed its message
     const message = e instanceof Error ? e.message : String(e);
     const prefix = e instanceof ShuffleNetError ? 'error' : 'internal error';
-    console.error(`shufflenet: ${prefix}: ${message}`);
-    if (verbose && e instanceof Error && e.stack) console.error(e.stack);
+    // Messages quote names from files: escape them (and cut a hostile one) before they reach the terminal.
+    console.error(`shufflenet: ${prefix}: ${printable(message, 2000)}`);
+    if (verbose && e instanceof Error && e.stack)
+      console.error(
+        e.stack
+          .split('\n')
+          .map((line) => printable(line, 2000))
+          .join('\n'),
+      );
     return e instanceof ShuffleNetError ? 1 : 2;
   }
 }

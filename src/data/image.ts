@@ -6,7 +6,7 @@
  * torchvision's `CenterCrop` rounding. Browser-safe: decoding happens elsewhere (sharp in Node, a
  * canvas in browsers).
  */
-import { ShapeError } from '../errors.js';
+import { ShapeError, ShuffleNetError } from '../errors.js';
 import type { Preprocessing } from './preprocessing.js';
 import { Tensor } from '../tensor/tensor.js';
 
@@ -16,6 +16,79 @@ export interface RawImage {
   height: number;
   channels: 1 | 2 | 3 | 4;
   data: Uint8Array | Uint8ClampedArray;
+}
+
+/** An image whose size is refused (too large, too thin); the message names the file and the limit. */
+export class ImageSizeError extends ShuffleNetError {
+  override name = 'ImageSizeError';
+}
+
+/**
+ * What an image may be, checked from its header before decoding and again on the resize plan, in
+ * Node and in the browser alike (docs/input-safety.md).
+ */
+export const imageLimits = {
+  /** Most pixels on either side. */
+  maxSide: 16_384,
+  /** Most pixels in all (8192 × 8192): a decompression bomb is refused before it is decoded. */
+  maxPixels: 8192 * 8192,
+  /** Longest side over shortest side: beyond it, resizing the short side makes the long one huge. */
+  maxAspect: 32,
+  /** Most pixels of the image once its short side is resized for the model. */
+  maxResizedPixels: 2 ** 24,
+};
+
+/** How an image of `width`×`height` goes through a preprocessing's resize, decided before decoding. */
+export interface ImagePlan {
+  /** Size to decode to: the image's own, or smaller when it is more than twice what the resize needs. */
+  decodeWidth: number;
+  decodeHeight: number;
+  /** Size after the short side is resized. */
+  resizedWidth: number;
+  resizedHeight: number;
+}
+
+/** torchvision's Resize(int): the short side becomes `size`, the long side keeps the aspect ratio. */
+function shortSideTo(width: number, height: number, size: number): [number, number] {
+  return width <= height ? [size, Math.trunc((size * height) / width)] : [Math.trunc((size * width) / height), size];
+}
+
+/**
+ * Checks an image's size against `imageLimits` and plans its decoding for a short side of `resize`
+ * (`resize` undefined: only the limits). Decoding may shrink to twice the resize, which is where an
+ * antialiased bilinear resize still sees every source pixel's neighbourhood; the final resize is
+ * always ours. `source` names the image in errors.
+ */
+export function planImage(width: number, height: number, resize: number | undefined, source: string): ImagePlan {
+  const limits = imageLimits;
+  const refuse = (why: string): never => {
+    throw new ImageSizeError(`${source}: ${width}×${height} ${why}`);
+  };
+  if (!(Number.isSafeInteger(width) && Number.isSafeInteger(height) && width >= 1 && height >= 1))
+    refuse('has no pixels');
+  if (width > limits.maxSide || height > limits.maxSide)
+    refuse(`has a side over the limit of ${limits.maxSide.toLocaleString('en-US')} pixels`);
+  if (width * height > limits.maxPixels) {
+    refuse(
+      `is ${(width * height).toLocaleString('en-US')} pixels, over the limit of ` +
+        `${limits.maxPixels.toLocaleString('en-US')} (a decompression bomb, or simply too large)`,
+    );
+  }
+  const aspect = Math.max(width, height) / Math.min(width, height);
+  if (aspect > limits.maxAspect)
+    refuse(`has an aspect ratio of ${Math.round(aspect)}:1, over the limit of ${limits.maxAspect}:1`);
+  if (resize === undefined)
+    return { decodeWidth: width, decodeHeight: height, resizedWidth: width, resizedHeight: height };
+  const [resizedWidth, resizedHeight] = shortSideTo(width, height, resize);
+  if (resizedWidth * resizedHeight > limits.maxResizedPixels) {
+    refuse(
+      `resized to a short side of ${resize} would be ${resizedWidth}×${resizedHeight}, over the limit of ` +
+        `${limits.maxResizedPixels.toLocaleString('en-US')} pixels`,
+    );
+  }
+  const [decodeWidth, decodeHeight] =
+    Math.min(width, height) > 2 * resize ? shortSideTo(width, height, 2 * resize) : [width, height];
+  return { decodeWidth, decodeHeight, resizedWidth, resizedHeight };
 }
 
 /** A float image, planar CHW, values 0–255 until `toInput` scales them. */
@@ -119,9 +192,7 @@ export function resize(image: PlanarImage, width: number, height: number): Plana
 export function resizeShortSide(image: PlanarImage, size: number): PlanarImage {
   const { width, height } = image;
   if (Math.min(width, height) === size) return image;
-  return width <= height
-    ? resize(image, size, Math.trunc((size * height) / width))
-    : resize(image, Math.trunc((size * width) / height), size);
+  return resize(image, ...shortSideTo(width, height, size));
 }
 
 /** Crops `width`×`height` at (left, top). */
@@ -162,8 +233,11 @@ export function toInput(image: PlanarImage, p: Preprocessing): Tensor {
   return out;
 }
 
-/** The whole pipeline a preset describes: channels, resize short side, centre crop, normalise. */
-export function preprocessImage(image: RawImage, p: Preprocessing): Tensor {
-  if (image.width < 1 || image.height < 1) throw new ShapeError(`image: ${image.width}×${image.height} has no pixels`);
+/**
+ * The whole pipeline a preset describes: channels, resize short side, centre crop, normalise. The
+ * image's size is checked first (`planImage`); `source` names it in errors.
+ */
+export function preprocessImage(image: RawImage, p: Preprocessing, source = 'image'): Tensor {
+  planImage(image.width, image.height, p.resize, source);
   return toInput(centerCrop(resizeShortSide(toChannels(image, p.channels), p.resize), p.crop), p);
 }

@@ -2,6 +2,19 @@
  * How an image becomes the input tensor a model was trained on. Presets travel with the weights in
  * model files, because getting them wrong gives confident wrong answers, not errors.
  */
+import {
+  FieldError,
+  arrayField,
+  checkFields,
+  integerField,
+  numberField,
+  stringField,
+  type Fields,
+} from '../validate.js';
+
+/** Largest resize and crop a preprocessing may ask for (docs/input-safety.md). */
+export const maxPreprocessingSize = 4096;
+
 export interface Preprocessing {
   /** Channel order of the input tensor. */
   channels: 'RGB' | 'BGR' | 'gray';
@@ -13,6 +26,29 @@ export interface Preprocessing {
   /** Resize the short side to this, then centre-crop `crop`×`crop`. */
   resize: number;
   crop: number;
+}
+
+/** The type and range of each field; `checkPreprocessing` adds the rules between fields. */
+export const preprocessingFields: Fields = {
+  channels: stringField(4, ['RGB', 'BGR', 'gray']),
+  divisor: numberField(0, 65_536, true),
+  mean: arrayField(numberField(-65_536, 65_536), 1, 3),
+  std: arrayField(numberField(0, 65_536, true), 1, 3),
+  resize: integerField(1, maxPreprocessingSize),
+  crop: integerField(1, maxPreprocessingSize),
+};
+
+/** Checks a preprocessing read from outside (a model file, an argument); `path` names it in errors. */
+export function checkPreprocessing(value: unknown, path: string): Preprocessing {
+  checkFields(value, preprocessingFields, path, Object.keys(preprocessingFields));
+  const p = value as Preprocessing;
+  const channels = p.channels === 'gray' ? 1 : 3;
+  for (const name of ['mean', 'std'] as const) {
+    if (p[name].length !== channels)
+      throw new FieldError(`${path}.${name} has ${p[name].length} values; ${p.channels} needs ${channels}`);
+  }
+  if (p.crop > p.resize) throw new FieldError(`${path}.crop ${p.crop} is larger than its resize ${p.resize}`);
+  return p;
 }
 
 export const preprocessingPresets = {

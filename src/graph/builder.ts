@@ -1,5 +1,5 @@
 import { ShuffleNetError } from '../errors.js';
-import { checkArity, type OpAttrs, type OpDef, type OpType } from '../ops/op.js';
+import { checkValueSize, inferOutputShape, type OpAttrs, type OpDef, type OpType } from '../ops/op.js';
 import type { Shape, Tensor } from '../tensor/tensor.js';
 import type { Graph, GraphNode, GraphNodeOf, GraphParam } from './graph.js';
 
@@ -32,7 +32,7 @@ export class GraphBuilder {
   readonly training: boolean;
 
   constructor(inputShape: Shape, inputName = 'input', options: TraceOptions = {}) {
-    this.inputValue = { name: inputName, shape: inputShape };
+    this.inputValue = { name: inputName, shape: checkValueSize(`input ${inputName}`, inputShape) };
     this.shapes.set(inputName, inputShape);
     this.training = options.training ?? false;
   }
@@ -72,8 +72,8 @@ export class GraphBuilder {
   apply<T extends OpType>(op: OpDef<T>, inputs: readonly Value[], attrs: OpAttrs[T], label?: string): Value {
     const name = label ?? this.path;
     try {
-      checkArity(op, inputs.length);
-      const shape = op.inferShape(
+      const shape = inferOutputShape(
+        op,
         inputs.map((v) => v.shape),
         attrs,
       );

@@ -1,5 +1,6 @@
 import { ShuffleNetError } from '../errors.js';
-import { checkArity, getOp } from '../ops/index.js';
+import { getOp } from '../ops/index.js';
+import { checkValueSize, inferOutputShape } from '../ops/op.js';
 import type { Shape } from '../tensor/tensor.js';
 import type { Graph } from './graph.js';
 
@@ -8,15 +9,15 @@ import type { Graph } from './graph.js';
  * again, so an input the graph cannot take fails here with the node's name, before any compute.
  */
 export function withInputShape(graph: Graph, inputShape: Shape): Graph {
-  const shapes = new Map<string, Shape>([[graph.input.name, inputShape]]);
+  const shapes = new Map<string, Shape>([[graph.input.name, checkValueSize(`input ${graph.input.name}`, inputShape)]]);
   for (const [name, p] of graph.params) shapes.set(name, p.tensor.shape);
   for (const node of graph.nodes) {
     const op = getOp(node.op);
     try {
-      checkArity(op, node.inputs.length);
       shapes.set(
         node.output,
-        op.inferShape(
+        inferOutputShape(
+          op,
           node.inputs.map((n) => shapes.get(n)!),
           node.attrs,
         ),

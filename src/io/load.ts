@@ -43,7 +43,7 @@ export const safetensorsLoader: ModelLoader = {
   load(bytes, fileName, arch) {
     const file = readSafetensors(bytes, fileName);
     if (file.metadata['shufflenet'] !== undefined) {
-      const { model, info } = loadModelFile(bytes, fileName);
+      const { model, info } = loadModelFile(bytes, fileName, file);
       if (arch !== undefined && arch !== info.arch) {
         // JSON quoting: the name comes from the file, and may hold anything (escape sequences too).
         const own = info.arch === undefined ? 'its own network' : JSON.stringify(info.arch);

@@ -8,11 +8,24 @@
  * const { model: again, info } = loadModelFile(bytes, 'model.safetensors');
  */
 import { FormatError, ShuffleNetError } from '../errors.js';
-import { buildArchitecture, families, type Architecture } from '../models/registry.js';
+import { maxClasses } from '../models/config-fields.js';
+import { buildArchitecture, checkArchitecture, type Architecture } from '../models/registry.js';
 import type { Module } from '../nn/module.js';
-import type { Preprocessing } from '../data/preprocessing.js';
-import { readSafetensors, writeSafetensors } from './safetensors.js';
-import { Tensor } from '../tensor/tensor.js';
+import { checkPreprocessing, type Preprocessing } from '../data/preprocessing.js';
+import { readSafetensors, writeSafetensors, type SafetensorsFile } from './safetensors.js';
+import { Tensor, withElementBudget } from '../tensor/tensor.js';
+import {
+  arrayField,
+  booleanField,
+  checkFields,
+  FieldError,
+  integerField,
+  numberField,
+  objectField,
+  showValue,
+  stringField,
+  type Fields,
+} from '../validate.js';
 
 export const modelFileFormat = 'shufflenet-model';
 export const modelFileVersion = 1;
@@ -27,7 +40,10 @@ export interface ModelInfo {
   /** Free-form provenance: the command that produced the file, the source checkpoint, accuracy. */
   notes?: Record<string, string | number>;
   /** A training run's config and progress, in checkpoints that `train --resume` continues. */
-  training?: { config: Record<string, unknown>; state: { epoch: number; step: number; history: unknown[] } };
+  training?: {
+    config: Record<string, unknown>;
+    state: { epoch: number; step: number; history: unknown[]; finished?: boolean };
+  };
 }
 
 /** Tensors in a model file that are not the model's: optimiser state of a checkpoint. */
@@ -46,12 +62,63 @@ export function saveModelFile(
   return writeSafetensors(tensors, { shufflenet: JSON.stringify(meta) });
 }
 
-/** Parses, validates and rebuilds a model file. `source` names the file in errors. */
+/** A label as stored: one name per class. */
+const labelField = stringField(200);
+
+/**
+ * The `shufflenet` metadata entry, field by field (src/validate.ts). `architecture` and
+ * `preprocessing` are checked by their own layers' rules (`checkArchitecture`, `checkPreprocessing`);
+ * `training` is checked here for shape and size, and field by field by the trainer that resumes it.
+ */
+const metadataFields: Fields = {
+  format: stringField(64),
+  version: integerField(0, 1_000_000),
+  architecture: objectField({}), // checked by checkArchitecture
+  arch: stringField(200),
+  preprocessing: objectField({}), // checked by checkPreprocessing
+  labels: arrayField(labelField, 1, maxClasses),
+  notes: {
+    type: 'record',
+    maxKeys: 256,
+    values: { type: 'either', options: [stringField(10_000), numberField(-1e300, 1e300)] },
+  },
+  training: objectField(
+    {
+      config: {
+        type: 'record',
+        maxKeys: 64,
+        values: { type: 'either', options: [stringField(200), numberField(-1e300, 1e300), booleanField] },
+      },
+      state: objectField(
+        {
+          epoch: integerField(0, 1_000_000),
+          step: integerField(0, Number.MAX_SAFE_INTEGER),
+          history: arrayField({ type: 'record', maxKeys: 16, values: numberField(-1e300, 1e300) }, 0, 1_000_000),
+          finished: booleanField,
+        },
+        ['epoch', 'step', 'history'],
+      ),
+    },
+    ['config', 'state'],
+  ),
+};
+
+const placeholder = (value: unknown): object | undefined => (value === undefined ? undefined : {});
+
+/** Tensor elements a rebuilt model may allocate beyond what its file stores (buffers it does not save). */
+const buildMargin = 1 << 16;
+
+/**
+ * Parses, validates and rebuilds a model file. `source` names the file in errors. `parsed` is the
+ * same file already read by `readSafetensors`, so that a loader that looked at it first does not
+ * parse its header twice.
+ */
 export function loadModelFile(
   bytes: Uint8Array,
   source = 'model file',
+  parsed?: SafetensorsFile,
 ): { model: Module; info: ModelInfo; optimizer: Map<string, Float32Array> } {
-  const file = readSafetensors(bytes, source);
+  const file = parsed ?? readSafetensors(bytes, source);
   const raw = file.metadata['shufflenet'];
   if (raw === undefined) {
     throw new FormatError(`${source}: not a shufflenet model file (no "shufflenet" entry in __metadata__)`);
@@ -64,30 +131,44 @@ export function loadModelFile(
   }
   if (typeof meta !== 'object' || meta === null || meta['format'] !== modelFileFormat) {
     throw new FormatError(
-      `${source}: metadata format is ${JSON.stringify(meta?.['format'])}, expected "${modelFileFormat}"`,
+      `${source}: metadata format is ${showValue(meta?.['format'])}, expected "${modelFileFormat}"`,
     );
   }
   if (meta['version'] !== modelFileVersion) {
     throw new FormatError(
-      `${source}: model file version ${JSON.stringify(meta['version'])} is not supported (this library reads ${modelFileVersion})`,
+      `${source}: model file version ${showValue(meta['version'])} is not supported (this library reads ${modelFileVersion})`,
     );
   }
-  const architecture = meta['architecture'] as Architecture | undefined;
-  if (
-    typeof architecture !== 'object' ||
-    architecture === null ||
-    !(families as readonly string[]).includes(architecture.family) ||
-    typeof architecture.config !== 'object' ||
-    architecture.config === null
-  ) {
-    throw new FormatError(
-      `${source}: metadata has no valid "architecture" (family must be one of ${families.join(', ')})`,
+  let architecture: Architecture;
+  let preprocessing: Preprocessing | undefined;
+  try {
+    checkFields(
+      // Placeholders: the two are checked below by their own layers' rules.
+      { ...meta, architecture: placeholder(meta['architecture']), preprocessing: placeholder(meta['preprocessing']) },
+      metadataFields,
+      'metadata',
+      ['architecture'],
     );
+    architecture = checkArchitecture(meta['architecture'], 'metadata.architecture');
+    if (meta['preprocessing'] !== undefined)
+      preprocessing = checkPreprocessing(meta['preprocessing'], 'metadata.preprocessing');
+  } catch (e) {
+    if (e instanceof FieldError) throw new FormatError(`${source}: ${e.message}`);
+    throw e;
   }
+  const labels = meta['labels'] as string[] | undefined;
+  const classes = architecture.config.numClasses ?? 1000;
+  if (labels !== undefined && labels.length !== classes) {
+    throw new FormatError(`${source}: metadata.labels has ${labels.length} names for ${classes} classes`);
+  }
+  let stored = 0;
   for (const [name, t] of file.tensors) {
+    stored += t.size;
     const bad = t.data.findIndex((v) => !Number.isFinite(v));
     if (bad >= 0)
-      throw new FormatError(`${source}: tensor "${name}" holds ${t.data[bad]} at index ${bad}; weights must be finite`);
+      throw new FormatError(
+        `${source}: tensor ${showValue(name)} holds ${t.data[bad]} at index ${bad}; weights must be finite`,
+      );
   }
   const weights = new Map<string, Tensor>();
   const optimizer = new Map<string, Float32Array>();
@@ -97,10 +178,14 @@ export function loadModelFile(
   }
   let model: Module;
   try {
-    model = buildArchitecture({
-      ...architecture,
-      config: { ...architecture.config, initialize: false },
-    } as Architecture);
+    // A network cannot need more elements than its file stores: metadata that claims 10⁹ classes
+    // is refused here, before the classifier is allocated.
+    model = withElementBudget(
+      stored + buildMargin,
+      `the network in its metadata (the file stores ${stored.toLocaleString('en-US')} values)`,
+      () =>
+        buildArchitecture({ ...architecture, config: { ...architecture.config, initialize: false } } as Architecture),
+    );
     model.loadStateDict(weights);
   } catch (e) {
     if (e instanceof ShuffleNetError) throw new FormatError(`${source}: ${e.message}`);
@@ -108,12 +193,9 @@ export function loadModelFile(
   }
   const info: ModelInfo = { architecture };
   if (typeof meta['arch'] === 'string') info.arch = meta['arch'];
-  if (meta['preprocessing'] !== undefined) info.preprocessing = meta['preprocessing'] as Preprocessing;
-  if (Array.isArray(meta['labels'])) info.labels = (meta['labels'] as unknown[]).map(String);
-  if (typeof meta['notes'] === 'object' && meta['notes'] !== null)
-    info.notes = meta['notes'] as Record<string, string | number>;
-  if (typeof meta['training'] === 'object' && meta['training'] !== null) {
-    info.training = meta['training'] as ModelInfo['training'];
-  }
+  if (preprocessing !== undefined) info.preprocessing = preprocessing;
+  if (labels !== undefined) info.labels = labels;
+  if (meta['notes'] !== undefined) info.notes = meta['notes'] as Record<string, string | number>;
+  if (meta['training'] !== undefined) info.training = meta['training'] as ModelInfo['training'];
   return { model, info, optimizer };
 }

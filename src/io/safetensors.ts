@@ -10,6 +10,7 @@
 import { FormatError, oneLine } from '../errors.js';
 import { formatShape, shapeSize, Tensor } from '../tensor/tensor.js';
 import { bfloat16ToFloat, halfToFloat } from './float16.js';
+import { showValue } from '../validate.js';
 
 export interface SafetensorsFile {
   tensors: Map<string, Tensor>;
@@ -34,6 +35,10 @@ const dtypeBytes: Readonly<Record<string, number>> = {
 
 /** Headers above this size are refused (the reference implementation's limit is 100 MB). */
 const maxHeaderBytes = 100 * 1024 * 1024;
+/** Most tensors in one file (ShuffleNet 2× has 1,000 or so; AlexNet 16). */
+export const maxTensorsPerFile = 65_536;
+/** Most dimensions of one tensor. */
+const maxRank = 16;
 
 /**
  * Parses a safetensors file. Integer and float dtypes are converted to Float32 tensors.
@@ -57,6 +62,9 @@ export function readSafetensors(bytes: Uint8Array, source = 'safetensors'): Safe
     fail(`header is not valid UTF-8 JSON (${oneLine((e as Error).message)})`);
   }
   if (typeof header !== 'object' || header === null || Array.isArray(header)) fail('header is not a JSON object');
+  const count = Object.keys(header as object).length;
+  if (count > maxTensorsPerFile + 1)
+    fail(`header describes ${count} entries, over the limit of ${maxTensorsPerFile} tensors`);
   const dataLength = bytes.length - headerEnd;
   const metadata: Record<string, string> = {};
   const entries: { name: string; dtype: string; shape: number[]; begin: number; end: number }[] = [];
@@ -64,18 +72,18 @@ export function readSafetensors(bytes: Uint8Array, source = 'safetensors'): Safe
     if (name === '__metadata__') {
       if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail('__metadata__ is not an object');
       for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
-        if (typeof v !== 'string') fail(`__metadata__ value for "${k}" is not a string`);
+        if (typeof v !== 'string') fail(`__metadata__ value for ${showValue(k)} is not a string`);
         metadata[k] = v as string;
       }
       continue;
     }
     const info = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-    if (typeof info !== 'object' || info === null) fail(`tensor "${name}" has no description`);
+    if (typeof info !== 'object' || info === null) fail(`tensor ${showValue(name)} has no description`);
     const { dtype, shape, data_offsets: offsets } = info;
-    if (typeof dtype !== 'string' || !(dtype in dtypeBytes))
-      fail(`tensor "${name}" has unsupported dtype ${JSON.stringify(dtype)}`);
-    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-      fail(`tensor "${name}" has an invalid shape ${JSON.stringify(shape)}`);
+    if (typeof dtype !== 'string' || !Object.hasOwn(dtypeBytes, dtype))
+      fail(`tensor ${showValue(name)} has unsupported dtype ${showValue(dtype)}`);
+    if (!Array.isArray(shape) || shape.length > maxRank || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+      fail(`tensor ${showValue(name)} has an invalid shape ${showValue(shape)}`);
     }
     if (
       !Array.isArray(offsets) ||
@@ -83,14 +91,15 @@ export function readSafetensors(bytes: Uint8Array, source = 'safetensors'): Safe
       !offsets.every((o) => Number.isSafeInteger(o) && o >= 0) ||
       offsets[0] > offsets[1]
     ) {
-      fail(`tensor "${name}" has invalid data_offsets ${JSON.stringify(offsets)}`);
+      fail(`tensor ${showValue(name)} has invalid data_offsets ${showValue(offsets)}`);
     }
     const [begin, end] = offsets as [number, number];
-    if (end > dataLength) fail(`tensor "${name}" ends at byte ${end} but the data section has ${dataLength} bytes`);
+    if (end > dataLength)
+      fail(`tensor ${showValue(name)} ends at byte ${end} but the data section has ${dataLength} bytes`);
     const elements = (shape as number[]).reduce((a, b) => a * b, 1);
     if (elements * dtypeBytes[dtype as string]! !== end - begin) {
       fail(
-        `tensor "${name}" of dtype ${dtype as string} and shape ${formatShape(shape as number[])} needs ` +
+        `tensor ${showValue(name)} of dtype ${dtype as string} and shape ${formatShape(shape as number[])} needs ` +
           `${elements * dtypeBytes[dtype as string]!} bytes but its offsets span ${end - begin}`,
       );
     }
@@ -101,7 +110,9 @@ export function readSafetensors(bytes: Uint8Array, source = 'safetensors'): Safe
   let cursor = 0;
   for (const e of sorted) {
     if (e.begin !== cursor && !(e.begin === e.end && e.begin <= cursor)) {
-      fail(`tensor "${e.name}" starts at byte ${e.begin} but the previous tensor ends at ${cursor} (gap or overlap)`);
+      fail(
+        `tensor ${showValue(e.name)} starts at byte ${e.begin} but the previous tensor ends at ${cursor} (gap or overlap)`,
+      );
     }
     cursor = Math.max(cursor, e.end);
   }

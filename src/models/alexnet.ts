@@ -10,6 +10,8 @@ import type { GraphBuilder, Value } from '../graph/builder.js';
 import { Conv2d, Linear, flatten, maxPool, relu } from '../nn/layers.js';
 import { Module } from '../nn/module.js';
 import { Random } from '../tensor/random.js';
+import { checkFields, integerField, type Fields } from '../validate.js';
+import { networkFields } from './config-fields.js';
 
 export interface AlexNetConfig {
   numClasses: number;
@@ -23,6 +25,9 @@ export interface AlexNetConfig {
   initialize: boolean;
 }
 
+/** The type and range of each config field (src/validate.ts). */
+export const alexNetConfigFields: Fields = { ...networkFields, inputSize: integerField(15, 4096) };
+
 export class AlexNet extends Module {
   readonly config: AlexNetConfig;
   private readonly convs: Conv2d[] = [];
@@ -30,6 +35,7 @@ export class AlexNet extends Module {
 
   constructor(config: Partial<AlexNetConfig> = {}) {
     super();
+    checkFields(config, alexNetConfigFields, 'alexnet config');
     const c = (this.config = {
       numClasses: 1000,
       inputChannels: 3,

@@ -3,11 +3,12 @@
  * separable blocks (DWConv3×3 → BN → ReLU → Conv1×1 → BN → ReLU), global pool, FC.
  * Widths are ⌊c · α⌋, the MobileNet paper's width multiplier.
  */
-import { ConfigError } from '../errors.js';
 import type { GraphBuilder, Value } from '../graph/builder.js';
 import { BatchNorm2d, Conv2d, Linear, flatten, globalAvgPool, relu } from '../nn/layers.js';
 import { Module } from '../nn/module.js';
 import { Random } from '../tensor/random.js';
+import { checkFields, numberField, type Fields } from '../validate.js';
+import { networkFields } from './config-fields.js';
 
 export interface MobileNetConfig {
   /** Width multiplier α (the paper compares 0.25, 0.5, 0.75, 1.0). */
@@ -20,6 +21,9 @@ export interface MobileNetConfig {
   /** Draw random initial weights; false leaves zeros (enough to trace or count complexity). */
   initialize: boolean;
 }
+
+/** The type and range of each config field (src/validate.ts). */
+export const mobileNetConfigFields: Fields = { ...networkFields, widthMultiplier: numberField(0, 4, true) };
 
 /** [output channels at α = 1, stride] of the 13 depthwise separable blocks (MobileNet Table 1). */
 export const mobileNetBlocks: readonly (readonly [number, 1 | 2])[] = [
@@ -82,6 +86,7 @@ export class MobileNetV1 extends Module {
 
   constructor(config: Partial<MobileNetConfig> = {}) {
     super();
+    checkFields(config, mobileNetConfigFields, 'mobilenet_v1 config');
     const c = (this.config = {
       widthMultiplier: 1,
       numClasses: 1000,
@@ -91,9 +96,6 @@ export class MobileNetV1 extends Module {
       initialize: true,
       ...config,
     });
-    if (!(c.widthMultiplier > 0 && c.widthMultiplier <= 4)) {
-      throw new ConfigError(`mobilenet_v1: width multiplier must be in (0, 4] but is ${c.widthMultiplier}`);
-    }
     const rng = c.initialize ? new Random(c.seed) : null;
     const width = (channels: number): number => Math.max(1, Math.floor(channels * c.widthMultiplier));
     let channels = width(32);

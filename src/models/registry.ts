@@ -9,10 +9,11 @@
  */
 import { UnknownNameError } from '../errors.js';
 import type { Module } from '../nn/module.js';
-import { AlexNet, type AlexNetConfig } from './alexnet.js';
-import { MobileNetV1, type MobileNetConfig } from './mobilenet.js';
+import { checkFields, FieldError, showValue, stringField, type Fields } from '../validate.js';
+import { AlexNet, alexNetConfigFields, type AlexNetConfig } from './alexnet.js';
+import { MobileNetV1, mobileNetConfigFields, type MobileNetConfig } from './mobilenet.js';
 import { paperFigures, type PaperFigure } from './paper.js';
-import { ShuffleNet, type ShuffleNetConfig } from './shufflenet.js';
+import { ShuffleNet, shuffleNetConfigFields, type ShuffleNetConfig } from './shufflenet.js';
 
 /**
  * A network described by its family and config alone: what a model file stores, so that the file
@@ -25,6 +26,31 @@ export type Architecture =
   | { family: 'alexnet'; config: Partial<AlexNetConfig> };
 
 export const families = ['shufflenet_v1', 'mobilenet_v1', 'alexnet'] as const;
+export type Family = (typeof families)[number];
+
+/** Each family's config fields and ranges (src/validate.ts). */
+export const architectureFields: Readonly<Record<Family, Fields>> = {
+  shufflenet_v1: shuffleNetConfigFields,
+  mobilenet_v1: mobileNetConfigFields,
+  alexnet: alexNetConfigFields,
+};
+
+/**
+ * Checks an architecture read from outside (a model file) before anything is built from it: a known
+ * family, and a config whose every field has its type and range. `path` names it in errors.
+ */
+export function checkArchitecture(value: unknown, path: string): Architecture {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new FieldError(`${path} is ${showValue(value)}; expected an object with "family" and "config"`);
+  }
+  const { family, config, ...rest } = value as Record<string, unknown>;
+  const extra = Object.keys(rest)[0];
+  if (extra !== undefined)
+    throw new FieldError(`${path}.${showValue(extra)} is not a known field; known: family, config`);
+  checkFields({ family }, { family: stringField(32, families) }, path, ['family']);
+  checkFields(config, architectureFields[family as Family], `${path}.config`);
+  return value as Architecture;
+}
 
 /** Builds a network from an architecture description. */
 export function buildArchitecture(a: Architecture): Module {

@@ -25,6 +25,16 @@ import {
 } from '../nn/layers.js';
 import { Module } from '../nn/module.js';
 import { Random } from '../tensor/random.js';
+import {
+  arrayField,
+  booleanField,
+  checkFields,
+  integerField,
+  numberField,
+  objectField,
+  type Fields,
+} from '../validate.js';
+import { networkFields } from './config-fields.js';
 
 export interface ShuffleNetConfig {
   /** Groups g of the pointwise convolutions (the paper uses 1, 2, 3, 4, 8). */
@@ -60,6 +70,27 @@ export interface ShuffleNetConfig {
    */
   officialShuffle?: boolean;
 }
+
+/** Most channels of an explicit width (ShuffleNet 2× g8 has 3,072 in Stage 4). */
+export const maxShuffleNetWidth = 16_384;
+
+/** The type and range of each config field (src/validate.ts): files and the CLI are checked against it. */
+export const shuffleNetConfigFields: Fields = {
+  ...networkFields,
+  groups: integerField(1, 8),
+  scale: numberField(0, 8, true),
+  shuffle: booleanField,
+  se: booleanField,
+  shallow: booleanField,
+  widths: objectField(
+    {
+      conv1: integerField(1, maxShuffleNetWidth),
+      stages: arrayField(integerField(1, maxShuffleNetWidth), 3, 3),
+    },
+    ['conv1', 'stages'],
+  ),
+  officialShuffle: booleanField,
+};
 
 export const defaultShuffleNetConfig: ShuffleNetConfig = {
   groups: 3,
@@ -260,6 +291,7 @@ export class ShuffleNet extends Module {
 
   constructor(config: Partial<ShuffleNetConfig> = {}) {
     super();
+    checkFields(config, shuffleNetConfigFields, 'shufflenet_v1 config');
     const c = (this.config = { ...defaultShuffleNetConfig, ...config });
     const rng = c.initialize ? new Random(c.seed) : null;
     const ruled = shuffleNetWidths(c.groups, c.scale, c.shallow);

@@ -1,5 +1,5 @@
 import { ShapeError } from '../errors.js';
-import { formatShape, Tensor, type Shape } from '../tensor/tensor.js';
+import { formatShape, shapeSize, Tensor, type Shape } from '../tensor/tensor.js';
 import type { ChannelShuffleAttrs } from './channels.js';
 import type { Conv2dAttrs } from './conv2d.js';
 import type { ClipAttrs } from './elementwise.js';
@@ -63,15 +63,42 @@ export interface OpDef<T extends OpType = OpType> {
 
 /** Validates, allocates and runs one op on concrete tensors. */
 export function runOp<T extends OpType>(op: OpDef<T>, inputs: readonly Tensor[], attrs: OpAttrs[T]): Tensor {
-  checkArity(op, inputs.length);
   const output = new Tensor(
-    op.inferShape(
+    inferOutputShape(
+      op,
       inputs.map((t) => t.shape),
       attrs,
     ),
   );
   op.forward(inputs, attrs, output);
   return output;
+}
+
+/**
+ * Most elements of one value of a graph (an activation): 2^27, 512 MiB of float32. It bounds what a
+ * plan allocates for an input or a preprocessing crop read from a file (docs/input-safety.md).
+ */
+export const maxValueElements = 2 ** 27;
+
+/**
+ * The one shape rule every executor and tracer applies to a node: its arity, its op's shape
+ * inference, and the size limit of the value it makes.
+ */
+export function inferOutputShape<T extends OpType>(op: OpDef<T>, inputs: readonly Shape[], attrs: OpAttrs[T]): Shape {
+  checkArity(op, inputs.length);
+  return checkValueSize(op.type, op.inferShape(inputs, attrs));
+}
+
+/** Refuses a value of more than `maxValueElements` elements; `what` names it. */
+export function checkValueSize(what: string, shape: Shape): Shape {
+  const size = shapeSize(shape); // non-negative integer dimensions
+  if (size > maxValueElements) {
+    throw new ShapeError(
+      `${what}: a value of shape ${formatShape(shape)} would hold ${size.toLocaleString('en-US')} elements, ` +
+        `over the limit of ${maxValueElements.toLocaleString('en-US')}`,
+    );
+  }
+  return shape;
 }
 
 export function checkArity(op: OpDef, count: number): void {

@@ -9,7 +9,32 @@
  * const x = Tensor.zeros([1, 3, 4, 4]); // [N, C, H, W]
  * x.data[0] = 1;
  */
+import { ShapeError } from '../errors.js';
+
 export type Shape = readonly number[];
+
+/** Most elements of one tensor: 2^28, 1 GiB of float32 (docs/input-safety.md). */
+export const maxTensorElements = 2 ** 28;
+
+/**
+ * While a budget is set (`withElementBudget`), every tensor allocated without data spends its
+ * elements from it, and the allocation that would overdraw it throws instead of allocating.
+ */
+let budget: { remaining: number; limit: number; what: string } | null = null;
+
+/**
+ * Runs `build` allowing it to allocate at most `elements` tensor elements, e.g. a model rebuilt from
+ * a file may not allocate more than the file stores. `what` says in errors whose budget it was.
+ */
+export function withElementBudget<T>(elements: number, what: string, build: () => T): T {
+  const outer = budget;
+  budget = { remaining: elements, limit: elements, what };
+  try {
+    return build();
+  } finally {
+    budget = outer;
+  }
+}
 
 export class Tensor {
   readonly shape: Shape;
@@ -19,6 +44,19 @@ export class Tensor {
     const size = shapeSize(shape);
     if (data !== undefined && data.length !== size) {
       throw new Error(`Tensor: shape ${formatShape(shape)} needs ${size} values but got ${data.length}`);
+    }
+    if (data === undefined) {
+      if (size > maxTensorElements) {
+        throw new ShapeError(
+          `tensor of shape ${formatShape(shape)} has ${size} elements, over the limit of ${maxTensorElements}`,
+        );
+      }
+      if (budget !== null && (budget.remaining -= size) < 0) {
+        throw new ShapeError(
+          `${budget.what}: needs more than ${budget.limit.toLocaleString('en-US')} tensor elements ` +
+            `(a tensor of shape ${formatShape(shape)} overdrew it)`,
+        );
+      }
     }
     this.shape = Object.freeze([...shape]);
     this.data = data ?? new Float32Array(size);
@@ -63,12 +101,12 @@ export function shapeSize(shape: Shape): number {
   let size = 1;
   for (const d of shape) {
     if (!Number.isInteger(d) || d < 0) {
-      throw new Error(`invalid shape ${formatShape(shape)}: dimensions must be non-negative integers`);
+      throw new ShapeError(`invalid shape ${formatShape(shape)}: dimensions must be non-negative integers`);
     }
     size *= d;
   }
   if (!Number.isSafeInteger(size)) {
-    throw new Error(`invalid shape ${formatShape(shape)}: ${size} elements is too many`);
+    throw new ShapeError(`invalid shape ${formatShape(shape)}: ${size} elements is too many`);
   }
   return size;
 }

@@ -19,6 +19,16 @@ import type { SpawnWorker } from '../runtime/session.js';
 import { ParallelTrainingEngine } from './parallel.js';
 import { TrainingPlan, type TrainingEngine } from './plan.js';
 import { trainStep } from './step.js';
+import {
+  arrayField,
+  booleanField,
+  integerField,
+  numberField,
+  objectField,
+  seedField,
+  stringField,
+  type Fields,
+} from '../validate.js';
 
 /** What runs the steps: the WASM training plan, or the reference tape (the oracle; slow). */
 export type EngineKind = 'wasm' | 'reference';
@@ -61,6 +71,43 @@ export interface TrainConfig {
   seed: number;
 }
 
+/** The type and range of each TrainConfig field: the CLI's flags and a checkpoint's config are checked against it. */
+export const trainConfigFields: Fields = {
+  arch: stringField(200),
+  epochs: integerField(1, 10_000),
+  batchSize: integerField(1, 8192),
+  lr: numberField(0, 1e30, true), // any finite rate: a divergent one is stopped by the non-finite-loss check
+  momentum: numberField(0, 1),
+  nesterov: booleanField,
+  weightDecay: numberField(0, 1),
+  labelSmoothing: numberField(0, 1),
+  schedule: stringField(16, ['linear', 'cosine', 'constant']),
+  warmupEpochs: numberField(0, 10_000),
+  maxGradNorm: numberField(0, 1e6),
+  flip: booleanField,
+  padCrop: integerField(0, 64),
+  bnBatches: integerField(0, 100_000),
+  seed: seedField,
+};
+
+const epochRecordFields: Fields = {
+  epoch: integerField(1, 10_000),
+  loss: numberField(-1e9, 1e9),
+  accuracy: numberField(0, 1),
+  lr: numberField(0, 1e30),
+  seconds: numberField(0, 1e9),
+  imagesPerSecond: numberField(0, 1e12),
+  testAccuracy: numberField(0, 1),
+};
+
+/** A checkpoint's training state; `checkTrainState` adds the rules between fields. */
+export const trainStateFields: Fields = {
+  epoch: integerField(0, 10_000),
+  step: integerField(0, Number.MAX_SAFE_INTEGER),
+  history: arrayField(objectField(epochRecordFields, ['epoch', 'loss', 'accuracy']), 0, 10_000),
+  finished: booleanField,
+};
+
 export interface EpochRecord {
   epoch: number;
   /** Mean training loss over the epoch. */
@@ -81,6 +128,8 @@ export interface TrainState {
   /** Completed optimiser steps. */
   step: number;
   history: EpochRecord[];
+  /** The run's last steps after its epochs (batch-norm re-estimation, the test) are done too. */
+  finished?: boolean;
 }
 
 export interface BatchProgress {

@@ -2,18 +2,19 @@
  * Browser image decoding into the library's RawImage (interleaved RGBA). The browser decodes
  * (createImageBitmap, which reads whatever it can display: PNG, JPEG, WebP, GIF, AVIF…); pixels
  * are read back through a canvas without colour-space conversion or premultiplication, so a PNG
- * gives the same bytes here as sharp gives in Node.
+ * gives the same bytes here as sharp gives in Node. The size rules are the library's (`planImage`,
+ * as in Node): sides, pixels and aspect ratio are checked before pixels are read, and an image more
+ * than twice the size the network's preprocessing needs is shrunk by the browser's decoder instead
+ * of being read back at full size.
  */
-import type { RawImage } from 'shufflenet/browser';
-
-/** Larger images are refused: the same limit as the Node decoder (src/node/image.ts). */
-export const pixelLimit = 8192 * 8192;
+import { planImage, type RawImage } from 'shufflenet/browser';
 
 export class DecodeError extends Error {
   override name = 'DecodeError';
 }
 
-export async function decodeImage(blob: Blob, source: string): Promise<RawImage> {
+/** Decodes `blob` for a network whose preprocessing resizes the short side to `resize`. */
+export async function decodeImage(blob: Blob, source: string, resize: number): Promise<RawImage> {
   let bitmap: ImageBitmap;
   try {
     bitmap = await createImageBitmap(blob, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
@@ -22,12 +23,18 @@ export async function decodeImage(blob: Blob, source: string): Promise<RawImage>
       `${source}: not an image this browser can decode (type ${JSON.stringify(blob.type || 'unknown')}, ${blob.size} bytes)`,
     );
   }
-  const { width, height } = bitmap;
-  if (width * height > pixelLimit) {
+  let plan;
+  try {
+    plan = planImage(bitmap.width, bitmap.height, resize, source);
+  } catch (e) {
     bitmap.close();
-    throw new DecodeError(
-      `${source}: ${width}×${height} is ${(width * height).toLocaleString('en-US')} pixels, over the limit of ${pixelLimit.toLocaleString('en-US')}`,
-    );
+    throw e;
+  }
+  const { decodeWidth: width, decodeHeight: height } = plan;
+  if (width !== bitmap.width || height !== bitmap.height) {
+    const full = bitmap;
+    bitmap = await createImageBitmap(full, { resizeWidth: width, resizeHeight: height, resizeQuality: 'high' });
+    full.close();
   }
   const context = canvas2d(width, height);
   context.drawImage(bitmap, 0, 0);

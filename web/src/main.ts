@@ -122,6 +122,7 @@ function fillSelect(select: HTMLSelectElement, values: readonly (string | number
 }
 
 function renderModel(model: ModelSummary): void {
+  currentResize = model.resize;
   const rows: [string, string][] = [
     ['network', `ShuffleNet ${model.scale}× (g = ${model.groups})`],
     ['weights', model.weights === 'random' ? `untrained (${model.source})` : model.source],
@@ -148,7 +149,12 @@ function renderModel(model: ModelSummary): void {
 async function selectNetwork(network: NetworkChoice): Promise<void> {
   const reply = await ask<'model'>({ type: 'select', network });
   renderModel(reply.model);
-  if (lastImage !== undefined) await classify(lastImage.image, lastImage.name);
+  if (lastImage === undefined) return;
+  // A file was shrunk on decode for the previous network's resize: decode it again for this one.
+  const image = lastImage.blob
+    ? await decodeImage(lastImage.blob, lastImage.name, reply.model.resize)
+    : lastImage.image;
+  await classify(image, lastImage.name, lastImage.blob);
 }
 
 const onPick = (): void => {
@@ -161,14 +167,16 @@ scaleSelect.addEventListener('change', onPick);
 
 // ---- classification -----------------------------------------------------------------------------
 
-let lastImage: { image: RawImage; name: string } | undefined;
+let lastImage: { image: RawImage; name: string; blob?: Blob } | undefined;
+/** The current network's preprocessing resize, for shrinking on decode (from the worker's summary). */
+let currentResize = 28;
 
 function showInputError(message: string): void {
   $('#input-error').textContent = message;
 }
 
-async function classify(image: RawImage, name: string): Promise<void> {
-  lastImage = { image, name };
+async function classify(image: RawImage, name: string, blob?: Blob): Promise<void> {
+  lastImage = blob ? { image, name, blob } : { image, name };
   showInputError('');
   // The worker gets a copy: `lastImage` stays usable for re-classifying after a model change.
   const copy: RawImage = { ...image, data: new Uint8ClampedArray(image.data) };
@@ -227,7 +235,7 @@ function drawSeen(input: ReplyOf<'result'>['input']): void {
 
 async function classifyBlob(blob: Blob, name: string): Promise<void> {
   try {
-    await classify(await decodeImage(blob, name), name);
+    await classify(await decodeImage(blob, name, currentResize), name, blob);
   } catch (e) {
     showInputError((e as Error).message);
   }

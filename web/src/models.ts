@@ -65,9 +65,7 @@ export async function fetchModelFile(baseUrl: string, file: string): Promise<Net
   if (info.preprocessing === undefined || info.labels === undefined) {
     throw new FormatError(`${source}: the page needs the file's preprocessing and labels, and this file lacks them`);
   }
-  if (info.labels.length !== model.config.numClasses) {
-    throw new FormatError(`${source}: ${info.labels.length} labels for ${model.config.numClasses} classifier outputs`);
-  }
+  // loadModelFile has checked one label per class.
   const choice = { groups: model.config.groups, scale: scaleName(model.config.scale) };
   return network(model, choice, info.preprocessing, info.labels, { weights: 'file', source, notes: info.notes ?? {} });
 }
@@ -107,6 +105,7 @@ function network(
       ...origin,
       labels,
       inputShape,
+      resize: preprocessing.resize,
       mflops: cost.macs / 1e6,
       params: cost.params,
     },

@@ -24,6 +24,8 @@ export interface ModelSummary {
   labels: string[];
   /** Input tensor shape, batch included. */
   inputShape: number[];
+  /** The preprocessing's resize (short side): images are shrunk on decode to twice it at most. */
+  resize: number;
   /** Multiply-adds of one image, in millions (the paper's MFLOPs). */
   mflops: number;
   params: number;

@@ -1,4 +1,5 @@
-import { positiveInt, threadsOption } from '../args.js';
+import { fieldParser, positiveInt, threadsOption } from '../args.js';
+import { integerField } from '../../validate.js';
 import { Command } from 'commander';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,6 +11,7 @@ import { createNodeSession } from '../../node/session.js';
 import { decodeImage, defaultPixelLimit } from '../../node/image.js';
 import { readFileOrFail } from '../files.js';
 import { bundledModelPath } from '../bundled.js';
+import { printable, printableJson } from '../format.js';
 
 const imageFile = /\.(jpe?g|png|webp|gif|tiff?|avif)$/i;
 
@@ -48,8 +50,8 @@ export function classifyCommand(): Command {
     .option('--json', 'print JSON: per image {file, top: [{label, probability}]}', false)
     .option(
       '--max-pixels <n>',
-      'refuse images with more pixels than this (decompression bombs)',
-      positiveInt,
+      `refuse images with more pixels than this (decompression bombs); at most ${defaultPixelLimit}`,
+      fieldParser(integerField(1, defaultPixelLimit)),
       defaultPixelLimit,
     )
     .addOption(threadsOption())
@@ -67,8 +69,11 @@ export function classifyCommand(): Command {
       const results = [];
       try {
         for (const file of files) {
-          const image = await decodeImage(readFileOrFail(file, 'image'), file, { pixelLimit: opts.maxPixels });
-          const probabilities = softmax(await session.run(preprocessImage(image, preprocessing))).data;
+          const image = await decodeImage(readFileOrFail(file, 'image'), file, {
+            pixelLimit: opts.maxPixels,
+            resize: preprocessing.resize,
+          });
+          const probabilities = softmax(await session.run(preprocessImage(image, preprocessing, file))).data;
           const top = [...probabilities]
             .map((probability, index) => ({ label: loaded.info?.labels?.[index] ?? String(index), probability }))
             .sort((a, b) => b.probability - a.probability)
@@ -79,11 +84,13 @@ export function classifyCommand(): Command {
         await session.dispose();
       }
       if (opts.json) {
-        console.log(JSON.stringify(results, null, 1));
+        console.log(printableJson(results));
         return;
       }
       for (const r of results) {
-        console.log(`${r.file}: ${r.top.map((t) => `${t.label} ${(t.probability * 100).toFixed(1)}%`).join(', ')}`);
+        console.log(
+          `${printable(r.file)}: ${r.top.map((t) => `${printable(t.label, 40)} ${(t.probability * 100).toFixed(1)}%`).join(', ')}`,
+        );
       }
     });
 }

@@ -12,7 +12,7 @@ import { Tensor } from '../../tensor/tensor.js';
 import { evaluate } from '../../train/evaluate.js';
 import { bundledModelPath } from '../bundled.js';
 import { readFileOrFail } from '../files.js';
-import { formatTable } from '../format.js';
+import { formatTable, printable } from '../format.js';
 
 /** A 28×28 gray image as text: two pixel rows per line with ANSI grays on a terminal, a ramp otherwise. */
 export function renderImage(pixels: Uint8Array, width: number, height: number, color: boolean): string[] {
@@ -58,16 +58,22 @@ export function demoCommand(): Command {
       if (!loaded.module || !p || p.channels !== 'gray' || p.crop !== 28) {
         throw new ShuffleNetError(`${path}: the demo needs a 28×28 gray Fashion-MNIST model file`);
       }
-      const labels = loaded.info?.labels ?? [];
+      const labels = (loaded.info?.labels ?? []).map((l) => printable(l, 12));
       const { dataset } = loadFashionMnist('test');
+      if (opts.images > dataset.length) {
+        throw new ShuffleNetError(
+          `--images ${opts.images}: the Fashion-MNIST test split has ${dataset.length.toLocaleString('en-US')} images`,
+        );
+      }
       const session = await createNodeSession(loaded.module.trace([1, 1, 28, 28]), { threads: opts.threads });
       try {
         const transform = toFloat(p.mean, p.std);
         const color = process.stdout.isTTY === true && !process.env['NO_COLOR'];
         const rng = new Random(opts.seed);
 
-        console.log(`shufflenet demo: ${loaded.description}`);
-        if (loaded.info?.notes?.['command']) console.log(`trained with: ${loaded.info.notes['command']}`);
+        console.log(`shufflenet demo: ${printable(loaded.description)}`);
+        if (loaded.info?.notes?.['command'])
+          console.log(`trained with: ${printable(String(loaded.info.notes['command']))}`);
         console.log(`\n${opts.images} held-out Fashion-MNIST test images:\n`);
         for (let k = 0; k < opts.images; k++) {
           const i = rng.int(dataset.length);

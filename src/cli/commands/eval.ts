@@ -7,7 +7,7 @@ import { formatDuration } from '../../node/experiment/experiment.js';
 import { loadModel } from '../../io/load.js';
 import { evaluateOnPlan } from '../../train/evaluate.js';
 import { loadData } from '../data.js';
-import { formatTable } from '../format.js';
+import { formatTable, printable, printableJson } from '../format.js';
 import { readFileOrFail } from '../files.js';
 
 export function evalCommand(): Command {
@@ -64,7 +64,7 @@ export function evalCommand(): Command {
         if (progress) process.stderr.write('\n');
         if (opts.json) {
           console.log(
-            JSON.stringify({
+            printableJson({
               accuracy: result.accuracy,
               examples: result.examples,
               classes: dataset.classes,
@@ -76,12 +76,12 @@ export function evalCommand(): Command {
           return;
         }
         console.log(
-          `${opts.model} on ${source.name} (${result.examples} images): accuracy ${(result.accuracy * 100).toFixed(2)}%\n` +
+          `${printable(opts.model)} on ${printable(source.name)} (${result.examples} images): accuracy ${(result.accuracy * 100).toFixed(2)}%\n` +
             `(${threads})\n`,
         );
         const labels = info.labels ?? dataset.classes;
         console.log('confusion matrix (rows: true class, columns: predicted)\n');
-        const rows = result.confusion.map((row, i) => ({ name: labels[i] ?? String(i), row }));
+        const rows = result.confusion.map((row, i) => ({ name: printable(labels[i] ?? String(i), 40), row }));
         console.log(
           formatTable(rows, [
             { header: 'true \\ predicted', value: (r) => r.name },

@@ -1,18 +1,14 @@
-import { positiveInt } from '../args.js';
+import { fieldParser } from '../args.js';
 import { Command, InvalidArgumentError } from 'commander';
+import { networkFields } from '../../models/config-fields.js';
 import { ShuffleNetError } from '../../errors.js';
 import type { Graph } from '../../graph/graph.js';
 import { loadModel } from '../../io/load.js';
 import { exportOnnx } from '../../io/onnx/export.js';
 import { createModel, type ModelOptions } from '../../models/registry.js';
 import { readFileOrFail, writeFileAtomic } from '../files.js';
+import { printable } from '../format.js';
 import { parseSize } from './flops.js';
-
-function nonNegativeInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`expected an integer ≥ 0, got "${value}"`);
-  return n;
-}
 
 function opsetNumber(value: string): number {
   const n = Number(value);
@@ -43,10 +39,18 @@ export function exportCommand(): Command {
     )
     .requiredOption('--out <file>', 'where to write the .onnx file')
     .option('--size <n>', 'square input size of the exported graph (default 224, 32 with --small-input)', parseSize)
-    .option('--num-classes <n>', 'classifier outputs, with --arch (default 1000)', positiveInt)
-    .option('--input-channels <n>', 'image channels, with --arch (default 3)', positiveInt)
+    .option(
+      '--num-classes <n>',
+      'classifier outputs, with --arch (default 1000)',
+      fieldParser(networkFields.numClasses!),
+    )
+    .option(
+      '--input-channels <n>',
+      'image channels, with --arch (default 3)',
+      fieldParser(networkFields.inputChannels!),
+    )
     .option('--small-input', 'stem for 28×28/32×32 inputs, with --arch (stride-1 Conv1, no max pool)', false)
-    .option('--seed <n>', 'seed of the random weights, with --arch (default 0)', nonNegativeInt)
+    .option('--seed <n>', 'seed of the random weights, with --arch (default 0)', fieldParser(networkFields.seed!))
     .option('--opset <n>', 'ONNX opset', opsetNumber, 13)
     .action((opts: ExportFlags) => {
       const { graph, description } = exportedGraph(opts);
@@ -55,7 +59,7 @@ export function exportCommand(): Command {
       const [, c, h, w] = graph.input.shape;
       const outShape = graph.shapes.get(graph.output)!;
       console.error(
-        `${description} → ${opts.out}: opset ${opts.opset}, input [N, ${c}, ${h}, ${w}] → output ` +
+        `${printable(description)} → ${printable(opts.out)}: opset ${opts.opset}, input [N, ${c}, ${h}, ${w}] → output ` +
           `[N, ${outShape.slice(1).join(', ')}], ${graph.nodes.length} ops, ${bytes.length} bytes`,
       );
     });

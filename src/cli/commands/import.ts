@@ -3,6 +3,7 @@ import { complexity } from '../../analysis/complexity.js';
 import { saveModelFile } from '../../io/modelfile.js';
 import { importTorchCheckpoint } from '../../io/torch/index.js';
 import { readFileOrFail, writeFileAtomic } from '../files.js';
+import { printable } from '../format.js';
 
 export function importCommand(): Command {
   return new Command('import')
@@ -24,8 +25,8 @@ export function importCommand(): Command {
       const { macs, params } = complexity(imported.model.trace([1, 3, 224, 224]));
       const widths = config.widths ? `, widths ${config.widths.conv1}/${config.widths.stages.join('/')}` : '';
       console.error(
-        `${file}: ${imported.format} format, ${imported.layout} layout, g = ${config.groups ?? '?'}${widths}, ` +
-          `${(macs / 1e6).toFixed(1)} MFLOPs, ${params} parameters, shuffle ${imported.shuffle} → ${opts.out}`,
+        `${printable(file)}: ${imported.format} format, ${imported.layout} layout, g = ${config.groups ?? '?'}${widths}, ` +
+          `${(macs / 1e6).toFixed(1)} MFLOPs, ${params} parameters, shuffle ${imported.shuffle} → ${printable(opts.out)}`,
       );
     });
 }

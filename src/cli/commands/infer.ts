@@ -6,6 +6,7 @@ import { loadModel } from '../../io/load.js';
 import { readSafetensors, writeSafetensors } from '../../io/safetensors.js';
 import { formatShape, Tensor } from '../../tensor/tensor.js';
 import { readFileOrFail, writeFileAtomic } from '../files.js';
+import { printable } from '../format.js';
 
 export function inferCommand(): Command {
   return new Command('infer')
@@ -43,6 +44,8 @@ export function inferCommand(): Command {
         offset += chunk.size;
       }
       writeFileAtomic(opts.output, writeSafetensors(new Map([['logits', logits]])));
-      console.error(`${model.description}: ${n} image(s) ${c}×${h}×${w} → logits [${n}, ${classes}] in ${opts.output}`);
+      console.error(
+        `${printable(model.description)}: ${n} image(s) ${c}×${h}×${w} → logits [${n}, ${classes}] in ${printable(opts.output)}`,
+      );
     });
 }

@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { complexity } from '../../analysis/complexity.js';
 import { loadModel } from '../../io/load.js';
 import { readFileOrFail } from '../files.js';
+import { printable, printableJson } from '../format.js';
 import { parseSize } from './flops.js';
 
 export function infoCommand(): Command {
@@ -38,17 +39,28 @@ export function infoCommand(): Command {
         notes: info.notes ?? null,
       };
       if (opts.json) {
-        console.log(JSON.stringify(summary, null, 1));
+        console.log(printableJson(summary));
         return;
       }
-      console.log(`${file}: ${model.description}`);
+      // Everything below but the numbers comes from the file: printable() escapes and cuts it.
+      console.log(`${printable(file)}: ${printable(model.description)}`);
       if (info.architecture)
-        console.log(`  architecture  ${info.architecture.family} ${JSON.stringify(info.architecture.config)}`);
+        console.log(
+          `  architecture  ${info.architecture.family} ${printable(JSON.stringify(info.architecture.config))}`,
+        );
       console.log(`  input         [1, ${channels}, ${size}, ${size}] → ${summary.classes} classes`);
       console.log(`  parameters    ${params.toLocaleString('en-US')}`);
       console.log(`  complexity    ${(macs / 1e6).toFixed(2)} MFLOPs at ${size}×${size}`);
       if (info.preprocessing) console.log(`  preprocessing ${JSON.stringify(info.preprocessing)}`);
-      if (info.labels) console.log(`  labels        ${info.labels.join(', ')}`);
-      for (const [k, v] of Object.entries(info.notes ?? {})) console.log(`  ${k.padEnd(13)} ${v}`);
+      if (info.labels) {
+        const shown = info.labels.slice(0, maxLabelsShown).map((l) => printable(l, 40));
+        const more = info.labels.length - shown.length;
+        console.log(`  labels        ${shown.join(', ')}${more > 0 ? `, … and ${more} more (--json lists all)` : ''}`);
+      }
+      for (const [k, v] of Object.entries(info.notes ?? {}))
+        console.log(`  ${printable(k, 40).padEnd(13)} ${printable(String(v))}`);
     });
 }
+
+/** Labels printed by `info` (ImageNet's 1,000 would fill the screen). */
+const maxLabelsShown = 20;

@@ -1,14 +1,15 @@
 import { Command, Option } from 'commander';
-import { nonNegative, nonNegativeInt, positive, positiveInt } from '../args.js';
+import { fieldParser, positiveInt } from '../args.js';
 import cliProgress from 'cli-progress';
 import { existsSync } from 'node:fs';
 import { toFloat } from '../../data/batches.js';
 import { subset } from '../../data/dataset.js';
 import { augment } from '../../data/transforms.js';
-import { ShuffleNetError } from '../../errors.js';
+import { FormatError, ShuffleNetError } from '../../errors.js';
+import { checkFields, FieldError } from '../../validate.js';
 import { loadModelFile, saveModelFile, type ModelInfo } from '../../io/modelfile.js';
 import { preprocessingPresets } from '../../data/preprocessing.js';
-import { architectureOf, createModel, imageModelOptions } from '../../models/registry.js';
+import { architectureOf, createModel, getModelEntry, imageModelOptions } from '../../models/registry.js';
 import type { Module } from '../../nn/module.js';
 import { reestimateBatchNorm } from '../../train/batchnorm.js';
 import { evaluateOnPlan } from '../../train/evaluate.js';
@@ -18,11 +19,14 @@ import {
   type TrainConfig,
   type EngineKind,
   type TrainState,
+  trainConfigFields,
+  trainStateFields,
 } from '../../train/trainer.js';
 import { batches } from '../../data/batches.js';
 import { spawnTrainingWorker } from '../../node/session.js';
 import { loadData } from '../data.js';
 import { checkOutputPath, readFileOrFail, writeFileAtomic } from '../files.js';
+import { printable } from '../format.js';
 
 /**
  * Defaults, tuned for 28×28 Fashion-MNIST (docs/training.md): the paper's linear decay to 0, SGD
@@ -82,36 +86,46 @@ export function trainCommand(): Command {
       'fashion-mnist, mnist, or a folder (train/ and test/ with a folder per class)',
       trainDefaults.data,
     )
-    .option('--epochs <n>', 'epochs', positiveInt, trainDefaults.epochs)
-    .option('--batch <n>', 'mini-batch size', positiveInt, trainDefaults.batch)
-    .option('--lr <x>', 'peak learning rate', positive, trainDefaults.lr)
-    .option('--momentum <x>', 'SGD momentum', nonNegative, trainDefaults.momentum)
+    .option('--epochs <n>', 'epochs', field('epochs'), trainDefaults.epochs)
+    .option('--batch <n>', 'mini-batch size', field('batchSize'), trainDefaults.batch)
+    .option('--lr <x>', 'peak learning rate', field('lr'), trainDefaults.lr)
+    .option('--momentum <x>', 'SGD momentum', field('momentum'), trainDefaults.momentum)
     .option('--no-nesterov', 'plain momentum instead of Nesterov')
     .option(
       '--weight-decay <x>',
       'L2 weight decay on weights with more than one dimension',
-      nonNegative,
+      field('weightDecay'),
       trainDefaults.weightDecay,
     )
-    .option('--label-smoothing <x>', 'label smoothing of the cross-entropy', nonNegative, trainDefaults.labelSmoothing)
+    .option(
+      '--label-smoothing <x>',
+      'label smoothing of the cross-entropy',
+      field('labelSmoothing'),
+      trainDefaults.labelSmoothing,
+    )
     .addOption(
       new Option('--schedule <kind>', 'learning-rate schedule')
         .choices(['linear', 'cosine', 'constant'])
         .default(trainDefaults.schedule),
     )
-    .option('--warmup-epochs <x>', 'epochs of linear warm-up', nonNegative, trainDefaults.warmupEpochs)
-    .option('--max-grad-norm <x>', 'clip the global gradient norm (0: off)', nonNegative, trainDefaults.maxGradNorm)
+    .option('--warmup-epochs <x>', 'epochs of linear warm-up', field('warmupEpochs'), trainDefaults.warmupEpochs)
+    .option(
+      '--max-grad-norm <x>',
+      'clip the global gradient norm (0: off)',
+      field('maxGradNorm'),
+      trainDefaults.maxGradNorm,
+    )
     .option('--flip', 'augment with left–right flips (default: on for fashion-mnist and folders, off for mnist)')
     .option('--no-flip', 'no flips')
-    .option('--pad-crop <n>', 'augment with random shifts of up to n pixels', nonNegativeInt, trainDefaults.padCrop)
+    .option('--pad-crop <n>', 'augment with random shifts of up to n pixels', field('padCrop'), trainDefaults.padCrop)
     .option(
       '--bn-batches <n>',
       'training batches to re-estimate BN statistics with at the end (0: skip)',
-      nonNegativeInt,
+      field('bnBatches'),
       trainDefaults.bnBatches,
     )
     .option('--max-train <n>', 'use only the first n training images (a per-class balanced subset)', positiveInt)
-    .option('--seed <n>', 'seed of weights, data order and augmentation', nonNegativeInt, trainDefaults.seed)
+    .option('--seed <n>', 'seed of weights, data order and augmentation', field('seed'), trainDefaults.seed)
     .option('--threads <n>', 'threads: the batch is split over them, batch norm still sees all of it', positiveInt, 1)
     .addOption(
       new Option(
@@ -124,19 +138,74 @@ export function trainCommand(): Command {
     .requiredOption('--out <file>', 'model file; written atomically after every epoch and at the end')
     .option('--resume', 'continue the run checkpointed in --out', false)
     .option('--eval-each-epoch', 'measure test accuracy after every epoch', false)
-    .action(async (flags: TrainFlags) => {
-      await train(flags);
+    .action(async (flags: TrainFlags, command: Command) => {
+      const given = new Set(
+        command.options.map((o) => o.attributeName()).filter((name) => command.getOptionValueSource(name) === 'cli'),
+      );
+      await train(flags, given);
     });
 }
 
-async function train(flags: TrainFlags): Promise<void> {
+/** The flags that map one to one onto a TrainConfig field (the CLI's name → the config's). */
+const configFlags: readonly (readonly [keyof TrainFlags, keyof TrainConfig, string])[] = [
+  ['arch', 'arch', '--arch'],
+  ['batch', 'batchSize', '--batch'],
+  ['lr', 'lr', '--lr'],
+  ['momentum', 'momentum', '--momentum'],
+  ['nesterov', 'nesterov', '--no-nesterov'],
+  ['weightDecay', 'weightDecay', '--weight-decay'],
+  ['labelSmoothing', 'labelSmoothing', '--label-smoothing'],
+  ['schedule', 'schedule', '--schedule'],
+  ['warmupEpochs', 'warmupEpochs', '--warmup-epochs'],
+  ['maxGradNorm', 'maxGradNorm', '--max-grad-norm'],
+  ['flip', 'flip', '--flip/--no-flip'],
+  ['padCrop', 'padCrop', '--pad-crop'],
+  ['bnBatches', 'bnBatches', '--bn-batches'],
+  ['seed', 'seed', '--seed'],
+];
+
+/** A numeric flag with the range of its TrainConfig field. */
+function field(name: keyof TrainConfig): (value: string) => number {
+  return fieldParser(trainConfigFields[name]!);
+}
+
+/** A checkpoint's training config and state, every field checked (they come from a file). */
+function checkedTraining(
+  training: NonNullable<ModelInfo['training']>,
+  source: string,
+): { config: TrainConfig; state: TrainState } {
+  try {
+    checkFields(training.config, trainConfigFields, 'training.config', Object.keys(trainConfigFields));
+    checkFields(training.state, trainStateFields, 'training.state', ['epoch', 'step', 'history']);
+  } catch (e) {
+    if (e instanceof FieldError) throw new FormatError(`${source}: ${e.message}`);
+    throw e;
+  }
+  const config = training.config as unknown as TrainConfig;
+  getModelEntry(config.arch); // a registered name, or an UnknownNameError
+  return { config, state: training.state as TrainState };
+}
+
+/** --resume continues a run with its own settings: a flag that would change one is refused, not ignored. */
+function refuseChangedSettings(config: TrainConfig, flags: TrainFlags, given: ReadonlySet<string>): void {
+  for (const [flag, key, name] of configFlags) {
+    if (given.has(flag) && flags[flag] !== config[key]) {
+      throw new ShuffleNetError(
+        `--resume continues the run with its own settings: ${name} ${String(flags[flag])} differs from its ` +
+          `${String(config[key])} (only --epochs may change; start a new run for other settings)`,
+      );
+    }
+  }
+}
+
+async function train(flags: TrainFlags, given: ReadonlySet<string> = new Set()): Promise<void> {
   // Before any epoch: a checkpoint that could not be written would lose the whole epoch.
   checkOutputPath(flags.out, '--out');
   const trainData = await loadData(flags.data, 'train');
   const testData = await loadData(flags.data, 'test');
   if (trainData === null) throw new ShuffleNetError(`--data ${flags.data}: no training images`);
   // Both splits may carry the same note (one package file behind both): say it once.
-  for (const w of new Set([trainData.warning, testData?.warning])) if (w) console.error(`note: ${w}`);
+  for (const w of new Set([trainData.warning, testData?.warning])) if (w) console.error(`note: ${printable(w, 500)}`);
   let dataset = trainData.dataset;
   if (flags.maxTrain !== undefined && flags.maxTrain < dataset.length) {
     // A balanced subset: the first images of each class, interleaved, so every class is present.
@@ -155,13 +224,30 @@ async function train(flags: TrainFlags): Promise<void> {
     if (!loaded.info.training)
       throw new ShuffleNetError(`--resume: ${flags.out} is a model file without training state`);
     model = loaded.model;
-    // NOTE: the cast trusts a checkpoint written by our trainer; validating every field of a
-    // hostile one belongs to the one validation layer of issue 15.
-    config = loaded.info.training.config as unknown as TrainConfig;
-    if (flags.epochs !== config.epochs) config = { ...config, epochs: flags.epochs };
-    state = loaded.info.training.state as TrainState;
+    ({ config, state } = checkedTraining(loaded.info.training, flags.out));
+    refuseChangedSettings(config, flags, given);
+    if (given.has('epochs')) config = { ...config, epochs: flags.epochs };
+    if (state.epoch > config.epochs) {
+      throw new ShuffleNetError(
+        `--resume: ${flags.out} has ${state.epoch} epochs done; --epochs ${config.epochs} cannot undo them`,
+      );
+    }
+    const finished = state.finished ?? loaded.info.notes?.['testAccuracy'] !== undefined; // older files: the final test ran
+    if (finished && state.epoch === config.epochs) {
+      console.error(
+        `--resume: the run in ${flags.out} is finished (${state.epoch} of ${config.epochs} epochs, batch-norm ` +
+          're-estimated, tested); nothing to do, the file is left as it is. To train it further, give --epochs ' +
+          `with more than ${config.epochs}.`,
+      );
+      return;
+    }
+    state = { ...state, finished: false };
     momentum = loaded.optimizer;
-    console.error(`resuming ${config.arch} from ${flags.out}: epoch ${state.epoch} of ${config.epochs} done`);
+    console.error(
+      state.epoch === config.epochs
+        ? `resuming ${config.arch} from ${flags.out}: all ${config.epochs} epochs done, finishing the run`
+        : `resuming ${config.arch} from ${flags.out}: epoch ${state.epoch} of ${config.epochs} done`,
+    );
   } else {
     config = {
       arch: flags.arch,
@@ -216,7 +302,7 @@ async function train(flags: TrainFlags): Promise<void> {
     );
 
   console.error(
-    `training ${config.arch} on ${dataset.length} ${dataset.name} images (${channels}×${size}×${size}, ${dataset.classes.length} classes), ` +
+    `training ${config.arch} on ${dataset.length} ${printable(dataset.name)} images (${channels}×${size}×${size}, ${dataset.classes.length} classes), ` +
       `${config.epochs} epoch(s) of ${trainer.stepsPerEpoch} steps, batch ${config.batchSize}, lr ${config.lr} ${config.schedule}`,
   );
   const bar = process.stderr.isTTY
@@ -289,14 +375,21 @@ async function train(flags: TrainFlags): Promise<void> {
     }
     if (testData) {
       const result = await evaluateOnPlan(model, testData.dataset, { transform: evalTransform });
-      const final = info({ config: { ...config }, state: trainer.state });
+      const final = info({ config: { ...config }, state: { ...trainer.state, finished: true } });
       final.notes = { ...final.notes, testAccuracy: result.accuracy, testImages: result.examples };
       writeFileAtomic(flags.out, saveModelFile(model, final, trainer.sgd.state()));
       console.log(
         `test accuracy ${(result.accuracy * 100).toFixed(2)}% on ${result.examples} ${testData.name} images → ${flags.out}`,
       );
     } else {
-      save();
+      writeFileAtomic(
+        flags.out,
+        saveModelFile(
+          model,
+          info({ config: { ...config }, state: { ...trainer.state, finished: true } }),
+          trainer.sgd.state(),
+        ),
+      );
       console.log(`trained → ${flags.out} (no test split found)`);
     }
   } finally {

@@ -34,6 +34,7 @@ import {
   linearOp,
   matmulOp,
   maxPool2dOp,
+  maxValueElements,
   mulChannelsOp,
   reluOp,
   reshapeOp,
@@ -66,8 +67,6 @@ export interface OnnxImportOptions {
 /** Opsets of the default domain this importer understands. */
 const minOpset = 7;
 const maxOpset = 21;
-/** No single activation may exceed this many elements (1 GiB of float32). */
-const maxElements = 2 ** 28;
 
 /** A name in the ONNX graph: an activation, a constant, or a zero-padded activation awaiting its consumer. */
 type Entry =
@@ -191,8 +190,9 @@ function inputSpec(
       `input "${name}" has a symbolic dimension ${i} (${formatDims(declared)}); pass the input shape to import it`,
     );
   });
-  if (shape.reduce((a, b) => a * b, 1) > maxElements) {
-    fail(`input "${name}" declares a shape ${formatShape(shape)} of more than ${maxElements} values`);
+  // The graph builder bounds every value (maxValueElements); the input is refused here, with its name.
+  if (shape.reduce((a, b) => a * b, 1) > maxValueElements) {
+    fail(`input "${name}" declares a shape ${formatShape(shape)} of more than ${maxValueElements} values`);
   }
   return { name, shape, symbolicBatch };
 }
@@ -316,11 +316,7 @@ class NodeContext {
     batchAxis: number | null,
     output = 0,
   ): Value {
-    const value = this.builder.apply(op, inputs, attrs, this.label);
-    const elements = value.shape.reduce((a, b) => a * b, 1);
-    if (elements > maxElements) {
-      this.fail(`would produce a tensor of shape ${formatShape(value.shape)}, more than ${maxElements} values`);
-    }
+    const value = this.builder.apply(op, inputs, attrs, this.label); // bounds the value's size too
     this.bind(output, { kind: 'value', value, batchAxis });
     return value;
   }

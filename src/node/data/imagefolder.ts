@@ -65,7 +65,8 @@ export async function loadImageFolder(root: string, o: ImageFolderOptions): Prom
   const skipped: { file: string; reason: string }[] = [];
   for (const [i, file] of files.entries()) {
     try {
-      const image = preprocessImage(await decodeImage(readFileSync(file.path), file.path), preset);
+      const decoded = await decodeImage(readFileSync(file.path), file.path, { resize: preset.resize });
+      const image = preprocessImage(decoded, preset, file.path);
       pixels.push(Uint8Array.from(image.data, (v) => Math.min(255, Math.max(0, Math.round(v)))));
       labels.push(file.label);
     } catch (e) {

@@ -9,6 +9,7 @@ import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { extname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import sharp from 'sharp';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -298,6 +299,24 @@ describe.skipIf(needChromium.skip)('browser page (web/) in Chromium', () => {
     await page.waitForFunction(() => document.querySelector('#input-error')?.textContent !== '');
     await expect(page.locator('#input-error').textContent()).resolves.toBe(
       'notes.png: not an image this browser can decode (type "image/png", 13 bytes)',
+    );
+    // The library's size rules hold in the page: a thin image is refused, a big one shrinks on decode.
+    const solidPng = (width: number, height: number): Promise<Buffer> =>
+      sharp({ create: { width, height, channels: 3, background: '#888' } })
+        .png()
+        .toBuffer();
+    await page
+      .locator('#file-input')
+      .setInputFiles({ name: 'thin.png', mimeType: 'image/png', buffer: await solidPng(2000, 20) });
+    await page.waitForFunction(() => document.querySelector('#input-error')?.textContent?.startsWith('thin.png'));
+    await expect(page.locator('#input-error').textContent()).resolves.toBe(
+      'thin.png: 2000×20 has an aspect ratio of 100:1, over the limit of 32:1',
+    );
+    await page
+      .locator('#file-input')
+      .setInputFiles({ name: 'big.png', mimeType: 'image/png', buffer: await solidPng(600, 400) });
+    await page.waitForFunction(() =>
+      document.querySelector('#source-name')?.textContent?.startsWith('big.png (84×56) → 28×28'),
     );
 
     // Draw a stroke: the drawing is classified with the file's labels.

@@ -101,7 +101,7 @@ describe('image folders', () => {
   it('refuse a folder without class folders', async () => {
     const root = mkdtempSync(join(tmpdir(), 'shufflenet-folder-'));
     await expect(loadImageFolder(root, { size: 8, channels: 'RGB' })).rejects.toThrow(
-      /needs one sub-folder per class, found 0/,
+      /needs one sub-folder per class, 2 to 100,000; found 0/,
     );
     await expect(loadImageFolder(join(root, 'missing'), { size: 8, channels: 'RGB' })).rejects.toThrow(
       /cannot list it \(ENOENT\)/,

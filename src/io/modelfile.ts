@@ -62,8 +62,10 @@ export function saveModelFile(
   return writeSafetensors(tensors, { shufflenet: JSON.stringify(meta) });
 }
 
+/** Longest label: a folder name of 255 bytes (the usual file-system limit) fits. */
+export const maxLabelLength = 256;
 /** A label as stored: one name per class. */
-const labelField = stringField(200);
+const labelField = stringField(maxLabelLength);
 
 /**
  * The `shufflenet` metadata entry, field by field (src/validate.ts). `architecture` and

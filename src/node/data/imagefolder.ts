@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { ArrayDataset } from '../../data/dataset.js';
 import { preprocessImage } from '../../data/image.js';
 import { ShuffleNetError } from '../../errors.js';
+import { maxLabelLength } from '../../io/modelfile.js';
+import { maxClasses } from '../../models/config-fields.js';
 import { decodeImage, ImageError } from '../image.js';
 
 export interface ImageFolderOptions {
@@ -40,8 +42,16 @@ export async function loadImageFolder(root: string, o: ImageFolderOptions): Prom
       `image folder ${root}: cannot list it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
     );
   }
-  if (classes.length < 2) {
-    throw new ShuffleNetError(`image folder ${root}: needs one sub-folder per class, found ${classes.length}`);
+  if (classes.length < 2 || classes.length > maxClasses) {
+    throw new ShuffleNetError(
+      `image folder ${root}: needs one sub-folder per class, 2 to ${maxClasses.toLocaleString('en-US')}; found ${classes.length}`,
+    );
+  }
+  const long = classes.find((name) => name.length > maxLabelLength);
+  if (long !== undefined) {
+    throw new ShuffleNetError(
+      `image folder ${root}: a class folder's name is ${long.length} characters; a label has at most ${maxLabelLength}`,
+    );
   }
   const files = classes.flatMap((name, label) =>
     readdirSync(join(root, name))

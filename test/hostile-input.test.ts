@@ -4,7 +4,7 @@
  * names, CLI numbers out of range. The validation layer's design: docs/input-safety.md.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +19,7 @@ import { readSafetensors, writeSafetensors } from '../src/io/safetensors.js';
 import { architectureOf, createModel } from '../src/models/registry.js';
 import { ShuffleNet } from '../src/models/shufflenet.js';
 import { decodeImage } from '../src/node/image.js';
+import { loadImageFolder } from '../src/node/data/imagefolder.js';
 import { Tensor, withElementBudget } from '../src/tensor/tensor.js';
 import { checkField, FieldError, integerField } from '../src/validate.js';
 import { printable, printableJson } from '../src/cli/format.js';
@@ -158,6 +159,28 @@ describe('images: sides, pixels and aspect ratio, before decoding and on the res
     for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
     expect(worst).toBeLessThan(0.06); // of a 0–1 range: an antialiased edge moves by a few levels
     expect(worst).toBeGreaterThan(0); // the two paths really differ (the test would see a no-op)
+  });
+});
+
+describe('image folders', () => {
+  it('skip a directory named like an image with its reason, instead of failing the whole load', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'shufflenet-folder-'));
+    const png = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#444' } })
+      .png()
+      .toBuffer();
+    for (const name of ['cat', 'dog']) {
+      mkdirSync(join(root, name));
+      writeFileSync(join(root, name, '0.png'), png);
+    }
+    mkdirSync(join(root, 'dog', 'not-a-file.png'));
+    const { dataset, skipped } = await loadImageFolder(root, { size: 8, channels: 'RGB' });
+    expect(dataset.length).toBe(2);
+    expect(skipped).toEqual([
+      {
+        file: join(root, 'dog', 'not-a-file.png'),
+        reason: `${join(root, 'dog', 'not-a-file.png')}: cannot read (EISDIR)`,
+      },
+    ]);
   });
 });
 

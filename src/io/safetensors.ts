@@ -33,8 +33,11 @@ const dtypeBytes: Readonly<Record<string, number>> = {
   U64: 8,
 };
 
-/** Headers above this size are refused (the reference implementation's limit is 100 MB). */
-const maxHeaderBytes = 100 * 1024 * 1024;
+/**
+ * Headers above this size are refused (the reference implementation allows 100 MB): 65,536 tensors
+ * take about 8 MB of header, and parsing 100 MB of JSON could take seconds.
+ */
+const maxHeaderBytes = 16 * 1024 * 1024;
 /** Most tensors in one file (ShuffleNet 2× has 1,000 or so; AlexNet 16). */
 export const maxTensorsPerFile = 65_536;
 /** Most dimensions of one tensor. */

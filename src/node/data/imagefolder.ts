@@ -54,7 +54,7 @@ export async function loadImageFolder(root: string, o: ImageFolderOptions): Prom
     );
   }
   const files = classes.flatMap((name, label) =>
-    readdirSync(join(root, name))
+    listFolder(root, name)
       .filter((f) => extensions.test(f))
       .sort()
       .map((f) => ({ path: join(root, name, f), label })),
@@ -75,7 +75,7 @@ export async function loadImageFolder(root: string, o: ImageFolderOptions): Prom
   const skipped: { file: string; reason: string }[] = [];
   for (const [i, file] of files.entries()) {
     try {
-      const decoded = await decodeImage(readFileSync(file.path), file.path, { resize: preset.resize });
+      const decoded = await decodeImage(readImageFile(file.path), file.path, { resize: preset.resize });
       const image = preprocessImage(decoded, preset, file.path);
       pixels.push(Uint8Array.from(image.data, (v) => Math.min(255, Math.max(0, Math.round(v)))));
       labels.push(file.label);
@@ -91,4 +91,23 @@ export async function loadImageFolder(root: string, o: ImageFolderOptions): Prom
     dataset: new ArrayDataset(`folder:${root}`, [channels, o.size, o.size], classes, data, Int32Array.from(labels)),
     skipped,
   };
+}
+
+function listFolder(root: string, name: string): string[] {
+  try {
+    return readdirSync(join(root, name));
+  } catch (e) {
+    throw new ShuffleNetError(
+      `image folder ${root}: cannot list ${name} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+    );
+  }
+}
+
+/** A file's bytes, or an ImageError (skipped with its reason) for a directory named like an image, say. */
+function readImageFile(path: string): Uint8Array {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    throw new ImageError(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
 }

@@ -2,6 +2,8 @@ import { ShapeError } from '../errors.js';
 import {
   addReference,
   clipReference,
+  hardSigmoidReference,
+  hardSwishReference,
   mulChannelsReference,
   reluReference,
   sigmoidReference,
@@ -32,6 +34,35 @@ export const clipOp: OpDef<'clip'> = {
     return same(inputs);
   },
   forward: ([x], a, out) => clipReference(x!.data, out.data, a.min, a.max),
+  macs: () => 0,
+};
+
+/** The line of a hard sigmoid, max(0, min(1, αx + β)); hard swish multiplies it by x. */
+export interface HardSigmoidAttrs {
+  alpha: number;
+  beta: number;
+}
+
+function hardSigmoidShape(op: string, inputs: readonly Shape[], a: HardSigmoidAttrs): Shape {
+  if (!(Number.isFinite(a.alpha) && Number.isFinite(a.beta))) {
+    throw new ShapeError(`${op}: alpha ${a.alpha} and beta ${a.beta} must be finite`);
+  }
+  return same(inputs);
+}
+
+export const hardSigmoidOp: OpDef<'hardSigmoid'> = {
+  type: 'hardSigmoid',
+  arity: 1,
+  inferShape: (inputs, a) => hardSigmoidShape('hardSigmoid', inputs, a),
+  forward: ([x], a, out) => hardSigmoidReference(x!.data, out.data, a.alpha, a.beta),
+  macs: () => 0,
+};
+
+export const hardSwishOp: OpDef<'hardSwish'> = {
+  type: 'hardSwish',
+  arity: 1,
+  inferShape: (inputs, a) => hardSigmoidShape('hardSwish', inputs, a),
+  forward: ([x], a, out) => hardSwishReference(x!.data, out.data, a.alpha, a.beta),
   macs: () => 0,
 };
 

@@ -12,7 +12,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import { channelShuffleOp, concatOp } from './channels.js';
 import { conv2dOp, type Conv2dAttrs } from './conv2d.js';
 import { flattenOp, linearOp, softmaxOp } from './dense.js';
-import { addOp, clipOp, mulChannelsOp, reluOp, sigmoidOp } from './elementwise.js';
+import { addOp, clipOp, hardSigmoidOp, hardSwishOp, mulChannelsOp, reluOp, sigmoidOp } from './elementwise.js';
 import { batchNormOp, batchNormTrainingOp } from './normalization.js';
 import { runOp, type OpDef, type OpType } from './op.js';
 import { reshapeOp, sliceOp, transposeOp } from './layout.js';
@@ -42,6 +42,8 @@ const registry: { readonly [T in OpType]: OpDef<T> } = {
   relu: reluOp,
   clip: clipOp,
   sigmoid: sigmoidOp,
+  hardSigmoid: hardSigmoidOp,
+  hardSwish: hardSwishOp,
   add: addOp,
   mulChannels: mulChannelsOp,
   maxPool2d: maxPool2dOp,
@@ -126,6 +128,9 @@ export const batchNorm = (x: Tensor, gamma: Tensor, beta: Tensor, mean: Tensor, 
 export const relu = (x: Tensor): Tensor => runOp(reluOp, [x], {});
 export const clip = (x: Tensor, min: number, max: number): Tensor => runOp(clipOp, [x], { min, max });
 export const sigmoid = (x: Tensor): Tensor => runOp(sigmoidOp, [x], {});
+/** ONNX's HardSigmoid; the defaults are PyTorch's Hardsigmoid (ONNX's own default α is 0.2). */
+export const hardSigmoid = (x: Tensor, alpha = 1 / 6, beta = 0.5): Tensor => runOp(hardSigmoidOp, [x], { alpha, beta });
+export const hardSwish = (x: Tensor): Tensor => runOp(hardSwishOp, [x], { alpha: 1 / 6, beta: 0.5 });
 export const add = (a: Tensor, b: Tensor): Tensor => runOp(addOp, [a, b], {});
 export const mulChannels = (x: Tensor, scale: Tensor): Tensor => runOp(mulChannelsOp, [x, scale], {});
 export const maxPool2d = (x: Tensor, o: Pool2dOptions): Tensor => runOp(maxPool2dOp, [x], pool2dAttrs(o));

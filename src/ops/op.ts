@@ -2,7 +2,7 @@ import { ShapeError } from '../errors.js';
 import { formatShape, shapeSize, Tensor, type Shape } from '../tensor/tensor.js';
 import type { ChannelShuffleAttrs } from './channels.js';
 import type { Conv2dAttrs } from './conv2d.js';
-import type { ClipAttrs } from './elementwise.js';
+import type { ClipAttrs, HardSigmoidAttrs } from './elementwise.js';
 import type { ReshapeAttrs, SliceAttrs, TransposeAttrs } from './layout.js';
 import type { GemmAttrs } from './matmul.js';
 import type { BatchNormAttrs, BatchNormTrainingAttrs } from './normalization.js';
@@ -22,6 +22,8 @@ export interface OpAttrs {
   relu: NoAttrs;
   clip: ClipAttrs;
   sigmoid: NoAttrs;
+  hardSigmoid: HardSigmoidAttrs;
+  hardSwish: HardSigmoidAttrs;
   add: NoAttrs;
   mulChannels: NoAttrs;
   maxPool2d: Pool2dAttrs;

@@ -131,6 +131,16 @@ function emitNode(node: GraphNode, graph: Graph, emit: Emit, constants: Constant
     case 'sigmoid':
       emit('Sigmoid', [x], node.output);
       return;
+    case 'hardSigmoid':
+      emit('HardSigmoid', [x], node.output, [float('alpha', node.attrs.alpha), float('beta', node.attrs.beta)]);
+      return;
+    case 'hardSwish': {
+      // x · HardSigmoid(x): valid at every opset we write (HardSwish itself needs 14).
+      const gate = `${node.output}.gate`;
+      emit('HardSigmoid', [x], gate, [float('alpha', node.attrs.alpha), float('beta', node.attrs.beta)]);
+      emit('Mul', [x, gate], node.output);
+      return;
+    }
     case 'clip': {
       const lo = constants.float(`${node.output}.min`, node.attrs.min);
       const hi = constants.float(`${node.output}.max`, node.attrs.max);

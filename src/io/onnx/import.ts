@@ -34,6 +34,8 @@ import {
   linearOp,
   matmulOp,
   maxPool2dOp,
+  hardSigmoidOp,
+  hardSwishOp,
   maxValueElements,
   mulChannelsOp,
   reluOp,
@@ -388,11 +390,19 @@ function poolHandler(kind: 'max' | 'average'): Handler {
     n.singleOutput();
     const kernel = n.attrs.ints('kernel_shape', null);
     if (kernel === null) n.fail('has no kernel_shape');
-    if (n.attrs.int('ceil_mode', 0) !== 0) n.fail('has ceil_mode=1, which is not supported');
     const s = spatialAttrs(n, kernel!);
     if (s.dilation.some((d) => d !== 1)) n.fail(`has dilations [${s.dilation.join(', ')}]; only 1 is supported`);
     const { x, batchAxis, extra } = takePadded(n);
     const attrs = { kernel: pair(kernel!), stride: s.stride, padding: s.padding };
+    // ceil_mode: the last, partial window is a window over extra bottom/right padding, which a max
+    // pool ignores and an average pool that does not count padding ignores too.
+    const ceil = ceilModePadding(x.shape, attrs, n.attrs.int('ceil_mode', 0) !== 0);
+    if (ceil !== null) {
+      if (kind === 'average' && n.attrs.int('count_include_pad', 0) !== 0) {
+        n.fail('has ceil_mode=1 with count_include_pad=1 (what the partial window divides by differs between runtimes); not supported');
+      }
+      attrs.padding = addPads(attrs.padding, ceil);
+    }
     if (kind === 'max') {
       if (extra !== null) n.fail('follows a zero Pad, which a max pool would see as values; not supported');
       n.apply(maxPool2dOp, [x], attrs, batchAxis);
@@ -410,6 +420,30 @@ function poolHandler(kind: 'max' | 'average'): Handler {
     }
     n.apply(avgPool2dOp, [x], { ...attrs, countIncludePad }, batchAxis);
   };
+}
+
+/**
+ * The bottom/right padding that makes a floor-mode pool give ceil mode's output (PyTorch's and
+ * onnxruntime's rule: a window that would start in the bottom/right padding is dropped), or null
+ * when ceil mode changes nothing.
+ */
+function ceilModePadding(
+  x: Shape,
+  a: { kernel: readonly [number, number]; stride: readonly [number, number]; padding: readonly number[] },
+  ceil: boolean,
+): [number, number, number, number] | null {
+  if (!ceil || x.length !== 4) return null;
+  const extra = [0, 1].map((axis) => {
+    const size = x[2 + axis]!;
+    const [k, s] = [a.kernel[axis]!, a.stride[axis]!];
+    const [before, after] = [a.padding[axis]!, a.padding[axis + 2]!];
+    const span = size + before + after - k;
+    if (span < 0) return 0; // no window at all: inferShape says so
+    let out = Math.ceil(span / s) + 1;
+    if ((out - 1) * s >= size + before) out--;
+    return Math.max(0, (out - 1) * s + k - (size + before + after));
+  });
+  return extra[0] === 0 && extra[1] === 0 ? null : [0, 0, extra[0]!, extra[1]!];
 }
 
 function reduceAxes(n: NodeContext): number[] | null {
@@ -550,6 +584,19 @@ const handlers: Record<string, Handler> = {
     n.requireInputs(1);
     const { value, batchAxis } = n.value(0);
     n.apply(sigmoidOp, [value], {}, batchAxis);
+  },
+
+  HardSigmoid(n) {
+    n.requireInputs(1);
+    const { value, batchAxis } = n.value(0);
+    const attrs = { alpha: n.attrs.float('alpha', 0.2), beta: n.attrs.float('beta', 0.5) };
+    n.apply(hardSigmoidOp, [value], attrs, batchAxis);
+  },
+
+  HardSwish(n) {
+    n.requireInputs(1);
+    const { value, batchAxis } = n.value(0);
+    n.apply(hardSwishOp, [value], { alpha: 1 / 6, beta: 0.5 }, batchAxis);
   },
 
   Clip(n) {

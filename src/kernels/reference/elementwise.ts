@@ -16,6 +16,26 @@ export function clipReference(input: Float32Array, output: Float32Array, min: nu
   }
 }
 
+/**
+ * Hard sigmoid: max(0, min(1, αx + β)), ONNX's HardSigmoid (PyTorch's Hardsigmoid is α = 1/6,
+ * β = 1/2: relu6(x + 3) / 6).
+ */
+export function hardSigmoidReference(input: Float32Array, output: Float32Array, alpha: number, beta: number): void {
+  for (let i = 0; i < input.length; i++) {
+    const v = alpha * input[i]! + beta;
+    output[i] = v < 0 ? 0 : v > 1 ? 1 : v;
+  }
+}
+
+/** Hard swish: x · hardSigmoid(x) (ONNX's HardSwish and PyTorch's Hardswish: α = 1/6, β = 1/2). */
+export function hardSwishReference(input: Float32Array, output: Float32Array, alpha: number, beta: number): void {
+  for (let i = 0; i < input.length; i++) {
+    const x = input[i]!;
+    const v = alpha * x + beta;
+    output[i] = x * (v < 0 ? 0 : v > 1 ? 1 : v);
+  }
+}
+
 export function sigmoidReference(input: Float32Array, output: Float32Array): void {
   for (let i = 0; i < input.length; i++) output[i] = 1 / (1 + Math.exp(-input[i]!));
 }

@@ -399,7 +399,9 @@ function poolHandler(kind: 'max' | 'average'): Handler {
     const ceil = ceilModePadding(x.shape, attrs, n.attrs.int('ceil_mode', 0) !== 0);
     if (ceil !== null) {
       if (kind === 'average' && n.attrs.int('count_include_pad', 0) !== 0) {
-        n.fail('has ceil_mode=1 with count_include_pad=1 (what the partial window divides by differs between runtimes); not supported');
+        n.fail(
+          'has ceil_mode=1 with count_include_pad=1 (what the partial window divides by differs between runtimes); not supported',
+        );
       }
       attrs.padding = addPads(attrs.padding, ceil);
     }

@@ -96,6 +96,27 @@ describe('bad ONNX files fail with one clear FormatError', () => {
     expectFormatError(bytes, /node "norm1" \(LRN\) uses operator LRN, which is not supported \(supported: .*Conv/);
   });
 
+  it('names and op types with control characters stay one line (fuzz: onnx seed 2 case 85)', () => {
+    const weight = floatField('w', [1, 2, 1, 1], [1, 1]);
+    // A newline in the name of an edge: found by `npm run fuzz` as a FormatError of two lines.
+    const edge = convModel(weight, {
+      nodes: [node('Conv', ['x', 'w'], ['c']), node('Relu', ['c\nut_0'], ['y'], {}, 'relu')],
+    });
+    expectFormatError(edge, /node "relu" \(Relu\) reads "c\\u000aut_0" before any node computes it$/);
+    // A terminal escape sequence in a node name and an op type.
+    const op = convModel(weight, {
+      nodes: [node('Conv', ['x', 'w'], ['c']), node('LRN\u001b[2J', ['c'], ['y'], {}, 'norm\r\n1')],
+    });
+    expectFormatError(op, /^bad\.onnx: node "norm\\u000d\\u000a1" \(LRN\\u001b\[2J\) uses operator LRN\\u001b\[2J,/);
+    let message = '';
+    try {
+      importOnnx(op, 'bad.onnx');
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    expect(message).not.toMatch(/\p{Cc}/u);
+  });
+
   it('wrong tensor shapes and impossible attributes name the node and the op', () => {
     expectFormatError(
       convModel(floatField('w', [4, 3, 3, 3], new Array(108).fill(0))),

@@ -6,6 +6,7 @@
 import fc from 'fast-check';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { insertBytes, overwriteVarint5, removeBytes } from '../fuzz/mutate.js';
 import { FormatError, ShuffleNetError } from '../src/errors.js';
 import { runGraph } from '../src/graph/execute.js';
 import { withInputShape } from '../src/graph/reshape.js';
@@ -215,26 +216,11 @@ describe('mutated ONNX files (fast-check)', () => {
       const at = bytes.length === 0 ? 0 : m.at % bytes.length;
       if (m.kind === 'set') bytes[at] = m.value;
       else if (m.kind === 'truncate') bytes = bytes.slice(0, at);
-      else if (m.kind === 'insert') bytes = concat(bytes.subarray(0, at), m.bytes, bytes.subarray(at));
-      else if (m.kind === 'delete') bytes = concat(bytes.subarray(0, at), bytes.subarray(at + m.length));
-      else {
-        let v = m.value;
-        for (let i = 0; i < 5 && at + i < bytes.length; i++, v = Math.floor(v / 128)) {
-          bytes[at + i] = (v & 0x7f) | (i < 4 ? 0x80 : 0);
-        }
-      }
+      else if (m.kind === 'insert') bytes = insertBytes(bytes, at, m.bytes);
+      else if (m.kind === 'delete') bytes = removeBytes(bytes, at, m.length);
+      else overwriteVarint5(bytes, at, m.value);
     }
     return bytes;
-  }
-
-  function concat(...parts: Uint8Array[]): Uint8Array {
-    const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-    let offset = 0;
-    for (const p of parts) {
-      out.set(p, offset);
-      offset += p.length;
-    }
-    return out;
   }
 
   /** Import, and if that succeeds, re-shape and (when small) run: only ShuffleNetErrors may escape. */

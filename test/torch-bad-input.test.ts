@@ -8,6 +8,7 @@ import { zipSync } from 'fflate';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { insertBytes, removeBytes, writeUint } from '../fuzz/mutate.js';
 import { ShuffleNetError } from '../src/errors.js';
 import { importShuffleNet, importTorchCheckpoint, readTorchCheckpoint, unpickle } from '../src/io/torch/index.js';
 import { Tensor } from '../src/tensor/tensor.js';
@@ -261,24 +262,14 @@ describe('fast-check: mutated files of each format', () => {
     | { kind: 'delete'; at: number; count: number }
     | { kind: 'insert'; at: number; bytes: Uint8Array };
   const apply = (base: Uint8Array, mutations: Mutation[]): Uint8Array => {
-    let bytes = base.slice();
+    let bytes: Uint8Array = base.slice();
     for (const m of mutations) {
       const at = Math.min(m.at, bytes.length);
       if (m.kind === 'set' && at < bytes.length) bytes[at] = m.value;
-      else if (m.kind === 'u32' && at + 4 <= bytes.length) new DataView(bytes.buffer).setUint32(at, m.value, true);
+      else if (m.kind === 'u32' && at + 4 <= bytes.length) writeUint(bytes, at, 4, BigInt(m.value));
       else if (m.kind === 'truncate') bytes = bytes.slice(0, at);
-      else if (m.kind === 'delete') {
-        const out = new Uint8Array(bytes.length - Math.min(m.count, bytes.length - at));
-        out.set(bytes.subarray(0, at));
-        out.set(bytes.subarray(at + m.count), at);
-        bytes = out;
-      } else if (m.kind === 'insert') {
-        const out = new Uint8Array(bytes.length + m.bytes.length);
-        out.set(bytes.subarray(0, at));
-        out.set(m.bytes, at);
-        out.set(bytes.subarray(at), at + m.bytes.length);
-        bytes = out;
-      }
+      else if (m.kind === 'delete') bytes = removeBytes(bytes, at, m.count);
+      else if (m.kind === 'insert') bytes = insertBytes(bytes, at, m.bytes);
     }
     return bytes;
   };

@@ -122,6 +122,34 @@ describe('hand-made checkpoints', () => {
     expectClearError(noStop, 'nostop.pth', /truncated/);
   });
 
+  it('quotes and cuts a GLOBAL name of binary bytes, so the refusal is one short line (fuzz: torch seed 1 case 1347)', () => {
+    // A corrupt GLOBAL reads up to the next newline byte: here 5,000 bytes with \r and an escape sequence.
+    const junk = `os\rsys\u001b[2J${'\u0001x'.repeat(2500)}`;
+    const file = new Uint8Array([0x80, 0x02, ...global(junk, 'system'), 0x2e]);
+    expectClearError(file, 'global.pth', /refusing global "os\\rsys\\u001b\[2J\\u0001x.*…": only tensors/);
+    expect(outcome(file, 'global.pth')!.length).toBeLessThan(400);
+    // A plain dotted name is still named as written.
+    expectClearError(
+      new Uint8Array([0x80, 0x02, ...global('os', 'system'), 0x2e]),
+      'os.pth',
+      /refusing global os\.system:/,
+    );
+  });
+
+  it('a state dict key with a control character stays one line (fuzz: torch seed 1 case 8285)', () => {
+    // A corrupt key of a real file: "num_batches_tr\ncked" is no longer a counter, so it is unexpected.
+    const file = read('official_tiny_g3.zip.pth');
+    const key = enc.encode('features.13.branch_main_1.1.num_batches_tracked');
+    const at = Buffer.from(file).indexOf(Buffer.from(key));
+    expect(at).toBeGreaterThan(0);
+    file[at + key.length - 5] = 0x0a; // tr[a]cked
+    expectClearError(
+      file,
+      'key.pth',
+      /unexpected tensor\(s\) features\.13\.branch_main_1\.1\.num_batches_tr\\u000acked/,
+    );
+  });
+
   it('handles a legacy file whose main pickle is a 200,000-item tuple (no recursion, no argument spread)', () => {
     // The three header pickles of a legacy file, then the hostile main pickle and an empty key list.
     const legacy = read('official_tiny_g3.legacy.pth');

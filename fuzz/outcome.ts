@@ -53,11 +53,17 @@ export function shortStack(stack: string): string {
   );
 }
 
-/** The first frame of the stack inside src/ (where a failure comes from), e.g. `src/data/image.ts:113`. */
+/**
+ * Where a failure comes from: the first stack frame in src/ (`src/data/image.ts:113`), else the
+ * first in fuzz/ (the harness doing what the CLI does with a loaded model, e.g. `info`'s summary).
+ */
 export function sourceFrame(stack: string | undefined): string | null {
-  for (const line of (stack ?? '').split('\n').slice(1)) {
-    const m = /\/(src\/[^:()\s]+):(\d+)/.exec(line);
-    if (m) return `${m[1]}:${m[2]}`;
+  const frames = (stack ?? '').split('\n').slice(1);
+  for (const dir of ['src', 'fuzz']) {
+    for (const line of frames) {
+      const m = new RegExp(`/(${dir}/[^:()\\s]+):(\\d+)`).exec(line);
+      if (m) return `${m[1]}:${m[2]}`;
+    }
   }
   return null;
 }

@@ -1,7 +1,7 @@
 /**
  * A seeded slice of the fuzz suite (`npm run fuzz` runs 10,000 cases per reader): the first cases
  * of every reader (its unmutated seeds and issue 15's reproducers come first), each in a worker
- * process with the suite's bounds (5 s, 1 GB). Every outcome must be accepted or a one-line
+ * process bounded in time (10 s here) and memory (1 GB). Every outcome must be accepted or a one-line
  * ShuffleNetError; a failure names its reader, seed and case, and the command that replays it and
  * writes its input to fuzz-failures/.
  *
@@ -17,7 +17,9 @@ const seed = Number(process.env['FUZZ_SEED'] ?? 15);
 const slice: Record<ReaderName, number> = { safetensors: 200, onnx: 300, torch: 300, image: 200, imagefolder: 100 };
 
 describe(`fuzz slice, seed ${seed}`, () => {
-  const pool = new FuzzPool({ workers: 2 });
+  // NOTE: 10 s, not the suite's 5 s: npm test runs other files beside this one, and a slow
+  // machine must not make the slice flaky. The benchmark (npm run fuzz) holds the 5 s line.
+  const pool = new FuzzPool({ workers: 2, timeLimitMs: 10_000 });
   afterAll(() => pool.close());
 
   for (const reader of readerNames) {

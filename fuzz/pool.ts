@@ -10,7 +10,7 @@
  *   blow-up names the last library call the case started (the worker reports each).
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { rssLimitBytes as defaultRssLimit, timeLimitMs as defaultTimeLimit, type CaseResult } from './outcome.js';
 import type { CaseTask, ParentMessage, WorkerMessage } from './worker.js';
@@ -67,11 +67,22 @@ class Worker {
     this.child.stdout!.on('data', keepTail);
     this.child.stderr!.on('data', keepTail);
     this.child.on('message', (m: WorkerMessage) => this.listener?.(m));
+    let scratch: string | null = null;
     this.child.on('exit', (code, signal) => {
       this.exited = true;
+      // A killed worker leaves its scratch folder (an image-folder case's files) behind.
+      if (scratch !== null) rmSync(scratch, { recursive: true, force: true });
       this.exitListener?.(code, signal);
     });
-    this.ready = this.exchange(null, (m, done) => m.type === 'ready' && done(undefined), startupLimitMs);
+    this.ready = this.exchange(
+      null,
+      (m, done) => {
+        if (m.type !== 'ready') return;
+        scratch = m.scratch;
+        done(undefined);
+      },
+      startupLimitMs,
+    );
   }
 
   get dead(): boolean {

@@ -34,7 +34,7 @@ export interface CaseTask {
 export type ParentMessage = { type: 'case'; task: CaseTask } | { type: 'artifact'; task: CaseTask; dir: string };
 
 export type WorkerMessage =
-  | { type: 'ready' }
+  | { type: 'ready'; scratch: string }
   | { type: 'started' }
   | { type: 'step'; name: string }
   | { type: 'done'; result: CaseResult }
@@ -81,4 +81,4 @@ async function writeArtifact(task: CaseTask, dir: string): Promise<void> {
   await send({ type: 'artifact', path, what: c.what });
 }
 
-await send({ type: 'ready' });
+await send({ type: 'ready', scratch });

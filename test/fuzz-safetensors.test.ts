@@ -5,6 +5,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { insertBytes, writeUint } from '../fuzz/mutate.js';
 import { FormatError } from '../src/errors.js';
 import { loadModelFile, saveModelFile } from '../src/io/modelfile.js';
 import { readSafetensors, writeSafetensors } from '../src/io/safetensors.js';
@@ -30,18 +31,12 @@ type Mutation =
   | { kind: 'length'; value: bigint };
 
 function apply(bytes: Uint8Array, mutations: Mutation[]): Uint8Array {
-  let out = bytes.slice();
+  let out: Uint8Array = bytes.slice();
   for (const m of mutations) {
     if (m.kind === 'flip') out[m.at % out.length] = m.value;
     else if (m.kind === 'truncate') out = out.subarray(0, m.at % (out.length + 1));
-    else if (m.kind === 'insert') {
-      const at = m.at % (out.length + 1);
-      const next = new Uint8Array(out.length + m.bytes.length);
-      next.set(out.subarray(0, at));
-      next.set(m.bytes, at);
-      next.set(out.subarray(at), at + m.bytes.length);
-      out = next;
-    } else if (out.length >= 8) new DataView(out.buffer, out.byteOffset).setBigUint64(0, m.value, true);
+    else if (m.kind === 'insert') out = insertBytes(out, m.at % (out.length + 1), m.bytes);
+    else if (out.length >= 8) writeUint(out, 0, 8, m.value);
   }
   return out;
 }

@@ -6,6 +6,7 @@
 import fc from 'fast-check';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { insertBytes, overwriteVarint5, removeBytes } from '../fuzz/mutate.js';
 import { FormatError, ShuffleNetError } from '../src/errors.js';
 import { runGraph } from '../src/graph/execute.js';
 import { withInputShape } from '../src/graph/reshape.js';
@@ -94,6 +95,27 @@ describe('bad ONNX files fail with one clear FormatError', () => {
       nodes: [node('Conv', ['x', 'w'], ['c']), node('LRN', ['c'], ['y'], { size: 3 }, 'norm1')],
     });
     expectFormatError(bytes, /node "norm1" \(LRN\) uses operator LRN, which is not supported \(supported: .*Conv/);
+  });
+
+  it('names and op types with control characters stay one line (fuzz: onnx seed 2 case 85)', () => {
+    const weight = floatField('w', [1, 2, 1, 1], [1, 1]);
+    // A newline in the name of an edge: found by `npm run fuzz` as a FormatError of two lines.
+    const edge = convModel(weight, {
+      nodes: [node('Conv', ['x', 'w'], ['c']), node('Relu', ['c\nut_0'], ['y'], {}, 'relu')],
+    });
+    expectFormatError(edge, /node "relu" \(Relu\) reads "c\\u000aut_0" before any node computes it$/);
+    // A terminal escape sequence in a node name and an op type.
+    const op = convModel(weight, {
+      nodes: [node('Conv', ['x', 'w'], ['c']), node('LRN\u001b[2J', ['c'], ['y'], {}, 'norm\r\n1')],
+    });
+    expectFormatError(op, /^bad\.onnx: node "norm\\u000d\\u000a1" \(LRN\\u001b\[2J\) uses operator LRN\\u001b\[2J,/);
+    let message = '';
+    try {
+      importOnnx(op, 'bad.onnx');
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    expect(message).not.toMatch(/\p{Cc}/u);
   });
 
   it('wrong tensor shapes and impossible attributes name the node and the op', () => {
@@ -197,26 +219,11 @@ describe('mutated ONNX files (fast-check)', () => {
       const at = bytes.length === 0 ? 0 : m.at % bytes.length;
       if (m.kind === 'set') bytes[at] = m.value;
       else if (m.kind === 'truncate') bytes = bytes.slice(0, at);
-      else if (m.kind === 'insert') bytes = concat(bytes.subarray(0, at), m.bytes, bytes.subarray(at));
-      else if (m.kind === 'delete') bytes = concat(bytes.subarray(0, at), bytes.subarray(at + m.length));
-      else {
-        let v = m.value;
-        for (let i = 0; i < 5 && at + i < bytes.length; i++, v = Math.floor(v / 128)) {
-          bytes[at + i] = (v & 0x7f) | (i < 4 ? 0x80 : 0);
-        }
-      }
+      else if (m.kind === 'insert') bytes = insertBytes(bytes, at, m.bytes);
+      else if (m.kind === 'delete') bytes = removeBytes(bytes, at, m.length);
+      else overwriteVarint5(bytes, at, m.value);
     }
     return bytes;
-  }
-
-  function concat(...parts: Uint8Array[]): Uint8Array {
-    const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-    let offset = 0;
-    for (const p of parts) {
-      out.set(p, offset);
-      offset += p.length;
-    }
-    return out;
   }
 
   /** Import, and if that succeeds, re-shape and (when small) run: only ShuffleNetErrors may escape. */

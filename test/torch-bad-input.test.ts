@@ -8,6 +8,7 @@ import { zipSync } from 'fflate';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { insertBytes, removeBytes, writeUint } from '../fuzz/mutate.js';
 import { ShuffleNetError } from '../src/errors.js';
 import { importShuffleNet, importTorchCheckpoint, readTorchCheckpoint, unpickle } from '../src/io/torch/index.js';
 import { Tensor } from '../src/tensor/tensor.js';
@@ -119,6 +120,34 @@ describe('hand-made checkpoints', () => {
     expectClearError(underflow, 'under.pth', /stack underflow/);
     const noStop = new Uint8Array([0x80, 0x02, 0x7d]);
     expectClearError(noStop, 'nostop.pth', /truncated/);
+  });
+
+  it('quotes and cuts a GLOBAL name of binary bytes, so the refusal is one short line (fuzz: torch seed 1 case 1347)', () => {
+    // A corrupt GLOBAL reads up to the next newline byte: here 5,000 bytes with \r and an escape sequence.
+    const junk = `os\rsys\u001b[2J${'\u0001x'.repeat(2500)}`;
+    const file = new Uint8Array([0x80, 0x02, ...global(junk, 'system'), 0x2e]);
+    expectClearError(file, 'global.pth', /refusing global "os\\rsys\\u001b\[2J\\u0001x.*…": only tensors/);
+    expect(outcome(file, 'global.pth')!.length).toBeLessThan(400);
+    // A plain dotted name is still named as written.
+    expectClearError(
+      new Uint8Array([0x80, 0x02, ...global('os', 'system'), 0x2e]),
+      'os.pth',
+      /refusing global os\.system:/,
+    );
+  });
+
+  it('a state dict key with a control character stays one line (fuzz: torch seed 1 case 8285)', () => {
+    // A corrupt key of a real file: "num_batches_tr\ncked" is no longer a counter, so it is unexpected.
+    const file = read('official_tiny_g3.zip.pth');
+    const key = enc.encode('features.13.branch_main_1.1.num_batches_tracked');
+    const at = Buffer.from(file).indexOf(Buffer.from(key));
+    expect(at).toBeGreaterThan(0);
+    file[at + key.length - 5] = 0x0a; // tr[a]cked
+    expectClearError(
+      file,
+      'key.pth',
+      /unexpected tensor\(s\) features\.13\.branch_main_1\.1\.num_batches_tr\\u000acked/,
+    );
   });
 
   it('handles a legacy file whose main pickle is a 200,000-item tuple (no recursion, no argument spread)', () => {
@@ -261,24 +290,14 @@ describe('fast-check: mutated files of each format', () => {
     | { kind: 'delete'; at: number; count: number }
     | { kind: 'insert'; at: number; bytes: Uint8Array };
   const apply = (base: Uint8Array, mutations: Mutation[]): Uint8Array => {
-    let bytes = base.slice();
+    let bytes: Uint8Array = base.slice();
     for (const m of mutations) {
       const at = Math.min(m.at, bytes.length);
       if (m.kind === 'set' && at < bytes.length) bytes[at] = m.value;
-      else if (m.kind === 'u32' && at + 4 <= bytes.length) new DataView(bytes.buffer).setUint32(at, m.value, true);
+      else if (m.kind === 'u32' && at + 4 <= bytes.length) writeUint(bytes, at, 4, BigInt(m.value));
       else if (m.kind === 'truncate') bytes = bytes.slice(0, at);
-      else if (m.kind === 'delete') {
-        const out = new Uint8Array(bytes.length - Math.min(m.count, bytes.length - at));
-        out.set(bytes.subarray(0, at));
-        out.set(bytes.subarray(at + m.count), at);
-        bytes = out;
-      } else if (m.kind === 'insert') {
-        const out = new Uint8Array(bytes.length + m.bytes.length);
-        out.set(bytes.subarray(0, at));
-        out.set(m.bytes, at);
-        out.set(bytes.subarray(at), at + m.bytes.length);
-        bytes = out;
-      }
+      else if (m.kind === 'delete') bytes = removeBytes(bytes, at, m.count);
+      else if (m.kind === 'insert') bytes = insertBytes(bytes, at, m.bytes);
     }
     return bytes;
   };

@@ -215,7 +215,7 @@ export function unpickle(bytes: Uint8Array, start = 0, source = 'pickle'): Unpic
     if (!allowedGlobals.has(qualified)) {
       fail(
         at,
-        `refusing global ${qualified}: only tensors, storages and plain containers are loaded ` +
+        `refusing global ${globalName(qualified)}: only tensors, storages and plain containers are loaded ` +
           '(nothing in the file is executed; save model.state_dict() rather than a whole model)',
       );
     }
@@ -595,10 +595,19 @@ function isPrintable(op: number): boolean {
   return op >= 0x20 && op < 0x7f;
 }
 
+/**
+ * A global's dotted name for a message: as written when it is one (`os.system`), else quoted and
+ * cut like any string from the file (a corrupt GLOBAL runs to the next newline byte: kilobytes of
+ * binary, control characters included).
+ */
+function globalName(qualified: string): string {
+  return /^[\w.]{1,200}$/.test(qualified) ? qualified : describe(qualified);
+}
+
 /** A short description of a value for error messages. */
 export function describe(v: PickleValue): string {
   if (v === null) return 'None';
-  if (v instanceof PyGlobal) return v.qualifiedName;
+  if (v instanceof PyGlobal) return globalName(v.qualifiedName);
   if (v instanceof PyTuple) return `tuple of ${v.items.length}`;
   if (Array.isArray(v)) return `list of ${v.length}`;
   if (v instanceof Map) return `dict of ${v.size}`;

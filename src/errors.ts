@@ -26,6 +26,23 @@ export class FormatError extends ShuffleNetError {
   override name = 'FormatError';
 }
 
+/**
+ * Characters a terminal acts on instead of showing: C0 and C1 controls (ESC starts every escape
+ * sequence; CSI is also U+009B), DEL, line and paragraph separators, and the bidirectional marks,
+ * overrides and isolates that reorder what follows them.
+ */
+const controls = /[\p{Cc}\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/gu;
+const named: Readonly<Record<string, string>> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+/**
+ * Text from a file (a name, a label, an op type) with every control character written as an
+ * escape, as JSON writes them (`\n`, `\u001b`): one line that cannot move the cursor, clear the
+ * screen or fake another line of output.
+ */
+export function escapeControls(text: string): string {
+  return text.replace(controls, (c) => named[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 /** Another library's message (a parser's, a decoder's), as one short line to quote in ours. */
 export function oneLine(message: string, max = 120): string {
   const flat = message.replace(/\s+/g, ' ').trim();

@@ -307,7 +307,7 @@ describe('model metadata: every field typed and bounded before anything is built
 
 describe('text from files is escaped for the terminal', () => {
   it('printable shows control characters as escapes and cuts long text', () => {
-    expect(printable('a\x1b[2J\nb\tc\u009b\u202e')).toBe('a\\x1b[2J\\nb\\tc\\x9b\\u202e');
+    expect(printable('a\x1b[2J\nb\tc\u009b\u202e')).toBe('a\\u001b[2J\\nb\\tc\\u009b\\u202e');
     expect(printable('x'.repeat(300), 10)).toBe('xxxxxxxxxx… (290 more characters)');
     const json = printableJson({ label: 'a\x1b\u009bb' });
     expect(json).toBe('{\n "label": "a\\u001b\\u009bb"\n}');
@@ -327,8 +327,8 @@ describe('text from files is escaped for the terminal', () => {
     expect(r.code, r.stderr).toBe(0);
     // eslint-disable-next-line no-control-regex -- nothing but newlines and text
     expect(r.stdout).not.toMatch(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/);
-    expect(r.stdout).toContain('\\x1b[2Jcleared, line\\nbreak');
-    expect(r.stdout).toContain('\\x1b]0;title\\x07');
+    expect(r.stdout).toContain('\\u001b[2Jcleared, line\\nbreak');
+    expect(r.stdout).toContain('\\u001b]0;title\\u0007');
     expect(r.stdout).toContain('more characters)');
     const json = run('info', file, '--json');
     expect(JSON.parse(json.stdout).labels[0]).toBe('\x1b[2Jcleared');
@@ -350,7 +350,7 @@ describe('text from files is escaped for the terminal', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).not.toContain('\x1b');
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
-    expect(r.stderr).toContain('Relu\\x1b[2J\\nfake line');
+    expect(r.stderr).toContain('Relu\\u001b[2J\\nfake line');
   });
 });
 

@@ -103,12 +103,12 @@ describe('bad ONNX files fail with one clear FormatError', () => {
     const edge = convModel(weight, {
       nodes: [node('Conv', ['x', 'w'], ['c']), node('Relu', ['c\nut_0'], ['y'], {}, 'relu')],
     });
-    expectFormatError(edge, /node "relu" \(Relu\) reads "c\\u000aut_0" before any node computes it$/);
+    expectFormatError(edge, /node "relu" \(Relu\) reads "c\\nut_0" before any node computes it$/);
     // A terminal escape sequence in a node name and an op type.
     const op = convModel(weight, {
       nodes: [node('Conv', ['x', 'w'], ['c']), node('LRN\u001b[2J', ['c'], ['y'], {}, 'norm\r\n1')],
     });
-    expectFormatError(op, /^bad\.onnx: node "norm\\u000d\\u000a1" \(LRN\\u001b\[2J\) uses operator LRN\\u001b\[2J,/);
+    expectFormatError(op, /^bad\.onnx: node "norm\\r\\n1" \(LRN\\u001b\[2J\) uses operator LRN\\u001b\[2J,/);
     let message = '';
     try {
       importOnnx(op, 'bad.onnx');

@@ -1,4 +1,6 @@
-/** Plain-text tables for the terminal. */
+/** Plain-text tables for the terminal, and text from files made safe to print. */
+import { escapeControls } from '../errors.js';
+
 export interface Column<R> {
   header: string;
   value: (row: R) => string;
@@ -28,23 +30,8 @@ export function signedPercent(v: number | null): string {
 }
 
 /**
- * Characters a terminal acts on instead of showing: C0 and C1 controls (ESC starts every escape
- * sequence; CSI is also U+009B), DEL, line and paragraph separators, and the bidirectional
- * overrides and isolates that reorder what follows them.
- */
-// eslint-disable-next-line no-control-regex -- matching control characters is the point
-const controls = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
-const named: Readonly<Record<string, string>> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
-
-const escapeControl = (c: string): string =>
-  named[c] ??
-  (c.charCodeAt(0) <= 0xff
-    ? `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`
-    : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-
-/**
  * Text from a file (a name, a label, an op type, a note, an error that quotes them), made safe to
- * print: every control character shown as an escape (`\x1b`, `\n`), and cut to `max` characters so
+ * print: every control character shown as an escape (`\u001b`, `\n`), and cut to `max` characters so
  * that a 10 MB label cannot flood the terminal.
  */
 export function printable(text: string, max = 200): string {
@@ -52,15 +39,15 @@ export function printable(text: string, max = 200): string {
     text.length > max
       ? `${text.slice(0, max)}… (${(text.length - max).toLocaleString('en-US')} more characters)`
       : text;
-  return cut.replace(controls, escapeControl);
+  return escapeControls(cut);
 }
 
 /** JSON for the terminal: JSON.stringify escapes C0 controls; this also escapes C1, bidi and separators. */
 export function printableJson(value: unknown): string {
   // Raw C0 characters in the output are only the indentation's newlines: inside strings,
   // JSON.stringify has escaped them already.
-  return JSON.stringify(value, null, 1).replace(
-    /[\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
-  );
+  return JSON.stringify(value, null, 1)
+    .split('\n')
+    .map((line) => escapeControls(line))
+    .join('\n');
 }

@@ -16,7 +16,7 @@
  * const graph = importOnnx(bytes, 'model.onnx');
  * const logits = runGraph(withInputShape(graph, [4, 3, 224, 224]), input);
  */
-import { FormatError, ShuffleNetError } from '../../errors.js';
+import { escapeControls, FormatError, ShuffleNetError } from '../../errors.js';
 import { GraphBuilder, type Value } from '../../graph/builder.js';
 import type { Graph } from '../../graph/graph.js';
 import {
@@ -79,7 +79,7 @@ type Entry =
 export function importOnnx(bytes: Uint8Array, fileName: string, options: OnnxImportOptions = {}): Graph {
   const model = decodeModelProto(bytes, fileName);
   const fail = (why: string): never => {
-    throw new FormatError(printable(`${fileName}: ${why}`));
+    throw new FormatError(escapeControls(`${fileName}: ${why}`));
   };
   const graphProto = model.graph;
   if (graphProto === undefined || graphProto === null) fail('has no graph (is this an ONNX model file?)');
@@ -134,7 +134,7 @@ export function importOnnx(bytes: Uint8Array, fileName: string, options: OnnxImp
       if (!(e instanceof ShuffleNetError)) throw e;
       const message = e.message.startsWith(`${label}: `) ? e.message.slice(label.length + 2) : e.message;
       throw new FormatError(
-        printable(`${fileName}: ${where} ${e instanceof FormatError ? '' : 'is invalid: '}${message}`),
+        escapeControls(`${fileName}: ${where} ${e instanceof FormatError ? '' : 'is invalid: '}${message}`),
       );
     }
   });
@@ -144,14 +144,6 @@ export function importOnnx(bytes: Uint8Array, fileName: string, options: OnnxImp
   if (result!.kind !== 'value') fail(`graph output "${outputName}" is a constant, not computed from the input`);
   const graph = builder.finish((result as { value: Value }).value);
   return options.fuseChannelShuffle === false ? graph : fuseChannelShuffles(graph);
-}
-
-/**
- * Names and op types come from the file and may hold anything: control characters (a newline, an
- * escape sequence) are written as \u escapes, so that every message stays one printable line.
- */
-function printable(text: string): string {
-  return text.replace(/[\p{Cc}\u2028\u2029]/gu, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 function defaultOpset(imports: readonly { domain?: string; version?: unknown }[], fail: (w: string) => never): number {

@@ -1,5 +1,5 @@
 /** PyTorch checkpoints: the safe unpickler, both file formats, and the ShuffleNet layout mapping. */
-import { FormatError, ShuffleNetError } from '../../errors.js';
+import { escapeControls, FormatError, ShuffleNetError } from '../../errors.js';
 import type { LoadedModel, ModelLoader } from '../load.js';
 import { readTorchCheckpoint } from './checkpoint.js';
 import { importShuffleNet, type ImportedModel } from './shufflenet.js';
@@ -30,13 +30,9 @@ export function importTorchCheckpoint(
   } catch (e) {
     // Messages quote state dict keys, which come from the file and may hold anything (a corrupt
     // key: "num_batches_tr\ncked"): control characters become \u escapes, so each stays one line.
-    if (e instanceof ShuffleNetError && /\p{Cc}/u.test(e.message)) throw new FormatError(printable(e.message));
+    if (e instanceof ShuffleNetError && /\p{Cc}/u.test(e.message)) throw new FormatError(escapeControls(e.message));
     throw e;
   }
-}
-
-function printable(text: string): string {
-  return text.replace(/[\p{Cc}\u2028\u2029]/gu, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 export const torchCheckpointExtensions = ['.pth', '.pth.tar', '.pt'] as const;

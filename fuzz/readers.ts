@@ -9,7 +9,7 @@ import { zipSync } from 'fflate';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { complexity } from '../src/analysis/complexity.js';
-import { preprocessImage } from '../src/data/image.js';
+import { preprocessImage, type RawImage } from '../src/data/image.js';
 import { preprocessingPresets } from '../src/data/preprocessing.js';
 import { loadModel, type LoadedModel } from '../src/io/load.js';
 import { saveModelFile } from '../src/io/modelfile.js';
@@ -548,7 +548,7 @@ function mutateImage(rng: Random, seeds: readonly Seed[]): { bytes: Uint8Array; 
 
 const imageReader: Reader = {
   name: 'image',
-  calls: `decodeImage, then preprocessImage with each preset (${Object.keys(preprocessingPresets).join(', ')})`,
+  calls: `decodeImage shrinking on load for each preset's resize, then preprocessImage (as classify does; presets ${Object.keys(preprocessingPresets).join(', ')})`,
   async prepare() {
     const seeds = await imageSeeds();
     return {
@@ -565,11 +565,17 @@ const imageReader: Reader = {
   },
   async run(c, _scratch, step) {
     const file = c.files[0]!;
-    await step('decodeImage');
-    const image = await decodeImage(file.bytes!, file.name);
+    // One decode per distinct resize (imagenet and the official preset share 256), as classify decodes.
+    const decoded = new Map<number, RawImage>();
     for (const [name, preset] of Object.entries(preprocessingPresets)) {
+      let image = decoded.get(preset.resize);
+      if (image === undefined) {
+        await step(`decodeImage for a short side of ${preset.resize}`);
+        image = await decodeImage(file.bytes!, file.name, { resize: preset.resize });
+        decoded.set(preset.resize, image);
+      }
       await step(`preprocessImage ${name} (${image.width}×${image.height})`);
-      preprocessImage(image, preset);
+      preprocessImage(image, preset, file.name);
     }
   },
 };

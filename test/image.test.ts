@@ -1,6 +1,14 @@
 /** Image preprocessing against torchvision (Resize → CenterCrop → ToTensor → Normalize on PIL images). */
 import { describe, expect, it } from 'vitest';
-import { centerCrop, preprocessImage, resize, toChannels, type RawImage } from '../src/data/image.js';
+import {
+  centerCrop,
+  preprocessImage,
+  rawToShortSide,
+  resize,
+  resizeShortSide,
+  toChannels,
+  type RawImage,
+} from '../src/data/image.js';
 import { preprocessingPresets, type Preprocessing } from '../src/data/preprocessing.js';
 import { get, loadFixture } from './helpers/fixtures.js';
 
@@ -63,6 +71,26 @@ describe('image helpers', () => {
       [13, 1],
     ] as const) {
       expect(resize(flat, w, h).data.every((v) => Math.abs(v - 77) < 1e-4)).toBe(true);
+    }
+  });
+
+  it('resizes a raw image band by band to exactly the floats of the full-size planar path', () => {
+    // 700×1900 RGBA: a band is 1 MiB of source bytes (374 rows), so six bands and a partial one.
+    for (const [target, size] of [
+      ['RGB', 256],
+      ['gray', 28],
+      ['BGR', 800],
+    ] as const) {
+      const image: RawImage = {
+        width: 700,
+        height: 1900,
+        channels: 4,
+        data: Uint8Array.from({ length: 700 * 1900 * 4 }, (_, i) => (i * 2654435761) >>> 24),
+      };
+      const banded = rawToShortSide(image, target, size);
+      const whole = resizeShortSide(toChannels(image, target), size);
+      expect([banded.width, banded.height]).toEqual([whole.width, whole.height]);
+      expect(banded.data).toEqual(whole.data);
     }
   });
 

@@ -160,32 +160,65 @@ function bilinearTaps(inSize: number, outSize: number): Taps {
 
 /** Bilinear (antialiased) resize of a planar image. */
 export function resize(image: PlanarImage, width: number, height: number): PlanarImage {
+  checkTarget(width, height);
+  const tmp = new Float32Array(image.channels * image.height * width); // [C, H, width]
+  resizeRows(image, bilinearTaps(image.width, width), width, tmp, 0, image.height);
+  return resizeColumns(tmp, image.channels, image.height, width, height);
+}
+
+function checkTarget(width: number, height: number): void {
   if (!(Number.isInteger(width) && Number.isInteger(height) && width > 0 && height > 0)) {
     throw new ShapeError(`resize: target size ${width}×${height} must be positive integers`);
   }
-  const h = bilinearTaps(image.width, width);
-  const v = bilinearTaps(image.height, height);
-  const tmp = new Float32Array(image.height * width);
-  const out = new Float32Array(image.channels * width * height);
-  for (let c = 0; c < image.channels; c++) {
-    const src = image.data.subarray(c * image.width * image.height);
-    for (let y = 0; y < image.height; y++) {
+}
+
+/**
+ * The horizontal pass over the rows of `band`, which are rows `top`… of an image `totalHeight`
+ * high: into `tmp` [C, totalHeight, width].
+ */
+function resizeRows(
+  band: PlanarImage,
+  h: Taps,
+  width: number,
+  tmp: Float32Array,
+  top: number,
+  totalHeight: number,
+): void {
+  for (let c = 0; c < band.channels; c++) {
+    const src = band.data.subarray(c * band.width * band.height);
+    const dst = tmp.subarray((c * totalHeight + top) * width);
+    for (let y = 0; y < band.height; y++) {
       for (let x = 0; x < width; x++) {
         let sum = 0;
         for (let k = 0; k < h.count[x]!; k++)
-          sum += src[y * image.width + h.start[x]! + k]! * h.weights[x * h.stride + k]!;
-        tmp[y * width + x] = sum;
+          sum += src[y * band.width + h.start[x]! + k]! * h.weights[x * h.stride + k]!;
+        dst[y * width + x] = sum;
       }
     }
+  }
+}
+
+/** The vertical pass: `tmp` [C, inHeight, width] to an image `width`×`height`. */
+function resizeColumns(
+  tmp: Float32Array,
+  channels: number,
+  inHeight: number,
+  width: number,
+  height: number,
+): PlanarImage {
+  const v = bilinearTaps(inHeight, height);
+  const out = new Float32Array(channels * width * height);
+  for (let c = 0; c < channels; c++) {
+    const src = tmp.subarray(c * inHeight * width);
     for (let y = 0; y < height; y++) {
       for (let x = 0; x < width; x++) {
         let sum = 0;
-        for (let k = 0; k < v.count[y]!; k++) sum += tmp[(v.start[y]! + k) * width + x]! * v.weights[y * v.stride + k]!;
+        for (let k = 0; k < v.count[y]!; k++) sum += src[(v.start[y]! + k) * width + x]! * v.weights[y * v.stride + k]!;
         out[c * width * height + y * width + x] = sum;
       }
     }
   }
-  return { width, height, channels: image.channels, data: out };
+  return { width, height, channels, data: out };
 }
 
 /** Resizes so that the short side is `size`, keeping the aspect ratio (torchvision's Resize(int)). */
@@ -193,6 +226,35 @@ export function resizeShortSide(image: PlanarImage, size: number): PlanarImage {
   const { width, height } = image;
   if (Math.min(width, height) === size) return image;
   return resize(image, ...shortSideTo(width, height, size));
+}
+
+/** Source bytes converted to floats at a time when a raw image is resized: bounds the memory. */
+const bandBytes = 1 << 20;
+
+/**
+ * `toChannels` then `resizeShortSide`, in bounded memory: the raw image is converted a band of rows
+ * at a time and each band resized horizontally at once, so a large image never exists as a
+ * full-size float image. The same arithmetic in the same order: the same floats.
+ */
+export function rawToShortSide(image: RawImage, target: Preprocessing['channels'], size: number): PlanarImage {
+  const { width, height, channels } = image;
+  if (Math.min(width, height) === size) return toChannels(image, target);
+  const [outWidth, outHeight] = shortSideTo(width, height, size);
+  checkTarget(outWidth, outHeight);
+  const outChannels = target === 'gray' ? 1 : 3;
+  const taps = bilinearTaps(width, outWidth);
+  const tmp = new Float32Array(outChannels * height * outWidth); // [C, height, outWidth]
+  const rows = Math.max(1, Math.floor(bandBytes / (width * channels)));
+  for (let top = 0; top < height; top += rows) {
+    const bottom = Math.min(height, top + rows);
+    const band = {
+      ...image,
+      height: bottom - top,
+      data: image.data.subarray(top * width * channels, bottom * width * channels),
+    };
+    resizeRows(toChannels(band, target), taps, outWidth, tmp, top, height);
+  }
+  return resizeColumns(tmp, outChannels, height, outWidth, outHeight);
 }
 
 /** Crops `width`×`height` at (left, top). */
@@ -239,5 +301,6 @@ export function toInput(image: PlanarImage, p: Preprocessing): Tensor {
  */
 export function preprocessImage(image: RawImage, p: Preprocessing, source = 'image'): Tensor {
   planImage(image.width, image.height, p.resize, source);
-  return toInput(centerCrop(resizeShortSide(toChannels(image, p.channels), p.resize), p.crop), p);
+  if (image.data.length !== image.width * image.height * image.channels) toChannels(image, p.channels); // its error
+  return toInput(centerCrop(rawToShortSide(image, p.channels, p.resize), p.crop), p);
 }

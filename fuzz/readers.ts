@@ -10,6 +10,8 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { complexity } from '../src/analysis/complexity.js';
 import { preprocessImage, type RawImage } from '../src/data/image.js';
+import { infoSummary } from '../src/cli/commands/info.js';
+import { printableJson } from '../src/cli/format.js';
 import { preprocessingPresets } from '../src/data/preprocessing.js';
 import { loadModel, type LoadedModel } from '../src/io/load.js';
 import { saveModelFile } from '../src/io/modelfile.js';
@@ -109,31 +111,10 @@ function pickSeed(rng: Random, seeds: readonly Seed[]): Seed {
   );
 }
 
-/** What `shufflenet info` computes from a loaded model (src/cli/commands/info.ts), minus printing. */
+/** What `shufflenet info` computes from a loaded model (src/cli/commands/info.ts), and its JSON. */
 export async function describeLoaded(model: LoadedModel, step: Step): Promise<unknown> {
-  const info = model.info ?? {};
-  const config = (info.architecture?.config ?? {}) as Record<string, unknown>;
-  const channels = typeof config['inputChannels'] === 'number' ? config['inputChannels'] : 3;
-  const size = info.preprocessing?.crop ?? (config['smallInput'] === true ? 28 : 224);
-  await step(`graphFor [1, ${channels}, ${size}, ${size}] (info)`);
-  const graph = model.graphFor([1, channels, size, size]);
-  await step('complexity (info)');
-  const { macs, params } = complexity(graph);
-  await step('JSON summary (info)');
-  const outputs = graph.shapes.get(graph.output)!;
-  // `info --json` prints this object; the text form prints the same fields.
-  return JSON.stringify({
-    description: model.description,
-    arch: info.arch ?? null,
-    architecture: info.architecture ?? null,
-    input_shape: [1, channels, size, size],
-    classes: outputs[outputs.length - 1],
-    params,
-    mflops: macs / 1e6,
-    preprocessing: info.preprocessing ?? null,
-    labels: info.labels?.join(', ') ?? null,
-    notes: info.notes ?? null,
-  });
+  await step('graph, complexity and JSON summary (info)');
+  return printableJson(infoSummary('x', model));
 }
 
 // ---- safetensors ---------------------------------------------------------------------------

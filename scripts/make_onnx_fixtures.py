@@ -248,6 +248,31 @@ NETWORKS = {
 }
 
 
+def export_network(out, name, model, shape, opset, dynamic, gen, tensors):
+    """Randomises `model`, runs it on a random input of `shape` and exports it with
+    torch.onnx.export to out/<name>.onnx; adds <name>/input and <name>/logits to `tensors` and
+    returns the file's size."""
+    randomize(model, gen)
+    x = torch.randn(*shape, generator=gen)
+    with torch.no_grad():
+        y = model(x)
+    path = os.path.join(out, f"{name}.onnx")
+    torch.onnx.export(
+        model,
+        x,
+        path,
+        opset_version=opset,
+        do_constant_folding=True,
+        input_names=["input"],
+        output_names=["logits"],
+        dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}} if dynamic else None,
+    )
+    tensors[f"{name}/input"] = x
+    tensors[f"{name}/logits"] = y
+    print(f"{name}: {os.path.getsize(path)} bytes", file=sys.stderr)
+    return os.path.getsize(path)
+
+
 def op_fixtures(gen):
     """Generic ops on odd shapes, computed by PyTorch."""
     t = {}
@@ -283,26 +308,8 @@ def main():
     tensors = op_fixtures(gen)
     listing = []
     for name, (build, shape, dynamic) in NETWORKS.items():
-        model = build()
-        randomize(model, gen)
-        x = torch.randn(*shape, generator=gen)
-        with torch.no_grad():
-            y = model(x)
-        path = os.path.join(OUT, f"{name}.onnx")
-        torch.onnx.export(
-            model,
-            x,
-            path,
-            opset_version=OPSET,
-            do_constant_folding=True,
-            input_names=["input"],
-            output_names=["logits"],
-            dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}} if dynamic else None,
-        )
-        tensors[f"{name}/input"] = x
-        tensors[f"{name}/logits"] = y
-        listing.append({"name": name, "input": shape, "dynamicBatch": dynamic, "bytes": os.path.getsize(path)})
-        print(f"{name}: {os.path.getsize(path)} bytes", file=sys.stderr)
+        size = export_network(OUT, name, build(), shape, OPSET, dynamic, gen, tensors)
+        listing.append({"name": name, "input": shape, "dynamicBatch": dynamic, "bytes": size})
     write_safetensors(
         os.path.join(OUT, "reference.safetensors"),
         tensors,

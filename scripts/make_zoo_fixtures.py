@@ -31,7 +31,7 @@ from torchvision.models.squeezenet import Fire
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fixtures_common import start, write_safetensors  # noqa: E402
-from make_onnx_fixtures import randomize  # noqa: E402
+from make_onnx_fixtures import export_network  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "test", "fixtures", "onnx", "zoo")
 
@@ -106,26 +106,8 @@ def main():
     tensors = {}
     listing = []
     for name, (build, shape, opset) in NETWORKS.items():
-        model = build()
-        randomize(model, gen)
-        x = torch.randn(*shape, generator=gen)
-        with torch.no_grad():
-            y = model(x)
-        path = os.path.join(OUT, f"{name}.onnx")
-        torch.onnx.export(
-            model,
-            x,
-            path,
-            opset_version=opset,
-            do_constant_folding=True,
-            input_names=["input"],
-            output_names=["logits"],
-            dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}},
-        )
-        tensors[f"{name}/input"] = x
-        tensors[f"{name}/logits"] = y
-        listing.append({"name": name, "input": shape, "opset": opset, "bytes": os.path.getsize(path)})
-        print(f"{name}: {os.path.getsize(path)} bytes", file=sys.stderr)
+        size = export_network(OUT, name, build(), shape, opset, True, gen, tensors)
+        listing.append({"name": name, "input": shape, "opset": opset, "bytes": size})
     write_safetensors(os.path.join(OUT, "reference.safetensors"), tensors, {**metadata, "networks": json.dumps(listing)})
 
 

@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { complexity } from '../../analysis/complexity.js';
-import { loadModel } from '../../io/load.js';
+import { loadModel, type LoadedModel } from '../../io/load.js';
 import { readFileOrFail } from '../files.js';
 import { printable, printableJson } from '../format.js';
 import { parseSize } from './flops.js';
@@ -19,25 +19,8 @@ export function infoCommand(): Command {
     .action((file: string, opts: { arch?: string; size?: number; json: boolean }) => {
       const model = loadModel(readFileOrFail(file, 'model'), file, opts.arch);
       const info = model.info ?? {};
-      const config = (info.architecture?.config ?? {}) as Record<string, unknown>;
-      const channels = typeof config['inputChannels'] === 'number' ? config['inputChannels'] : 3;
-      const size = opts.size ?? info.preprocessing?.crop ?? (config['smallInput'] === true ? 28 : 224);
-      const graph = model.graphFor([1, channels, size, size]);
-      const { macs, params } = complexity(graph);
-      const outputs = graph.shapes.get(graph.output)!;
-      const summary = {
-        file,
-        description: model.description,
-        arch: info.arch ?? null,
-        architecture: info.architecture ?? null,
-        input_shape: [1, channels, size, size],
-        classes: outputs[outputs.length - 1],
-        params,
-        mflops: macs / 1e6,
-        preprocessing: info.preprocessing ?? null,
-        labels: info.labels ?? null,
-        notes: info.notes ?? null,
-      };
+      const summary = infoSummary(file, model, opts.size);
+      const [, channels, size] = summary.input_shape;
       if (opts.json) {
         console.log(printableJson(summary));
         return;
@@ -49,8 +32,8 @@ export function infoCommand(): Command {
           `  architecture  ${info.architecture.family} ${printable(JSON.stringify(info.architecture.config))}`,
         );
       console.log(`  input         [1, ${channels}, ${size}, ${size}] → ${summary.classes} classes`);
-      console.log(`  parameters    ${params.toLocaleString('en-US')}`);
-      console.log(`  complexity    ${(macs / 1e6).toFixed(2)} MFLOPs at ${size}×${size}`);
+      console.log(`  parameters    ${summary.params.toLocaleString('en-US')}`);
+      console.log(`  complexity    ${summary.mflops.toFixed(2)} MFLOPs at ${size}×${size}`);
       if (info.preprocessing) console.log(`  preprocessing ${JSON.stringify(info.preprocessing)}`);
       if (info.labels) {
         const shown = info.labels.slice(0, maxLabelsShown).map((l) => printable(l, 40));
@@ -60,6 +43,33 @@ export function infoCommand(): Command {
       for (const [k, v] of Object.entries(info.notes ?? {}))
         console.log(`  ${printable(k, 40).padEnd(13)} ${printable(String(v))}`);
     });
+}
+
+/**
+ * What `info` says of a loaded model, before printing: its input shape (the preprocessing crop, or
+ * `size`), classes, parameters and complexity. The fuzz suite runs it on every accepted file.
+ */
+export function infoSummary(file: string, model: LoadedModel, size?: number) {
+  const info = model.info ?? {};
+  const config = (info.architecture?.config ?? {}) as Record<string, unknown>;
+  const channels = typeof config['inputChannels'] === 'number' ? config['inputChannels'] : 3;
+  const side = size ?? info.preprocessing?.crop ?? (config['smallInput'] === true ? 28 : 224);
+  const graph = model.graphFor([1, channels, side, side]);
+  const { macs, params } = complexity(graph);
+  const outputs = graph.shapes.get(graph.output)!;
+  return {
+    file,
+    description: model.description,
+    arch: info.arch ?? null,
+    architecture: info.architecture ?? null,
+    input_shape: [1, channels, side, side] as const,
+    classes: outputs[outputs.length - 1],
+    params,
+    mflops: macs / 1e6,
+    preprocessing: info.preprocessing ?? null,
+    labels: info.labels ?? null,
+    notes: info.notes ?? null,
+  };
 }
 
 /** Labels printed by `info` (ImageNet's 1,000 would fill the screen). */

@@ -384,6 +384,18 @@ describe('CLI numbers have the ranges of the fields they fill', () => {
     }
   });
 
+  it('thread counts and batch sizes are bounded where the user gives them', () => {
+    for (const args of [
+      ['train', '--threads', '100000000', '--out', join(dir, 'never.safetensors')],
+      ['eval', '--batch-size', '1000000000'],
+      ['experiment', 'groups', '--threads', '100000'],
+    ]) {
+      const r = run(...args);
+      expect(r.code, args.join(' ')).not.toBe(0);
+      expect(r.stderr).toMatch(/expected an integer from 1 to (256|8,192), got/);
+    }
+  });
+
   it('demo --images is bounded by the test split', () => {
     const r = run('demo', '--images', '100000000', '--threads', '1');
     expect(r.code).toBe(1);

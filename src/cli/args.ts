@@ -1,6 +1,6 @@
 /** Parsers for numeric flags: a bad value is a one-line commander error naming what was expected. */
 import { InvalidArgumentError, Option } from 'commander';
-import { checkField, describeField, FieldError, type Field } from '../validate.js';
+import { checkField, describeField, FieldError, integerField, type Field } from '../validate.js';
 
 const parser =
   (what: string, check: (n: number) => boolean) =>
@@ -34,6 +34,12 @@ export function fieldParser(field: Field) {
 
 /** Most threads a command takes (a session spawns threads − 1 workers). */
 export const MAX_THREADS = 256;
+
+/** `--threads <n>` of the training commands: 1 … MAX_THREADS (each thread past the first is a worker). */
+export const threadCount = (value: string): number => fieldParser(integerField(1, MAX_THREADS))(value);
+
+/** `--batch-size` of the inference commands: the training batch's range. */
+export const batchSize = (value: string): number => fieldParser(integerField(1, 8192))(value);
 
 /** `--threads <n|auto>`: 'auto' (the default of the inference commands) or 1 … MAX_THREADS. */
 export function threadsOrAuto(value: string): number | 'auto' {

@@ -1,4 +1,4 @@
-import { positiveInt, threadsOption } from '../args.js';
+import { batchSize, threadsOption } from '../args.js';
 import { nodeSessionOptions } from '../../node/session.js';
 import { Command } from 'commander';
 import { toFloat } from '../../data/batches.js';
@@ -15,7 +15,7 @@ export function evalCommand(): Command {
     .description('accuracy and confusion matrix of a model file on a test set')
     .requiredOption('--model <file>', 'model file')
     .option('--data <source>', 'fashion-mnist, mnist, or a folder with test/ (or val/)', 'fashion-mnist')
-    .option('--batch-size <n>', 'images per forward pass', positiveInt, 64)
+    .option('--batch-size <n>', 'images per forward pass', batchSize, 64)
     .addOption(threadsOption())
     .option('--json', 'print JSON {accuracy, examples, confusion, classes, threads}', false)
     .action(

@@ -17,7 +17,7 @@ import {
 import { renderExperimentChart } from '../../node/experiment/chart.js';
 import { renderTable } from '../../node/experiment/report.js';
 import { networkComplexity, runOne } from '../../node/experiment/run.js';
-import { positive, positiveInt, nonNegativeInt } from '../args.js';
+import { batchSize, positive, positiveInt, nonNegativeInt, threadCount } from '../args.js';
 import { loadData } from '../data.js';
 import { writeFileAtomic } from '../files.js';
 import { balancedIndices, trainDefaults } from './train.js';
@@ -73,7 +73,7 @@ export function experimentCommand(): Command {
     .option('--epochs <n>', 'epochs per run', positiveInt, experimentDefaults.epochs)
     .option('--max-train <n>', 'training images (class-balanced subset)', positiveInt, experimentDefaults.maxTrain)
     .option('--max-test <n>', 'test images (class-balanced subset; default: the whole test split)', positiveInt)
-    .option('--batch <n>', 'mini-batch size', positiveInt, 32)
+    .option('--batch <n>', 'mini-batch size', batchSize, 32)
     .option('--lr <x>', 'peak learning rate (linear decay to 0)', positive, trainDefaults.lr)
     .option('--bn-batches <n>', 'batches to re-estimate BN statistics with after training', nonNegativeInt, 20)
     .addOption(
@@ -81,7 +81,7 @@ export function experimentCommand(): Command {
     )
     .option('--groups <list>', 'only these g, e.g. 1,3 (default: 1,2,3,4,8 for groups, 3,8 for shuffle)', groupList)
     .option('--out <dir>', 'results folder (runs.json, table.md, chart.svg); default results/experiments/<kind>')
-    .option('--threads <n>', 'threads per training run (data-parallel; does not change the settings)', positiveInt, 1)
+    .option('--threads <n>', 'threads per training run (data-parallel; does not change the settings)', threadCount, 1)
     .option('--json', 'print the summary as JSON', false)
     .action(async (kind: ExperimentKind, flags: ExperimentFlags) => {
       await experiment(kind, flags);

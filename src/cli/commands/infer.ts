@@ -1,4 +1,4 @@
-import { positiveInt } from '../args.js';
+import { batchSize } from '../args.js';
 import { Command } from 'commander';
 import { ShapeError } from '../../errors.js';
 import { runGraph } from '../../graph/execute.js';
@@ -15,7 +15,7 @@ export function inferCommand(): Command {
     .option('--arch <name>', 'network of a file that holds only weights')
     .requiredOption('--input <file>', 'safetensors file with a tensor "input" [N, C, H, W]')
     .requiredOption('--output <file>', 'where to write a safetensors file with "logits" [N, classes]')
-    .option('--batch-size <n>', 'images per forward pass', positiveInt, 16)
+    .option('--batch-size <n>', 'images per forward pass', batchSize, 16)
     .action((opts: { model: string; arch?: string; input: string; output: string; batchSize: number }) => {
       const model = loadModel(readFileOrFail(opts.model, 'model'), opts.model, opts.arch);
       const input = readSafetensors(readFileOrFail(opts.input, 'input'), opts.input).tensors.get('input');

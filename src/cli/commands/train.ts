@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import { fieldParser, positiveInt } from '../args.js';
+import { fieldParser, positiveInt, threadCount } from '../args.js';
 import cliProgress from 'cli-progress';
 import { existsSync } from 'node:fs';
 import { toFloat } from '../../data/batches.js';
@@ -126,7 +126,7 @@ export function trainCommand(): Command {
     )
     .option('--max-train <n>', 'use only the first n training images (a per-class balanced subset)', positiveInt)
     .option('--seed <n>', 'seed of weights, data order and augmentation', field('seed'), trainDefaults.seed)
-    .option('--threads <n>', 'threads: the batch is split over them, batch norm still sees all of it', positiveInt, 1)
+    .option('--threads <n>', 'threads: the batch is split over them, batch norm still sees all of it', threadCount, 1)
     .addOption(
       new Option(
         '--engine <kind>',

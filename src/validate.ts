@@ -23,7 +23,9 @@ export type Field =
   | { type: 'array'; items: Field; minLength: number; maxLength: number }
   | { type: 'object'; fields: Readonly<Record<string, Field>>; required?: readonly string[] }
   | { type: 'record'; values: Field; maxKeys: number }
-  | { type: 'either'; options: readonly Field[] };
+  | { type: 'either'; options: readonly Field[] }
+  /** A value that another layer's rule checks (an architecture, a preprocessing); it throws a FieldError. */
+  | { type: 'checked'; what: string; check: (value: unknown, path: string) => unknown };
 
 export type Fields = Readonly<Record<string, Field>>;
 
@@ -38,6 +40,11 @@ export const arrayField = (items: Field, minLength: number, maxLength: number): 
   items,
   minLength,
   maxLength,
+});
+export const checkedField = (what: string, check: (value: unknown, path: string) => unknown): Field => ({
+  type: 'checked',
+  what,
+  check,
 });
 export const objectField = (fields: Fields, required: readonly string[] = []): Field => ({
   type: 'object',
@@ -75,6 +82,8 @@ export function describeField(field: Field): string {
       return `an object of at most ${number(field.maxKeys)} entries`;
     case 'either':
       return field.options.map(describeField).join(', or ');
+    case 'checked':
+      return field.what;
   }
 }
 
@@ -150,6 +159,9 @@ export function checkField(value: unknown, field: Field, path: string): void {
       }
       fail(path, value, field);
     }
+    case 'checked':
+      field.check(value, path);
+      return;
   }
 }
 

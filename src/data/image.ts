@@ -54,12 +54,18 @@ function shortSideTo(width: number, height: number, size: number): [number, numb
 }
 
 /**
- * Checks an image's size against `imageLimits` and plans its decoding for a short side of `resize`
- * (`resize` undefined: only the limits). Decoding may shrink to twice the resize, which is where an
+ * Checks an image's size against `imageLimits` (and a lower `pixelLimit`, whose `note` the refusal
+ * quotes) and plans its decoding for a short side of `resize` (`resize` undefined: only the limits). Decoding may shrink to twice the resize, which is where an
  * antialiased bilinear resize still sees every source pixel's neighbourhood; the final resize is
  * always ours. `source` names the image in errors.
  */
-export function planImage(width: number, height: number, resize: number | undefined, source: string): ImagePlan {
+export function planImage(
+  width: number,
+  height: number,
+  resize: number | undefined,
+  source: string,
+  pixelLimit: { pixels: number; note?: string } = { pixels: imageLimits.maxPixels },
+): ImagePlan {
   const limits = imageLimits;
   const refuse = (why: string): never => {
     throw new ImageSizeError(`${source}: ${width}×${height} ${why}`);
@@ -68,10 +74,11 @@ export function planImage(width: number, height: number, resize: number | undefi
     refuse('has no pixels');
   if (width > limits.maxSide || height > limits.maxSide)
     refuse(`has a side over the limit of ${limits.maxSide.toLocaleString('en-US')} pixels`);
-  if (width * height > limits.maxPixels) {
+  const maxPixels = Math.min(pixelLimit.pixels, limits.maxPixels);
+  if (width * height > maxPixels) {
     refuse(
       `is ${(width * height).toLocaleString('en-US')} pixels, over the limit of ` +
-        `${limits.maxPixels.toLocaleString('en-US')} (a decompression bomb, or simply too large)`,
+        `${maxPixels.toLocaleString('en-US')}${pixelLimit.note ?? ''} (a decompression bomb, or simply too large)`,
     );
   }
   const aspect = Math.max(width, height) / Math.min(width, height);
@@ -99,16 +106,21 @@ export interface PlanarImage {
   data: Float32Array;
 }
 
+/** Refuses pixels that do not make the image they claim to be. */
+function checkRawImage({ width, height, channels, data }: RawImage): void {
+  if (![1, 2, 3, 4].includes(channels) || data.length !== width * height * channels) {
+    throw new ShapeError(`image: ${data.length} bytes do not make ${width}×${height} pixels of ${channels} channels`);
+  }
+}
+
 /**
  * Converts to the model's channels. Alpha is composited over black (a transparent canvas becomes
  * the black background that MNIST-style data has). Gray from colour is ITU-R 601 luma, as PIL's
  * `convert('L')`.
  */
 export function toChannels(image: RawImage, target: Preprocessing['channels']): PlanarImage {
+  checkRawImage(image);
   const { width, height, channels, data } = image;
-  if (![1, 2, 3, 4].includes(channels) || data.length !== width * height * channels) {
-    throw new ShapeError(`image: ${data.length} bytes do not make ${width}×${height} pixels of ${channels} channels`);
-  }
   const plane = width * height;
   const outChannels = target === 'gray' ? 1 : 3;
   const out = new Float32Array(outChannels * plane);
@@ -237,6 +249,7 @@ const bandBytes = 1 << 20;
  * full-size float image. The same arithmetic in the same order: the same floats.
  */
 export function rawToShortSide(image: RawImage, target: Preprocessing['channels'], size: number): PlanarImage {
+  checkRawImage(image); // before it is cut into bands
   const { width, height, channels } = image;
   if (Math.min(width, height) === size) return toChannels(image, target);
   const [outWidth, outHeight] = shortSideTo(width, height, size);
@@ -301,6 +314,5 @@ export function toInput(image: PlanarImage, p: Preprocessing): Tensor {
  */
 export function preprocessImage(image: RawImage, p: Preprocessing, source = 'image'): Tensor {
   planImage(image.width, image.height, p.resize, source);
-  if (image.data.length !== image.width * image.height * image.channels) toChannels(image, p.channels); // its error
   return toInput(centerCrop(rawToShortSide(image, p.channels, p.resize), p.crop), p);
 }

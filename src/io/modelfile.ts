@@ -17,6 +17,7 @@ import { Tensor, withElementBudget } from '../tensor/tensor.js';
 import {
   arrayField,
   booleanField,
+  checkedField,
   checkFields,
   FieldError,
   integerField,
@@ -75,9 +76,9 @@ const labelField = stringField(maxLabelLength);
 const metadataFields: Fields = {
   format: stringField(64),
   version: integerField(0, 1_000_000),
-  architecture: objectField({}), // checked by checkArchitecture
+  architecture: checkedField('an architecture', checkArchitecture),
   arch: stringField(200),
-  preprocessing: objectField({}), // checked by checkPreprocessing
+  preprocessing: checkedField('a preprocessing', checkPreprocessing),
   labels: arrayField(labelField, 1, maxClasses),
   notes: {
     type: 'record',
@@ -104,8 +105,6 @@ const metadataFields: Fields = {
     ['config', 'state'],
   ),
 };
-
-const placeholder = (value: unknown): object | undefined => (value === undefined ? undefined : {});
 
 /** Tensor elements a rebuilt model may allocate beyond what its file stores (buffers it does not save). */
 const buildMargin = 1 << 16;
@@ -141,23 +140,14 @@ export function loadModelFile(
       `${source}: model file version ${showValue(meta['version'])} is not supported (this library reads ${modelFileVersion})`,
     );
   }
-  let architecture: Architecture;
-  let preprocessing: Preprocessing | undefined;
   try {
-    checkFields(
-      // Placeholders: the two are checked below by their own layers' rules.
-      { ...meta, architecture: placeholder(meta['architecture']), preprocessing: placeholder(meta['preprocessing']) },
-      metadataFields,
-      'metadata',
-      ['architecture'],
-    );
-    architecture = checkArchitecture(meta['architecture'], 'metadata.architecture');
-    if (meta['preprocessing'] !== undefined)
-      preprocessing = checkPreprocessing(meta['preprocessing'], 'metadata.preprocessing');
+    checkFields(meta, metadataFields, 'metadata', ['architecture']);
   } catch (e) {
     if (e instanceof FieldError) throw new FormatError(`${source}: ${e.message}`);
     throw e;
   }
+  const architecture = meta['architecture'] as Architecture;
+  const preprocessing = meta['preprocessing'] as Preprocessing | undefined;
   const labels = meta['labels'] as string[] | undefined;
   const classes = architecture.config.numClasses ?? 1000;
   if (labels !== undefined && labels.length !== classes) {

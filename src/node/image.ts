@@ -7,7 +7,7 @@
  */
 import sharp, { type Metadata } from 'sharp';
 import { ShuffleNetError, oneLine } from '../errors.js';
-import { imageLimits, planImage, ImageSizeError, type RawImage } from '../data/image.js';
+import { imageLimits, planImage, type RawImage } from '../data/image.js';
 
 export class ImageError extends ShuffleNetError {
   override name = 'ImageError';
@@ -43,16 +43,12 @@ export async function decodeImage(input: Uint8Array, source: string, options: De
   // sharp reads the first frame of an animation; its height is one page's.
   const width = meta.width ?? 0;
   const height = meta.pageHeight ?? meta.height ?? 0;
-  const plan = planImage(width, height, options.resize, source);
   const formatLimit = Object.hasOwn(formatPixelLimits, meta.format ?? '') ? formatPixelLimits[meta.format!]! : Infinity;
   const limit = Math.min(options.pixelLimit ?? imageLimits.maxPixels, imageLimits.maxPixels, formatLimit);
-  if (width * height > limit) {
-    throw new ImageSizeError(
-      `${source}: ${width}×${height} is ${(width * height).toLocaleString('en-US')} pixels, over the limit of ` +
-        `${limit.toLocaleString('en-US')}${limit === formatLimit ? ` for ${meta.format}` : ''} ` +
-        '(a decompression bomb, or simply too large)',
-    );
-  }
+  const plan = planImage(width, height, options.resize, source, {
+    pixels: limit,
+    ...(limit === formatLimit ? { note: ` for ${meta.format}` } : {}),
+  });
   try {
     // failOn 'warning' refuses truncated JPEG/PNG data instead of returning a half-grey picture.
     let pipeline = sharp(input, { limitInputPixels: limit, failOn: 'warning' }).rotate(); // EXIF orientation

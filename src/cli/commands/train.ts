@@ -241,7 +241,6 @@ async function train(flags: TrainFlags, given: ReadonlySet<string> = new Set()):
       );
       return;
     }
-    state = { ...state, finished: false };
     momentum = loaded.optimizer;
     console.error(
       state.epoch === config.epochs
@@ -295,11 +294,12 @@ async function train(flags: TrainFlags, given: ReadonlySet<string> = new Set()):
     spawnWorker: spawnTrainingWorker,
   });
   const evalTransform = toFloat(preprocessing.mean, preprocessing.std);
-  const save = (): void =>
-    writeFileAtomic(
-      flags.out,
-      saveModelFile(model, info({ config: { ...config }, state: trainer.state }), trainer.sgd.state()),
-    );
+  /** Checkpoints the run; `finished` once its last steps (BN re-estimation, the test) are done too. */
+  const save = (finished = false, notes: ModelInfo['notes'] = {}): void => {
+    const saved = info({ config: { ...config }, state: { ...trainer.state, finished } });
+    saved.notes = { ...saved.notes, ...notes };
+    writeFileAtomic(flags.out, saveModelFile(model, saved, trainer.sgd.state()));
+  };
 
   console.error(
     `training ${config.arch} on ${dataset.length} ${printable(dataset.name)} images (${channels}×${size}×${size}, ${dataset.classes.length} classes), ` +
@@ -375,21 +375,12 @@ async function train(flags: TrainFlags, given: ReadonlySet<string> = new Set()):
     }
     if (testData) {
       const result = await evaluateOnPlan(model, testData.dataset, { transform: evalTransform });
-      const final = info({ config: { ...config }, state: { ...trainer.state, finished: true } });
-      final.notes = { ...final.notes, testAccuracy: result.accuracy, testImages: result.examples };
-      writeFileAtomic(flags.out, saveModelFile(model, final, trainer.sgd.state()));
+      save(true, { testAccuracy: result.accuracy, testImages: result.examples });
       console.log(
         `test accuracy ${(result.accuracy * 100).toFixed(2)}% on ${result.examples} ${testData.name} images → ${flags.out}`,
       );
     } else {
-      writeFileAtomic(
-        flags.out,
-        saveModelFile(
-          model,
-          info({ config: { ...config }, state: { ...trainer.state, finished: true } }),
-          trainer.sgd.state(),
-        ),
-      );
+      save(true);
       console.log(`trained → ${flags.out} (no test split found)`);
     }
   } finally {

@@ -148,6 +148,9 @@ export function checkField(value: unknown, field: Field, path: string): void {
       for (const k of keys) checkField((value as Record<string, unknown>)[k], field.values, key(path, k));
       return;
     }
+    case 'checked':
+      field.check(value, path);
+      return;
     case 'either': {
       for (const option of field.options) {
         try {
@@ -159,9 +162,6 @@ export function checkField(value: unknown, field: Field, path: string): void {
       }
       fail(path, value, field);
     }
-    case 'checked':
-      field.check(value, path);
-      return;
   }
 }
 

@@ -39,7 +39,9 @@ export function renderComplexityDoc() {
   lines.push('Complexity is the number of multiply-adds of the convolutional and fully connected layers for one');
   lines.push('224×224 image, in millions: what the paper calls MFLOPs. It is read from the traced graph, so it');
   lines.push('counts exactly what runs, and `test/complexity.test.ts` checks it against PyTorch forward hooks on');
-  lines.push('independent PyTorch implementations of all 105 networks (fixture: `scripts/make_fixtures.py`): equal');
+  lines.push(
+    `independent PyTorch implementations of all ${rows.length} networks (fixture: \`scripts/make_fixtures.py\`): equal`,
+  );
   lines.push('to the last multiply-add and the last parameter. Parameters are trainable scalars (BN running');
   lines.push('statistics are buffers, as in PyTorch).');
   lines.push('');
@@ -87,6 +89,11 @@ export function renderComplexityDoc() {
   lines.push('  widths. Our rule (half the units, stages √2 wider; docs/architecture.md) lands at 38.3 against 40.');
   lines.push("- **0.5× g = 8** is the official code's network (Conv1 has 16 channels, so that the first unit's");
   lines.push("  branch splits into 8 groups): 40.5 MFLOPs under Table 2's class figure of 38.");
+  lines.push('- **ShuffleNet V2** (the V2 paper, Ma et al., Table 5: 41, 146, 299, 591) is built with the official');
+  lines.push("  megvii code's widths, whose stride-2 units keep the input's width in the shortcut branch. Its four");
+  lines.push('  printed figures are our counts rounded up (40.48 → 41 among them); rounded to the nearest, 0.5× would');
+  lines.push("  print 40. torchvision's variant (each stride-2 branch makes half the output; `stride2Split: 'half'`,");
+  lines.push("  what its checkpoints hold) differs in Stage 2's first unit only and lands 0.7–1.3% lower.");
   lines.push('');
   lines.push('## Every registered network');
   lines.push('');

@@ -7,7 +7,7 @@ Run with Debian's PyTorch (apt-get install python3-torch):
 
 It writes, under test/fixtures/:
   ops.safetensors        every op on odd shapes: inputs, weights and PyTorch's outputs
-  networks.safetensors   seven networks with random weights (non-trivial BN statistics),
+  networks.safetensors   nine networks with random weights (non-trivial BN statistics),
                          their inputs and PyTorch's logits
   complexity.json        multiply-adds and parameters of every registered network, counted by
                          PyTorch forward hooks on the modules below
@@ -124,6 +124,59 @@ class ShuffleNet(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
+# ShuffleNet V2 (Ma et al.): the official megvii code's widths (a stride-2 unit's projection
+# branch keeps its input's width) unless split == "half" (torchvision's: each branch makes half).
+# Module names follow torchvision so that state dicts are shared.
+V2_WIDTHS = {"0.5": [24, 48, 96, 192, 1024], "1.0": [24, 116, 232, 464, 1024],
+             "1.5": [24, 176, 352, 704, 1024], "2.0": [24, 244, 488, 976, 2048]}
+
+
+class ShuffleV2Unit(nn.Module):
+    def __init__(self, inp, out, stride, split):
+        super().__init__()
+        self.stride = stride
+        mid = out // 2
+        proj = (inp if split == "input" else out // 2) if stride == 2 else 0
+        main_out = out - proj if stride == 2 else out // 2
+        if stride == 2:
+            self.branch1 = nn.Sequential(
+                nn.Conv2d(inp, inp, 3, stride, 1, groups=inp, bias=False), nn.BatchNorm2d(inp),
+                nn.Conv2d(inp, proj, 1, bias=False), nn.BatchNorm2d(proj), nn.ReLU())
+        self.branch2 = nn.Sequential(
+            nn.Conv2d(inp if stride == 2 else out // 2, mid, 1, bias=False), nn.BatchNorm2d(mid), nn.ReLU(),
+            nn.Conv2d(mid, mid, 3, stride, 1, groups=mid, bias=False), nn.BatchNorm2d(mid),
+            nn.Conv2d(mid, main_out, 1, bias=False), nn.BatchNorm2d(main_out), nn.ReLU())
+
+    def forward(self, x):
+        if self.stride == 1:
+            a, b = x.chunk(2, dim=1)
+            y = torch.cat((a, self.branch2(b)), 1)
+        else:
+            y = torch.cat((self.branch1(x), self.branch2(x)), 1)
+        return paper_channel_shuffle(y, 2)
+
+
+class ShuffleNetV2(nn.Module):
+    def __init__(self, scale, num_classes=1000, in_ch=3, small=False, split="input", widths=None):
+        super().__init__()
+        conv1, s2, s3, s4, conv5 = V2_WIDTHS[scale] if widths is None else [widths["conv1"], *widths["stages"], widths["conv5"]]
+        self.small = small
+        self.conv1 = nn.Sequential(nn.Conv2d(in_ch, conv1, 3, 1 if small else 2, 1, bias=False), nn.BatchNorm2d(conv1), nn.ReLU())
+        inp = conv1
+        for s, (out, rep) in enumerate(zip([s2, s3, s4], [4, 8, 4])):
+            setattr(self, f"stage{s + 2}", nn.Sequential(*[ShuffleV2Unit(inp if i == 0 else out, out, 2 if i == 0 else 1, split) for i in range(rep)]))
+            inp = out
+        self.conv5 = nn.Sequential(nn.Conv2d(inp, conv5, 1, bias=False), nn.BatchNorm2d(conv5), nn.ReLU())
+        self.fc = nn.Linear(conv5, num_classes)
+
+    def forward(self, x):
+        x = self.conv1(x)
+        if not self.small:
+            x = F.max_pool2d(x, 3, 2, 1)
+        x = self.conv5(self.stage4(self.stage3(self.stage2(x))))
+        return self.fc(x.mean([2, 3]))
+
+
 class DepthwiseSeparable(nn.Module):
     def __init__(self, inp, out, stride):
         super().__init__()
@@ -183,11 +236,13 @@ class AlexNet(nn.Module):
         return self.fc8(F.relu(self.fc7(F.relu(self.fc6(torch.flatten(x, 1))))))
 
 
-def build(name, num_classes=1000, in_ch=3, small=False):
+def build(name, num_classes=1000, in_ch=3, small=False, widths=None):
     if name == "alexnet":
         return AlexNet(num_classes, in_ch)
     if name.startswith("mobilenet_v1_"):
         return MobileNetV1(float(name.split("_")[2]), num_classes, in_ch, small)
+    if name.startswith("shufflenet_v2_"):
+        return ShuffleNetV2(name.split("_")[2][:-1], num_classes, in_ch, small, widths=widths)
     parts = name.split("_")  # shufflenet v1 g3 1.0x [variant]
     groups, scale = int(parts[2][1:]), float(parts[3][:-1])
     variant = parts[4] if len(parts) > 4 else ""
@@ -201,6 +256,7 @@ def registered_names():
             for s in ["0.25", "0.5", "1.0", "1.5", "2.0"]:
                 names.append(f"shufflenet_v1_g{g}_{s}x{suffix}")
     names += [f"mobilenet_v1_{a}" for a in ["0.25", "0.5", "0.75", "1.0"]] + ["alexnet"]
+    names += [f"shufflenet_v2_{s}x" for s in ["0.5", "1.0", "1.5", "2.0"]]
     return names
 
 
@@ -328,6 +384,10 @@ NETWORKS = [
     ("mobilenet_v1_0.25", {"numClasses": 10}, [1, 3, 75, 75]),
     ("shufflenet_v1_g1_0.25x_shallow", {"numClasses": 10, "inputChannels": 1, "smallInput": True}, [2, 1, 28, 28]),
     ("shufflenet_v1_g4_0.5x", {"numClasses": 10, "smallInput": True}, [1, 3, 32, 32]),
+    # Appended last, so that the networks above keep their random draws.
+    # Explicit narrow widths keep the file small; Stage 2's first unit still splits 24 + 16.
+    ("shufflenet_v2_1.0x", {"numClasses": 10, "widths": {"conv1": 24, "stages": [40, 80, 160], "conv5": 256}}, [1, 3, 96, 80]),
+    ("shufflenet_v2_0.5x", {"numClasses": 10, "inputChannels": 1, "smallInput": True}, [2, 1, 28, 28]),
 ]
 
 
@@ -345,7 +405,7 @@ def main():
 
     tensors, nets = {}, []
     for name, options, shape in NETWORKS:
-        model = randomize(build(name, options.get("numClasses", 1000), options.get("inputChannels", 3), options.get("smallInput", False)), gen)
+        model = randomize(build(name, options.get("numClasses", 1000), options.get("inputChannels", 3), options.get("smallInput", False), options.get("widths")), gen)
         x = torch.randn(*shape, generator=gen)
         with torch.no_grad():
             logits = model(x)

@@ -102,6 +102,11 @@ def op_cases(gen):
     cases.append(("linear_bias", "linear", {}, [r(3, 7), r(5, 7), r(5)], F.linear))
     cases.append(("linear_no_bias", "linear", {}, [r(1, 4), r(6, 4)], F.linear))
     cases.append(("softmax", "softmax", {}, [r(3, 7) * 3], lambda x: torch.softmax(x, -1)))
+    # ShuffleNet V2's channel split, and a slice along another axis.
+    for name, shape, axis, start, end in [("slice_channels", (2, 7, 3, 2), 1, 2, 5), ("slice_width", (1, 3, 2, 5), 3, 1, 4)]:
+        index = [slice(None)] * 4
+        index[axis] = slice(start, end)
+        cases.append((name, "slice", {"axis": axis, "start": start, "end": end}, [r(*shape)], lambda x, i=tuple(index): x[i]))
     return cases
 
 

@@ -8,11 +8,12 @@ Run with Debian's PyTorch (apt-get install python3-torch):
 It writes, under test/fixtures/torch/:
   *.pth / *.pth.tar   checkpoints made by torch.save, in the zip format (torch >= 1.6) and the legacy
                       format (_use_new_zipfile_serialization=False), wrapped or not, with or without
-                      the DataParallel `module.` prefix, in three module layouts:
+                      the DataParallel `module.` prefix, in four module layouts:
                         official    megvii-model/ShuffleNet-Series ShuffleNetV1 (re-implemented below
                                     from its published module structure, random weights)
                         mmpretrain  open-mmlab's ShuffleNetV1 backbone + linear head key layout
                         ours        a state dict with this library's parameter names
+                        torchvision torchvision's own ShuffleNetV2 class (small widths)
   malicious_*.pth     hand-made pickles that name os.system / builtins.eval, and a whole pickled
                       nn.Module: the importer must refuse them without running anything
   expected.safetensors  PyTorch's logits for every checkpoint, plus a JSON list of the cases
@@ -289,6 +290,16 @@ def main():
     ours = randomize(make_fixtures.build("shufflenet_v1_g3_0.25x", 10), gen)
     save(ours.state_dict(), "ours_g3_0.25x.zip.pth", legacy=False)
     case("ours_g3_0.25x.zip.pth", ours, [1, 3, 64, 64], "ours", arch="shufflenet_v1_g3_0.25x")
+
+    # torchvision's ShuffleNet V2 (its own class, with small widths: conv1 24 and Stage 2 32, so that
+    # the first unit's branches are torchvision's halves, not the official code's 24 + 8).
+    from torchvision.models.shufflenetv2 import ShuffleNetV2 as TorchvisionShuffleNetV2
+
+    tv = randomize(TorchvisionShuffleNetV2([4, 8, 4], [24, 32, 48, 64, 96], num_classes=6), gen)
+    save(tv.state_dict(), "torchvision_v2_tiny.zip.pth", legacy=False)
+    case("torchvision_v2_tiny.zip.pth", tv, [2, 3, 64, 64], "torchvision")
+    save({"state_dict": with_prefix(tv.state_dict(), "module.")}, "torchvision_v2_tiny.legacy.pth", legacy=True)
+    case("torchvision_v2_tiny.legacy.pth", tv, [1, 3, 50, 50], "torchvision")
 
     # Hostile files: nothing in them may run. Protocol-2 pickles by hand.
     marker = "/tmp/shufflenet-pwned"

@@ -53,7 +53,6 @@ describe('gradient rules', () => {
       'gemm',
       'matmul',
       'reshape',
-      'slice',
       'transpose',
       'hardSigmoid', // MobileNet V3 imports (issue 16); no gradient yet
       'hardSwish',

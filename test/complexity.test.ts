@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { complexity } from '../src/analysis/complexity.js';
 import { complexityTable, layerBreakdown, paperComparison } from '../src/analysis/table.js';
 import { createModel, modelNames } from '../src/models/registry.js';
+import { ShuffleNetV2 } from '../src/models/shufflenet-v2.js';
 import { loadJsonFixture } from './helpers/fixtures.js';
 
 const torchCounts = loadJsonFixture<{ networks: Record<string, { macs: number; params: number }> }>(
@@ -13,9 +14,9 @@ const torchCounts = loadJsonFixture<{ networks: Record<string, { macs: number; p
 ).networks;
 
 describe('complexity', () => {
-  it('registers the whole family: 100 ShuffleNets, 4 MobileNets, AlexNet', () => {
+  it('registers the whole family: 100 ShuffleNets, 4 ShuffleNet V2s, 4 MobileNets, AlexNet', () => {
     const names = modelNames();
-    expect(names.length).toBe(105);
+    expect(names.length).toBe(109);
     for (const g of [1, 2, 3, 4, 8]) {
       for (const s of ['0.25', '0.5', '1.0', '1.5', '2.0']) {
         for (const v of ['', '_noshuffle', '_se', '_shallow']) expect(names).toContain(`shufflenet_v1_g${g}_${s}x${v}`);
@@ -49,11 +50,27 @@ describe('complexity', () => {
 
   it('reproduces every exactly printed figure to the printed digit, except the shallow network (widths unpublished)', () => {
     const exact = paperComparison().filter((c) => c.exact);
-    expect(exact.length).toBe(15); // Table 1: 5, Table 5: 8, Table 6: 2
+    expect(exact.length).toBe(19); // Table 1: 5, Table 5: 8, Table 6: 2; the V2 paper's Table 5: 4
     const misses = exact.filter((c) => !c.roundsToPaper).map((c) => c.name);
     expect(misses).toEqual(['shufflenet_v1_g3_0.5x_shallow']);
     const shallow = exact.find((c) => c.name === 'shufflenet_v1_g3_0.5x_shallow')!;
     expect(Math.abs(shallow.deviation)).toBeLessThan(0.05);
+  });
+
+  it("reproduces the V2 paper's Table 5 (41, 146, 299, 591), which rounds up, with the official code's widths", () => {
+    const v2 = paperComparison().filter((c) => c.source === 'V2 paper, Table 5');
+    expect(v2.map((c) => [c.name, c.paper, Math.ceil(c.ours)])).toEqual([
+      ['shufflenet_v2_0.5x', 41, 41],
+      ['shufflenet_v2_1.0x', 146, 146],
+      ['shufflenet_v2_1.5x', 299, 299],
+      ['shufflenet_v2_2.0x', 591, 591],
+    ]);
+    // torchvision's widths (each stride-2 branch makes half) differ in Stage 2's first unit only, at
+    // 28×28 output: its branch1 1×1 is 24→58 instead of 24→24, its branch2's last 1×1 58→58
+    // instead of 58→92, so it has 784·(24·24 + 58·92 − 24·58 − 58·58) = 906,304 fewer multiply-adds.
+    const macs = (split: 'input' | 'half'): number =>
+      complexity(new ShuffleNetV2({ scale: 1, stride2Split: split, initialize: false }).trace([1, 3, 224, 224])).macs;
+    expect(macs('input') - macs('half')).toBe(906_304);
   });
 
   it('reproduces MobileNet exactly (Table 5: 569, 325, 149, 41)', () => {

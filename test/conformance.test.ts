@@ -5,7 +5,8 @@
  * over its attributes: conv2d over groups 1–8, dilation 1–3, strides 1–2, asymmetric padding, bias
  * on and off, sizes 1–15 and channel counts that are not multiples of 4 or 8, plus the shapes the
  * fast kernels specialise; batch norm in both modes, ReLU, add, concat, channel shuffle, max and
- * average pools, global pool, flatten, linear, and the chains the inference plan fuses. Each case
+ * average pools, global pool, flatten, linear, channel slices, and the chains the inference plan
+ * fuses (ShuffleNet V2's split, branch, concat and shuffle among them). Each case
  * runs through
  *
  *   - runGraph (the reference executor), in inference mode,
@@ -93,6 +94,7 @@ const tolerances: Record<string, { forward: Tolerance; gradient: Tolerance }> = 
   channelShuffle: convLike,
   globalAvgPool: convLike,
   flatten: convLike,
+  slice: convLike,
   maxPool2d: { forward: { atol: 1e-6, rtol: 1e-6 }, gradient: { atol: 3e-4, rtol: 1e-4 } },
   avgPool2d: { forward: { atol: 1e-6, rtol: 1e-6 }, gradient: { atol: 3e-4, rtol: 1e-4 } },
   batchNorm: { forward: { atol: 2e-6, rtol: 2e-6 }, gradient: { atol: 1e-4, rtol: 1e-4 } },
@@ -236,7 +238,17 @@ describe('conformance: the WASM build', () => {
   it('covers every op and every conv attribute value the suite promises', () => {
     const nodes = cases.flatMap((c) => c.nodes);
     const ops = new Set(nodes.map((n) => n.op));
-    const promised = ['conv2d', 'batchNorm', 'relu', 'add', 'concat', 'channelShuffle', 'maxPool2d', 'avgPool2d'];
+    const promised = [
+      'conv2d',
+      'batchNorm',
+      'relu',
+      'add',
+      'concat',
+      'channelShuffle',
+      'slice',
+      'maxPool2d',
+      'avgPool2d',
+    ];
     expect(promised.concat(['globalAvgPool', 'flatten', 'linear']).filter((op) => !ops.has(op))).toEqual([]);
     const convs = nodes.filter((n) => n.op === 'conv2d').map((n) => n.attrs as unknown as Conv2dAttrs);
     const seen = (f: (a: Conv2dAttrs) => number[]): number[] => [...new Set(convs.flatMap(f))].sort((a, b) => a - b);

@@ -19,7 +19,12 @@ describe('networks match PyTorch', () => {
   it('covers the networks the issue names', () => {
     const names = networks.map((n) => n.name);
     expect(names.length).toBeGreaterThanOrEqual(6);
-    for (const required of ['shufflenet_v1_g3_1.0x', 'shufflenet_v1_g8_0.5x', 'mobilenet_v1_0.25']) {
+    for (const required of [
+      'shufflenet_v1_g3_1.0x',
+      'shufflenet_v1_g8_0.5x',
+      'mobilenet_v1_0.25',
+      'shufflenet_v2_1.0x',
+    ]) {
       expect(names).toContain(required);
     }
     expect(names.some((n) => n.endsWith('_noshuffle'))).toBe(true);

@@ -22,6 +22,8 @@ const cases: { name: string; options: ModelOptions; size: number }[] = [
   { name: 'shufflenet_v1_g4_0.25x_shallow', options: { numClasses: 7, inputChannels: 1, smallInput: true }, size: 28 },
   { name: 'mobilenet_v1_0.25', options: { numClasses: 10 }, size: 64 },
   { name: 'alexnet', options: { numClasses: 10, smallInput: true, inputSize: 32 }, size: 32 },
+  { name: 'shufflenet_v2_1.0x', options: { numClasses: 10 }, size: 64 },
+  { name: 'shufflenet_v2_0.5x', options: { numClasses: 5, inputChannels: 1, smallInput: true }, size: 28 },
 ];
 
 type Session = {

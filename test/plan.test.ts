@@ -64,6 +64,18 @@ describe('inference plan (WASM SIMD, fused) equals runGraph', () => {
     expect(alexnet.filter((s) => s.startsWith('reference'))).toEqual([]);
   }, 60_000);
 
+  it('ShuffleNet V2: split halves are aliases, each concat + shuffle(2) is written by the branches in place', async () => {
+    const steps = await compare('shufflenet_v2_1.0x', [1, 3, 224, 224]);
+    expect(steps.filter((s) => s.startsWith('reference'))).toEqual([]);
+    expect(steps.filter((s) => s.startsWith('channel-slice')).length).toBe(2 * 13); // 13 stride-1 units
+    expect(steps.filter((s) => s.startsWith('concat') && s.endsWith('+shuffle(2)')).length).toBe(16);
+    // Stem, max pool, 5 per stride-2 unit, 3 + 2 slices per stride-1 unit, 16 concats, conv5, GAP, flatten, FC.
+    expect(steps.length).toBe(2 + 3 * 5 + 13 * 5 + 16 + 4);
+    // torchvision's widths, odd sizes, batch 2, a one-channel small input.
+    await compare('shufflenet_v2_0.5x', [2, 3, 45, 37], { stride2Split: 'half' });
+    await compare('shufflenet_v2_1.5x', [1, 1, 28, 28], { numClasses: 10, inputChannels: 1, smallInput: true });
+  }, 60_000);
+
   it('runs from its arena: WASM memory does not grow over repeated runs', async () => {
     const plan = await compilePlan(createModel('shufflenet_v1_g3_0.25x').trace([1, 3, 32, 32]));
     const input = randomInput([1, 3, 32, 32], new Random(5));

@@ -164,6 +164,11 @@ describe('intra-op threaded plans', () => {
     await check('shufflenet_v1_g2_1.5x_se', [1, 3, 32, 32], [2]);
   }, 60_000);
 
+  it('ShuffleNet V2 (aliased split halves, copies and shuffled writes into one concat) at 2 and 3 threads', async () => {
+    await check('shufflenet_v2_1.0x', [1, 3, 96, 96], [2, 3]);
+    await check('shufflenet_v2_0.5x', [1, 3, 45, 37], [2], { stride2Split: 'half' });
+  }, 60_000);
+
   it('splits 1×1 GEMMs over large inputs by blocks of pixels, bit-identical to 1 thread (MobileNet 0.5 at 144×144)', async () => {
     const graph = createModel('mobilenet_v1_0.5').trace([1, 3, 144, 144]);
     const plan = await compilePlan(graph, { threads: 2 });

@@ -17,12 +17,14 @@ import { channelShuffleSource } from '../src/kernels/reference/channels.js';
 import { preprocessingPresets } from '../src/data/preprocessing.js';
 import { readSafetensors, writeSafetensors } from '../src/io/safetensors.js';
 import {
+  importShuffleNet,
   importTorchCheckpoint,
   officialShuffleSource,
   readTorchCheckpoint,
   relabelPlan,
   unpickle,
 } from '../src/io/torch/index.js';
+import { ShuffleNetV2 } from '../src/models/shufflenet-v2.js';
 import { Tensor } from '../src/tensor/tensor.js';
 import { get, loadFixture, maxAbs, maxAbsDiff } from './helpers/fixtures.js';
 
@@ -31,7 +33,7 @@ const read = (file: string): Uint8Array => new Uint8Array(readFileSync(dir + fil
 
 interface Case {
   file: string;
-  layout: 'official' | 'mmpretrain' | 'ours';
+  layout: 'official' | 'mmpretrain' | 'ours' | 'torchvision';
   input: number[];
   arch?: string;
   groups?: number;
@@ -128,6 +130,40 @@ describe('PyTorch checkpoints: logits equal PyTorch', () => {
     expect(readTorchCheckpoint(read('official_tiny_g3_strided.legacy.pth'), 'b').wrapper).toEqual(['model']);
     expect(readTorchCheckpoint(read('official_tiny_g3.zip.pth'), 'c').wrapper).toEqual([]);
     expect([...readTorchCheckpoint(read('official_tiny_g3.legacy.pth'), 'd').stateDict.keys()][0]).toMatch(/^module\./);
+  });
+
+  it('refuses a torchvision V2 checkpoint with a V1 --arch, and one whose widths do not fit', () => {
+    expect(() => importTorchCheckpoint(read('torchvision_v2_tiny.zip.pth'), 'v2.pth', 'shufflenet_v1_g3_1.0x')).toThrow(
+      /v2\.pth: --arch shufflenet_v1_g3_1\.0x does not match the checkpoint, which is a ShuffleNet V2/,
+    );
+    const state = (edit: (s: Map<string, Tensor>) => void) => {
+      const tensors = new ShuffleNetV2({ scale: 0.5, numClasses: 3, initialize: false }).stateDict();
+      edit(tensors);
+      return new Map([...tensors].map(([k, tensor]) => [k, { tensor, dtype: 'float32' as const }]));
+    };
+    expect(
+      () =>
+        importShuffleNet(
+          state(() => undefined),
+          'ok.pth',
+        ).model,
+    ).not.toThrow();
+    // A stage-2 shortcut branch of 7 channels: neither half of 7 + 24 nor the input's 24.
+    const odd = state((s) => s.set('stage2.0.branch1.2.weight', new Tensor([7, 24, 1, 1])));
+    expect(() => importShuffleNet(odd, 'odd.pth')).toThrow(
+      /odd\.pth: stage2\.0 splits its 31 channels 7 \+ 24: neither halves nor its input's 24/,
+    );
+    // A conv5 claiming 16,000 channels, with 3 of its weights stored: refused before it is allocated.
+    const wide = state((s) => {
+      s.set('conv5.0.weight', new Tensor([16_000, 1, 1, 1]));
+    });
+    expect(() => importShuffleNet(wide, 'wide.pth')).toThrow(
+      /wide\.pth: widths conv1 24, stages 48\/96\/192, conv5 16000 do not fit/,
+    );
+    const missing = state((s) => s.delete('stage3.0.branch2.5.weight'));
+    expect(() => importShuffleNet(missing, 'missing.pth')).toThrow(
+      /missing\.pth: .*"stage3\.0\.branch2\.5\.weight" is missing/,
+    );
   });
 
   it('needs --arch for our own layout, and checks --arch against an official file', () => {
@@ -241,7 +277,7 @@ describe('shufflenet import / infer on PyTorch files', () => {
     const out = join(dir, 'official.safetensors');
     const imported = cli('import', source, '--out', out);
     expect(imported.status, imported.stderr).toBe(0);
-    expect(imported.stdout + imported.stderr).toMatch(/official layout, g = 3/);
+    expect(imported.stdout + imported.stderr).toMatch(/official layout, shufflenet_v1, g = 3/);
     const info = JSON.parse(cli('info', out, '--json').stdout);
     expect(info.preprocessing.channels).toBe('BGR');
 
@@ -266,5 +302,31 @@ describe('shufflenet import / infer on PyTorch files', () => {
     expect(malicious.stderr.trim().split('\n')).toHaveLength(1);
     expect(malicious.stderr).toMatch(/refusing global os\.system/);
     expect(existsSync(join(dir, 'x.safetensors'))).toBe(false);
+  });
+
+  it("imports torchvision's ShuffleNet V2 (its halves at stride 2) and runs it on the fast engine as PyTorch does", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'shufflenet-import-v2-'));
+    const source = fileURLToPath(new URL('./fixtures/torch/torchvision_v2_tiny.zip.pth', import.meta.url));
+    const out = join(dir, 'v2.safetensors');
+    const imported = cli('import', source, '--out', out);
+    expect(imported.status, imported.stderr).toBe(0);
+    expect(imported.stderr).toMatch(/torchvision layout, shufflenet_v2, widths 24\/32\/48\/64\/96/);
+    const info = JSON.parse(cli('info', out, '--json').stdout);
+    expect(info.architecture).toEqual({
+      family: 'shufflenet_v2',
+      config: {
+        numClasses: 6,
+        inputChannels: 3,
+        widths: { conv1: 24, stages: [32, 48, 64], conv5: 96 },
+        stride2Split: 'half',
+      },
+    });
+    const reference = get(loadFixture('torch/expected.safetensors'), 'torchvision_v2_tiny.zip.pth/logits');
+    const input = join(dir, 'in.safetensors');
+    writeFileSync(input, writeSafetensors(new Map([['input', hashInput([2, 3, 64, 64])]])));
+    const r = cli('infer', '--model', out, '--input', input, '--output', join(dir, 'out.safetensors'));
+    expect(r.status, r.stderr).toBe(0);
+    const logits = readSafetensors(readFileSync(join(dir, 'out.safetensors'))).tensors.get('logits')!;
+    expect(maxAbsDiff(logits, reference)).toBeLessThan(1e-4 * maxAbs(reference));
   });
 });

@@ -152,6 +152,14 @@ describe('training plan: several SGD steps against the reference tape', () => {
       3,
     );
   });
+  it('ShuffleNet V2 1.0× (channel split, two branches at stride 2, concat + shuffle)', async () => {
+    await compareWithTape(
+      'shufflenet_v2_1.0x',
+      { numClasses: 10, inputChannels: 1, smallInput: true },
+      [2, 1, 12, 12],
+      3,
+    );
+  });
 });
 
 describe('training plan: behaviour', () => {
@@ -209,10 +217,12 @@ describe('training plan: behaviour', () => {
     expect(() => plan.forward(new Tensor([2, 1, 28, 28]))).toThrow(/\[2, 1, 28, 28\].*\[2, 1, 16, 16\]/);
   });
 
-  it('runs every node of a ShuffleNet on a fast kernel', async () => {
-    const model = createModel('shufflenet_v1_g3_0.5x', { numClasses: 10, inputChannels: 1, smallInput: true });
-    const plan = await TrainingPlan.compile(model.trace([2, 1, 28, 28], { training: true }));
-    const slow = plan.steps.filter((s) => s.includes(': reference'));
-    expect(slow).toEqual([]);
+  it('runs every node of a ShuffleNet, V1 and V2, on a fast kernel', async () => {
+    for (const name of ['shufflenet_v1_g3_0.5x', 'shufflenet_v2_0.5x']) {
+      const model = createModel(name, { numClasses: 10, inputChannels: 1, smallInput: true });
+      const plan = await TrainingPlan.compile(model.trace([2, 1, 28, 28], { training: true }));
+      const slow = plan.steps.filter((s) => s.includes(': reference'));
+      expect(slow, name).toEqual([]);
+    }
   });
 });

@@ -84,7 +84,8 @@ export function paperComparison(): PaperComparison[] {
         paper: figure.mflops,
         ours,
         deviation: ours / figure.mflops - 1,
-        roundsToPaper: Math.round(ours / figure.step) * figure.step === figure.mflops,
+        roundsToPaper:
+          (figure.rounding === 'up' ? Math.ceil : Math.round)(ours / figure.step) * figure.step === figure.mflops,
       });
     }
   }

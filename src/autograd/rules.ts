@@ -22,10 +22,12 @@ import {
   mulChannelsBackwardReference,
   reluBackwardReference,
   sigmoidBackwardReference,
+  sliceBackwardReference,
   softmaxBackwardReference,
 } from '../kernels/reference/index.js';
 import { conv2dGeometry, isOpType, pool2dGeometry, type OpAttrs, type OpType } from '../ops/index.js';
-import { Tensor } from '../tensor/tensor.js';
+import { sliceRange } from '../ops/layout.js';
+import { shapeSize, Tensor } from '../tensor/tensor.js';
 
 export interface BackwardContext<A> {
   /** The op's inputs as the forward saw them. */
@@ -200,6 +202,18 @@ const concatRule: GradientRule<'concat'> = {
   },
 };
 
+const sliceRule: GradientRule<'slice'> = {
+  backward(ctx, gy) {
+    const shape = ctx.inputs[0]!.shape;
+    const dim = shape[ctx.attrs.axis]!;
+    const [start, length] = sliceRange(dim, ctx.attrs);
+    const inner = shapeSize(shape.slice(ctx.attrs.axis + 1));
+    const gx = new Tensor(shape);
+    sliceBackwardReference(gy.data, gx.data, shapeSize(shape.slice(0, ctx.attrs.axis)), dim, inner, start, length);
+    return [gx];
+  },
+};
+
 const flattenRule: GradientRule<'flatten'> = {
   // Flatten only relabels the shape; the gradient shares the output gradient's storage.
   backward: (ctx, gy) => [gy.reshape(ctx.inputs[0]!.shape)],
@@ -250,6 +264,7 @@ const rules: { readonly [T in OpType]?: GradientRule<T> } = {
   channelShuffle: channelShuffleRule,
   concat: concatRule,
   flatten: flattenRule,
+  slice: sliceRule,
   linear: linearRule,
   softmax: softmaxRule,
 };

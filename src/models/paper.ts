@@ -19,12 +19,26 @@ export interface PaperFigure {
   includesClassifier: boolean;
   /** The rounding step of the printed figure: 1 MFLOP, or 10 for AlexNet's "720" (0.72 G). */
   step: number;
+  /**
+   * How the printed figure was rounded to its step: to the nearest (this paper), or up (the V2
+   * paper: all four of its Table 5 figures are our counts rounded up, 40.48 → 41 among them, while
+   * rounding to the nearest would give 40).
+   */
+  rounding: 'nearest' | 'up';
 }
 
 const figures = new Map<string, PaperFigure[]>();
 
 function add(name: string, source: string, mflops: number, exact: boolean, extra: Partial<PaperFigure> = {}): void {
-  const figure = { source, mflops, exact, includesClassifier: true, step: 1, ...extra };
+  const figure: PaperFigure = {
+    source,
+    mflops,
+    exact,
+    includesClassifier: true,
+    step: 1,
+    rounding: 'nearest',
+    ...extra,
+  };
   figures.set(name, [...(figures.get(name) ?? []), figure]);
 }
 
@@ -55,6 +69,16 @@ add('alexnet', 'Table 6', 720, true, { step: 10 });
 add('shufflenet_v1_g3_2.0x', 'Table 6', 524, true);
 add('shufflenet_v1_g8_1.0x', 'Table 6', 140, false);
 add('shufflenet_v1_g4_0.5x', 'Table 6', 38, false);
+
+// The V2 paper (Ma et al., ECCV 2018), Table 5: ShuffleNet V2 at its four widths.
+for (const [scale, mflops] of [
+  ['0.5', 41],
+  ['1.0', 146],
+  ['1.5', 299],
+  ['2.0', 591],
+] as const) {
+  add(`shufflenet_v2_${scale}x`, 'V2 paper, Table 5', mflops, true, { rounding: 'up' });
+}
 
 /** Every figure the paper prints for a network, most specific first. */
 export function paperFigures(name: string): readonly PaperFigure[] {

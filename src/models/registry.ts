@@ -14,6 +14,7 @@ import { AlexNet, alexNetConfigFields, type AlexNetConfig } from './alexnet.js';
 import { MobileNetV1, mobileNetConfigFields, type MobileNetConfig } from './mobilenet.js';
 import { paperFigures, type PaperFigure } from './paper.js';
 import { ShuffleNet, shuffleNetConfigFields, type ShuffleNetConfig } from './shufflenet.js';
+import { ShuffleNetV2, shuffleNetV2ConfigFields, type ShuffleNetV2Config } from './shufflenet-v2.js';
 
 /**
  * A network described by its family and config alone: what a model file stores, so that the file
@@ -22,15 +23,17 @@ import { ShuffleNet, shuffleNetConfigFields, type ShuffleNetConfig } from './shu
  */
 export type Architecture =
   | { family: 'shufflenet_v1'; config: Partial<ShuffleNetConfig> }
+  | { family: 'shufflenet_v2'; config: Partial<ShuffleNetV2Config> }
   | { family: 'mobilenet_v1'; config: Partial<MobileNetConfig> }
   | { family: 'alexnet'; config: Partial<AlexNetConfig> };
 
-export const families = ['shufflenet_v1', 'mobilenet_v1', 'alexnet'] as const;
+export const families = ['shufflenet_v1', 'shufflenet_v2', 'mobilenet_v1', 'alexnet'] as const;
 export type Family = (typeof families)[number];
 
 /** Each family's config fields and ranges (src/validate.ts). */
 export const architectureFields: Readonly<Record<Family, Fields>> = {
   shufflenet_v1: shuffleNetConfigFields,
+  shufflenet_v2: shuffleNetV2ConfigFields,
   mobilenet_v1: mobileNetConfigFields,
   alexnet: alexNetConfigFields,
 };
@@ -57,6 +60,8 @@ export function buildArchitecture(a: Architecture): Module {
   switch (a.family) {
     case 'shufflenet_v1':
       return new ShuffleNet(a.config);
+    case 'shufflenet_v2':
+      return new ShuffleNetV2(a.config);
     case 'mobilenet_v1':
       return new MobileNetV1(a.config);
     case 'alexnet':
@@ -114,7 +119,7 @@ export function imageModelOptions(
 
 export interface ModelEntry {
   readonly name: string;
-  readonly family: 'shufflenet_v1' | 'mobilenet_v1' | 'alexnet';
+  readonly family: Family;
   readonly description: string;
   /** The architecture config the name stands for (before ModelOptions). */
   readonly config: Readonly<Record<string, unknown>>;
@@ -170,6 +175,17 @@ registerModel({
   config: {},
   build: (o = {}) => new AlexNet(o),
 });
+
+for (const scale of ['0.5', '1.0', '1.5', '2.0']) {
+  const config: Partial<ShuffleNetV2Config> = { scale: Number(scale) };
+  registerModel({
+    name: `shufflenet_v2_${scale}x`,
+    family: 'shufflenet_v2',
+    description: `ShuffleNet V2 ${Number(scale)}× (Ma et al.)`,
+    config,
+    build: (o = {}) => new ShuffleNetV2({ ...config, ...withoutInputSize(o) }),
+  });
+}
 
 function withoutInputSize(o: ModelOptions): Omit<ModelOptions, 'inputSize'> {
   const { inputSize: _unused, ...rest } = o;

@@ -20,6 +20,7 @@ import {
   pool2dAttrs,
   reluOp,
   sigmoidOp,
+  sliceOp,
   type Pair,
   pair,
 } from '../ops/index.js';
@@ -172,3 +173,6 @@ export const avgPool = (g: GraphBuilder, x: Value, kernel: Pair, stride: Pair, p
   g.apply(avgPool2dOp, [x], { ...pool2dAttrs({ kernel, stride, padding }), countIncludePad: true });
 export const globalAvgPool = (g: GraphBuilder, x: Value): Value => g.apply(globalAvgPoolOp, [x], {});
 export const flatten = (g: GraphBuilder, x: Value): Value => g.apply(flattenOp, [x], {});
+/** Channels [start, end) of an NCHW value (ShuffleNet V2's channel split). */
+export const sliceChannels = (g: GraphBuilder, x: Value, start: number, end: number): Value =>
+  g.apply(sliceOp, [x], { axis: 1, start, end });

@@ -96,7 +96,8 @@ export interface SliceAttrs {
   end: number;
 }
 
-function sliceRange(dim: number, a: SliceAttrs): [number, number] {
+/** The [start, length] a slice takes of an axis of `dim` (ONNX clamping). */
+export function sliceRange(dim: number, a: SliceAttrs): [number, number] {
   const clamp = (v: number): number => Math.min(Math.max(v < 0 ? v + dim : v, 0), dim);
   const start = clamp(a.start);
   return [start, Math.max(clamp(a.end) - start, 0)];

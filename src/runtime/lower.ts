@@ -26,6 +26,7 @@ import { ShuffleNetError } from '../errors.js';
 import type { Graph, GraphNode, GraphNodeOf } from '../graph/graph.js';
 import type { Conv2dGeometry } from '../kernels/reference/conv2d.js';
 import { conv2dGeometry } from '../ops/conv2d.js';
+import { sliceRange } from '../ops/layout.js';
 import type { BatchNormTrainingAttrs } from '../ops/normalization.js';
 import { sameShape, type Shape } from '../tensor/tensor.js';
 
@@ -54,8 +55,10 @@ export type NodeLowering =
   | { kernel: 'global-avg-pool' }
   /** Linear on [N, features]. */
   | { kernel: 'dense' }
-  /** Channel concat of NCHW parts. */
+  /** Channel concat of NCHW parts (written in place by their producers, or copied). */
   | { kernel: 'concat' }
+  /** Channels [start, end) of NCHW: at batch 1, a contiguous run of planes (the plan's alias). */
+  | { kernel: 'channel-slice'; start: number; end: number }
   /** [N, C, 1, 1] → [N, C]: the same floats. */
   | { kernel: 'flatten' }
   | { kernel: 'channel-shuffle'; groups: number }
@@ -131,6 +134,11 @@ export function lowerNode(graph: Graph, node: GraphNode, purpose: LoweringPurpos
       return rank(node.output) === 4 ? { kernel: 'concat' } : reference('the fast concat joins NCHW channels');
     case 'flatten':
       return { kernel: 'flatten' };
+    case 'slice': {
+      if (node.attrs.axis !== 1 || rank(node.output) !== 4) return reference('the fast slice takes NCHW channels');
+      const [start, length] = sliceRange(graph.shapes.get(node.inputs[0]!)![1]!, node.attrs);
+      return { kernel: 'channel-slice', start, end: start + length };
+    }
     case 'channelShuffle':
       return rank(node.output) === 4
         ? { kernel: 'channel-shuffle', groups: node.attrs.groups }
@@ -219,7 +227,10 @@ export interface LoweredStep {
   /** Epilogue: a residual added before the ReLU (GEMM convolutions). */
   residual: string | null;
   relu: boolean;
-  /** Epilogue: groups of a channel shuffle folded into the output layout (an output remap), or 0. */
+  /**
+   * Epilogue: groups of a channel shuffle folded into the output layout (an output remap of a 1×1
+   * convolution, or of a concat's parts), or 0.
+   */
   shuffleGroups: number;
   split: ThreadSplit;
 }
@@ -229,7 +240,7 @@ const EPILOGUE_ONLY: Partial<Record<KernelKind, string>> = {
   'batch-norm': 'batch norm folds only into the convolution that produces its input',
   relu: 'ReLU fuses only into the epilogue of the step that produces its input',
   add: 'a residual add fuses only into a GEMM convolution epilogue',
-  'channel-shuffle': 'a shuffle fuses only into a 1×1 convolution as an output remap',
+  'channel-shuffle': 'a shuffle fuses only into a 1×1 convolution or a concat as an output remap',
 };
 
 /**
@@ -297,7 +308,7 @@ export function lowerForInference(graph: Graph): LoweredStep[] {
       step.relu = true;
       next = sole(step.output);
     }
-    if (kind === 'gemm1x1' && next !== null) {
+    if ((kind === 'gemm1x1' || kind === 'concat') && next !== null) {
       const shuffle = lowerNode(graph, next, 'inference');
       if (shuffle.kernel === 'channel-shuffle') {
         absorb(next);
@@ -343,6 +354,9 @@ function threadSplit(graph: Graph, step: LoweredStep): ThreadSplit {
       return split('planes', graph.shapes.get(step.inputs[0]!)![1]!);
     case 'dense':
       return split('output-blocks', Math.ceil(graph.shapes.get(step.nodes[0]!.output)![1]! / 8));
+    case 'concat':
+      // Planes of the parts that the plan copies (those their producers cannot write in place).
+      return split('planes', graph.shapes.get(step.nodes[0]!.output)![1]!);
     default:
       return split('none', 1);
   }

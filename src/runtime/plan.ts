@@ -50,10 +50,14 @@ import { RECORD_WORDS, recordIndex, runTraced, traceBytes, traceClock, type Trac
 
 type Step = LoweredStep;
 
-/** Where a value lives: `offset` floats into the buffer of value `root`. */
+/**
+ * Where a value lives: `offset` floats into the buffer of value `root`; with `planes`, channel j
+ * is the plane `planes[j]` from there (a part of a shuffled concat, written in place).
+ */
 interface Placement {
   root: string;
   offset: number;
+  planes?: Int32Array;
 }
 
 export interface PlanSummary {
@@ -406,7 +410,7 @@ function build<P>(
 ): P {
   const shapeOf = (value: string): Shape => graph.shapes.get(value)!;
   const steps = lowerForInference(graph);
-  const placements = placeConcats(graph, steps);
+  const { placements, copies } = placeValues(graph, steps);
   const place = (value: string): Placement => placements.get(value) ?? { root: value, offset: 0 };
 
   // Weights first: they live as long as the plan.
@@ -458,8 +462,9 @@ function build<P>(
     return arena + offsets.get(root)! + offset * 4;
   };
 
-  const phases = steps.map((step, i) => phasesOf(graph, step, prepared[i]!, wasm, address, threads, scratch[0]!));
-  if (threads > 1) shareIndependentPhases(graph, steps, phases, address);
+  const located: Located = { address, planes: (value) => place(value).planes ?? null, copies };
+  const phases = steps.map((step, i) => phasesOf(graph, step, prepared[i]!, wasm, located, threads, scratch[0]!));
+  if (threads > 1) shareIndependentPhases(graph, steps, phases, located);
   const areas = (t: number): { scratch: number; col: number } => ({ scratch: scratch[t]!, col: col[t]! });
   const all = phases.flat();
   const unitsOf = (phase: Phase): number => ('main' in phase ? 1 : phase.units.length);
@@ -554,12 +559,37 @@ function build<P>(
 // ---------------------------------------------------------------------------------------------
 // Memory
 
+/** How the executors find values: addresses, plane maps of parts written in place, copied parts. */
+interface Located {
+  address: (value: string) => number;
+  planes: (value: string) => Int32Array | null;
+  copies: ReadonlyMap<string, readonly string[]>;
+}
+
 /**
- * Decides which concats are written in place: each part's step writes straight into the concat's
- * buffer at its channel offset. Returns the placement of every aliased value; a concat that cannot
- * be written in place becomes a reference step (a copy).
+ * Where values live when they are not buffers of their own (`placeValues`):
+ * - `placements`: aliases (a flatten, a channel slice: planes of its input at batch 1) and the parts
+ *   of a concat that their producers write in place. A part of a shuffled concat lands on
+ *   interleaved planes: `planes[j]` is the plane of its channel j, counted from its placement.
+ * - `copies`: per concat, the parts that are copied into it instead.
  */
-function placeConcats(graph: Graph, steps: Step[]): Map<string, Placement> {
+interface Placements {
+  placements: Map<string, Placement>;
+  copies: Map<string, string[]>;
+}
+
+/** Steps that write each output plane at any address: a concat's part can be written in place. */
+const WRITES_PLANES: readonly string[] = ['gemm1x1', 'stem3x3s2', 'im2col-gemm', 'dwconv3x3', 'pool3x3s2'];
+/** Steps that write each output channel at an address from a table: a shuffled concat's part too. */
+const WRITES_ANY_PLANE: readonly string[] = ['gemm1x1', 'stem3x3s2', 'im2col-gemm'];
+
+/**
+ * Decides where aliases and concat parts live. A concat's part is written in place by its producer
+ * when that step writes planes at any address (at any plane, for a shuffled concat), the part has
+ * no other reader and no placement of its own; any other part is copied by the concat step. A
+ * concat whose ReLU could not move into a copied part runs on its reference op instead.
+ */
+function placeValues(graph: Graph, steps: Step[]): Placements {
   const producer = new Map(steps.map((step) => [step.output, step]));
   const uses = new Map<string, number>();
   for (const step of steps) {
@@ -568,44 +598,69 @@ function placeConcats(graph: Graph, steps: Step[]): Map<string, Placement> {
     }
   }
   const placements = new Map<string, Placement>();
+  const copies = new Map<string, string[]>();
   const resolve = (value: string): Placement => placements.get(value) ?? { root: value, offset: 0 };
+  const planeFloats = (value: string): number => {
+    const [, , h, w] = graph.shapes.get(value)!;
+    return (h ?? 1) * (w ?? 1);
+  };
   for (const step of steps) {
-    const isFlatten = step.lowering.kernel === 'flatten';
-    if (step.lowering.kernel !== 'concat' && !isFlatten) continue;
-    const parts = step.inputs;
-    const inPlace = parts.every((part) => {
+    const lowering = step.lowering;
+    if (lowering.kernel === 'flatten' || lowering.kernel === 'channel-slice') {
+      // An alias: the flattened value is its input; a channel slice, planes of it (batch 1).
+      const from = resolve(step.inputs[0]!);
+      const start = lowering.kernel === 'channel-slice' ? lowering.start * planeFloats(step.inputs[0]!) : 0;
+      placements.set(step.output, { ...from, offset: from.offset + start });
+      continue;
+    }
+    if (lowering.kernel !== 'concat') continue;
+    const channels = graph.shapes.get(step.output)![1]!;
+    const shuffled = step.shuffleGroups > 0;
+    // The plane of each concat channel: its own, or its shuffled position (as for a 1×1 conv).
+    const planeOf = shuffled ? channelShuffleSource(channels, channels / step.shuffleGroups) : null;
+    const writable = shuffled ? WRITES_ANY_PLANE : WRITES_PLANES;
+    const inPlace = (part: string): boolean => {
       const from = producer.get(part);
-      // Steps that write whole planes at any address and can take the concat's ReLU.
-      const fusable =
+      return (
         from !== undefined &&
-        ['gemm1x1', 'stem3x3s2', 'im2col-gemm', 'dwconv3x3', 'pool3x3s2'].includes(from.lowering.kernel);
-      return isFlatten || (fusable && uses.get(part) === 1 && part !== graph.output && !placements.has(part));
-    });
-    if (!inPlace) {
-      step.lowering = { kernel: 'reference', reason: 'a part cannot be written in place (a copy)' };
+        writable.includes(from.lowering.kernel) &&
+        uses.get(part) === 1 &&
+        part !== graph.output &&
+        !placements.has(part)
+      );
+    };
+    const copied = step.inputs.filter((part) => !inPlace(part));
+    if (copied.length > 0 && step.relu) {
+      step.lowering = { kernel: 'reference', reason: 'a part is copied, and the copy cannot apply the ReLU' };
       continue;
     }
     let offset = 0;
-    for (const part of parts) {
-      const [, c, h, w] = graph.shapes.get(part)!;
-      const target = resolve(step.output);
-      placements.set(part, { root: target.root, offset: target.offset + offset });
-      if (step.relu) producer.get(part)!.relu = true;
-      offset += c! * (h ?? 1) * (w ?? 1);
+    const target = resolve(step.output);
+    for (const part of step.inputs) {
+      const partChannels = graph.shapes.get(part)![1]!;
+      if (!copied.includes(part)) {
+        placements.set(
+          part,
+          planeOf === null
+            ? { root: target.root, offset: target.offset + offset * planeFloats(part) }
+            : { ...target, planes: planeOf.slice(offset, offset + partChannels) },
+        );
+        if (step.relu) producer.get(part)!.relu = true;
+      }
+      offset += partChannels;
     }
-    if (isFlatten) {
-      // The flattened value is its input: every later reader resolves to the input's buffer.
-      placements.delete(parts[0]!);
-      placements.set(step.output, resolve(parts[0]!));
-    }
+    if (copied.length > 0) copies.set(step.output, copied);
   }
   // Later concats may have moved a root: resolve chains once more.
   for (const [value, p] of placements) {
     const outer = placements.get(p.root);
-    if (outer !== undefined && outer.root !== p.root)
-      placements.set(value, { root: outer.root, offset: outer.offset + p.offset });
+    if (outer !== undefined && outer.root !== p.root) {
+      if (outer.planes !== undefined)
+        throw new LoweringError(`${value}: an alias of a part written on interleaved planes`);
+      placements.set(value, { ...p, root: outer.root, offset: outer.offset + p.offset });
+    }
   }
-  return placements;
+  return { placements, copies };
 }
 
 function bufferFloats(graph: Graph, root: string, steps: Step[]): number {
@@ -749,7 +804,14 @@ function chunked(n: number, threads: number, make: (u0: number, u1: number) => K
  * (SCRATCH, COL): a phase of one may run beside a phase of another. Not the stem (its pad phase
  * writes thread 0's scratch, which every thread then reads) nor the general im2col (its patches).
  */
-const SIDE_BY_SIDE: ReadonlySet<string> = new Set(['gemm1x1', 'dwconv3x3', 'pool3x3s2', 'global-avg-pool', 'dense']);
+const SIDE_BY_SIDE: ReadonlySet<string> = new Set([
+  'gemm1x1',
+  'dwconv3x3',
+  'pool3x3s2',
+  'global-avg-pool',
+  'dense',
+  'concat', // its copies
+]);
 
 /**
  * Independent neighbours share one phase: when step i + 1 reads nothing that step i writes, and
@@ -764,11 +826,14 @@ function shareIndependentPhases(
   graph: Graph,
   steps: readonly Step[],
   phases: Phase[][],
-  address: (value: string) => number,
+  { address, planes }: Located,
 ): void {
   type Range = [number, number];
   const range = (value: string, write: boolean): Range => {
-    const floats = shapeSize(graph.shapes.get(value)!);
+    const shape = graph.shapes.get(value)!;
+    const map = planes(value);
+    // A part written on interleaved planes of a shuffled concat spans up to its last plane.
+    const floats = map === null ? shapeSize(shape) : (Math.max(...map) + 1) * (shape[2]! * shape[3]!);
     const start = address(value);
     return [start, start + 4 * (write ? Math.ceil(floats / 8) * 8 : floats)]; // writes may round up to 8 (the FC)
   };
@@ -796,7 +861,7 @@ function phasesOf(
   step: Step,
   prepared: Prepared,
   wasm: WasmKernels,
-  address: (value: string) => number,
+  { address, planes, copies }: Located,
   threads: number,
   /** Thread 0's scratch area: the stem's padded input planes, which every thread reads. */
   scratch0: number,
@@ -827,11 +892,14 @@ function phasesOf(
             ? c * 9
             : im2colRows(lowering.conv);
       // Output channel o lands on plane o, or on its shuffled position (an output remap): the
-      // shuffle's inverse, which is the shuffle with C/g groups.
-      const planeOf =
+      // shuffle's inverse, which is the shuffle with C/g groups. A part of a shuffled concat then
+      // lands on that plane's place in the concat.
+      const own =
         step.shuffleGroups > 0
           ? channelShuffleSource(cOut, cOut / step.shuffleGroups)
           : Int32Array.from({ length: cOut }, (_, o) => o);
+      const inConcat = planes(step.output);
+      const planeOf = inConcat === null ? own : own.map((p) => inConcat[p]!);
       const residual = step.residual === null ? 0 : address(step.residual);
       const tables = prepared.groups.map((_, g) => ({
         out: wasm.upload(Uint32Array.from({ length: m }, (_, r) => output + planeOf[g * m + r]! * pixels * 4)),
@@ -970,9 +1038,45 @@ function phasesOf(
         }),
       ];
     }
-    case 'concat':
+    case 'concat': {
+      // Parts written in place cost nothing; the others are copied plane by plane, to their
+      // shuffled planes if a shuffle was fused.
+      const [, channels, oh, ow] = graph.shapes.get(step.output)! as [number, number, number, number];
+      const pixels = oh * ow;
+      const planeOf = step.shuffleGroups > 0 ? channelShuffleSource(channels, channels / step.shuffleGroups) : null;
+      const runs: { src: number; dst: number[] }[] = [];
+      let offset = 0;
+      for (const part of step.inputs) {
+        const partChannels = graph.shapes.get(part)![1]!;
+        if (copies.get(step.output)?.includes(part)) {
+          const dst = Array.from(
+            { length: partChannels },
+            (_, j) => output + (planeOf?.[offset + j] ?? offset + j) * pixels * 4,
+          );
+          runs.push({ src: address(part), dst });
+        }
+        offset += partChannels;
+      }
+      if (runs.length === 0) return [];
+      // One unit per copied plane, in chunks of consecutive planes; a chunk's run within a part is one call.
+      const flat = runs.flatMap((run, r) => run.dst.map((_, j) => [r, j] as const));
+      const tables = runs.map((run) => wasm.upload(Uint32Array.from(run.dst)));
+      return [
+        chunked(flat.length, threads, (u0, u1) => {
+          const calls: KernelCall[] = [];
+          for (let u = u0; u < u1;) {
+            const [r, j] = flat[u]!;
+            const count = Math.min(u1 - u, runs[r]!.dst.length - j);
+            calls.push(call('copyPlanes', count, pixels, runs[r]!.src + j * pixels * 4, tables[r]! + j * 4));
+            u += count;
+          }
+          return calls;
+        }),
+      ];
+    }
     case 'flatten':
-      return []; // written in place by the parts, or an alias
+    case 'channel-slice':
+      return []; // aliases
     case 'reference':
       return [{ main: referenceExecutor(graph, step, wasm, address) }];
     default:

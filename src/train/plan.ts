@@ -387,6 +387,8 @@ function compileNode(ctx: CompileContext, node: GraphNode): CompiledNode {
       return compileShuffle(ctx, node, lowering.groups);
     case 'concat':
       return compileConcat(ctx, node);
+    case 'channel-slice':
+      return compileChannelSlice(ctx, node, lowering.start, lowering.end);
     case 'pool3x3s2':
       return compilePool(ctx, node, lowering.average);
     case 'global-avg-pool':
@@ -882,6 +884,37 @@ function compileConcat(ctx: CompileContext, node: GraphNode): CompiledNode {
         });
       }
     },
+  };
+}
+
+/** Channels [start, end) of NCHW (ShuffleNet V2's split): a copy per sample; its gradient, zeros around. */
+function compileChannelSlice(ctx: CompileContext, node: GraphNode, start: number, end: number): CompiledNode {
+  const [n, c, h, w] = dims4(ctx.graph.shapes.get(node.inputs[0]!)!);
+  const pixels = h * w;
+  const taken = (end - start) * pixels;
+  const x = ctx.address(node.inputs[0]!);
+  const y = ctx.address(node.output);
+  return {
+    kind: 'copies',
+    forward: () => {
+      for (let s = 0; s < n; s++) {
+        const src = (x >> 2) + (s * c + start) * pixels;
+        ctx.heap.f32.copyWithin((y >> 2) + s * taken, src, src + taken);
+      }
+    },
+    backward:
+      (gy, [t]) =>
+      () => {
+        if (!t) return;
+        for (let s = 0; s < n; s++) {
+          const sample = (t.address >> 2) + s * c * pixels;
+          if (!t.accumulate) {
+            ctx.heap.f32.fill(0, sample, sample + start * pixels);
+            ctx.heap.f32.fill(0, sample + end * pixels, sample + c * pixels);
+          }
+          writeOrAdd(ctx, gy + s * taken * FLOAT, (sample + start * pixels) * FLOAT, taken, t.accumulate);
+        }
+      },
   };
 }
 

@@ -33,8 +33,9 @@ import { formatShape, sameShape, Tensor } from '../../tensor/tensor.js';
 import type { ModelInfo } from '../modelfile.js';
 import { preprocessingPresets } from '../../data/preprocessing.js';
 import type { TorchTensor } from './checkpoint.js';
+import { importTorchvisionV2, isTorchvisionV2 } from './shufflenet-v2.js';
 
-export type CheckpointLayout = 'official' | 'mmpretrain' | 'ours';
+export type CheckpointLayout = 'official' | 'mmpretrain' | 'ours' | 'torchvision';
 
 export interface ImportedModel {
   model: Module;
@@ -58,11 +59,13 @@ export function importShuffleNet(
   const layout = sourceLayout(tensors);
   if (layout === 'official') return fromSource(readOfficialKeys(tensors, source), layout, source, arch);
   if (layout === 'mmpretrain') return fromSource(readMmpretrainKeys(tensors, source), layout, source, arch);
+  if (isTorchvisionV2(tensors)) return importTorchvisionV2(tensors, source, arch);
   if (tensors.has('conv1.weight') && tensors.has('fc.weight')) return fromOurs(tensors, source, arch);
   const sample = [...tensors.keys()].slice(0, 6).join(', ');
   throw new FormatError(
     `${source}: unrecognised state dict layout (keys ${sample}, …); expected megvii's official ShuffleNetV1 ` +
-      '(first_conv.*, features.*), mmpretrain (backbone.*, head.*) or ours (conv1.*, stage2.*, fc.*)',
+      '(first_conv.*, features.*), mmpretrain (backbone.*, head.*), ours (conv1.*, stage2.*, fc.*) ' +
+      "or torchvision's ShuffleNet V2 (conv1.0.*, stage2.0.branch2.*, conv5.*, fc.*)",
   );
 }
 

@@ -45,6 +45,21 @@ export function sliceReference(
   }
 }
 
+/** The gradient of `sliceReference`: the output gradient in its range, zeros elsewhere. */
+export function sliceBackwardReference(
+  gradOutput: Float32Array, // [outer, length, inner]
+  gradInput: Float32Array, // [outer, dim, inner], zeroed by the caller
+  outer: number,
+  dim: number,
+  inner: number,
+  start: number,
+  length: number,
+): void {
+  for (let o = 0; o < outer; o++) {
+    gradInput.set(gradOutput.subarray(o * length * inner, (o + 1) * length * inner), (o * dim + start) * inner);
+  }
+}
+
 export function rowMajorStrides(shape: readonly number[]): number[] {
   const strides = new Array<number>(shape.length);
   let s = 1;

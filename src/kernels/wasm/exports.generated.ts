@@ -78,6 +78,8 @@ export type InferenceKernelExports = {
   ): void;
   /** assembly/spatial.ts */
   globalAvgPool(channels: number, spatial: number, input: number, output: number): void;
+  /** assembly/spatial.ts */
+  copyPlanes(planes: number, pixels: number, src: number, table: number): void;
   /** assembly/common.ts */
   paddedPlaneFloats(h: number, w: number): number;
   /** assembly/inference.ts */
@@ -94,6 +96,7 @@ export const inferenceKernelExportsNames = [
   'im2col3x3s2',
   'im2col',
   'globalAvgPool',
+  'copyPlanes',
   'paddedPlaneFloats',
   'heapBase',
 ] as const;
@@ -253,6 +256,7 @@ export const kernelExportsNames = [
   'im2col3x3s2',
   'im2col',
   'globalAvgPool',
+  'copyPlanes',
   'paddedPlaneFloats',
   'heapBase',
   'convWeightGrad',

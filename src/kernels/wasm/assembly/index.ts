@@ -9,6 +9,7 @@ export {
   im2col3x3s2,
   im2col,
   globalAvgPool,
+  copyPlanes,
   paddedPlaneFloats,
   heapBase,
 } from './inference';

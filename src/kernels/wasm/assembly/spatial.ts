@@ -310,3 +310,20 @@ export function im2col(
     }
   }
 }
+
+/**
+ * Copies `planes` planes of `pixels` floats, plane j from src + j·pixels to the address at
+ * table[j] (a concat's part that its producer could not write in place, maybe interleaved by a
+ * shuffle). Writes exactly each plane: neighbours may be written by other threads meanwhile.
+ */
+export function copyPlanes(planes: i32, pixels: i32, src: usize, table: usize): void {
+  const bytes = <usize>pixels << 2;
+  const vectorBytes = <usize>(pixels & ~3) << 2;
+  for (let j = 0; j < planes; j++) {
+    const from = src + <usize>j * bytes;
+    const to = <usize>load<u32>(table + (<usize>j << 2));
+    let i: usize = 0;
+    for (; i < vectorBytes; i += 16) v128.store(to + i, v128.load(from + i));
+    for (; i < bytes; i += 4) store<f32>(to + i, load<f32>(from + i));
+  }
+}

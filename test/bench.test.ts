@@ -3,6 +3,7 @@
  * `bench --json` contract and the size budget. Tiny settings (32×32, a few runs); no speed is asserted.
  */
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { runGraph } from '../src/graph/execute.js';
@@ -155,6 +156,45 @@ describe('runBenchmark', () => {
     expect(row!.actual).toEqual({ 'a@1': g8! / g3! });
     const names = await runBenchmark({ ...tiny, engines: ['x'] }, [fake('a', [])]).catch((e: Error) => e.message);
     expect(names).toMatch(/unknown engine "x"; known engines: a/);
+  });
+});
+
+describe('runBenchmark --model', () => {
+  it('times model files: an ONNX file at its own input size (the peers get the file itself), our model file at its crop', async () => {
+    const onnxPath = fileURLToPath(new URL('./fixtures/onnx/zoo/mobilenet_v3_small_0.25.onnx', import.meta.url));
+    const ours = fileURLToPath(new URL('../models/fashion-mnist-shufflenet.safetensors', import.meta.url));
+    const given: { graphInput: readonly number[]; onnx: Uint8Array }[] = [];
+    const recording: Engine = {
+      ...fake('a', []),
+      async prepare(context) {
+        given.push({ graphInput: context.graph.input.shape, onnx: context.onnx });
+        return fake('a', []).prepare(context);
+      },
+    };
+    const report = await runBenchmark(
+      {
+        archs: [],
+        models: [onnxPath, ours],
+        threads: [1],
+        size: 224,
+        runs: 2,
+        warmup: 0,
+        settleRuns: 0,
+        profileRuns: 0,
+      },
+      [recording],
+    );
+    expect(report.results.map((r) => [r.arch, r.input])).toEqual([
+      ['mobilenet_v3_small_0.25.onnx', [1, 3, 40, 40]],
+      ['fashion-mnist-shufflenet.safetensors', [1, 1, 28, 28]],
+    ]);
+    expect(report.settings.sizes).toEqual(['40×40', '28×28']);
+    expect(Buffer.from(given[0]!.onnx).equals(readFileSync(onnxPath))).toBe(true);
+    expect(given[1]!.graphInput).toEqual([1, 1, 28, 28]);
+    expect(report.results.every((r) => r.engines[0]!.median_ms! > 0)).toBe(true);
+    await expect(runBenchmark({ archs: [], models: ['/nonexistent/x.onnx'] }, [recording])).rejects.toThrow(
+      /bench: --model \/nonexistent\/x\.onnx: ENOENT/,
+    );
   });
 });
 

@@ -40,6 +40,7 @@ interface BenchFlags {
   oursRuns?: number;
   oursWarmup?: number;
   engines?: string[];
+  model?: string[];
   size?: InputSize[];
   batch: number;
   table8: boolean;
@@ -56,7 +57,13 @@ export function benchCommand(): Command {
         'TF.js WASM) on the same ONNX export and input, every case interleaved round-robin: medians and IQR, ' +
         'ratios with bootstrap intervals, a drift check, theoretical vs actual speed-ups, GMAC/s per layer type',
     )
-    .option('--arch <names>', 'networks, comma-separated (default: the seven of issue 4)', list)
+    .option('--arch <names>', 'networks, comma-separated (default: the seven of issue 4, unless --model)', list)
+    .option(
+      '--model <files>',
+      'model files, comma-separated: ONNX files (every engine runs the file itself, at the input size it ' +
+        'declares; ours imports it) or our model files and checkpoints (exported to ONNX for the peers)',
+      list,
+    )
     .option('--threads <n>', 'thread counts, comma-separated (default: 1,2)', threadList)
     .option('--json', 'print one JSON object (with --arch NAME --threads N: median_ms of our engine and peers)', false)
     .option('--runs <n>', 'timed runs per engine and case (the median is over these)', count(1), 30)
@@ -111,12 +118,16 @@ export function benchCommand(): Command {
     )
     .option('--trace-runs <n>', 'traced runs per case (after --ours-warmup warm-up runs)', count(1, 1000), 10)
     .action(async (flags: BenchFlags) => {
+      if (flags.model !== undefined && flags.trace !== undefined) {
+        throw new BenchmarkError('bench: --trace traces registered networks (--arch), not --model files');
+      }
       const { runBenchmark, defaultConfig, table8Config } = await import('../../node/bench/run.js');
       const preset = flags.table8 ? table8Config : {};
       for (const size of flags.size ?? preset.sizes ?? [square(224)]) checkInputFloats(flags.batch, size);
       const report = await runBenchmark({
         ...preset,
-        archs: flags.arch ?? preset.archs ?? defaultConfig.archs,
+        archs: flags.arch ?? preset.archs ?? (flags.model ? [] : defaultConfig.archs),
+        models: flags.model ?? [],
         threads: flags.threads ?? preset.threads ?? defaultConfig.threads,
         sizes: flags.size ?? preset.sizes ?? null,
         batch: flags.batch,

@@ -12,10 +12,13 @@
  * engines (AlexNet's 61 M parameters dominate); the report records the process's resident memory
  * after preparation (`memory`), and every session is disposed at the end.
  */
+import { readFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg } from 'node:os';
+import { basename } from 'node:path';
 import { complexity } from '../../analysis/complexity.js';
 import { runGraph } from '../../graph/execute.js';
 import type { Graph } from '../../graph/graph.js';
+import { loadModel } from '../../io/load.js';
 import { exportOnnx } from '../../io/onnx/export.js';
 import { createModel, getModelEntry } from '../../models/registry.js';
 import { Random } from '../../tensor/random.js';
@@ -65,6 +68,11 @@ export const defaultThreads = [1, 2];
 export interface BenchConfig {
   /** Registry names of the networks to measure. */
   archs: string[];
+  /**
+   * Model files to measure beside them (`--model`): ONNX files (the peers run the file itself, at
+   * the input size it declares), or our model files and checkpoints (exported for the peers).
+   */
+  models: string[];
   /** Thread counts; each engine uses min(N, what it supports) and reports it. */
   threads: number[];
   /** Timed runs per engine and case, one per round; the median is over these (≥ 30 for the issue's figures). */
@@ -108,6 +116,7 @@ export interface BenchConfig {
 
 export const defaultConfig: BenchConfig = {
   archs: defaultArchs,
+  models: [],
   threads: defaultThreads,
   runs: 30,
   warmup: 5,
@@ -328,14 +337,72 @@ export function inputUnfit(arch: string, size: InputSize): string | null {
   return null;
 }
 
-/** The network traced at `shape`, or why it cannot be built at that size. */
-function traceCase(arch: string, size: InputSize, shape: number[], seed: number): Graph | { skipped: string } {
-  const unfit = inputUnfit(arch, size);
-  if (unfit !== null) return { skipped: unfit };
+/**
+ * A network to time: a registered name, or a model file. Cases are keyed by `label` (the name, or
+ * the file's base name).
+ */
+interface BenchNetwork {
+  label: string;
+  /** Image channels of its input. */
+  channels: number;
+  /** The input size an ONNX file declares, at which every engine runs it; null: the run's sizes. */
+  size: InputSize | null;
+  /** The network traced at `shape`, or why it cannot be built at that size. */
+  trace(size: InputSize, shape: number[]): Graph | { skipped: string };
+  /** What the peers run: our export of the graph, or the ONNX file itself. */
+  onnx(graph: Graph): Uint8Array;
+}
+
+function registryNetwork(arch: string, seed: number): BenchNetwork {
+  getModelEntry(arch); // unknown names fail before any timing
+  return {
+    label: arch,
+    channels: 3,
+    size: null,
+    trace(size, shape) {
+      const unfit = inputUnfit(arch, size);
+      if (unfit !== null) return { skipped: unfit };
+      return traced(() => createModel(arch, { seed, inputSize: size.height }).trace(shape));
+    },
+    onnx: (graph) => exportOnnx(graph, { docString: arch }),
+  };
+}
+
+function fileNetwork(path: string): BenchNetwork {
+  let bytes: Uint8Array;
   try {
-    return createModel(arch, { seed, inputSize: size.height }).trace(shape);
+    bytes = new Uint8Array(readFileSync(path));
   } catch (e) {
-    // A configuration error (e.g. a stem that leaves nothing of a tiny input) skips this case only.
+    throw new BenchmarkError(`bench: --model ${path}: ${oneLine(e instanceof Error ? e.message : String(e))}`);
+  }
+  const loaded = loadModel(bytes, path);
+  const label = basename(path);
+  if (loaded.module === undefined && loaded.inputShape !== undefined) {
+    const [, channels, height, width] = loaded.inputShape as [number, number, number, number];
+    return {
+      label,
+      channels,
+      size: { height, width },
+      trace: (_size, shape) => traced(() => loaded.graphFor(shape)),
+      onnx: () => bytes,
+    };
+  }
+  const crop = loaded.info?.preprocessing?.crop;
+  const config = loaded.info?.architecture?.config as { inputChannels?: number } | undefined;
+  return {
+    label,
+    channels: config?.inputChannels ?? 3,
+    size: crop === undefined ? null : square(crop),
+    trace: (_size, shape) => traced(() => loaded.graphFor(shape)),
+    onnx: (graph) => exportOnnx(graph, { docString: label }),
+  };
+}
+
+/** A configuration error (e.g. a stem that leaves nothing of a tiny input) skips this case only. */
+function traced(trace: () => Graph): Graph | { skipped: string } {
+  try {
+    return trace();
+  } catch (e) {
     if (!(e instanceof ShuffleNetError)) throw e;
     return { skipped: oneLine(e.message) };
   }
@@ -355,7 +422,16 @@ export async function runBenchmark(
   const table =
     available ?? (config.engines !== null ? allEngines : config.batch > 1 ? throughputEngines : latencyEngines);
   const selected = selectEngines(config.engines, table);
-  for (const arch of config.archs) getModelEntry(arch); // unknown names fail before any timing
+  const networks = [
+    ...config.archs.map((arch) => registryNetwork(arch, config.seed)),
+    ...config.models.map(fileNetwork),
+  ];
+  // A network with an input size of its own runs at that size only, with the first size's cases.
+  const runSizes = (network: BenchNetwork, sizeIndex: number): InputSize[] =>
+    network.size === null ? [sizes[sizeIndex]!] : sizeIndex === 0 ? [network.size] : [];
+  const allSizes = [...sizes, ...networks.flatMap((n) => (n.size === null ? [] : [n.size]))].filter(
+    (size, i, all) => all.findIndex((o) => formatInputSize(o) === formatInputSize(size)) === i,
+  );
   const loadStart = loadavg();
   const results: CaseResult[] = [];
   const skippedCases: { arch: string; size: string; reason: string }[] = [];
@@ -366,72 +442,75 @@ export async function runBenchmark(
 
   try {
     // 1. Prepare and check every case before any timing.
-    for (const [sizeIndex, size] of sizes.entries()) {
-      const sizeLabel = formatInputSize(size);
-      for (const arch of config.archs) {
-        const shape = [config.batch, 3, size.height, size.width]; // [N, C, H, W]
-        const graph = traceCase(arch, size, shape, config.seed);
-        if ('skipped' in graph) {
-          skippedCases.push({ arch, size: sizeLabel, reason: graph.skipped });
-          config.log(`${arch} @${sizeLabel}: skipped: ${graph.skipped}`);
-          continue;
-        }
-        const macs = complexity(graph).macs / config.batch;
-        macsOf.set(`${arch}|${sizeLabel}`, macs);
-        for (const { tensor } of graph.params.values()) weightsBytes += tensor.size * 4;
-        const onnx = exportOnnx(graph, { docString: arch });
-        const input = randomInput(shape, config.seed);
-        config.log(`${arch} @${sizeLabel}: ${(macs / 1e6).toFixed(1)} MFLOPs per image; reference logits…`);
-        const reference = runGraph(graph, input).data;
-        for (const [threadIndex, threads] of config.threads.entries()) {
-          const caseResult: CaseResult = {
-            arch,
-            threads,
-            input: shape,
-            height: size.height,
-            width: size.width,
-            mflops: macs / 1e6,
-            engines: [],
-          };
-          const prepared: TimedCase[] = [];
-          for (const engine of selected) {
-            const base = { engine: engine.name, kind: engine.kind };
-            let ready: PreparedEngine | { skipped: string };
-            try {
-              ready = await engine.prepare({ graph, onnx, threads });
-            } catch (e) {
-              ready = { skipped: `failed to prepare: ${oneLine(e instanceof Error ? e.message : String(e))}` };
-            }
-            if ('skipped' in ready) {
-              caseResult.engines.push({ ...base, skipped: ready.skipped });
-              config.log(`  ${engine.name} @${threads}: skipped: ${ready.skipped}`);
-              continue;
-            }
-            // Never time a wrong computation: check the logits before any timing.
-            const error = relativeError(await ready.run(input), reference);
-            if (!(error <= config.tolerance)) {
-              await ready.dispose?.();
-              const reason = `output differs from the reference: max|Δ|/max|ref| = ${error.toExponential(2)} > ${config.tolerance}`;
-              caseResult.engines.push({ ...base, skipped: reason });
-              config.log(`  ${engine.name} @${threads}: ${reason}`);
-              continue;
-            }
-            const ours = engine.kind === 'ours';
-            const result: EngineResult = {
-              ...base,
-              threads_used: ready.threadsUsed,
-              runs: ours ? config.oursRuns : config.runs,
-              warmup: ours ? config.oursWarmup : config.warmup,
-              max_rel_error: error,
-            };
-            caseResult.engines.push(result);
-            const key = { arch, engine: engine.name, threads, size: sizeLabel };
-            prepared.push({ key, result, ready, input, samples: [] });
+    for (const sizeIndex of sizes.keys()) {
+      for (const network of networks) {
+        for (const size of runSizes(network, sizeIndex)) {
+          const sizeLabel = formatInputSize(size);
+          const arch = network.label;
+          const shape = [config.batch, network.channels, size.height, size.width]; // [N, C, H, W]
+          const graph = network.trace(size, shape);
+          if ('skipped' in graph) {
+            skippedCases.push({ arch, size: sizeLabel, reason: graph.skipped });
+            config.log(`${arch} @${sizeLabel}: skipped: ${graph.skipped}`);
+            continue;
           }
-          timed.push(...prepared);
-          results.push(caseResult);
-          if (threadIndex === 0 && sizeIndex === 0 && config.profileRuns > 0) {
-            profiled.push({ arch, graph, input, cases: prepared.filter((p) => p.ready.profile) });
+          const macs = complexity(graph).macs / config.batch;
+          macsOf.set(`${arch}|${sizeLabel}`, macs);
+          for (const { tensor } of graph.params.values()) weightsBytes += tensor.size * 4;
+          const onnx = network.onnx(graph);
+          const input = randomInput(shape, config.seed);
+          config.log(`${arch} @${sizeLabel}: ${(macs / 1e6).toFixed(1)} MFLOPs per image; reference logits…`);
+          const reference = runGraph(graph, input).data;
+          for (const [threadIndex, threads] of config.threads.entries()) {
+            const caseResult: CaseResult = {
+              arch,
+              threads,
+              input: shape,
+              height: size.height,
+              width: size.width,
+              mflops: macs / 1e6,
+              engines: [],
+            };
+            const prepared: TimedCase[] = [];
+            for (const engine of selected) {
+              const base = { engine: engine.name, kind: engine.kind };
+              let ready: PreparedEngine | { skipped: string };
+              try {
+                ready = await engine.prepare({ graph, onnx, threads });
+              } catch (e) {
+                ready = { skipped: `failed to prepare: ${oneLine(e instanceof Error ? e.message : String(e))}` };
+              }
+              if ('skipped' in ready) {
+                caseResult.engines.push({ ...base, skipped: ready.skipped });
+                config.log(`  ${engine.name} @${threads}: skipped: ${ready.skipped}`);
+                continue;
+              }
+              // Never time a wrong computation: check the logits before any timing.
+              const error = relativeError(await ready.run(input), reference);
+              if (!(error <= config.tolerance)) {
+                await ready.dispose?.();
+                const reason = `output differs from the reference: max|Δ|/max|ref| = ${error.toExponential(2)} > ${config.tolerance}`;
+                caseResult.engines.push({ ...base, skipped: reason });
+                config.log(`  ${engine.name} @${threads}: ${reason}`);
+                continue;
+              }
+              const ours = engine.kind === 'ours';
+              const result: EngineResult = {
+                ...base,
+                threads_used: ready.threadsUsed,
+                runs: ours ? config.oursRuns : config.runs,
+                warmup: ours ? config.oursWarmup : config.warmup,
+                max_rel_error: error,
+              };
+              caseResult.engines.push(result);
+              const key = { arch, engine: engine.name, threads, size: sizeLabel };
+              prepared.push({ key, result, ready, input, samples: [] });
+            }
+            timed.push(...prepared);
+            results.push(caseResult);
+            if (threadIndex === 0 && sizeIndex === 0 && config.profileRuns > 0) {
+              profiled.push({ arch, graph, input, cases: prepared.filter((p) => p.ready.profile) });
+            }
           }
         }
       }
@@ -498,7 +577,12 @@ export async function runBenchmark(
     const { log: _log, sizes: _sizes, ...settings } = config;
     void _log;
     void _sizes;
-    const ratios = measuredRatios(timed, config, sizes);
+    const ratios = measuredRatios(
+      timed,
+      config,
+      allSizes,
+      networks.map((n) => n.label),
+    );
     return {
       date: new Date().toISOString(),
       machine: {
@@ -512,7 +596,11 @@ export async function runBenchmark(
         ...settings,
         // Kept for readers of the one-size report (bench/markdown.mjs, the chart); `sizes` lists every size.
         size: sizes[0]!.height,
-        sizes: sizes.map(formatInputSize),
+        // The sizes that ran (a model file runs at its own), or the requested ones if none did.
+        sizes: (results.length > 0
+          ? allSizes.filter((z) => results.some((r) => r.height === z.height && r.width === z.width))
+          : sizes
+        ).map(formatInputSize),
         our_engine: selected.find((e) => e.kind === 'ours')?.description ?? 'none',
       },
       results,
@@ -549,7 +637,12 @@ export async function runBenchmark(
 const keyString = (k: CaseKey): string => `${k.arch}|${k.engine}|${k.threads}|${k.size}`;
 
 /** Every ratio the README and docs quote, with its paired bootstrap interval. */
-function measuredRatios(timed: TimedCase[], config: BenchConfig, sizes: readonly InputSize[]): RatioRow[] {
+function measuredRatios(
+  timed: TimedCase[],
+  config: BenchConfig,
+  sizes: readonly InputSize[],
+  labels: readonly string[],
+): RatioRow[] {
   const byKey = new Map(timed.filter((c) => c.samples.length > 0).map((c) => [keyString(c.key), c]));
   const rows: RatioRow[] = [];
   const add = (kind: RatioRow['kind'], label: string, numerator: CaseKey, denominator: CaseKey): void => {
@@ -569,7 +662,7 @@ function measuredRatios(timed: TimedCase[], config: BenchConfig, sizes: readonly
           add('pair', label, { arch: numerator, engine, threads, size }, { arch: denominator, engine, threads, size });
         }
       }
-      for (const arch of config.archs) {
+      for (const arch of labels) {
         for (const ours of oursNames) {
           for (const peer of peerNames) {
             add(
@@ -583,7 +676,7 @@ function measuredRatios(timed: TimedCase[], config: BenchConfig, sizes: readonly
       }
     }
     const [first, ...others] = config.threads;
-    for (const arch of config.archs) {
+    for (const arch of labels) {
       for (const engine of engineNames) {
         // shufflenet-auto has no case at 1 thread (nothing to choose): its gain is over our plan's.
         const atFirst = { arch, engine, threads: first!, size };

@@ -81,6 +81,16 @@ def apply_node(node, values, params, training):
     if op == "slice":
         assert a["axis"] == 1
         return xs[0][:, a["start"]:a["end"]]
+    if op == "clip":
+        return torch.clamp(xs[0], a["min"], a["max"])
+    if op == "sigmoid":
+        return torch.sigmoid(xs[0])
+    if op == "hardSigmoid":
+        return torch.clamp(xs[0] * a["alpha"] + a["beta"], 0, 1)
+    if op == "hardSwish":
+        return xs[0] * torch.clamp(xs[0] * a["alpha"] + a["beta"], 0, 1)
+    if op in ("broadcastMul", "mulChannels"):
+        return xs[0] * xs[1]
     if op in ("maxPool2d", "avgPool2d"):
         # Symmetric padding only: PyTorch's pools take one padding per axis.
         assert a["padding"][0] == a["padding"][2] and a["padding"][1] == a["padding"][3]
@@ -134,10 +144,10 @@ class Case:
     def randn(self, *shape):
         return torch.randn(*shape, generator=self.gen)
 
-    def conv(self, src, out, kernel=(1, 1), stride=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1), groups=1, bias=False):
+    def conv(self, src, out, kernel=(1, 1), stride=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1), groups=1, bias=False, gain=1.0):
         c = self.shape(src)[1]
         fan_in = c // groups * kernel[0] * kernel[1]
-        ps = [self._param("weight", self.randn(out, c // groups, *kernel) / math.sqrt(fan_in))]
+        ps = [self._param("weight", self.randn(out, c // groups, *kernel) * gain / math.sqrt(fan_in))]
         if bias:
             ps.append(self._param("bias", self.randn(out) * 0.5))
         attrs = {"stride": list(stride), "padding": list(padding), "dilation": list(dilation), "groups": groups}
@@ -164,6 +174,12 @@ class Case:
 
     def shuffle(self, src, groups):
         return self._node("channelShuffle", [src], [], {"groups": groups})
+
+    def act(self, op, src, **attrs):
+        return self._node(op, [src], [], attrs)
+
+    def mul(self, op, a, b):
+        return self._node(op, [a, b], [], {})
 
     def slice(self, src, start, end):
         return self._node("slice", [src], [], {"axis": 1, "start": start, "end": end})
@@ -407,6 +423,41 @@ def make_cases(gen):
     c = new("chain/slice of the input, concat, shuffle2 4ch 3x3", "chain", (1, 4, 3, 3))
     y = c.shuffle(c.concat(c.slice("x", 0, 2), c.relu(c.conv(c.slice("x", 2, 4), 2, bias=True))), 2)
     c.relu(c.conv(c.slice(y, 2, 4), 3))
+
+    # Activations the plan fuses into a producer or runs on their own (the zoo's): ReLU6, PyTorch's
+    # hard swish and hard sigmoid, sigmoid, SiLU and hard swish written as x · gate(x), and SE's
+    # rescale. A gain of 4 spreads the values over the kinks at ±3 and 6 and the sigmoid's tails.
+    six = 1 / 6
+    acts = {
+        "relu6": ("clip", {"min": 0, "max": 6}),
+        "hardswish": ("hardSwish", {"alpha": six, "beta": 0.5}),
+        "hardsigmoid": ("hardSigmoid", {"alpha": six, "beta": 0.5}),
+        "sigmoid": ("sigmoid", {}),
+    }
+    for (name, (op, attrs)), (ch, hw, kernel) in zip(acts.items(), [(5, 3, 1), (4, 5, 3), (3, 4, 1), (6, 2, 3)]):
+        c = new(f"activation/conv{kernel}x{kernel}-bn-{name} {ch}ch {hw}x{hw}", "activation", (2, ch, hw, hw))
+        pad = (kernel // 2,) * 4
+        c.act(op, c.bn(c.conv("x", ch, (kernel, kernel), padding=pad, groups=ch if kernel == 3 else 1, gain=4.0)), **attrs)
+    for gate, gate_attrs in [("sigmoid", {}), ("hardSigmoid", {"alpha": six, "beta": 0.5})]:
+        c = new(f"activation/conv1x1-bn x·{gate}(x) 5ch 4x4", "activation", (2, 5, 4, 4))
+        y = c.bn(c.conv("x", 5, gain=4.0))
+        c.mul("broadcastMul", y, c.act(gate, y, **gate_attrs))
+        # On its own: behind a sum of two slices, which no step can take an activation into.
+        c = new(f"activation/slice sum x·{gate}(x) alone 3ch 3x3", "activation", (1, 6, 3, 3))
+        a = c.conv("x", 6, bias=True, gain=4.0)
+        y = c.add(c.slice(a, 0, 3), c.slice(a, 3, 6))
+        c.mul("broadcastMul", y, c.act(gate, y, **gate_attrs))
+    c = new("activation/sum of two slices, then hard swish alone 6ch 3x3", "activation", (2, 6, 3, 3))
+    a = c.conv("x", 6, bias=True, gain=4.0)
+    c.act("hardSwish", c.add(c.slice(a, 0, 3), c.slice(a, 3, 6)), alpha=six, beta=0.5)
+    c = new("activation/maxpool3x3s2-relu6 4ch 7x7", "activation", (1, 4, 7, 7))
+    c.act("clip", c.pool("maxPool2d", c.conv("x", 4, bias=True, gain=4.0), 3, 2, 1), min=0, max=6)
+    for ch, hw in [(6, 4), (9, 3)]:
+        # Squeeze-and-excitation: global pool, 1×1 down, ReLU, 1×1 up, sigmoid, rescale.
+        c = new(f"activation/squeeze-excitation rescale {ch}ch {hw}x{hw}", "activation", (2, ch, hw, hw))
+        a = c.pre()
+        s = c.act("sigmoid", c.conv(c.relu(c.conv(c.gap(a), 2, bias=True)), ch, bias=True))
+        c.mul("mulChannels", a, s)
     return cases
 
 

@@ -17,6 +17,12 @@ It writes, under test/fixtures/:
 
 The networks are the plain-PyTorch re-implementations of scripts/make_fixtures.py (imported, not
 copied), so only the parameter names are shared with the TypeScript code.
+
+NOTE (2026-12-02): the committed network fixtures do not come out bit-identical when this script is
+re-run on the 2-vCPU AMD EPYC VM: the same seeded draws give other inputs there (the ReLU-kink
+search settles on another draw). Rerun, shufflenet_v1_g1_0.25x's BN-weight gradient then misses
+the training plan test's 1e-4 by a little (1.7e-4). The slice cases were generated here from their
+own generator (SIDE_CASES) and added to the committed file, whose other entries are unchanged.
 """
 import json
 import math
@@ -102,12 +108,29 @@ def op_cases(gen):
     cases.append(("linear_bias", "linear", {}, [r(3, 7), r(5, 7), r(5)], F.linear))
     cases.append(("linear_no_bias", "linear", {}, [r(1, 4), r(6, 4)], F.linear))
     cases.append(("softmax", "softmax", {}, [r(3, 7) * 3], lambda x: torch.softmax(x, -1)))
-    # ShuffleNet V2's channel split, and a slice along another axis.
+    # ShuffleNet V2's channel split, and a slice along another axis. Drawn from their own generator
+    # (SIDE, also for their output gradients), so that every other fixture keeps its random draws.
     for name, shape, axis, start, end in [("slice_channels", (2, 7, 3, 2), 1, 2, 5), ("slice_width", (1, 3, 2, 5), 3, 1, 4)]:
         index = [slice(None)] * 4
         index[axis] = slice(start, end)
-        cases.append((name, "slice", {"axis": axis, "start": start, "end": end}, [r(*shape)], lambda x, i=tuple(index): x[i]))
+        x = torch.randn(*shape, generator=SIDE)
+        cases.append((name, "slice", {"axis": axis, "start": start, "end": end}, [x], lambda x, i=tuple(index): x[i]))
+    # The zoo's activations and broadcasts (issue 16), from SIDE too; ×4 spreads x over the kinks at ±3.
+    side = lambda *shape: torch.randn(*shape, generator=SIDE)
+    six = 1 / 6
+    cases.append(("hard_sigmoid", "hardSigmoid", {"alpha": six, "beta": 0.5}, [side(2, 3, 4, 5) * 4], F.hardsigmoid))
+    cases.append(("hard_sigmoid_onnx", "hardSigmoid", {"alpha": 0.2, "beta": 0.5}, [side(3, 7) * 4],
+                  lambda x: torch.clamp(0.2 * x + 0.5, 0, 1)))
+    cases.append(("hard_swish", "hardSwish", {"alpha": six, "beta": 0.5}, [side(2, 3, 4, 5) * 4], F.hardswish))
+    cases.append(("broadcast_mul_same", "broadcastMul", {}, [side(2, 3, 4, 5), side(2, 3, 4, 5)], lambda a, b: a * b))
+    cases.append(("broadcast_mul_rows", "broadcastMul", {}, [side(2, 3, 1, 5), side(4, 1)], lambda a, b: a * b))
+    cases.append(("broadcast_add_channels", "broadcastAdd", {}, [side(2, 3, 4, 5), side(1, 3, 1, 1)], lambda a, b: a + b))
     return cases
+
+
+SIDE = torch.Generator().manual_seed(1807_11164)
+SIDE_CASES = {"slice_channels", "slice_width", "hard_sigmoid", "hard_sigmoid_onnx", "hard_swish",
+              "broadcast_mul_same", "broadcast_mul_rows", "broadcast_add_channels"}
 
 
 def op_fixtures(gen, tensors):
@@ -123,7 +146,7 @@ def op_fixtures(gen, tensors):
             tensors[f"{name}/running_var_after"] = rv
         else:
             y = fn(*leaves)
-        gy = torch.randn(y.shape, generator=gen)
+        gy = torch.randn(y.shape, generator=SIDE if name in SIDE_CASES else gen)
         y.backward(gy)
         for i, t in enumerate(inputs):
             tensors[f"{name}/in{i}"] = t

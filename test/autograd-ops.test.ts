@@ -47,16 +47,7 @@ describe('gradient rules', () => {
   it('exist for every op of the family, and the fixtures cover every one', () => {
     // Generic ops that only imported ONNX graphs use have no gradient (yet); the list is explicit so
     // that a new op must be given a rule or added here on purpose.
-    const importOnly = [
-      'broadcastAdd',
-      'broadcastMul',
-      'gemm',
-      'matmul',
-      'reshape',
-      'transpose',
-      'hardSigmoid', // MobileNet V3 imports (issue 16); no gradient yet
-      'hardSwish',
-    ];
+    const importOnly = ['gemm', 'matmul', 'reshape', 'transpose'];
     expect(differentiableOps().sort()).toEqual(
       opTypes()
         .filter((op) => !importOnly.includes(op))

@@ -1,9 +1,11 @@
 /**
- * Issue 16's zoo, as far as it goes: torchvision's mobile CNNs exported by PyTorch's own exporter
- * (scripts/make_zoo_fixtures.py: MobileNet V3 small with HardSwish and HardSigmoid at opset 14 and
- * 13, SqueezeNet's Fire blocks and GoogLeNet's Inception blocks with their ceil_mode max pools)
- * import, and their outputs match PyTorch to 1e-4 of the largest logit on the reference executor and
- * on the inference plan; onnxruntime-node on the same file agrees too.
+ * Issue 16's zoo: torchvision's classification CNNs exported by PyTorch's own exporter
+ * (scripts/make_zoo_fixtures.py: MobileNet V3 small and large with HardSwish and HardSigmoid at
+ * opset 14 and 13, SqueezeNet's Fire blocks and GoogLeNet's Inception blocks with their ceil_mode
+ * max pools, MnasNet, EfficientNet-B0's blocks with SiLU and squeeze-and-excitation, RegNet X and Y,
+ * ResNet's basic and bottleneck blocks) import, and their outputs match PyTorch to 1e-4 of the
+ * largest logit on the reference executor and on the inference plan; onnxruntime-node on the same
+ * file agrees too. The plan runs every one on fast kernels except the pools that are not 3×3/2.
  */
 import * as ortNode from 'onnxruntime-node';
 import { readFileSync } from 'node:fs';
@@ -29,6 +31,12 @@ const expectedOps: Record<string, string[]> = {
   'mobilenet_v3_small_0.25_opset13': ['HardSigmoid', 'Mul'],
   squeezenet_mini: ['MaxPool'],
   googlenet_mini: ['MaxPool'],
+  'mobilenet_v3_large_0.25': ['HardSwish', 'HardSigmoid'],
+  'mnasnet_0.2': ['ReduceMean'],
+  efficientnet_b0_mini: ['Sigmoid', 'Mul'],
+  regnet_x_mini: ['Conv'],
+  regnet_y_mini: ['Sigmoid', 'Mul'],
+  resnet_mini: ['MaxPool', 'Add'],
 };
 
 async function onnxRuntime(bytes: Uint8Array, input: Tensor): Promise<Float32Array> {
@@ -58,6 +66,15 @@ describe('torchvision mobile CNNs from torch.onnx.export', () => {
       const ours = runGraph(graph, input);
       expect(ours.shape).toEqual(expected.shape);
       const plan = await InferencePlan.compile(graph);
+      // Every step on a fast kernel (activations fused or on their own, the SE rescale), except
+      // pools other than 3×3/2 with padding 0 or 1 (ceil_mode pads one side more; GoogLeNet's 3×3/1).
+      const slow = plan.summary.steps.filter((line) => line.startsWith('reference'));
+      expect(
+        slow.filter((line) => !line.endsWith('(the fast pool is 3×3, stride 2, padding 0 or 1 on every side)')),
+      ).toEqual([]);
+      // Every activation fused into the step that makes its input (SiLU and hard swish written as
+      // x · gate(x) too): none runs on its own.
+      expect(plan.summary.steps.filter((line) => line.startsWith('activation'))).toEqual([]);
       const fast = plan.run(input);
       const ort = new Tensor(expected.shape, await onnxRuntime(bytes, input));
       const errors = {

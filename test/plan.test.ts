@@ -52,10 +52,14 @@ describe('inference plan (WASM SIMD, fused) equals runGraph', () => {
     expect(steps.filter((s) => s.startsWith('avgpool3x3s2') && s.endsWith('+relu')).length).toBe(3);
   }, 60_000);
 
-  it('other widths and groups, batches, small inputs, MobileNet, AlexNet and SE (with reference fallbacks)', async () => {
+  it('other widths and groups, batches, small inputs, MobileNet, AlexNet and SE', async () => {
     await compare('shufflenet_v1_g8_0.5x', [2, 3, 64, 64]);
     await compare('shufflenet_v1_g1_0.25x', [1, 3, 45, 37]);
-    await compare('shufflenet_v1_g2_1.5x_se', [1, 3, 64, 64]);
+    // SE: its sigmoid fused into the second 1×1 convolution, its rescale on its own kernel.
+    const se = await compare('shufflenet_v1_g2_1.5x_se', [1, 3, 64, 64]);
+    expect(se.filter((s) => s.startsWith('reference'))).toEqual([]);
+    expect(se.filter((s) => s.startsWith('scale-channels')).length).toBe(16);
+    expect(se.filter((s) => s.startsWith('gemm1x1') && s.endsWith('+sigmoid')).length).toBe(16);
     await compare('shufflenet_v1_g3_0.5x', [3, 1, 28, 28], { numClasses: 10, inputChannels: 1, smallInput: true });
     await compare('mobilenet_v1_0.25', [1, 3, 96, 96]);
     // 11×11/4 and 5×5 convs (two groups) through im2col + GEMM, unpadded max pools, FC + ReLU.

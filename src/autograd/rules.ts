@@ -22,10 +22,14 @@ import {
   mulChannelsBackwardReference,
   reluBackwardReference,
   sigmoidBackwardReference,
+  hardSigmoidBackwardReference,
+  hardSwishBackwardReference,
+  broadcastBackwardReference,
   sliceBackwardReference,
   softmaxBackwardReference,
 } from '../kernels/reference/index.js';
 import { conv2dGeometry, isOpType, pool2dGeometry, type OpAttrs, type OpType } from '../ops/index.js';
+import { broadcastStrides } from '../ops/broadcast.js';
 import { sliceRange } from '../ops/layout.js';
 import { shapeSize, Tensor } from '../tensor/tensor.js';
 
@@ -130,6 +134,45 @@ const sigmoidRule: GradientRule<'sigmoid'> = {
     return [gx];
   },
 };
+
+const hardSigmoidRule: GradientRule<'hardSigmoid'> = {
+  backward(ctx, gy) {
+    const gx = new Tensor(gy.shape);
+    hardSigmoidBackwardReference(ctx.inputs[0]!.data, gy.data, gx.data, ctx.attrs.alpha, ctx.attrs.beta);
+    return [gx];
+  },
+};
+
+const hardSwishRule: GradientRule<'hardSwish'> = {
+  backward(ctx, gy) {
+    const gx = new Tensor(gy.shape);
+    hardSwishBackwardReference(ctx.inputs[0]!.data, gy.data, gx.data, ctx.attrs.alpha, ctx.attrs.beta);
+    return [gx];
+  },
+};
+
+/** Broadcast add and multiply: each operand's gradient summed over the axes it was broadcast along. */
+function broadcastRule<T extends 'broadcastAdd' | 'broadcastMul'>(mul: boolean): GradientRule<T> {
+  return {
+    backward(ctx, gy) {
+      const [a, b] = ctx.inputs as [Tensor, Tensor];
+      const ga = ctx.needs[0] ? new Tensor(a.shape) : null;
+      const gb = ctx.needs[1] ? new Tensor(b.shape) : null;
+      broadcastBackwardReference(
+        gy.data,
+        gy.shape,
+        a.data,
+        broadcastStrides(a.shape, gy.shape),
+        b.data,
+        broadcastStrides(b.shape, gy.shape),
+        ga?.data ?? null,
+        gb?.data ?? null,
+        mul,
+      );
+      return [ga, gb];
+    },
+  };
+}
 
 const addRule: GradientRule<'add'> = {
   backward: (ctx, gy) => ctx.needs.map((need) => (need ? gy : null)),
@@ -265,6 +308,10 @@ const rules: { readonly [T in OpType]?: GradientRule<T> } = {
   concat: concatRule,
   flatten: flattenRule,
   slice: sliceRule,
+  hardSigmoid: hardSigmoidRule,
+  hardSwish: hardSwishRule,
+  broadcastAdd: broadcastRule<'broadcastAdd'>(false),
+  broadcastMul: broadcastRule<'broadcastMul'>(true),
   linear: linearRule,
   softmax: softmaxRule,
 };
@@ -278,6 +325,18 @@ export function getGradientRule(type: string): GradientRule {
     );
   }
   return rule;
+}
+
+/** The gradient rule of a graph node; the error names the node (`stage2.0.act (hardSwish)`). */
+export function gradientRuleOf(node: { op: string; name?: string; output: string }): GradientRule {
+  try {
+    return getGradientRule(node.op);
+  } catch (e) {
+    if (!(e instanceof UnknownNameError)) throw e;
+    throw new UnknownNameError(
+      `autograd: node ${node.name || node.output} (${node.op}): ${e.message.slice('autograd: '.length)}`,
+    );
+  }
 }
 
 export function differentiableOps(): string[] {

@@ -15,7 +15,7 @@ import type { Graph } from '../graph/graph.js';
 import { batchStatisticsReference, updateRunningStatisticsReference } from '../kernels/reference/normalization.js';
 import { getOp } from '../ops/index.js';
 import { formatShape, sameShape, Tensor } from '../tensor/tensor.js';
-import { getGradientRule } from './rules.js';
+import { gradientRuleOf } from './rules.js';
 
 export interface TapeOptions {
   /**
@@ -123,7 +123,7 @@ export function backward(tape: Tape, gradOutput: Tensor, options: BackwardOption
     const gy = grads.get(node.output);
     if (gy === undefined || !requires.has(node.output)) continue;
     const needs = node.inputs.map((i) => requires.has(i));
-    const inputGrads = getGradientRule(node.op).backward(
+    const inputGrads = gradientRuleOf(node).backward(
       { inputs: node.inputs.map(lookup), output: tape.values.get(node.output)!, attrs: node.attrs, needs },
       gy,
     );

@@ -28,7 +28,7 @@ import type { Conv2dGeometry } from '../kernels/reference/conv2d.js';
 import { conv2dGeometry } from '../ops/conv2d.js';
 import { sliceRange } from '../ops/layout.js';
 import type { BatchNormTrainingAttrs } from '../ops/normalization.js';
-import { sameShape, type Shape } from '../tensor/tensor.js';
+import { sameShape, shapeSize, type Shape } from '../tensor/tensor.js';
 
 /** A node that no executor can run: names the node and says why. */
 export class LoweringError extends ShuffleNetError {
@@ -65,11 +65,25 @@ export type NodeLowering =
   /** Inference batch norm, folded into the producing convolution (lowerForInference). */
   | { kernel: 'batch-norm' }
   | { kernel: 'batch-norm-training'; attrs: BatchNormTrainingAttrs }
-  | { kernel: 'relu' }
+  /** An element-wise activation: in the epilogue of the step that produces its input, or on its own. */
+  | { kernel: 'activation'; activation: Activation }
+  /** x[N, C, H, W] · s[N, C, 1, 1] (squeeze-and-excitation's rescale). */
+  | { kernel: 'scale-channels' }
   | { kernel: 'add' }
   | { kernel: 'reference'; reason: string };
 
 export type KernelKind = NodeLowering['kernel'];
+
+/**
+ * The activations the fast kernels apply (`activate` in src/kernels/wasm/assembly/common.ts), by
+ * their code there. hardswish and hardsigmoid are PyTorch's (x/6 + 1/2); silu is x · sigmoid(x).
+ */
+export const activationCodes = { relu: 1, relu6: 2, hardswish: 3, hardsigmoid: 4, sigmoid: 5, silu: 6 } as const;
+export type Activation = keyof typeof activationCodes;
+
+/** PyTorch's hard sigmoid slope and offset (ONNX HardSwish's fixed ones). */
+const isTorchHardSigmoid = (a: { alpha: number; beta: number }): boolean =>
+  Math.abs(a.alpha - 1 / 6) < 1e-7 && a.beta === 0.5;
 
 const FAST_CONVS: readonly KernelKind[] = ['gemm1x1', 'stem3x3s2', 'im2col-gemm', 'dwconv3x3'];
 
@@ -158,7 +172,24 @@ export function lowerNode(graph: Graph, node: GraphNode, purpose: LoweringPurpos
       }
       return { kernel: 'batch-norm-training', attrs: node.attrs };
     case 'relu':
-      return { kernel: 'relu' };
+      return { kernel: 'activation', activation: 'relu' };
+    case 'clip': {
+      const { min, max } = node.attrs;
+      if (min === 0 && max === 6) return { kernel: 'activation', activation: 'relu6' };
+      if (min === 0 && max === Infinity) return { kernel: 'activation', activation: 'relu' };
+      return reference('the fast clip is ReLU6 or ReLU (min 0, max 6 or none)');
+    }
+    case 'hardSwish':
+    case 'hardSigmoid':
+      return isTorchHardSigmoid(node.attrs)
+        ? { kernel: 'activation', activation: node.op === 'hardSwish' ? 'hardswish' : 'hardsigmoid' }
+        : reference("the fast hard sigmoid is PyTorch's (alpha 1/6, beta 1/2)");
+    case 'sigmoid':
+      return { kernel: 'activation', activation: 'sigmoid' };
+    case 'mulChannels':
+      return rank(node.inputs[0]!) === 4 && !graph.params.has(node.inputs[1]!)
+        ? { kernel: 'scale-channels' }
+        : reference('the fast channel scale takes NCHW values and a computed scale');
     case 'add': {
       const [a, b] = node.inputs.map((v) => graph.shapes.get(v)!);
       const same = node.inputs.length === 2 && sameShape(a!, b!);
@@ -224,9 +255,17 @@ export interface LoweredStep {
   output: string;
   /** Epilogue: batch norm folded into the weights and bias (convolutions). */
   foldedBatchNorm: GraphNodeOf<'batchNorm'> | null;
-  /** Epilogue: a residual added before the ReLU (GEMM convolutions). */
+  /**
+   * Epilogue: a residual added before the activation (GEMM convolutions). An add that no GEMM takes
+   * is a step of its own (with its activation).
+   */
   residual: string | null;
-  relu: boolean;
+  /**
+   * Epilogue: an activation after everything else (or, for an activation step, the one it applies):
+   * a ReLU, ReLU6, hard swish or sigmoid node, or x · sigmoid(x) / x · hardsigmoid(x) (SiLU, hard
+   * swish) written as two nodes.
+   */
+  activation: Activation | null;
   /**
    * Epilogue: groups of a channel shuffle folded into the output layout (an output remap of a 1×1
    * convolution, or of a concat's parts), or 0.
@@ -238,8 +277,6 @@ export interface LoweredStep {
 /** Epilogue ops, and why one that no producer absorbed runs on its reference op. */
 const EPILOGUE_ONLY: Partial<Record<KernelKind, string>> = {
   'batch-norm': 'batch norm folds only into the convolution that produces its input',
-  relu: 'ReLU fuses only into the epilogue of the step that produces its input',
-  add: 'a residual add fuses only into a GEMM convolution epilogue',
   'channel-shuffle': 'a shuffle fuses only into a 1×1 convolution or a concat as an output remap',
 };
 
@@ -259,6 +296,36 @@ export function lowerForInference(graph: Graph): LoweredStep[] {
     return value !== graph.output && consumers.length === 1 ? consumers[0]! : null;
   };
   const isActivation = (value: string): boolean => !graph.params.has(value);
+  /**
+   * x · sigmoid(x) or x · hardsigmoid(x) read from `gate` (the sigmoid of x): its one consumer is a
+   * product of x and it, of one shape, so the pair is SiLU or hard swish of x.
+   */
+  const gatedBy = (gate: GraphNode): { mul: GraphNode; activation: Activation } | null => {
+    const g = lowerNode(graph, gate, 'inference');
+    if (g.kernel !== 'activation' || (g.activation !== 'sigmoid' && g.activation !== 'hardsigmoid')) return null;
+    const x = gate.inputs[0]!;
+    const mul = sole(gate.output);
+    // (A product of two [N, C, 1, 1] values, as in an SE block's SiLU, is imported as mulChannels.)
+    const product = mul?.op === 'broadcastMul' || mul?.op === 'mulChannels';
+    if (!product || !mul.inputs.includes(x) || !mul.inputs.includes(gate.output)) return null;
+    if (!sameShape(graph.shapes.get(x)!, graph.shapes.get(mul.output)!)) return null;
+    return { mul, activation: g.activation === 'sigmoid' ? 'silu' : 'hardswish' };
+  };
+  /** The activation that `value`'s consumers apply to it alone, and the nodes that apply it. */
+  const activationOf = (value: string): { nodes: GraphNode[]; activation: Activation } | null => {
+    if (value === graph.output) return null;
+    const consumers = uses.get(value) ?? [];
+    if (consumers.length === 1) {
+      const l = lowerNode(graph, consumers[0]!, 'inference');
+      return l.kernel === 'activation' ? { nodes: [consumers[0]!], activation: l.activation } : null;
+    }
+    if (consumers.length !== 2) return null;
+    for (const [gate, other] of [consumers, [...consumers].reverse()] as [GraphNode, GraphNode][]) {
+      const gated = gatedBy(gate);
+      if (gated?.mul === other) return { nodes: [gate, other], activation: gated.activation };
+    }
+    return null;
+  };
   const absorbed = new Set<GraphNode>();
   const steps: LoweredStep[] = [];
 
@@ -275,7 +342,7 @@ export function lowerForInference(graph: Graph): LoweredStep[] {
       output: node.output,
       foldedBatchNorm: null,
       residual: null,
-      relu: false,
+      activation: null,
       shuffleGroups: 0,
       split: { axis: 'none', units: 1, bandRows: 0, blockPixels: 0 },
     };
@@ -303,10 +370,20 @@ export function lowerForInference(graph: Graph): LoweredStep[] {
         next = sole(step.output);
       }
     }
-    if ((conv || kind === 'dense' || kind === 'pool3x3s2' || kind === 'concat') && next?.op === 'relu') {
-      absorb(next);
-      step.relu = true;
+    if (lowering.kernel === 'activation') {
+      // On its own (its producer could not take it): the gated forms still apply as one.
+      const gated = gatedBy(node);
+      if (gated !== null) absorb(gated.mul);
+      step.activation = gated?.activation ?? lowering.activation;
+      step.inputs = [node.inputs[0]!];
       next = sole(step.output);
+    } else if (conv || kind === 'dense' || kind === 'pool3x3s2' || kind === 'concat' || kind === 'add') {
+      const fused = activationOf(step.output);
+      if (fused !== null) {
+        fused.nodes.forEach(absorb);
+        step.activation = fused.activation;
+        next = sole(step.output);
+      }
     }
     if ((kind === 'gemm1x1' || kind === 'concat') && next !== null) {
       const shuffle = lowerNode(graph, next, 'inference');
@@ -354,6 +431,13 @@ function threadSplit(graph: Graph, step: LoweredStep): ThreadSplit {
       return split('planes', graph.shapes.get(step.inputs[0]!)![1]!);
     case 'dense':
       return split('output-blocks', Math.ceil(graph.shapes.get(step.nodes[0]!.output)![1]! / 8));
+    case 'activation':
+    case 'add':
+    case 'scale-channels': {
+      // Planes of NCHW; blocks of 8 values of anything else.
+      const shape = graph.shapes.get(step.output)!;
+      return shape.length === 4 ? split('planes', shape[1]!) : split('output-blocks', Math.ceil(shapeSize(shape) / 8));
+    }
     case 'concat':
       // Planes of the parts that the plan copies (those their producers cannot write in place).
       return split('planes', graph.shapes.get(step.nodes[0]!.output)![1]!);
@@ -390,7 +474,7 @@ export function describeStep(step: LoweredStep): string {
   const fused = [
     step.foldedBatchNorm !== null ? 'bn' : '',
     step.residual !== null ? 'add' : '',
-    step.relu ? 'relu' : '',
+    step.activation ?? '',
     step.shuffleGroups > 0 ? `shuffle(${step.shuffleGroups})` : '',
   ].filter((s) => s !== '');
   const main = step.nodes[0]!;

@@ -24,6 +24,7 @@ import { channelShuffleSource } from '../kernels/reference/channels.js';
 import { getOp } from '../ops/index.js';
 import { formatShape, shapeSize, Tensor, type Shape } from '../tensor/tensor.js';
 import {
+  activationCodes,
   describeStep,
   im2colRows,
   lowerForInference,
@@ -624,14 +625,16 @@ function placeValues(graph: Graph, steps: Step[]): Placements {
       return (
         from !== undefined &&
         writable.includes(from.lowering.kernel) &&
+        // The concat's activation moves into the part, which may already apply that one or none.
+        (from.activation === null || step.activation === null || from.activation === step.activation) &&
         uses.get(part) === 1 &&
         part !== graph.output &&
         !placements.has(part)
       );
     };
     const copied = step.inputs.filter((part) => !inPlace(part));
-    if (copied.length > 0 && step.relu) {
-      step.lowering = { kernel: 'reference', reason: 'a part is copied, and the copy cannot apply the ReLU' };
+    if (copied.length > 0 && step.activation !== null) {
+      step.lowering = { kernel: 'reference', reason: 'a part is copied, and the copy cannot apply the activation' };
       continue;
     }
     let offset = 0;
@@ -645,7 +648,7 @@ function placeValues(graph: Graph, steps: Step[]): Placements {
             ? { root: target.root, offset: target.offset + offset * planeFloats(part) }
             : { ...target, planes: planeOf.slice(offset, offset + partChannels) },
         );
-        if (step.relu) producer.get(part)!.relu = true;
+        if (step.activation !== null) producer.get(part)!.activation = step.activation;
       }
       offset += partChannels;
     }
@@ -811,6 +814,9 @@ const SIDE_BY_SIDE: ReadonlySet<string> = new Set([
   'global-avg-pool',
   'dense',
   'concat', // its copies
+  'activation',
+  'add',
+  'scale-channels',
 ]);
 
 /**
@@ -866,7 +872,7 @@ function phasesOf(
   /** Thread 0's scratch area: the stem's padded input planes, which every thread reads. */
   scratch0: number,
 ): Phase[] {
-  const relu = step.relu ? 1 : 0;
+  const act = step.activation === null ? 0 : activationCodes[step.activation];
   const [, c, h, w] = graph.shapes.get(step.inputs[0] ?? step.nodes[0]!.inputs[0]!)! as [
     number,
     number,
@@ -927,7 +933,7 @@ function phasesOf(
             calls.push(
               call('im2col3x3s2', c, h, w, scratch0, oy, oy + rows, COL),
               // prettier-ignore
-              call('gemm4x8', kPerGroup, cOut, bandPixels, only.weights, only.bias, COL, bandPixels * 4, table.out, 0, oy * ow * 4, relu),
+              call('gemm4x8', kPerGroup, cOut, bandPixels, only.weights, only.bias, COL, bandPixels * 4, table.out, 0, oy * ow * 4, act),
             );
           }
           return calls;
@@ -954,7 +960,7 @@ function phasesOf(
                 // prettier-ignore
                 call('im2col', cPerGroup, h, w, kh, kw, strideHeight, strideWidth, padTop, padLeft, dilationHeight, dilationWidth, ow, oy, oy + rows, input + g * cPerGroup * h * w * 4, COL),
                 // prettier-ignore
-                call('gemm4x8', kPerGroup, m, bandPixels, p.weights, p.bias, COL, bandPixels * 4, tb.out, tb.res, oy * ow * 4, relu),
+                call('gemm4x8', kPerGroup, m, bandPixels, p.weights, p.bias, COL, bandPixels * 4, tb.out, tb.res, oy * ow * 4, act),
               );
             }
             return calls;
@@ -978,7 +984,7 @@ function phasesOf(
               const tb = tables[g]!;
               const x = input + (g * kPerGroup * pixels + p0) * 4;
               // prettier-ignore
-              calls.push(call('gemm4x8', kPerGroup, m, count, p.weights, p.bias, x, pixels * 4, tb.out, tb.res, p0 * 4, relu));
+              calls.push(call('gemm4x8', kPerGroup, m, count, p.weights, p.bias, x, pixels * 4, tb.out, tb.res, p0 * 4, act));
             }
             return calls;
           }),
@@ -1000,7 +1006,7 @@ function phasesOf(
             const tb = tables[g]!;
             calls.push(
               // prettier-ignore
-              call('gemm4x8', kPerGroup, rows, pixels, p.weights + r0 * kPerGroup * 4, p.bias + r0 * 4, input + g * kPerGroup * pixels * 4, pixels * 4, tb.out + r0 * 4, tb.res === 0 ? 0 : tb.res + r0 * 4, 0, relu),
+              call('gemm4x8', kPerGroup, rows, pixels, p.weights + r0 * kPerGroup * 4, p.bias + r0 * 4, input + g * kPerGroup * pixels * 4, pixels * 4, tb.out + r0 * 4, tb.res === 0 ? 0 : tb.res + r0 * 4, 0, act),
             );
             u += b1 - b0;
           }
@@ -1013,7 +1019,7 @@ function phasesOf(
       const p = prepared.groups[0]!;
       return [
         // prettier-ignore
-        units((c0, c1) => [call('dwconv3x3', c1 - c0, h, w, lowering.stride, input + c0 * h * w * 4, p.weights + c0 * 36, p.bias + c0 * 4, output + c0 * oh * ow * 4, relu, SCRATCH)]),
+        units((c0, c1) => [call('dwconv3x3', c1 - c0, h, w, lowering.stride, input + c0 * h * w * 4, p.weights + c0 * 36, p.bias + c0 * 4, output + c0 * oh * ow * 4, act, SCRATCH)]),
       ];
     }
     case 'pool3x3s2': {
@@ -1021,11 +1027,42 @@ function phasesOf(
       const average = lowering.average ? 1 : 0;
       return [
         // prettier-ignore
-        units((c0, c1) => [call('pool3x3s2', c1 - c0, h, w, lowering.pad, average, input + c0 * h * w * 4, output + c0 * oh * ow * 4, relu, SCRATCH)]),
+        units((c0, c1) => [call('pool3x3s2', c1 - c0, h, w, lowering.pad, average, input + c0 * h * w * 4, output + c0 * oh * ow * 4, act, SCRATCH)]),
       ];
     }
     case 'global-avg-pool':
       return [units((c0, c1) => [call('globalAvgPool', c1 - c0, h * w, input + c0 * h * w * 4, output + c0 * 4)])];
+    case 'activation': {
+      // Units are planes of NCHW or blocks of 8 values (the lowering's split); in floats:
+      const shape = graph.shapes.get(step.output)!;
+      const per = split.axis === 'planes' ? shapeSize(shape) / split.units : 8;
+      const count = shapeSize(shape);
+      return [
+        units((u0, u1) => {
+          const from = u0 * per;
+          const n = Math.min(count, u1 * per) - from;
+          return [call('activation', n, input + from * 4, output + from * 4, act)];
+        }),
+      ];
+    }
+    case 'add': {
+      const count = shapeSize(graph.shapes.get(step.output)!);
+      const per = split.axis === 'planes' ? count / split.units : 8;
+      const other = address(step.inputs[1]!);
+      return [
+        units((u0, u1) => {
+          const from = u0 * per;
+          const n = Math.min(count, u1 * per) - from;
+          return [call('addActivation', n, input + from * 4, other + from * 4, output + from * 4, act)];
+        }),
+      ];
+    }
+    case 'scale-channels': {
+      const scale = address(step.inputs[1]!);
+      const pixels = h * w;
+      // prettier-ignore
+      return [units((c0, c1) => [call('scaleChannels', c1 - c0, pixels, input + c0 * pixels * 4, scale + c0 * 4, output + c0 * pixels * 4)])];
+    }
     case 'dense': {
       // Blocks of 8 outputs (dense8 writes whole blocks; the buffer is padded to a multiple of 8).
       const [outF, inF] = graph.shapes.get(step.nodes[0]!.inputs[1]!)! as [number, number];
@@ -1034,7 +1071,7 @@ function phasesOf(
         units((b0, b1) => {
           const o0 = b0 * 8;
           const count = Math.min(outF, b1 * 8) - o0;
-          return [call('dense8', inF, count, input, p.weights + o0 * inF * 4, p.bias + o0 * 4, output + o0 * 4, relu)];
+          return [call('dense8', inF, count, input, p.weights + o0 * inF * 4, p.bias + o0 * 4, output + o0 * 4, act)];
         }),
       ];
     }

@@ -24,7 +24,7 @@
  * sgd.step(gradients, lr);
  */
 import { crossEntropy } from '../autograd/loss.js';
-import { getGradientRule } from '../autograd/rules.js';
+import { gradientRuleOf } from '../autograd/rules.js';
 import { ShapeError, ShuffleNetError } from '../errors.js';
 import type { Graph, GraphNode } from '../graph/graph.js';
 import { updateRunningStatisticsReference } from '../kernels/reference/normalization.js';
@@ -379,8 +379,12 @@ function compileNode(ctx: CompileContext, node: GraphNode): CompiledNode {
       return compileIm2col(ctx, node, lowering.conv);
     case 'batch-norm-training':
       return compileBatchNorm(ctx, node, lowering.attrs);
-    case 'relu':
-      return compileRelu(ctx, node);
+    case 'activation':
+      return lowering.activation === 'relu'
+        ? compileRelu(ctx, node)
+        : compileReference(ctx, node, `no fast training kernel for ${lowering.activation}`);
+    case 'scale-channels':
+      return compileReference(ctx, node, 'no fast training kernel for the channel scale');
     case 'add':
       return compileAdd(ctx, node);
     case 'channel-shuffle':
@@ -437,7 +441,7 @@ function compileReference(ctx: CompileContext, node: GraphNode, reason: string):
     backward: (gradOutput, targets) => () => {
       const shape = graph.shapes.get(node.output)!;
       const gy = new Tensor(shape, ctx.heap.f32.slice(gradOutput >> 2, (gradOutput >> 2) + shapeSize(shape)));
-      const grads = getGradientRule(node.op).backward(
+      const grads = gradientRuleOf(node).backward(
         { inputs: inputs(), output: ctx.view(node.output), attrs: node.attrs, needs: targets.map((t) => t !== null) },
         gy,
       );

@@ -24,6 +24,33 @@ export function broadcastMulReference(
   broadcastVisit(aStrides, bStrides, output, outShape, (o, i, j) => (output[o] = a[i]! * b[j]!));
 }
 
+/**
+ * The gradients of a broadcast add (`mul` false) or multiply: each operand's gradient sums the
+ * output gradient (times the other operand, for a product) over the output elements it reached.
+ * Sums run in float64. `gradA`/`gradB` may be null when not needed.
+ */
+export function broadcastBackwardReference(
+  gradOut: Float32Array,
+  outShape: readonly number[],
+  a: Float32Array,
+  aStrides: readonly number[],
+  b: Float32Array,
+  bStrides: readonly number[],
+  gradA: Float32Array | null,
+  gradB: Float32Array | null,
+  mul: boolean,
+): void {
+  const sumA = gradA === null ? null : new Float64Array(gradA.length);
+  const sumB = gradB === null ? null : new Float64Array(gradB.length);
+  broadcastVisit(aStrides, bStrides, gradOut, outShape, (o, i, j) => {
+    const g = gradOut[o]!;
+    if (sumA !== null) sumA[i]! += mul ? g * b[j]! : g;
+    if (sumB !== null) sumB[j]! += mul ? g * a[i]! : g;
+  });
+  if (sumA !== null) gradA!.set(sumA);
+  if (sumB !== null) gradB!.set(sumB);
+}
+
 function broadcastVisit(
   aStrides: readonly number[],
   bStrides: readonly number[],

@@ -54,3 +54,31 @@ export function mulChannelsBackwardReference(
     if (gradScale !== null) gradScale[p] = sum;
   }
 }
+
+/** ∂ hardSigmoid: α where 0 < αx + β < 1, else 0 (PyTorch's: 1/6 inside (−3, 3)). */
+export function hardSigmoidBackwardReference(
+  x: Float32Array,
+  gradOut: Float32Array,
+  gradIn: Float32Array,
+  alpha: number,
+  beta: number,
+): void {
+  for (let i = 0; i < x.length; i++) {
+    const v = alpha * x[i]! + beta;
+    gradIn[i] = v > 0 && v < 1 ? gradOut[i]! * alpha : 0;
+  }
+}
+
+/** ∂ x·hardSigmoid(x): 0 below the ramp, 1 above it, 2αx + β on it (PyTorch's x/3 + 1/2). */
+export function hardSwishBackwardReference(
+  x: Float32Array,
+  gradOut: Float32Array,
+  gradIn: Float32Array,
+  alpha: number,
+  beta: number,
+): void {
+  for (let i = 0; i < x.length; i++) {
+    const v = alpha * x[i]! + beta;
+    gradIn[i] = v < 0 ? 0 : v > 1 ? gradOut[i]! : gradOut[i]! * (2 * alpha * x[i]! + beta);
+  }
+}

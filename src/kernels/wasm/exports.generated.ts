@@ -16,7 +16,7 @@ export type InferenceKernelExports = {
     outTable: number,
     resTable: number,
     offset: number,
-    relu: number,
+    act: number,
   ): void;
   /** assembly/gemm.ts */
   dense8(
@@ -26,7 +26,7 @@ export type InferenceKernelExports = {
     weights: number,
     bias: number,
     out: number,
-    relu: number,
+    act: number,
   ): void;
   /** assembly/spatial.ts */
   dwconv3x3(
@@ -38,7 +38,7 @@ export type InferenceKernelExports = {
     weights: number,
     bias: number,
     output: number,
-    relu: number,
+    act: number,
     scratch: number,
   ): void;
   /** assembly/spatial.ts */
@@ -50,7 +50,7 @@ export type InferenceKernelExports = {
     average: number,
     input: number,
     output: number,
-    relu: number,
+    act: number,
     scratch: number,
   ): void;
   /** assembly/spatial.ts */
@@ -80,6 +80,12 @@ export type InferenceKernelExports = {
   globalAvgPool(channels: number, spatial: number, input: number, output: number): void;
   /** assembly/spatial.ts */
   copyPlanes(planes: number, pixels: number, src: number, table: number): void;
+  /** assembly/spatial.ts */
+  activation(count: number, x: number, y: number, act: number): void;
+  /** assembly/spatial.ts */
+  addActivation(count: number, a: number, b: number, y: number, act: number): void;
+  /** assembly/spatial.ts */
+  scaleChannels(channels: number, pixels: number, x: number, scale: number, y: number): void;
   /** assembly/common.ts */
   paddedPlaneFloats(h: number, w: number): number;
   /** assembly/inference.ts */
@@ -97,6 +103,9 @@ export const inferenceKernelExportsNames = [
   'im2col',
   'globalAvgPool',
   'copyPlanes',
+  'activation',
+  'addActivation',
+  'scaleChannels',
   'paddedPlaneFloats',
   'heapBase',
 ] as const;
@@ -257,6 +266,9 @@ export const kernelExportsNames = [
   'im2col',
   'globalAvgPool',
   'copyPlanes',
+  'activation',
+  'addActivation',
+  'scaleChannels',
   'paddedPlaneFloats',
   'heapBase',
   'convWeightGrad',

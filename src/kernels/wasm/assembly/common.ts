@@ -13,6 +13,77 @@ export function madd(a: v128, b: v128, c: v128): v128 {
   return f32x4.add(f32x4.mul(a, b), c);
 }
 
+// Activations applied in a kernel's epilogue or on their own (`activation` in inference.ts). The
+// codes are `activationCodes` in src/runtime/lower.ts; NaN stays NaN in each (pmax/pmin return their
+// first operand when a comparison with NaN fails).
+export const ACT_NONE = 0;
+export const ACT_RELU = 1;
+export const ACT_RELU6 = 2;
+export const ACT_HARDSWISH = 3;
+export const ACT_HARDSIGMOID = 4;
+export const ACT_SIGMOID = 5;
+export const ACT_SILU = 6;
+
+/**
+ * The activation `code` of v, lane-wise (PyTorch's hardswish and hardsigmoid: x/6 + 1/2). ReLU is
+ * inlined; the others are one call (inlining them into every store of every kernel doubled the
+ * module).
+ */
+@inline
+export function activate(v: v128, code: i32): v128 {
+  return code == ACT_RELU ? f32x4.pmax(v, f32x4.splat(0)) : activateOther(v, code);
+}
+
+function activateOther(v: v128, code: i32): v128 {
+  const zero = f32x4.splat(0);
+  const one = f32x4.splat(1);
+  switch (code) {
+    case ACT_RELU:
+      return f32x4.pmax(v, zero);
+    case ACT_RELU6:
+      return f32x4.pmin(f32x4.pmax(v, zero), f32x4.splat(6));
+    case ACT_HARDSWISH:
+      return f32x4.mul(v, hardSigmoid(v));
+    case ACT_HARDSIGMOID:
+      return hardSigmoid(v);
+    case ACT_SIGMOID:
+      return f32x4.div(one, f32x4.add(one, exp(f32x4.neg(v))));
+    case ACT_SILU:
+      return f32x4.div(v, f32x4.add(one, exp(f32x4.neg(v))));
+    default:
+      return v;
+  }
+}
+
+/** clamp(x/6 + 1/2, 0, 1), lane-wise. */
+@inline
+function hardSigmoid(v: v128): v128 {
+  const t = f32x4.add(f32x4.mul(v, f32x4.splat(<f32>1 / <f32>6)), f32x4.splat(0.5));
+  return f32x4.pmin(f32x4.pmax(t, f32x4.splat(0)), f32x4.splat(1));
+}
+
+/**
+ * e^x, lane-wise, to a few ulp: x = n·ln 2 + r with |r| ≤ ln 2 / 2 (ln 2 in two parts, as in
+ * Cephes' expf), e^r by its Taylor polynomial of degree 6 (remainder below 1.3e-7 relative), 2^n
+ * in the exponent bits. x is clamped to [−87, 88], where 2^n stays a normal float.
+ */
+@inline
+export function exp(x: v128): v128 {
+  x = f32x4.pmax(f32x4.pmin(x, f32x4.splat(88)), f32x4.splat(-87));
+  const n = f32x4.nearest(f32x4.mul(x, f32x4.splat(1.44269504)));
+  let r = f32x4.sub(x, f32x4.mul(n, f32x4.splat(0.693359375)));
+  r = f32x4.sub(r, f32x4.mul(n, f32x4.splat(-2.12194440e-4)));
+  let p = f32x4.splat(<f32>1 / <f32>720);
+  p = madd(p, r, f32x4.splat(<f32>1 / <f32>120));
+  p = madd(p, r, f32x4.splat(<f32>1 / <f32>24));
+  p = madd(p, r, f32x4.splat(<f32>1 / <f32>6));
+  p = madd(p, r, f32x4.splat(0.5));
+  p = madd(p, r, f32x4.splat(1));
+  p = madd(p, r, f32x4.splat(1));
+  const scale = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23);
+  return f32x4.mul(p, scale);
+}
+
 /** The sum of the four lanes, in f64. */
 @inline
 export function lanesSum(v: v128): f64 {

@@ -1,6 +1,6 @@
 // f32 GEMM micro-kernels for 1×1 convolution over NCHW activations (WASM SIMD128).
 //
-//   out[m, p] = bias[m] + Σ_k w[m, k] · in[k, p]  (+ residual[m, p])  (then ReLU, optionally)
+//   out[m, p] = bias[m] + Σ_k w[m, k] · in[k, p]  (+ residual[m, p])  (then an activation, optionally)
 //
 // m runs over output channels, k over input channels, p over pixels. Pixels are contiguous in
 // NCHW, so each tile holds 4 output channels × 8 pixels in 8 vector accumulators: per k it loads
@@ -14,14 +14,12 @@
 // NOTE: tails (pixels not a multiple of 4) read up to 12 bytes past the last input row and
 // compute garbage in unused lanes, which are never stored. Callers leave 16 bytes of slack.
 
-import { madd, storeLanes } from './common';
+import { activate, madd, storeLanes } from './common';
 
 @inline
-function finish(v: v128, residual: usize, relu: i32): v128 {
+function finish(v: v128, residual: usize, act: i32): v128 {
   if (residual != 0) v = f32x4.add(v, v128.load(residual));
-  // pmax(v, 0) = v < 0 ? 0 : v keeps NaN, as the reference ReLU does.
-  if (relu != 0) v = f32x4.pmax(v, f32x4.splat(0));
-  return v;
+  return act != 0 ? activate(v, act) : v;
 }
 
 @inline
@@ -36,15 +34,15 @@ function storeRow8(
   outTable: usize,
   resTable: usize,
   offset: usize,
-  relu: i32,
+  act: i32,
   lo: v128,
   hi: v128,
 ): void {
   if (row < rows) {
     const out = rowAddress(outTable, row, offset);
     const res = resTable != 0 ? rowAddress(resTable, row, offset) : 0;
-    v128.store(out, finish(lo, res, relu));
-    v128.store(out, finish(hi, res != 0 ? res + 16 : 0, relu), 16);
+    v128.store(out, finish(lo, res, act));
+    v128.store(out, finish(hi, res != 0 ? res + 16 : 0, act), 16);
   }
 }
 
@@ -55,14 +53,14 @@ function storeRow4(
   outTable: usize,
   resTable: usize,
   offset: usize,
-  relu: i32,
+  act: i32,
   v: v128,
   lanes: i32,
 ): void {
   if (row < rows) {
     const out = rowAddress(outTable, row, offset);
     const res = resTable != 0 ? rowAddress(resTable, row, offset) : 0;
-    storeLanes(out, finish(v, res, relu), lanes, 0);
+    storeLanes(out, finish(v, res, act), lanes, 0);
   }
 }
 
@@ -82,7 +80,7 @@ export function gemm4x8(
   outTable: usize,
   resTable: usize,
   offset: usize,
-  relu: i32,
+  act: i32,
 ): void {
   for (let mb = 0; mb < m; mb += 4) {
     const rows = min(m - mb, 4);
@@ -118,10 +116,10 @@ export function gemm4x8(
         x += inStride;
       }
       const o = offset + (<usize>p << 2);
-      storeRow8(0, rows, outRows, resRows, o, relu, c00, c01);
-      storeRow8(1, rows, outRows, resRows, o, relu, c10, c11);
-      storeRow8(2, rows, outRows, resRows, o, relu, c20, c21);
-      storeRow8(3, rows, outRows, resRows, o, relu, c30, c31);
+      storeRow8(0, rows, outRows, resRows, o, act, c00, c01);
+      storeRow8(1, rows, outRows, resRows, o, act, c10, c11);
+      storeRow8(2, rows, outRows, resRows, o, act, c20, c21);
+      storeRow8(3, rows, outRows, resRows, o, act, c30, c31);
     }
     for (; p < pixels; p += 4) {
       const lanes = min(pixels - p, 4);
@@ -138,16 +136,16 @@ export function gemm4x8(
         x += inStride;
       }
       const o = offset + (<usize>p << 2);
-      storeRow4(0, rows, outRows, resRows, o, relu, c0, lanes);
-      storeRow4(1, rows, outRows, resRows, o, relu, c1, lanes);
-      storeRow4(2, rows, outRows, resRows, o, relu, c2, lanes);
-      storeRow4(3, rows, outRows, resRows, o, relu, c3, lanes);
+      storeRow4(0, rows, outRows, resRows, o, act, c0, lanes);
+      storeRow4(1, rows, outRows, resRows, o, act, c1, lanes);
+      storeRow4(2, rows, outRows, resRows, o, act, c2, lanes);
+      storeRow4(3, rows, outRows, resRows, o, act, c3, lanes);
     }
   }
 }
 
 /**
- * Fully connected layer (a GEMV): out[o] = bias[o] + Σ_i w[o, i] · x[i], then ReLU if `relu`.
+ * Fully connected layer (a GEMV): out[o] = bias[o] + Σ_i w[o, i] · x[i], then activation `act`.
  * Weights packed per block of 8 outputs as [in][8], bias as [⌈out/8⌉·8]; `out` must have room for
  * ⌈out/8⌉·8 floats.
  */
@@ -158,7 +156,7 @@ export function dense8(
   weights: usize,
   bias: usize,
   out: usize,
-  relu: i32,
+  act: i32,
 ): void {
   for (let ob = 0; ob < outFeatures; ob += 8) {
     let w = weights + (<usize>(ob * inFeatures) << 2);
@@ -182,7 +180,7 @@ export function dense8(
       c0 = madd(s0, v128.load(w), c0);
       c1 = madd(s0, v128.load(w, 16), c1);
     }
-    v128.store(out + (<usize>ob << 2), finish(f32x4.add(c0, d0), 0, relu));
-    v128.store(out + (<usize>ob << 2), finish(f32x4.add(c1, d1), 0, relu), 16);
+    v128.store(out + (<usize>ob << 2), finish(f32x4.add(c0, d0), 0, act));
+    v128.store(out + (<usize>ob << 2), finish(f32x4.add(c1, d1), 0, act), 16);
   }
 }

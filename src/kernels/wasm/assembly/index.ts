@@ -10,6 +10,9 @@ export {
   im2col,
   globalAvgPool,
   copyPlanes,
+  activation,
+  addActivation,
+  scaleChannels,
   paddedPlaneFloats,
   heapBase,
 } from './inference';

@@ -9,7 +9,7 @@
 // NOTE: the last vector of a row may read up to 12 floats past the row's end and compute garbage
 // in lanes that are never stored; `scratch` needs paddedPlaneFloats(h, w) floats.
 
-import { madd, outputSize, padPlane, paddedPlaneFloats, paddedWidth, storeLanes } from './common';
+import { activate, at, loadLanes, madd, outputSize, padPlane, paddedPlaneFloats, paddedWidth, storeLanes } from './common';
 
 /**
  * dwconv-3x3p1-wasmsimd at stride 1 or 2: one 3×3 filter per channel, weights [C][9], bias [C],
@@ -24,13 +24,12 @@ export function dwconv3x3(
   weights: usize,
   bias: usize,
   output: usize,
-  relu: i32,
+  act: i32,
   scratch: usize,
 ): void {
   const oh = outputSize(h, stride);
   const ow = outputSize(w, stride);
   const rowBytes = <usize>paddedWidth(w) << 2;
-  const zero = f32x4.splat(0);
   for (let c = 0; c < channels; c++) {
     padPlane(input + (<usize>(c * h * w) << 2), h, w, scratch, 0);
     const wc = weights + (<usize>(c * 9) << 2);
@@ -63,9 +62,9 @@ export function dwconv3x3(
           acc1 = madd(w10, v0, madd(w11, v1, madd(w12, v2, acc1)));
           acc0 = madd(w00, v128.load(r0 + at), madd(w01, v128.load(r0 + at, 4), madd(w02, v128.load(r0 + at, 8), acc0)));
           acc1 = madd(w20, v128.load(r3 + at), madd(w21, v128.load(r3 + at, 4), madd(w22, v128.load(r3 + at, 8), acc1)));
-          if (relu != 0) {
-            acc0 = f32x4.pmax(acc0, zero);
-            acc1 = f32x4.pmax(acc1, zero);
+          if (act != 0) {
+            acc0 = activate(acc0, act);
+            acc1 = activate(acc1, act);
           }
           storeLanes(o0 + at, acc0, ow - ox, 0);
           storeLanes(o1 + at, acc1, ow - ox, 0);
@@ -81,7 +80,7 @@ export function dwconv3x3(
           let acc = madd(w00, v128.load(r0 + at), madd(w01, v128.load(r0 + at, 4), madd(w02, v128.load(r0 + at, 8), b)));
           acc = madd(w10, v128.load(r1 + at), madd(w11, v128.load(r1 + at, 4), madd(w12, v128.load(r1 + at, 8), acc)));
           acc = madd(w20, v128.load(r2 + at), madd(w21, v128.load(r2 + at, 4), madd(w22, v128.load(r2 + at, 8), acc)));
-          if (relu != 0) acc = f32x4.pmax(acc, zero);
+          if (act != 0) acc = activate(acc, act);
           storeLanes(o + at, acc, ow - ox, 0);
         }
       }
@@ -96,7 +95,7 @@ export function dwconv3x3(
           let acc = taps3(r0 + at, w00, w01, w02, b);
           acc = taps3(r1 + at, w10, w11, w12, acc);
           acc = taps3(r2 + at, w20, w21, w22, acc);
-          if (relu != 0) acc = f32x4.pmax(acc, zero);
+          if (act != 0) acc = activate(acc, act);
           storeLanes(o + (<usize>ox << 2), acc, ow - ox, 0);
         }
       }
@@ -149,7 +148,7 @@ function sum3(row: usize): v128 {
  * maxpool-3x3s2-wasmsimd (padding never wins; NaN propagates) or, with `average` set,
  * avgpool-3x3s2-wasmsimd with count_include_pad, at padding `pad` = 1 (ShuffleNet's shortcut and
  * max pool) or 0 (AlexNet): with floor rounding every window lies inside the padded input, so the
- * divisor is always 9. ReLU optional.
+ * divisor is always 9. An activation (`act`) optional.
  */
 export function pool3x3s2(
   channels: i32,
@@ -159,7 +158,7 @@ export function pool3x3s2(
   average: i32,
   input: usize,
   output: usize,
-  relu: i32,
+  act: i32,
   scratch: usize,
 ): void {
   // Padding 0 reads the padded plane from (1, 1): the border is never inside a window.
@@ -167,7 +166,6 @@ export function pool3x3s2(
   const ow = (w + 2 * pad - 3) / 2 + 1;
   const rowBytes = <usize>paddedWidth(w) << 2;
   const skip = <usize>(1 - pad);
-  const zero = f32x4.splat(0);
   const ninth = f32x4.splat(<f32>1 / <f32>9);
   for (let c = 0; c < channels; c++) {
     padPlane(input + (<usize>(c * h * w) << 2), h, w, scratch, average != 0 ? 0 : -Infinity);
@@ -189,7 +187,7 @@ export function pool3x3s2(
           const nan = v128.or(v128.or(f32x4.ne(m0, m0), f32x4.ne(m1, m1)), f32x4.ne(m2, m2));
           v = v128.or(f32x4.pmax(f32x4.pmax(m0, m1), m2), nan);
         }
-        if (relu != 0) v = f32x4.pmax(v, zero);
+        if (act != 0) v = activate(v, act);
         storeLanes(o + (<usize>ox << 2), v, ow - ox, 0);
       }
     }
@@ -325,5 +323,40 @@ export function copyPlanes(planes: i32, pixels: i32, src: usize, table: usize): 
     let i: usize = 0;
     for (; i < vectorBytes; i += 16) v128.store(to + i, v128.load(from + i));
     for (; i < bytes; i += 4) store<f32>(to + i, load<f32>(from + i));
+  }
+}
+
+/** y = activation `act` of x, over `count` floats (x = y allowed). */
+export function activation(count: i32, x: usize, y: usize, act: i32): void {
+  const whole = count & ~3;
+  let i = 0;
+  for (; i < whole; i += 4) v128.store(at(y, i), activate(v128.load(at(x, i)), act));
+  if (i < count) storeLanes(at(y, i), activate(loadLanes(at(x, i), count - i), act), count - i, 0);
+}
+
+/** y = activation `act` of a + b, over `count` floats (a residual add no convolution could take). */
+export function addActivation(count: i32, a: usize, b: usize, y: usize, act: i32): void {
+  const whole = count & ~3;
+  let i = 0;
+  for (; i < whole; i += 4) {
+    const v = f32x4.add(v128.load(at(a, i)), v128.load(at(b, i)));
+    v128.store(at(y, i), act != 0 ? activate(v, act) : v);
+  }
+  if (i < count) {
+    const v = f32x4.add(loadLanes(at(a, i), count - i), loadLanes(at(b, i), count - i));
+    storeLanes(at(y, i), act != 0 ? activate(v, act) : v, count - i, 0);
+  }
+}
+
+/** y[c, p] = x[c, p] · scale[c] over `channels` planes of `pixels` (squeeze-and-excitation's rescale). */
+export function scaleChannels(channels: i32, pixels: i32, x: usize, scale: usize, y: usize): void {
+  const whole = pixels & ~3;
+  for (let c = 0; c < channels; c++) {
+    const s = v128.load32_splat(at(scale, c));
+    const from = at(x, c * pixels);
+    const to = at(y, c * pixels);
+    let i = 0;
+    for (; i < whole; i += 4) v128.store(at(to, i), f32x4.mul(v128.load(at(from, i)), s));
+    if (i < pixels) storeLanes(at(to, i), f32x4.mul(loadLanes(at(from, i), pixels - i), s), pixels - i, 0);
   }
 }

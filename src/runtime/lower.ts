@@ -50,8 +50,15 @@ export type NodeLowering =
   | { kernel: 'im2col-gemm'; conv: ConvGeometry }
   /** Depthwise 3×3 (multiplier 1), padding 1, stride 1 or 2. */
   | { kernel: 'dwconv3x3'; conv: ConvGeometry; stride: number }
+  /**
+   * Depthwise k×k (multiplier 1) with `pad` on every side, stride 1 or 2 (the 5×5 of MnasNet,
+   * EfficientNet, MobileNet V3). Inference only: the training plan runs it through im2col + GEMM.
+   */
+  | { kernel: 'dwconv'; conv: ConvGeometry; stride: number; size: number; pad: number }
   /** 3×3 / 2 pools with padding 0 or 1 on every side; average divides by 9. */
   | { kernel: 'pool3x3s2'; average: boolean; pad: number }
+  /** Any other max pool at stride 1 or 2 (ceil_mode's one-sided padding, GoogLeNet's 3×3/1). Inference only. */
+  | { kernel: 'max-pool'; stride: number }
   | { kernel: 'global-avg-pool' }
   /** Linear on [N, features]. */
   | { kernel: 'dense' }
@@ -85,7 +92,7 @@ export type Activation = keyof typeof activationCodes;
 const isTorchHardSigmoid = (a: { alpha: number; beta: number }): boolean =>
   Math.abs(a.alpha - 1 / 6) < 1e-7 && a.beta === 0.5;
 
-const FAST_CONVS: readonly KernelKind[] = ['gemm1x1', 'stem3x3s2', 'im2col-gemm', 'dwconv3x3'];
+const FAST_CONVS: readonly KernelKind[] = ['gemm1x1', 'stem3x3s2', 'im2col-gemm', 'dwconv3x3', 'dwconv'];
 
 /** The geometry of a conv2d node. */
 export function convGeometry(graph: Graph, node: GraphNodeOf<'conv2d'>): ConvGeometry {
@@ -116,6 +123,11 @@ export function lowerNode(graph: Graph, node: GraphNode, purpose: LoweringPurpos
         return { kernel: 'dwconv3x3', conv, stride: a.stride[0] };
       }
       if (threeByThree && a.groups === 1 && stride(2)) return { kernel: 'stem3x3s2', conv };
+      const size = conv.kernelHeight;
+      const square = conv.kernelWidth === size && a.padding.every((p) => p === a.padding[0]) && a.padding[0]! < size;
+      if (undilated && square && depthwise && (stride(1) || stride(2))) {
+        return { kernel: 'dwconv', conv, stride: a.stride[0], size, pad: a.padding[0]! };
+      }
       return { kernel: 'im2col-gemm', conv };
     }
     case 'maxPool2d':
@@ -129,7 +141,15 @@ export function lowerNode(graph: Graph, node: GraphNode, purpose: LoweringPurpos
         a.stride[1] === 2 &&
         (pad === 0 || pad === 1) &&
         a.padding.every((p) => p === pad);
-      if (!geometry) return reference('the fast pool is 3×3, stride 2, padding 0 or 1 on every side');
+      const strides = a.stride[0] === a.stride[1] && (a.stride[0] === 1 || a.stride[0] === 2);
+      if (!geometry && node.op === 'maxPool2d' && strides && purpose === 'inference') {
+        return { kernel: 'max-pool', stride: a.stride[0] };
+      }
+      if (!geometry) {
+        return reference(
+          'the fast pools are 3×3/2 with padding 0 or 1 on every side, and max pools at stride 1 or 2 (inference)',
+        );
+      }
       const average = node.op === 'avgPool2d';
       // Without padding every window is whole, so both divisor conventions give 9.
       if (node.op === 'avgPool2d' && !node.attrs.countIncludePad && pad !== 0) {
@@ -377,7 +397,7 @@ export function lowerForInference(graph: Graph): LoweredStep[] {
       step.activation = gated?.activation ?? lowering.activation;
       step.inputs = [node.inputs[0]!];
       next = sole(step.output);
-    } else if (conv || kind === 'dense' || kind === 'pool3x3s2' || kind === 'concat' || kind === 'add') {
+    } else if (conv || ['dense', 'pool3x3s2', 'max-pool', 'concat', 'add'].includes(kind)) {
       const fused = activationOf(step.output);
       if (fused !== null) {
         fused.nodes.forEach(absorb);
@@ -426,7 +446,9 @@ function threadSplit(graph: Graph, step: LoweredStep): ThreadSplit {
       return split('row-bands', Math.ceil(outHeight / bandRows), bandRows);
     }
     case 'dwconv3x3':
+    case 'dwconv':
     case 'pool3x3s2':
+    case 'max-pool':
     case 'global-avg-pool':
       return split('planes', graph.shapes.get(step.inputs[0]!)![1]!);
     case 'dense':

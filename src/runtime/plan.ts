@@ -21,7 +21,7 @@ import { withInputShape } from '../graph/reshape.js';
 import { WasmKernels, type KernelVariant } from '../kernels/wasm/module.js';
 import { packDenseWeights, packGemmWeights, padBias } from '../kernels/wasm/pack.js';
 import { channelShuffleSource } from '../kernels/reference/channels.js';
-import { getOp } from '../ops/index.js';
+import { getOp, type Pool2dAttrs } from '../ops/index.js';
 import { formatShape, shapeSize, Tensor, type Shape } from '../tensor/tensor.js';
 import {
   activationCodes,
@@ -423,8 +423,18 @@ function build<P>(
   // im2col patch matrix of one band.
   let scratchFloats = 16;
   let colFloats = 4;
-  for (const { lowering, split, inputs } of steps) {
+  for (const { lowering, split, inputs, nodes } of steps) {
     const kernel = lowering.kernel;
+    if (lowering.kernel === 'max-pool') {
+      const a = nodes[0]!.attrs as Pool2dAttrs;
+      const [, , oh, ow] = shapeOf(nodes[0]!.output) as [number, number, number, number];
+      const floats = wasm.exports.poolPlaneFloats(oh, ow, a.kernel[0], a.kernel[1], lowering.stride);
+      scratchFloats = Math.max(scratchFloats, floats);
+    }
+    if (lowering.kernel === 'dwconv') {
+      const [, , h, w] = shapeOf(inputs[0]!) as [number, number, number, number];
+      scratchFloats = Math.max(scratchFloats, wasm.exports.paddedPlaneFloatsBy(h, w, lowering.pad));
+    }
     if (kernel === 'dwconv3x3' || kernel === 'stem3x3s2' || kernel === 'pool3x3s2') {
       const [, c, h, w] = shapeOf(inputs[0]!) as [number, number, number, number];
       const planes = kernel === 'stem3x3s2' ? c : 1;
@@ -580,7 +590,15 @@ interface Placements {
 }
 
 /** Steps that write each output plane at any address: a concat's part can be written in place. */
-const WRITES_PLANES: readonly string[] = ['gemm1x1', 'stem3x3s2', 'im2col-gemm', 'dwconv3x3', 'pool3x3s2'];
+const WRITES_PLANES: readonly string[] = [
+  'gemm1x1',
+  'stem3x3s2',
+  'im2col-gemm',
+  'dwconv3x3',
+  'dwconv',
+  'pool3x3s2',
+  'max-pool',
+];
 /** Steps that write each output channel at an address from a table: a shuffled concat's part too. */
 const WRITES_ANY_PLANE: readonly string[] = ['gemm1x1', 'stem3x3s2', 'im2col-gemm'];
 
@@ -752,7 +770,8 @@ function prepare(graph: Graph, step: Step, wasm: WasmKernels): Prepared {
         })),
       };
     }
-    case 'dwconv3x3': {
+    case 'dwconv3x3':
+    case 'dwconv': {
       const { weight, bias } = foldedConv(graph, step);
       return { groups: [{ weights: wasm.upload(weight), bias: wasm.upload(bias) }] };
     }
@@ -810,7 +829,9 @@ function chunked(n: number, threads: number, make: (u0: number, u1: number) => K
 const SIDE_BY_SIDE: ReadonlySet<string> = new Set([
   'gemm1x1',
   'dwconv3x3',
+  'dwconv',
   'pool3x3s2',
+  'max-pool',
   'global-avg-pool',
   'dense',
   'concat', // its copies
@@ -1020,6 +1041,26 @@ function phasesOf(
       return [
         // prettier-ignore
         units((c0, c1) => [call('dwconv3x3', c1 - c0, h, w, lowering.stride, input + c0 * h * w * 4, p.weights + c0 * 36, p.bias + c0 * 4, output + c0 * oh * ow * 4, act, SCRATCH)]),
+      ];
+    }
+    case 'dwconv': {
+      const { outHeight: oh, outWidth: ow } = lowering.conv;
+      const { size: k, stride, pad } = lowering;
+      const p = prepared.groups[0]!;
+      return [
+        // prettier-ignore
+        units((c0, c1) => [call('dwconvKxK', c1 - c0, h, w, k, stride, pad, input + c0 * h * w * 4, p.weights + c0 * k * k * 4, p.bias + c0 * 4, output + c0 * oh * ow * 4, act, SCRATCH)]),
+      ];
+    }
+    case 'max-pool': {
+      const a = step.nodes[0]!.attrs as Pool2dAttrs;
+      const [, , oh, ow] = graph.shapes.get(step.nodes[0]!.output)! as [number, number, number, number];
+      const [kh, kw] = a.kernel;
+      const [top, left] = a.padding;
+      const stride = lowering.stride;
+      return [
+        // prettier-ignore
+        units((c0, c1) => [call('maxPoolKxK', c1 - c0, h, w, kh, kw, stride, top, left, oh, ow, input + c0 * h * w * 4, output + c0 * oh * ow * 4, act, SCRATCH)]),
       ];
     }
     case 'pool3x3s2': {

@@ -376,6 +376,7 @@ function compileNode(ctx: CompileContext, node: GraphNode): CompiledNode {
       return compileDepthwise(ctx, node, lowering.conv, lowering.stride);
     case 'stem3x3s2':
     case 'im2col-gemm':
+    case 'dwconv': // no k×k depthwise backward: im2col + GEMM per channel
       return compileIm2col(ctx, node, lowering.conv);
     case 'batch-norm-training':
       return compileBatchNorm(ctx, node, lowering.attrs);
@@ -395,6 +396,8 @@ function compileNode(ctx: CompileContext, node: GraphNode): CompiledNode {
       return compileChannelSlice(ctx, node, lowering.start, lowering.end);
     case 'pool3x3s2':
       return compilePool(ctx, node, lowering.average);
+    case 'max-pool': // lowered for inference only
+      return compileReference(ctx, node, 'no fast training kernel for this pool');
     case 'global-avg-pool':
       return compileGlobalAvgPool(ctx, node);
     case 'dense':

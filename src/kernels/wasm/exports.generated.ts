@@ -42,6 +42,40 @@ export type InferenceKernelExports = {
     scratch: number,
   ): void;
   /** assembly/spatial.ts */
+  dwconvKxK(
+    channels: number,
+    h: number,
+    w: number,
+    k: number,
+    stride: number,
+    pad: number,
+    input: number,
+    weights: number,
+    bias: number,
+    output: number,
+    act: number,
+    scratch: number,
+  ): void;
+  /** assembly/spatial.ts */
+  maxPoolKxK(
+    channels: number,
+    h: number,
+    w: number,
+    kh: number,
+    kw: number,
+    stride: number,
+    padTop: number,
+    padLeft: number,
+    oh: number,
+    ow: number,
+    input: number,
+    output: number,
+    act: number,
+    scratch: number,
+  ): void;
+  /** assembly/spatial.ts */
+  poolPlaneFloats(oh: number, ow: number, kh: number, kw: number, stride: number): number;
+  /** assembly/spatial.ts */
   pool3x3s2(
     channels: number,
     h: number,
@@ -88,6 +122,8 @@ export type InferenceKernelExports = {
   scaleChannels(channels: number, pixels: number, x: number, scale: number, y: number): void;
   /** assembly/common.ts */
   paddedPlaneFloats(h: number, w: number): number;
+  /** assembly/common.ts */
+  paddedPlaneFloatsBy(h: number, w: number, pad: number): number;
   /** assembly/inference.ts */
   heapBase(): number;
 };
@@ -97,6 +133,9 @@ export const inferenceKernelExportsNames = [
   'gemm4x8',
   'dense8',
   'dwconv3x3',
+  'dwconvKxK',
+  'maxPoolKxK',
+  'poolPlaneFloats',
   'pool3x3s2',
   'padPlanes',
   'im2col3x3s2',
@@ -107,6 +146,7 @@ export const inferenceKernelExportsNames = [
   'addActivation',
   'scaleChannels',
   'paddedPlaneFloats',
+  'paddedPlaneFloatsBy',
   'heapBase',
 ] as const;
 
@@ -260,6 +300,9 @@ export const kernelExportsNames = [
   'gemm4x8',
   'dense8',
   'dwconv3x3',
+  'dwconvKxK',
+  'maxPoolKxK',
+  'poolPlaneFloats',
   'pool3x3s2',
   'padPlanes',
   'im2col3x3s2',
@@ -270,6 +313,7 @@ export const kernelExportsNames = [
   'addActivation',
   'scaleChannels',
   'paddedPlaneFloats',
+  'paddedPlaneFloatsBy',
   'heapBase',
   'convWeightGrad',
   'dwconv3x3BackwardInput',

@@ -148,6 +148,25 @@ export function paddedPlaneFloats(h: i32, w: i32): i32 {
   return (h + 2) * paddedWidth(w) + 16;
 }
 
+/** Floats of scratch that a k×k window with padding `pad` needs for an h×w plane (64 of slack). */
+export function paddedPlaneFloatsBy(h: i32, w: i32, pad: i32): i32 {
+  return (h + 2 * pad) * (w + 2 * pad) + 64;
+}
+
+/** Copies an h×w plane into scratch with `pad` zeros on every side, rows w + 2·pad wide (and 64 after). */
+export function padPlaneBy(src: usize, h: i32, w: i32, dst: usize, pad: i32): void {
+  const pw = w + 2 * pad;
+  fillFloats(dst, pad * pw + pad, 0);
+  for (let y = 0; y < h; y++) {
+    const row = at(dst, (y + pad) * pw + pad);
+    const from = at(src, y * w);
+    // Whole vectors, spilling up to 3 floats into the right border (zeroed just after).
+    for (let x = 0; x < w; x += 4) v128.store(at(row, x), v128.load(at(from, x)));
+    fillFloats(at(row, w), 2 * pad, 0);
+  }
+  fillFloats(at(dst, (h + pad) * pw), pad * pw + 64, 0);
+}
+
 /** Copies an h×w plane into scratch with a border of `pad` on every side (and 16 floats of it after). */
 export function padPlane(src: usize, h: i32, w: i32, dst: usize, pad: f32): void {
   const pw = paddedWidth(w);

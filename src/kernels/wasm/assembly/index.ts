@@ -4,6 +4,9 @@ export {
   gemm4x8,
   dense8,
   dwconv3x3,
+  dwconvKxK,
+  maxPoolKxK,
+  poolPlaneFloats,
   pool3x3s2,
   padPlanes,
   im2col3x3s2,
@@ -14,6 +17,7 @@ export {
   addActivation,
   scaleChannels,
   paddedPlaneFloats,
+  paddedPlaneFloatsBy,
   heapBase,
 } from './inference';
 export { convWeightGrad, dwconv3x3BackwardInput, dwconv3x3BackwardWeight } from './conv-backward';

@@ -4,6 +4,9 @@
 export { gemm4x8, dense8 } from './gemm';
 export {
   dwconv3x3,
+  dwconvKxK,
+  maxPoolKxK,
+  poolPlaneFloats,
   pool3x3s2,
   padPlanes,
   im2col3x3s2,
@@ -14,7 +17,7 @@ export {
   addActivation,
   scaleChannels,
 } from './spatial';
-export { paddedPlaneFloats } from './common';
+export { paddedPlaneFloats, paddedPlaneFloatsBy } from './common';
 
 /** First free byte after the module's static data: the JS side allocates from here. */
 export function heapBase(): usize {

@@ -9,7 +9,19 @@
 // NOTE: the last vector of a row may read up to 12 floats past the row's end and compute garbage
 // in lanes that are never stored; `scratch` needs paddedPlaneFloats(h, w) floats.
 
-import { activate, at, loadLanes, madd, outputSize, padPlane, paddedPlaneFloats, paddedWidth, storeLanes } from './common';
+import {
+  activate,
+  at,
+  fillFloats,
+  loadLanes,
+  madd,
+  outputSize,
+  padPlane,
+  padPlaneBy,
+  paddedPlaneFloats,
+  paddedWidth,
+  storeLanes,
+} from './common';
 
 /**
  * dwconv-3x3p1-wasmsimd at stride 1 or 2: one 3×3 filter per channel, weights [C][9], bias [C],
@@ -98,6 +110,118 @@ export function dwconv3x3(
           if (act != 0) acc = activate(acc, act);
           storeLanes(o + (<usize>ox << 2), acc, ow - ox, 0);
         }
+      }
+    }
+  }
+}
+
+/**
+ * Depthwise k×k convolution (multiplier 1) at stride 1 or 2 with `pad` zeros on every side: the 5×5
+ * of MnasNet, EfficientNet and MobileNet V3 (3×3 has its own kernel above). Weights [C][k·k], bias
+ * [C]; each channel's plane is padded into `scratch` (paddedPlaneFloatsBy floats), then 4 output
+ * columns at a time take their k·k taps (at stride 2 the even lanes of two vectors).
+ */
+export function dwconvKxK(
+  channels: i32,
+  h: i32,
+  w: i32,
+  k: i32,
+  stride: i32,
+  pad: i32,
+  input: usize,
+  weights: usize,
+  bias: usize,
+  output: usize,
+  act: i32,
+  scratch: usize,
+): void {
+  const oh = (h + 2 * pad - k) / stride + 1;
+  const ow = (w + 2 * pad - k) / stride + 1;
+  const pw = w + 2 * pad;
+  for (let c = 0; c < channels; c++) {
+    padPlaneBy(at(input, c * h * w), h, w, scratch, pad);
+    const wc = at(weights, c * k * k);
+    const b = v128.load32_splat(at(bias, c));
+    const out = at(output, c * oh * ow);
+    for (let oy = 0; oy < oh; oy++) {
+      const o = at(out, oy * ow);
+      for (let ox = 0; ox < ow; ox += 4) {
+        let acc = b;
+        for (let ky = 0; ky < k; ky++) {
+          const row = at(scratch, (oy * stride + ky) * pw + ox * stride);
+          const wr = at(wc, ky * k);
+          for (let kx = 0; kx < k; kx++) {
+            const p = at(row, kx);
+            const v = stride == 1 ? v128.load(p) : v128.shuffle<f32>(v128.load(p), v128.load(p, 16), 0, 2, 4, 6);
+            acc = madd(v128.load32_splat(at(wr, kx)), v, acc);
+          }
+        }
+        if (act != 0) acc = activate(acc, act);
+        storeLanes(at(o, ox), acc, ow - ox, 0);
+      }
+    }
+  }
+}
+
+/** Floats of scratch `maxPoolKxK` needs: the padded plane its windows cover, rows 8 floats longer. */
+export function poolPlaneFloats(oh: i32, ow: i32, kh: i32, kw: i32, stride: i32): i32 {
+  return ((oh - 1) * stride + kh) * ((ow - 1) * stride + kw + 8) + 16;
+}
+
+/**
+ * Max pool kh×kw at stride 1 or 2 with any padding (ceil_mode's extra bottom/right padding, GoogLeNet's
+ * 3×3/1): each plane is copied into scratch with −∞ around it, then 4 output columns at a time take
+ * the maximum of their window (at stride 2 the even lanes of two vectors). NaN propagates, as in the
+ * reference (the NaN lanes are OR-ed back in).
+ */
+export function maxPoolKxK(
+  channels: i32,
+  h: i32,
+  w: i32,
+  kh: i32,
+  kw: i32,
+  stride: i32,
+  padTop: i32,
+  padLeft: i32,
+  oh: i32,
+  ow: i32,
+  input: usize,
+  output: usize,
+  act: i32,
+  scratch: usize,
+): void {
+  const ph = (oh - 1) * stride + kh;
+  const pw = (ow - 1) * stride + kw + 8;
+  for (let c = 0; c < channels; c++) {
+    fillFloats(scratch, ph * pw + 16, -Infinity);
+    const plane = at(input, c * h * w);
+    for (let y = 0; y < h; y++) {
+      const py = y + padTop;
+      if (py < 0 || py >= ph) continue;
+      const x0 = padLeft < 0 ? -padLeft : 0;
+      const count = min(w - x0, pw - 8 - (x0 + padLeft));
+      const row = at(scratch, py * pw + x0 + padLeft);
+      const from = at(plane, y * w + x0);
+      for (let x = 0; x < count; x += 4) storeLanes(at(row, x), loadLanes(at(from, x), min(4, count - x)), min(4, count - x), 0);
+    }
+    const out = at(output, c * oh * ow);
+    for (let oy = 0; oy < oh; oy++) {
+      const o = at(out, oy * ow);
+      for (let ox = 0; ox < ow; ox += 4) {
+        let best = f32x4.splat(-Infinity);
+        let nan = f32x4.splat(0);
+        for (let ky = 0; ky < kh; ky++) {
+          const row = at(scratch, (oy * stride + ky) * pw + ox * stride);
+          for (let kx = 0; kx < kw; kx++) {
+            const p = at(row, kx);
+            const v = stride == 1 ? v128.load(p) : v128.shuffle<f32>(v128.load(p), v128.load(p, 16), 0, 2, 4, 6);
+            nan = v128.or(nan, f32x4.ne(v, v));
+            best = f32x4.pmax(best, v);
+          }
+        }
+        let v = v128.or(best, nan);
+        if (act != 0) v = activate(v, act);
+        storeLanes(at(o, ox), v, ow - ox, 0);
       }
     }
   }

@@ -170,6 +170,98 @@ describeEachBuild('', (load) => {
     });
   });
 
+  describe('dwconv-kxk and maxpool-kxk (the zoo: 5×5 and 7×7 depthwise, any max pool at stride 1 or 2)', () => {
+    it('depthwise k×k matches conv2dReference with groups = channels, over sizes, strides and paddings', () => {
+      const failures: string[] = [];
+      for (const k of [2, 5, 7]) {
+        for (const pad of [0, 1, Math.floor(k / 2)].filter((p, i, all) => all.indexOf(p) === i && p < k)) {
+          for (const stride of [1, 2]) {
+            for (const [h, w] of [
+              [1, 1],
+              [5, 9],
+              [8, 8],
+              [11, 6],
+            ] as const) {
+              const oh = Math.floor((h + 2 * pad - k) / stride) + 1;
+              const ow = Math.floor((w + 2 * pad - k) / stride) + 1;
+              if (oh < 1 || ow < 1) continue;
+              const mark = kernels.mark();
+              const channels = 3;
+              const g = conv2dGeometry({
+                ...{ inChannels: channels, outChannels: channels, groups: channels, inHeight: h, inWidth: w },
+                ...{ outHeight: oh, outWidth: ow, kernelHeight: k, kernelWidth: k },
+                ...{ strideHeight: stride, strideWidth: stride, padTop: pad, padLeft: pad },
+              });
+              const { input, weight, bias, expected } = convCase(randomArray, g);
+              const act = (h + k) % 2; // with and without ReLU over the sweep
+              if (act) applyRelu(expected);
+              const out = nanOutput(expected.length);
+              const scratch = kernels.allocFloats(kernels.exports.paddedPlaneFloatsBy(h, w, pad));
+              // prettier-ignore
+              kernels.exports.dwconvKxK(channels, h, w, k, stride, pad, kernels.upload(input), kernels.upload(weight), kernels.upload(bias), out, act, scratch);
+              const problem = mismatch(kernels.f32(out, expected.length).slice(), expected);
+              if (problem !== null) failures.push(`k ${k} pad ${pad} stride ${stride} ${h}×${w}: ${problem}`);
+              kernels.release(mark);
+            }
+          }
+        }
+      }
+      expect(failures).toEqual([]);
+    });
+
+    it('max pool k×k matches maxPool2dReference with one-sided padding (ceil_mode) and NaN', () => {
+      const failures: string[] = [];
+      for (const [kh, kw] of [
+        [3, 3],
+        [2, 2],
+        [3, 2],
+      ] as const) {
+        for (const stride of [1, 2]) {
+          for (const [top, left, bottom, right] of [
+            [0, 0, 0, 0],
+            [1, 1, 1, 1],
+            [0, 0, 1, 1],
+            [1, 0, 0, 1],
+          ]) {
+            for (const [h, w] of [
+              [1, 2],
+              [6, 7],
+              [9, 10],
+            ] as const) {
+              const oh = Math.floor((h + top + bottom - kh) / stride) + 1;
+              const ow = Math.floor((w + left + right - kw) / stride) + 1;
+              if (oh < 1 || ow < 1 || top >= kh || bottom >= kh || left >= kw || right >= kw) continue;
+              const mark = kernels.mark();
+              const channels = 2;
+              const g: Pool2dGeometry = {
+                ...{ batch: 1, channels, inHeight: h, inWidth: w, outHeight: oh, outWidth: ow },
+                ...{ kernelHeight: kh, kernelWidth: kw, strideHeight: stride, strideWidth: stride },
+                ...{ padTop: top, padLeft: left, padBottom: bottom, padRight: right },
+              };
+              const input = randomArray(channels * h * w);
+              input[(h * w) >> 1] = NaN;
+              const expected = new Float32Array(channels * oh * ow);
+              maxPool2dReference(input, expected, g);
+              const out = nanOutput(expected.length);
+              const scratch = kernels.allocFloats(kernels.exports.poolPlaneFloats(oh, ow, kh, kw, stride));
+              // prettier-ignore
+              kernels.exports.maxPoolKxK(channels, h, w, kh, kw, stride, top, left, oh, ow, kernels.upload(input), out, 0, scratch);
+              const got = kernels.f32(out, expected.length);
+              const bad = expected.findIndex((e, i) => !(Object.is(e, got[i]) || e === got[i]));
+              if (bad >= 0) {
+                failures.push(
+                  `${kh}×${kw}/${stride} pads ${[top, left, bottom, right]} ${h}×${w}: ${got[bad]} vs ${expected[bad]}`,
+                );
+              }
+              kernels.release(mark);
+            }
+          }
+        }
+      }
+      expect(failures).toEqual([]);
+    });
+  });
+
   function poolGeometry(channels: number, h: number, w: number, pad = 1): Pool2dGeometry {
     return {
       ...{ batch: 1, channels, inHeight: h, inWidth: w },
@@ -441,6 +533,89 @@ describeEachBuild('', (load) => {
           kernels.release(mark);
         }
       }
+      expect(failures).toEqual([]);
+    });
+  });
+
+  describe('activations (every epilogue code), on special and random values', () => {
+    const specials = [
+      -1e30,
+      -1e4,
+      -100,
+      -88,
+      -87,
+      -20,
+      -6,
+      -3.5,
+      -3,
+      -2.9,
+      -1,
+      -1e-8,
+      0,
+      -0,
+      1e-8,
+      0.5,
+      1,
+      2.9,
+      3,
+      3.1,
+      5.9,
+      6,
+      6.1,
+      20,
+      87,
+      88,
+      100,
+      1e4,
+      1e30,
+      Infinity,
+      -Infinity,
+      NaN,
+    ];
+    const hard = (x: number): number => Math.min(Math.max(x / 6 + 0.5, 0), 1);
+    const sigmoid = (x: number): number => 1 / (1 + Math.exp(-x));
+    const expected: Record<number, (x: number) => number> = {
+      1: (x) => (x < 0 ? 0 : x),
+      2: (x) => (x < 0 ? 0 : x > 6 ? 6 : x),
+      3: (x) => x * hard(x),
+      4: hard,
+      5: sigmoid,
+      6: (x) => x * sigmoid(x), // NaN at −∞ (−∞ · 0), as the reference's x · sigmoid(x)
+    };
+    it('match their definitions to a few ulp, NaN staying NaN; the add and channel-scale kernels too', () => {
+      const failures: string[] = [];
+      const values = Float32Array.from([...specials, ...randomArray(61).map((v) => v * 8)]);
+      const x = kernels.upload(values);
+      for (const [code, f] of Object.entries(expected)) {
+        const out = nanOutput(values.length);
+        kernels.exports.activation(values.length, x, out, Number(code));
+        const got = kernels.f32(out, values.length);
+        values.forEach((v, i) => {
+          const want = Math.fround(f(v));
+          const ok = Number.isNaN(want)
+            ? Number.isNaN(got[i]!)
+            : Math.abs(got[i]! - want) <= 4e-7 * Math.max(Math.abs(want), 1) || got[i] === want;
+          if (!ok) failures.push(`code ${code} at ${v}: ${got[i]} (expected ${want})`);
+        });
+      }
+      // a + b then ReLU6, over a length that ends in a partial vector.
+      const b = kernels.upload(Float32Array.from(values, (v) => -v / 2));
+      const sum = nanOutput(values.length);
+      kernels.exports.addActivation(values.length, x, b, sum, 2);
+      kernels.f32(sum, values.length).forEach((got, i) => {
+        const want = Math.fround(expected[2]!(Math.fround(values[i]! + Math.fround(-values[i]! / 2))));
+        if (!(Object.is(got, want) || (Number.isNaN(got) && Number.isNaN(want)) || got === want)) {
+          failures.push(`add+relu6 at ${values[i]}: ${got} (expected ${want})`);
+        }
+      });
+      // x[c, p] · s[c] over 3 planes of 7.
+      const planes = Float32Array.from(randomArray(21));
+      const scale = Float32Array.from([0.5, -2, 0]);
+      const scaled = nanOutput(21);
+      kernels.exports.scaleChannels(3, 7, kernels.upload(planes), kernels.upload(scale), scaled);
+      kernels.f32(scaled, 21).forEach((got, i) => {
+        if (got !== Math.fround(planes[i]! * scale[Math.floor(i / 7)]!)) failures.push(`scaleChannels ${i}: ${got}`);
+      });
       expect(failures).toEqual([]);
     });
   });

@@ -65,10 +65,14 @@ function hardSigmoid(v: v128): v128 {
 /**
  * e^x, lane-wise, to a few ulp: x = n·ln 2 + r with |r| ≤ ln 2 / 2 (ln 2 in two parts, as in
  * Cephes' expf), e^r by its Taylor polynomial of degree 6 (remainder below 1.3e-7 relative), 2^n
- * in the exponent bits. x is clamped to [−87, 88], where 2^n stays a normal float.
+ * in the exponent bits. x is clamped to [−87, 88], where 2^n stays a normal float; above 88.72
+ * (e^x past the largest float) it is +∞.
  */
 @inline
 export function exp(x: v128): v128 {
+  // Beyond the float range e^x is +∞ (so that a sigmoid of −∞ is 0, and SiLU of −∞ is NaN, as
+  // −∞ · 0 is in the reference); below it, the clamp gives ~1e-38 for 0.
+  const overflow = f32x4.gt(x, f32x4.splat(88.7228));
   x = f32x4.pmax(f32x4.pmin(x, f32x4.splat(88)), f32x4.splat(-87));
   const n = f32x4.nearest(f32x4.mul(x, f32x4.splat(1.44269504)));
   let r = f32x4.sub(x, f32x4.mul(n, f32x4.splat(0.693359375)));
@@ -81,7 +85,7 @@ export function exp(x: v128): v128 {
   p = madd(p, r, f32x4.splat(1));
   p = madd(p, r, f32x4.splat(1));
   const scale = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23);
-  return f32x4.mul(p, scale);
+  return v128.bitselect(f32x4.splat(Infinity), f32x4.mul(p, scale), overflow);
 }
 
 /** The sum of the four lanes, in f64. */

@@ -69,7 +69,14 @@ export interface TrainConfig {
   /** Training batches used to re-estimate BN statistics at the end (0 = skip). */
   bnBatches: number;
   seed: number;
+  /** Fine-tuning: the model file or checkpoint the run started from (`train --init`). */
+  init?: string;
+  /** Fine-tuning: the classifier was drawn anew for the data's classes (`--new-head`). */
+  newHead?: boolean;
 }
+
+/** TrainConfig fields a run may lack (a run from scratch has no init). */
+export const optionalTrainConfigFields = ['init', 'newHead'] as const;
 
 /** The type and range of each TrainConfig field: the CLI's flags and a checkpoint's config are checked against it. */
 export const trainConfigFields: Fields = {
@@ -88,6 +95,8 @@ export const trainConfigFields: Fields = {
   padCrop: integerField(0, 64),
   bnBatches: integerField(0, 100_000),
   seed: seedField,
+  init: stringField(4096),
+  newHead: booleanField,
 };
 
 const epochRecordFields: Fields = {

@@ -9,7 +9,16 @@ import { FormatError, ShuffleNetError } from '../../errors.js';
 import { checkFields, FieldError } from '../../validate.js';
 import { loadModelFile, saveModelFile, type ModelInfo } from '../../io/modelfile.js';
 import { preprocessingPresets } from '../../data/preprocessing.js';
-import { architectureOf, createModel, getModelEntry, imageModelOptions } from '../../models/registry.js';
+import {
+  architectureOf,
+  createModel,
+  getModelEntry,
+  imageModelOptions,
+  modelNames,
+  type Architecture,
+} from '../../models/registry.js';
+import { loadModel } from '../../io/load.js';
+import { fineTuneModel } from '../../train/finetune.js';
 import type { Module } from '../../nn/module.js';
 import { reestimateBatchNorm } from '../../train/batchnorm.js';
 import { evaluateOnPlan } from '../../train/evaluate.js';
@@ -19,6 +28,7 @@ import {
   type TrainConfig,
   type EngineKind,
   type TrainState,
+  optionalTrainConfigFields,
   trainConfigFields,
   trainStateFields,
 } from '../../train/trainer.js';
@@ -75,6 +85,8 @@ interface TrainFlags {
   out: string;
   resume: boolean;
   evalEachEpoch: boolean;
+  init?: string;
+  newHead: boolean;
 }
 
 export function trainCommand(): Command {
@@ -138,6 +150,11 @@ export function trainCommand(): Command {
     .requiredOption('--out <file>', 'model file; written atomically after every epoch and at the end')
     .option('--resume', 'continue the run checkpointed in --out', false)
     .option('--eval-each-epoch', 'measure test accuracy after every epoch', false)
+    .option(
+      '--init <file>',
+      'fine-tune: start from this model file or PyTorch checkpoint (its network and weights; --arch is not used)',
+    )
+    .option('--new-head', "with --init: a new classifier for the data's classes", false)
     .action(async (flags: TrainFlags, command: Command) => {
       const given = new Set(
         command.options.map((o) => o.attributeName()).filter((name) => command.getOptionValueSource(name) === 'cli'),
@@ -162,6 +179,8 @@ const configFlags: readonly (readonly [keyof TrainFlags, keyof TrainConfig, stri
   ['padCrop', 'padCrop', '--pad-crop'],
   ['bnBatches', 'bnBatches', '--bn-batches'],
   ['seed', 'seed', '--seed'],
+  ['init', 'init', '--init'],
+  ['newHead', 'newHead', '--new-head'],
 ];
 
 /** A numeric flag with the range of its TrainConfig field. */
@@ -175,14 +194,18 @@ function checkedTraining(
   source: string,
 ): { config: TrainConfig; state: TrainState } {
   try {
-    checkFields(training.config, trainConfigFields, 'training.config', Object.keys(trainConfigFields));
+    const required = Object.keys(trainConfigFields).filter(
+      (k) => !(optionalTrainConfigFields as readonly string[]).includes(k),
+    );
+    checkFields(training.config, trainConfigFields, 'training.config', required);
     checkFields(training.state, trainStateFields, 'training.state', ['epoch', 'step', 'history']);
   } catch (e) {
     if (e instanceof FieldError) throw new FormatError(`${source}: ${e.message}`);
     throw e;
   }
   const config = training.config as unknown as TrainConfig;
-  getModelEntry(config.arch); // a registered name, or an UnknownNameError
+  // A registered name, or an UnknownNameError; a fine-tuned network may be an imported one.
+  if (config.init === undefined) getModelEntry(config.arch);
   return { config, state: training.state as TrainState };
 }
 
@@ -215,6 +238,8 @@ async function train(flags: TrainFlags, given: ReadonlySet<string> = new Set()):
   const flip = flags.flip ?? flags.data !== 'mnist';
 
   let model: Module;
+  /** The network as built: a fine-tuned one's comes from its --init file, not from a registered name. */
+  let architecture: Architecture | undefined;
   let config: TrainConfig;
   let state: TrainState | undefined;
   let momentum: Map<string, Float32Array> | undefined;
@@ -224,6 +249,7 @@ async function train(flags: TrainFlags, given: ReadonlySet<string> = new Set()):
     if (!loaded.info.training)
       throw new ShuffleNetError(`--resume: ${flags.out} is a model file without training state`);
     model = loaded.model;
+    architecture = loaded.info.architecture;
     ({ config, state } = checkedTraining(loaded.info.training, flags.out));
     refuseChangedSettings(config, flags, given);
     if (given.has('epochs')) config = { ...config, epochs: flags.epochs };
@@ -265,19 +291,43 @@ async function train(flags: TrainFlags, given: ReadonlySet<string> = new Set()):
       bnBatches: flags.bnBatches,
       seed: flags.seed,
     };
-    model = createModel(config.arch, imageModelOptions(dataset.classes.length, channels, size, config.seed));
+    if (flags.newHead && flags.init === undefined) throw new ShuffleNetError('--new-head applies to --init only');
+    if (flags.init !== undefined) {
+      const from = loadModel(readFileOrFail(flags.init, 'model'), flags.init);
+      if (from.module === undefined || from.info?.architecture === undefined) {
+        throw new ShuffleNetError(
+          `--init ${printable(flags.init)}: ${from.description} is an imported graph, not one of our networks; ` +
+            'fine-tuning starts from our model files and PyTorch checkpoints of the networks we build',
+        );
+      }
+      const source = { module: from.module, architecture: from.info.architecture, source: flags.init };
+      const target = { numClasses: dataset.classes.length, inputChannels: channels, size, seed: flags.seed };
+      const tuned = fineTuneModel(source, target, flags.newHead);
+      model = tuned.model;
+      architecture = tuned.architecture;
+      config = { ...config, arch: from.info.arch ?? from.info.architecture.family, init: flags.init };
+      if (flags.newHead) config.newHead = true;
+      console.error(
+        `fine-tuning from ${printable(flags.init)} (${architecture.family}${from.info.arch ? `, ${from.info.arch}` : ''})` +
+          (flags.newHead ? `: a new classifier (${tuned.head.join(', ')}) for ${dataset.classes.length} classes` : ''),
+      );
+    } else {
+      model = createModel(config.arch, imageModelOptions(dataset.classes.length, channels, size, config.seed));
+    }
   }
   const options = imageModelOptions(dataset.classes.length, channels, size, config.seed);
   const preprocessing =
     channels === 1 ? preprocessingPresets.mnist : { ...preprocessingPresets.imagenet, resize: size, crop: size };
   const info = (training?: ModelInfo['training']): ModelInfo => ({
-    architecture: architectureOf(config.arch, options),
-    arch: config.arch,
+    architecture: architecture ?? architectureOf(config.arch, options),
+    // A network fine-tuned from an imported checkpoint may have no registered name.
+    ...(modelNames().includes(config.arch) ? { arch: config.arch } : {}),
     preprocessing,
     labels: [...dataset.classes],
     notes: {
       data: trainData.name,
       trainImages: dataset.length,
+      ...(config.init !== undefined ? { init: config.init, head: config.newHead ? 'new' : 'kept' } : {}),
       command: `shufflenet ${process.argv.slice(2).join(' ')}`,
     },
     ...(training ? { training } : {}),

@@ -2,9 +2,10 @@
 /**
  * `node bench/finetune-compare.mjs [--images N] [--epochs E] [--out results/x.json]`: what
  * fine-tuning buys (docs/training.md). Trains the default network on the first N MNIST training
- * images (balanced) twice with the same flags: from the bundled Fashion-MNIST model with a new
- * classifier (`train --init models/fashion-mnist-shufflenet.safetensors --new-head`), and from
- * scratch; writes both test accuracies and wall times beside the commands.
+ * images (balanced) three times with the same flags: from the bundled Fashion-MNIST model with a
+ * new classifier (`train --init models/fashion-mnist-shufflenet.safetensors --new-head`), the same
+ * with only the classifier trained on the frozen trunk (`--freeze backbone`), and from scratch;
+ * writes the test accuracies and wall times beside the commands.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, renameSync, writeFileSync } from 'node:fs';
@@ -21,8 +22,10 @@ const main = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'shufflenet-finetune-'));
 const common = ['--data', 'mnist', '--max-train', images, '--epochs', epochs, '--batch', '16'];
 const runs = [];
+const init = ['--init', 'models/fashion-mnist-shufflenet.safetensors', '--new-head'];
 for (const [name, extra] of [
-  ['fine-tuned', ['--init', 'models/fashion-mnist-shufflenet.safetensors', '--new-head']],
+  ['fine-tuned', init],
+  ['frozen trunk', [...init, '--freeze', 'backbone']],
   ['from scratch', []],
 ]) {
   const argv = ['train', ...extra, ...common, '--out', join(dir, `${runs.length}.safetensors`)];

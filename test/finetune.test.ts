@@ -80,6 +80,30 @@ describe('shufflenet train --init', () => {
     expect(again.stderr).toMatch(/is finished/);
   }, 120_000);
 
+  it('--freeze backbone: only the classifier moves; the trunk and its batch-norm statistics stay as they were', () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'shufflenet-finetune-')), 'frozen.safetensors');
+    // prettier-ignore
+    const r = cli('train', '--init', bundled, '--new-head', '--freeze', 'backbone', '--data', 'mnist', '--max-train', '60', '--epochs', '3', '--out', out);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(
+      /training the classifier of shufflenet_v1_g3_0\.5x on cached features of its frozen trunk: 60/,
+    );
+    expect(r.stdout).toMatch(/test accuracy \d+\.\d+% on \d+ mnist images/);
+    const { info, model } = loadModelFile(new Uint8Array(readFileSync(out)), out);
+    expect(info.notes?.['freeze']).toBe('backbone');
+    expect(info.training?.state['finished']).toBe(true);
+    const start = loadModelFile(new Uint8Array(readFileSync(bundled)), bundled).model.stateDict();
+    const moved: string[] = [];
+    for (const [name, tensor] of model.stateDict()) {
+      const before = start.get(name)!;
+      if (tensor.data.some((v, i) => v !== before.data[i])) moved.push(name);
+    }
+    expect(moved).toEqual(['fc.weight', 'fc.bias']);
+    const again = cli('train', '--resume', '--data', 'mnist', '--max-train', '60', '--out', out);
+    expect(again.status, again.stderr).toBe(0);
+    expect(again.stderr).toMatch(/classifier trained on a frozen trunk, tested\); nothing to do/);
+  }, 120_000);
+
   it('refuses an ONNX graph and --new-head without --init, before any training', () => {
     const onnx = fileURLToPath(new URL('./fixtures/onnx/zoo/resnet_mini.onnx', import.meta.url));
     const out = join(mkdtempSync(join(tmpdir(), 'shufflenet-finetune-')), 'x.safetensors');
@@ -89,5 +113,8 @@ describe('shufflenet train --init', () => {
     const head = cli('train', '--new-head', '--data', 'mnist', '--max-train', '20', '--out', out);
     expect(head.status).toBe(1);
     expect(head.stderr).toMatch(/--new-head applies to --init only/);
+    const frozen = cli('train', '--freeze', 'backbone', '--data', 'mnist', '--max-train', '20', '--out', out);
+    expect(frozen.status).toBe(1);
+    expect(frozen.stderr).toMatch(/--freeze backbone applies to --init only/);
   }, 60_000);
 });

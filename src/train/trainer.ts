@@ -73,10 +73,12 @@ export interface TrainConfig {
   init?: string;
   /** Fine-tuning: the classifier was drawn anew for the data's classes (`--new-head`). */
   newHead?: boolean;
+  /** Fine-tuning: only the classifier learned, on cached features of the frozen trunk (`--freeze backbone`). */
+  freeze?: 'backbone';
 }
 
 /** TrainConfig fields a run may lack (a run from scratch has no init). */
-export const optionalTrainConfigFields = ['init', 'newHead'] as const;
+export const optionalTrainConfigFields = ['init', 'newHead', 'freeze'] as const;
 
 /** The type and range of each TrainConfig field: the CLI's flags and a checkpoint's config are checked against it. */
 export const trainConfigFields: Fields = {
@@ -97,6 +99,7 @@ export const trainConfigFields: Fields = {
   seed: seedField,
   init: stringField(4096),
   newHead: booleanField,
+  freeze: stringField(16, ['backbone']),
 };
 
 const epochRecordFields: Fields = {

@@ -2,7 +2,9 @@ import { Command, Option } from 'commander';
 import { fieldParser, positiveInt, threadCount } from '../args.js';
 import cliProgress from 'cli-progress';
 import { existsSync } from 'node:fs';
-import { toFloat } from '../../data/batches.js';
+import { toFloat, type ImageTransform } from '../../data/batches.js';
+import type { ImageDataset } from '../../data/dataset.js';
+import { trainHead } from '../../train/head.js';
 import { subset } from '../../data/dataset.js';
 import { augment } from '../../data/transforms.js';
 import { FormatError, ShuffleNetError } from '../../errors.js';
@@ -87,6 +89,7 @@ interface TrainFlags {
   evalEachEpoch: boolean;
   init?: string;
   newHead: boolean;
+  freeze: 'none' | 'backbone';
 }
 
 export function trainCommand(): Command {
@@ -155,6 +158,14 @@ export function trainCommand(): Command {
       'fine-tune: start from this model file or PyTorch checkpoint (its network and weights; --arch is not used)',
     )
     .option('--new-head', "with --init: a new classifier for the data's classes", false)
+    .addOption(
+      new Option(
+        '--freeze <part>',
+        'with --init: backbone trains only the classifier, on features of the frozen trunk computed once per image (no augmentation)',
+      )
+        .choices(['none', 'backbone'])
+        .default('none'),
+    )
     .action(async (flags: TrainFlags, command: Command) => {
       const given = new Set(
         command.options.map((o) => o.attributeName()).filter((name) => command.getOptionValueSource(name) === 'cli'),
@@ -252,6 +263,11 @@ async function train(flags: TrainFlags, given: ReadonlySet<string> = new Set()):
     architecture = loaded.info.architecture;
     ({ config, state } = checkedTraining(loaded.info.training, flags.out));
     refuseChangedSettings(config, flags, given);
+    if (config.freeze === 'backbone' && given.has('epochs') && flags.epochs !== config.epochs) {
+      throw new ShuffleNetError(
+        `--resume: ${flags.out} trained its classifier on a frozen trunk in one go; rerun it with more --epochs instead`,
+      );
+    }
     if (given.has('epochs')) config = { ...config, epochs: flags.epochs };
     if (state.epoch > config.epochs) {
       throw new ShuffleNetError(
@@ -259,6 +275,13 @@ async function train(flags: TrainFlags, given: ReadonlySet<string> = new Set()):
       );
     }
     const finished = state.finished ?? loaded.info.notes?.['testAccuracy'] !== undefined; // older files: the final test ran
+    if (finished && state.epoch === config.epochs && config.freeze === 'backbone') {
+      console.error(
+        `--resume: the run in ${flags.out} is finished (its classifier trained on a frozen trunk, tested); ` +
+          'nothing to do, the file is left as it is.',
+      );
+      return;
+    }
     if (finished && state.epoch === config.epochs) {
       console.error(
         `--resume: the run in ${flags.out} is finished (${state.epoch} of ${config.epochs} epochs, batch-norm ` +
@@ -292,6 +315,9 @@ async function train(flags: TrainFlags, given: ReadonlySet<string> = new Set()):
       seed: flags.seed,
     };
     if (flags.newHead && flags.init === undefined) throw new ShuffleNetError('--new-head applies to --init only');
+    if (flags.freeze === 'backbone' && flags.init === undefined) {
+      throw new ShuffleNetError('--freeze backbone applies to --init only (a random trunk has nothing to keep)');
+    }
     if (flags.init !== undefined) {
       const from = loadModel(readFileOrFail(flags.init, 'model'), flags.init);
       if (from.module === undefined || from.info?.architecture === undefined) {
@@ -307,6 +333,7 @@ async function train(flags: TrainFlags, given: ReadonlySet<string> = new Set()):
       architecture = tuned.architecture;
       config = { ...config, arch: from.info.arch ?? from.info.architecture.family, init: flags.init };
       if (flags.newHead) config.newHead = true;
+      if (flags.freeze === 'backbone') config.freeze = 'backbone';
       console.error(
         `fine-tuning from ${printable(flags.init)} (${architecture.family}${from.info.arch ? `, ${from.info.arch}` : ''})` +
           (flags.newHead ? `: a new classifier (${tuned.head.join(', ')}) for ${dataset.classes.length} classes` : ''),
@@ -328,10 +355,23 @@ async function train(flags: TrainFlags, given: ReadonlySet<string> = new Set()):
       data: trainData.name,
       trainImages: dataset.length,
       ...(config.init !== undefined ? { init: config.init, head: config.newHead ? 'new' : 'kept' } : {}),
+      ...(config.freeze !== undefined ? { freeze: config.freeze } : {}),
       command: `shufflenet ${process.argv.slice(2).join(' ')}`,
     },
     ...(training ? { training } : {}),
   });
+  if (config.freeze === 'backbone' && state === undefined) {
+    await trainFrozen(
+      model,
+      dataset,
+      testData,
+      config,
+      info,
+      flags.out,
+      toFloat(preprocessing.mean, preprocessing.std),
+    );
+    return;
+  }
   const transform = augment({
     flip: config.flip,
     padCrop: config.padCrop,
@@ -435,6 +475,53 @@ async function train(flags: TrainFlags, given: ReadonlySet<string> = new Set()):
     }
   } finally {
     await trainer.dispose();
+  }
+}
+
+/**
+ * `--freeze backbone`: the classifier alone learns on cached features of the frozen trunk
+ * (src/train/head.ts); the trunk's batch norms keep their statistics. One write at the end: the
+ * run takes seconds, and an interrupted one is simply rerun.
+ */
+async function trainFrozen(
+  model: Module,
+  dataset: ImageDataset,
+  testData: { dataset: ImageDataset; name: string } | null,
+  config: TrainConfig,
+  info: (training?: ModelInfo['training']) => ModelInfo,
+  out: string,
+  transform: ImageTransform,
+): Promise<void> {
+  console.error(
+    `training the classifier of ${config.arch} on cached features of its frozen trunk: ${dataset.length} ` +
+      `${printable(dataset.name)} images, ${config.epochs} epoch(s), batch ${config.batchSize}, lr ${config.lr} ${config.schedule}`,
+  );
+  const records = await trainHead(model, dataset, transform, config, (e) =>
+    console.error(
+      `epoch ${e.epoch}/${config.epochs}: loss ${e.loss.toFixed(4)}, train accuracy ${(e.accuracy * 100).toFixed(2)}%, ${e.seconds.toFixed(1)} s`,
+    ),
+  );
+  const steps = Math.max(1, Math.floor(dataset.length / config.batchSize));
+  const history = records.map((r) => ({
+    epoch: r.epoch,
+    loss: r.loss,
+    accuracy: r.accuracy,
+    lr: config.lr,
+    seconds: r.seconds,
+    imagesPerSecond: r.seconds > 0 ? dataset.length / r.seconds : 0,
+  }));
+  const state: TrainState = { epoch: config.epochs, step: steps * config.epochs, history, finished: true };
+  const saved = info({ config: { ...config }, state });
+  if (testData) {
+    const result = await evaluateOnPlan(model, testData.dataset, { transform });
+    saved.notes = { ...saved.notes, testAccuracy: result.accuracy, testImages: result.examples };
+    writeFileAtomic(out, saveModelFile(model, saved));
+    console.log(
+      `test accuracy ${(result.accuracy * 100).toFixed(2)}% on ${result.examples} ${testData.name} images → ${out}`,
+    );
+  } else {
+    writeFileAtomic(out, saveModelFile(model, saved));
+    console.log(`trained → ${out} (no test split found)`);
   }
 }
 

@@ -21,18 +21,13 @@ import { compilePlan } from '../runtime/plan.js';
 import { Random } from '../tensor/random.js';
 import { Tensor } from '../tensor/tensor.js';
 import { FineTuneError } from './finetune.js';
+import type { TrainConfig } from './trainer.js';
 
-export interface HeadTraining {
-  epochs: number;
-  batchSize: number;
-  lr: number;
-  momentum: number;
-  nesterov: boolean;
-  weightDecay: number;
-  labelSmoothing: number;
-  schedule: 'linear' | 'cosine' | 'constant';
-  seed: number;
-}
+/** The run settings head training reads: those of the run (`train`'s TrainConfig). */
+export type HeadTraining = Pick<
+  TrainConfig,
+  'epochs' | 'batchSize' | 'lr' | 'momentum' | 'nesterov' | 'weightDecay' | 'labelSmoothing' | 'schedule' | 'seed'
+>;
 
 export interface HeadEpoch {
   epoch: number;

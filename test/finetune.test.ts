@@ -11,6 +11,10 @@ import { describe, expect, it } from 'vitest';
 import { architectureOf, createModel } from '../src/models/registry.js';
 import { FineTuneError, fineTuneModel, headTensors } from '../src/train/finetune.js';
 import { loadModelFile } from '../src/io/modelfile.js';
+import { loadModel } from '../src/io/load.js';
+import { exportOnnx } from '../src/io/onnx/export.js';
+import { onnxArchitectureKey } from '../src/io/onnx/loader.js';
+import { FormatError } from '../src/errors.js';
 
 const options = { numClasses: 10, inputChannels: 1, smallInput: true, seed: 5 };
 
@@ -43,6 +47,46 @@ describe('fineTuneModel', () => {
       'fc8.weight',
       'fc8.bias',
     ]);
+  });
+});
+
+describe('our ONNX exports load back as our networks', () => {
+  const arch = 'shufflenet_v1_g3_0.25x';
+  const model = createModel(arch, options);
+  const graph = model.trace([1, 1, 28, 28]);
+  const withMetadata = (value: string): Uint8Array => exportOnnx(graph, { metadata: { [onnxArchitectureKey]: value } });
+
+  it('rebuilds the module with its weights from the architecture in the metadata', () => {
+    const loaded = loadModel(withMetadata(JSON.stringify(architectureOf(arch, options))), 'ours.onnx');
+    expect(loaded.module).toBeDefined();
+    expect(loaded.info?.architecture?.family).toBe('shufflenet_v1');
+    expect(loaded.inputShape).toEqual([1, 1, 28, 28]);
+    const before = model.stateDict();
+    for (const [name, tensor] of loaded.module!.stateDict()) {
+      expect(Array.from(tensor.data), name).toEqual(Array.from(before.get(name)!.data));
+    }
+    // Without the metadata, the same file is an imported graph.
+    expect(loadModel(exportOnnx(graph), 'plain.onnx').module).toBeUndefined();
+  });
+
+  it('refuses metadata that is not JSON, not an architecture, or does not fit the parameters, naming the key', () => {
+    const refused = (value: string): string => {
+      try {
+        loadModel(withMetadata(value), 'hostile.onnx');
+      } catch (e) {
+        expect(e).toBeInstanceOf(FormatError);
+        return (e as Error).message;
+      }
+      throw new Error('accepted');
+    };
+    expect(refused('{not json')).toMatch(/hostile\.onnx: metadata shufflenet\.architecture is not JSON/);
+    const huge = { family: 'shufflenet_v1', config: { groups: 3, scale: 0.25, numClasses: 1e9 } };
+    expect(refused(JSON.stringify(huge))).toMatch(/numClasses is 1000000000; expected an integer from 1 to 100,000/);
+    const other = { family: 'shufflenet_v1', config: { groups: 8, scale: 0.25, numClasses: 10, inputChannels: 1 } };
+    expect(refused(JSON.stringify(other))).toMatch(/does not fit the file's parameters/);
+    expect(() =>
+      loadModel(withMetadata(JSON.stringify(architectureOf(arch, options))), 'ours.onnx', 'shufflenet_v1_g3_1.0x'),
+    ).toThrow(/names its own network; --arch shufflenet_v1_g3_1\.0x does not apply/);
   });
 });
 

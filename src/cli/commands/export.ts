@@ -5,7 +5,8 @@ import { ShuffleNetError } from '../../errors.js';
 import type { Graph } from '../../graph/graph.js';
 import { loadModel } from '../../io/load.js';
 import { exportOnnx } from '../../io/onnx/export.js';
-import { createModel, type ModelOptions } from '../../models/registry.js';
+import { onnxArchitectureKey } from '../../io/onnx/loader.js';
+import { architectureOf, createModel, type Architecture, type ModelOptions } from '../../models/registry.js';
 import { readFileOrFail, writeFileAtomic } from '../files.js';
 import { printable } from '../format.js';
 import { parseSize } from './flops.js';
@@ -53,8 +54,12 @@ export function exportCommand(): Command {
     .option('--seed <n>', 'seed of the random weights, with --arch (default 0)', fieldParser(networkFields.seed!))
     .option('--opset <n>', 'ONNX opset', opsetNumber, 13)
     .action((opts: ExportFlags) => {
-      const { graph, description } = exportedGraph(opts);
-      const bytes = exportOnnx(graph, { opset: opts.opset, docString: description });
+      const { graph, description, architecture } = exportedGraph(opts);
+      // One of our networks carries its architecture, so that the file loads back as that network.
+      const metadata: Record<string, string> = architecture
+        ? { [onnxArchitectureKey]: JSON.stringify(architecture) }
+        : {};
+      const bytes = exportOnnx(graph, { opset: opts.opset, docString: description, metadata });
       writeFileAtomic(opts.out, bytes);
       const [, c, h, w] = graph.input.shape;
       const outShape = graph.shapes.get(graph.output)!;
@@ -65,7 +70,7 @@ export function exportCommand(): Command {
     });
 }
 
-function exportedGraph(opts: ExportFlags): { graph: Graph; description: string } {
+function exportedGraph(opts: ExportFlags): { graph: Graph; description: string; architecture?: Architecture } {
   const archOnly = [
     ['--num-classes', opts.numClasses],
     ['--input-channels', opts.inputChannels],
@@ -85,7 +90,12 @@ function exportedGraph(opts: ExportFlags): { graph: Graph; description: string }
       : declared
         ? [declared[2]!, declared[3]!]
         : Array(2).fill(config.inputSize ?? (config.smallInput ? 32 : 224));
-    return { graph: model.graphFor([1, channels, h, w]), description: model.description };
+    const architecture = model.module !== undefined ? model.info?.architecture : undefined;
+    return {
+      graph: model.graphFor([1, channels, h, w]),
+      description: model.description,
+      ...(architecture ? { architecture } : {}),
+    };
   }
   if (opts.arch === undefined) throw new ShuffleNetError('export: give --model FILE or --arch NAME');
   const size = opts.size ?? (opts.smallInput ? 32 : 224);
@@ -100,5 +110,6 @@ function exportedGraph(opts: ExportFlags): { graph: Graph; description: string }
   return {
     graph: model.trace([1, options.inputChannels ?? 3, size, size]),
     description: `${opts.arch} (random weights, seed ${opts.seed ?? 0})`,
+    architecture: architectureOf(opts.arch, options),
   };
 }

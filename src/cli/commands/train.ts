@@ -155,7 +155,7 @@ export function trainCommand(): Command {
     .option('--eval-each-epoch', 'measure test accuracy after every epoch', false)
     .option(
       '--init <file>',
-      'fine-tune: start from this model file or PyTorch checkpoint (its network and weights; --arch is not used)',
+      'fine-tune: start from this model file, PyTorch checkpoint or exported ONNX file (its network and weights; --arch is not used)',
     )
     .option('--new-head', "with --init: a new classifier for the data's classes", false)
     .addOption(
@@ -323,7 +323,8 @@ async function train(flags: TrainFlags, given: ReadonlySet<string> = new Set()):
       if (from.module === undefined || from.info?.architecture === undefined) {
         throw new ShuffleNetError(
           `--init ${printable(flags.init)}: ${from.description} is an imported graph, not one of our networks; ` +
-            'fine-tuning starts from our model files and PyTorch checkpoints of the networks we build',
+            'fine-tuning starts from our model files, PyTorch checkpoints of the networks we build, and ONNX files ' +
+            'that `shufflenet export` wrote',
         );
       }
       const source = { module: from.module, architecture: from.info.architecture, source: flags.init };

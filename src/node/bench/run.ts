@@ -377,7 +377,9 @@ function fileNetwork(path: string): BenchNetwork {
   }
   const loaded = loadModel(bytes, path);
   const label = basename(path);
-  if (loaded.module === undefined && loaded.inputShape !== undefined) {
+  // An ONNX file (imported, or one of our networks exported with its architecture): the peers run
+  // the file itself, at the input size it declares.
+  if (loaded.inputShape !== undefined) {
     const [, channels, height, width] = loaded.inputShape as [number, number, number, number];
     return {
       label,

@@ -208,7 +208,22 @@ describe('CLI edges (issue 15): refused at once, naming the flag', () => {
       'alexnet',
     );
     expect(graph.code).toBe(1);
-    expect(graph.stderr).toContain('holds its own graph; --arch alexnet applies only to weights without a network');
+    // Our export names its network (its metadata), so --arch is refused as for a model file.
+    expect(graph.stderr).toContain('an ONNX file that names its own network; --arch alexnet does not apply');
+    const foreign = fileURLToPath(new URL('./fixtures/onnx/zoo/resnet_mini.onnx', import.meta.url));
+    const imported = run(
+      'infer',
+      '--model',
+      foreign,
+      '--input',
+      join(dir, 'in.safetensors'),
+      '--output',
+      out,
+      '--arch',
+      'alexnet',
+    );
+    expect(imported.code).toBe(1);
+    expect(imported.stderr).toContain('holds its own graph; --arch alexnet applies only to weights without a network');
   });
 });
 

@@ -9,6 +9,7 @@
 import { readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { importOnnx } from '../dist/io/onnx/import.js';
 import { readSafetensors } from '../dist/io/safetensors.js';
+import { relativeError } from '../dist/node/bench/run.js';
 import { compilePlan } from '../dist/runtime/plan.js';
 
 const dir = new URL('./models/', import.meta.url);
@@ -31,14 +32,7 @@ for (const file of readdirSync(dir)
   try {
     const graph = importOnnx(new Uint8Array(readFileSync(new URL(file, dir))), file);
     const plan = await compilePlan(graph);
-    const logits = plan.run(input).data;
-    let diff = 0;
-    let scale = 0;
-    for (let i = 0; i < expected.size; i++) {
-      diff = Math.max(diff, Math.abs(logits[i] - expected.data[i]));
-      scale = Math.max(scale, Math.abs(expected.data[i]));
-    }
-    const relative = diff / scale;
+    const relative = relativeError(plan.run(input).data, expected.data);
     const referenceSteps = plan.summary.steps.filter((s) => s.startsWith('reference')).length;
     rows.push({
       model: name,

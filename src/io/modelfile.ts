@@ -110,6 +110,28 @@ const metadataFields: Fields = {
 const buildMargin = 1 << 16;
 
 /**
+ * Builds `architecture` from a file and loads `weights` into it by name (strictly). A network
+ * cannot need more elements than its file stores (`stored`, plus a margin for buffers a file does
+ * not save): metadata that claims 10⁹ classes is refused before the classifier is allocated. Every
+ * reader that rebuilds one of our networks from a file (model files, torchvision checkpoints, our
+ * ONNX exports) goes through here; `what` names the network in the budget's error.
+ */
+export function buildWithWeights(
+  architecture: Architecture,
+  weights: ReadonlyMap<string, Tensor>,
+  stored: number,
+  what: string,
+): Module {
+  const model = withElementBudget(
+    stored + buildMargin,
+    `${what} (the file stores ${stored.toLocaleString('en-US')} values)`,
+    () => buildArchitecture({ ...architecture, config: { ...architecture.config, initialize: false } } as Architecture),
+  );
+  model.loadStateDict(weights);
+  return model;
+}
+
+/**
  * Parses, validates and rebuilds a model file. `source` names the file in errors. `parsed` is the
  * same file already read by `readSafetensors`, so that a loader that looked at it first does not
  * parse its header twice.
@@ -170,15 +192,7 @@ export function loadModelFile(
   }
   let model: Module;
   try {
-    // A network cannot need more elements than its file stores: metadata that claims 10⁹ classes
-    // is refused here, before the classifier is allocated.
-    model = withElementBudget(
-      stored + buildMargin,
-      `the network in its metadata (the file stores ${stored.toLocaleString('en-US')} values)`,
-      () =>
-        buildArchitecture({ ...architecture, config: { ...architecture.config, initialize: false } } as Architecture),
-    );
-    model.loadStateDict(weights);
+    model = buildWithWeights(architecture, weights, stored, 'the network in its metadata');
   } catch (e) {
     if (e instanceof ShuffleNetError) throw new FormatError(`${source}: ${e.message}`);
     throw e;

@@ -570,6 +570,17 @@ function build<P>(
 // ---------------------------------------------------------------------------------------------
 // Memory
 
+/**
+ * The plane that each of a step's `channels` output channels lands on: its own, or with a fused
+ * channel shuffle its shuffled position (an output remap: the shuffle's inverse, which is the
+ * shuffle with C/g groups). 1×1 convolutions and concats both remap this way.
+ */
+function outputPlanes(channels: number, shuffleGroups: number): Int32Array {
+  return shuffleGroups > 0
+    ? channelShuffleSource(channels, channels / shuffleGroups)
+    : Int32Array.from({ length: channels }, (_, o) => o);
+}
+
 /** How the executors find values: addresses, plane maps of parts written in place, copied parts. */
 interface Located {
   address: (value: string) => number;
@@ -635,8 +646,7 @@ function placeValues(graph: Graph, steps: Step[]): Placements {
     if (lowering.kernel !== 'concat') continue;
     const channels = graph.shapes.get(step.output)![1]!;
     const shuffled = step.shuffleGroups > 0;
-    // The plane of each concat channel: its own, or its shuffled position (as for a 1×1 conv).
-    const planeOf = shuffled ? channelShuffleSource(channels, channels / step.shuffleGroups) : null;
+    const planeOf = outputPlanes(channels, step.shuffleGroups);
     const writable = shuffled ? WRITES_ANY_PLANE : WRITES_PLANES;
     const inPlace = (part: string): boolean => {
       const from = producer.get(part);
@@ -662,9 +672,9 @@ function placeValues(graph: Graph, steps: Step[]): Placements {
       if (!copied.includes(part)) {
         placements.set(
           part,
-          planeOf === null
-            ? { root: target.root, offset: target.offset + offset * planeFloats(part) }
-            : { ...target, planes: planeOf.slice(offset, offset + partChannels) },
+          shuffled
+            ? { ...target, planes: planeOf.slice(offset, offset + partChannels) }
+            : { root: target.root, offset: target.offset + offset * planeFloats(part) },
         );
         if (step.activation !== null) producer.get(part)!.activation = step.activation;
       }
@@ -918,13 +928,9 @@ function phasesOf(
           : lowering.kernel === 'stem3x3s2'
             ? c * 9
             : im2colRows(lowering.conv);
-      // Output channel o lands on plane o, or on its shuffled position (an output remap): the
-      // shuffle's inverse, which is the shuffle with C/g groups. A part of a shuffled concat then
-      // lands on that plane's place in the concat.
-      const own =
-        step.shuffleGroups > 0
-          ? channelShuffleSource(cOut, cOut / step.shuffleGroups)
-          : Int32Array.from({ length: cOut }, (_, o) => o);
+      // Output channel o lands on its plane (outputPlanes); a part of a shuffled concat then lands
+      // on that plane's place in the concat.
+      const own = outputPlanes(cOut, step.shuffleGroups);
       const inConcat = planes(step.output);
       const planeOf = inConcat === null ? own : own.map((p) => inConcat[p]!);
       const residual = step.residual === null ? 0 : address(step.residual);
@@ -1073,28 +1079,22 @@ function phasesOf(
     }
     case 'global-avg-pool':
       return [units((c0, c1) => [call('globalAvgPool', c1 - c0, h * w, input + c0 * h * w * 4, output + c0 * 4)])];
-    case 'activation': {
-      // Units are planes of NCHW or blocks of 8 values (the lowering's split); in floats:
-      const shape = graph.shapes.get(step.output)!;
-      const per = split.axis === 'planes' ? shapeSize(shape) / split.units : 8;
-      const count = shapeSize(shape);
-      return [
-        units((u0, u1) => {
-          const from = u0 * per;
-          const n = Math.min(count, u1 * per) - from;
-          return [call('activation', n, input + from * 4, output + from * 4, act)];
-        }),
-      ];
-    }
+    case 'activation':
     case 'add': {
+      // Element-wise: units are planes of NCHW or blocks of 8 values (the lowering's split).
       const count = shapeSize(graph.shapes.get(step.output)!);
       const per = split.axis === 'planes' ? count / split.units : 8;
-      const other = address(step.inputs[1]!);
+      const other = lowering.kernel === 'add' ? address(step.inputs[1]!) : 0;
       return [
         units((u0, u1) => {
           const from = u0 * per;
           const n = Math.min(count, u1 * per) - from;
-          return [call('addActivation', n, input + from * 4, other + from * 4, output + from * 4, act)];
+          const [x, y] = [input + from * 4, output + from * 4];
+          return [
+            lowering.kernel === 'add'
+              ? call('addActivation', n, x, other + from * 4, y, act)
+              : call('activation', n, x, y, act),
+          ];
         }),
       ];
     }
@@ -1121,16 +1121,13 @@ function phasesOf(
       // shuffled planes if a shuffle was fused.
       const [, channels, oh, ow] = graph.shapes.get(step.output)! as [number, number, number, number];
       const pixels = oh * ow;
-      const planeOf = step.shuffleGroups > 0 ? channelShuffleSource(channels, channels / step.shuffleGroups) : null;
+      const planeOf = outputPlanes(channels, step.shuffleGroups);
       const runs: { src: number; dst: number[] }[] = [];
       let offset = 0;
       for (const part of step.inputs) {
         const partChannels = graph.shapes.get(part)![1]!;
         if (copies.get(step.output)?.includes(part)) {
-          const dst = Array.from(
-            { length: partChannels },
-            (_, j) => output + (planeOf?.[offset + j] ?? offset + j) * pixels * 4,
-          );
+          const dst = Array.from({ length: partChannels }, (_, j) => output + planeOf[offset + j]! * pixels * 4);
           runs.push({ src: address(part), dst });
         }
         offset += partChannels;

@@ -10,7 +10,7 @@
  * No augmentation (the features are computed once); the trunk's weights and statistics do not move.
  */
 import { crossEntropy } from '../autograd/loss.js';
-import { batches, type ImageTransform } from '../data/batches.js';
+import { batches, permutation, type ImageTransform } from '../data/batches.js';
 import type { ImageDataset } from '../data/dataset.js';
 import type { Graph } from '../graph/graph.js';
 import { linearBackwardReference, linearReference } from '../kernels/reference/index.js';
@@ -20,6 +20,7 @@ import { Sgd } from '../optim/sgd.js';
 import { compilePlan } from '../runtime/plan.js';
 import { Random } from '../tensor/random.js';
 import { Tensor } from '../tensor/tensor.js';
+import { argmaxRows } from './evaluate.js';
 import { FineTuneError } from './finetune.js';
 import type { TrainConfig } from './trainer.js';
 
@@ -34,6 +35,8 @@ export interface HeadEpoch {
   loss: number;
   accuracy: number;
   seconds: number;
+  /** Optimiser steps so far. */
+  step: number;
 }
 
 /** The graph up to the classifier's input, and the classifier's weight and bias names. */
@@ -101,15 +104,11 @@ export async function trainHead(
   let step = 0;
   for (let epoch = 1; epoch <= config.epochs; epoch++) {
     const start = performance.now();
-    const order = Array.from({ length: dataset.length }, (_, i) => i);
-    for (let i = order.length - 1; i > 0; i--) {
-      const j = random.int(i + 1);
-      [order[i], order[j]] = [order[j]!, order[i]!];
-    }
+    const order = permutation(dataset.length, random);
     let lossSum = 0;
     let correct = 0;
     for (let s = 0; s < stepsPerEpoch; s++) {
-      const rows = order.slice(s * config.batchSize, (s + 1) * config.batchSize);
+      const rows = Array.from(order.subarray(s * config.batchSize, (s + 1) * config.batchSize));
       const x = new Float32Array(rows.length * features);
       rows.forEach((r, i) => x.set(cached.subarray(r * features, (r + 1) * features), i * features));
       const y = rows.map((r) => labels[r]!);
@@ -117,10 +116,7 @@ export async function trainHead(
       linearReference(x, w.data, b?.data ?? null, logits.data, rows.length, features, classes);
       const { loss, gradient } = crossEntropy(logits, y, { labelSmoothing: config.labelSmoothing });
       lossSum += loss;
-      rows.forEach((_, i) => {
-        const row = logits.data.subarray(i * classes, (i + 1) * classes);
-        if (row.indexOf(Math.max(...row)) === y[i]) correct++;
-      });
+      correct += argmaxRows(logits).reduce((n, p, i) => n + (p === y[i] ? 1 : 0), 0);
       const gw = new Tensor(w.shape);
       const gb = b === null ? null : new Tensor(b.shape);
       linearBackwardReference(
@@ -145,6 +141,7 @@ export async function trainHead(
       loss: lossSum / stepsPerEpoch,
       accuracy: correct / (stepsPerEpoch * config.batchSize),
       seconds: (performance.now() - start) / 1000,
+      step,
     };
     records.push(record);
     onEpoch(record);

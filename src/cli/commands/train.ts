@@ -464,16 +464,7 @@ async function train(flags: TrainFlags, given: ReadonlySet<string> = new Set()):
       const seen = reestimateBatchNorm(model, inputs, trainer.plan);
       console.error(`re-estimated batch-norm statistics on ${seen} batch(es)`);
     }
-    if (testData) {
-      const result = await evaluateOnPlan(model, testData.dataset, { transform: evalTransform });
-      save(true, { testAccuracy: result.accuracy, testImages: result.examples });
-      console.log(
-        `test accuracy ${(result.accuracy * 100).toFixed(2)}% on ${result.examples} ${testData.name} images → ${flags.out}`,
-      );
-    } else {
-      save(true);
-      console.log(`trained → ${flags.out} (no test split found)`);
-    }
+    await testAndSave(model, testData, evalTransform, flags.out, (notes) => save(true, notes));
   } finally {
     await trainer.dispose();
   }
@@ -502,7 +493,6 @@ async function trainFrozen(
       `epoch ${e.epoch}/${config.epochs}: loss ${e.loss.toFixed(4)}, train accuracy ${(e.accuracy * 100).toFixed(2)}%, ${e.seconds.toFixed(1)} s`,
     ),
   );
-  const steps = Math.max(1, Math.floor(dataset.length / config.batchSize));
   const history = records.map((r) => ({
     epoch: r.epoch,
     loss: r.loss,
@@ -511,19 +501,32 @@ async function trainFrozen(
     seconds: r.seconds,
     imagesPerSecond: r.seconds > 0 ? dataset.length / r.seconds : 0,
   }));
-  const state: TrainState = { epoch: config.epochs, step: steps * config.epochs, history, finished: true };
-  const saved = info({ config: { ...config }, state });
-  if (testData) {
-    const result = await evaluateOnPlan(model, testData.dataset, { transform });
-    saved.notes = { ...saved.notes, testAccuracy: result.accuracy, testImages: result.examples };
+  const state: TrainState = { epoch: config.epochs, step: records.at(-1)!.step, history, finished: true };
+  await testAndSave(model, testData, transform, out, (notes) => {
+    const saved = info({ config: { ...config }, state });
+    saved.notes = { ...saved.notes, ...notes };
     writeFileAtomic(out, saveModelFile(model, saved));
-    console.log(
-      `test accuracy ${(result.accuracy * 100).toFixed(2)}% on ${result.examples} ${testData.name} images → ${out}`,
-    );
-  } else {
-    writeFileAtomic(out, saveModelFile(model, saved));
+  });
+}
+
+/** The end of every run: the test, if the data has a split, then the finished file (`save`). */
+async function testAndSave(
+  model: Module,
+  testData: { dataset: ImageDataset; name: string } | null,
+  transform: ImageTransform,
+  out: string,
+  save: (notes: NonNullable<ModelInfo['notes']>) => void,
+): Promise<void> {
+  if (testData === null) {
+    save({});
     console.log(`trained → ${out} (no test split found)`);
+    return;
   }
+  const result = await evaluateOnPlan(model, testData.dataset, { transform });
+  save({ testAccuracy: result.accuracy, testImages: result.examples });
+  console.log(
+    `test accuracy ${(result.accuracy * 100).toFixed(2)}% on ${result.examples} ${testData.name} images → ${out}`,
+  );
 }
 
 /** The first `n` examples taking classes in turn, so that a small subset stays balanced. */

@@ -52,7 +52,7 @@ import {
 import { formatShape, sameShape, type Shape, Tensor } from '../../tensor/tensor.js';
 import { Attributes } from './attributes.js';
 import { decodeModelProto, int64Value } from './codec.js';
-import type { NodeProto, ValueInfoProto } from './proto.js';
+import type { ModelProto, NodeProto, ValueInfoProto } from './proto.js';
 import { fuseChannelShuffles } from './shuffle.js';
 import { dataTypeName, decodeTensor, type Constant, type Dim } from './tensors.js';
 
@@ -77,7 +77,11 @@ type Entry =
   | { kind: 'padded'; source: Value; batchAxis: number | null; pads: [number, number, number, number] };
 
 export function importOnnx(bytes: Uint8Array, fileName: string, options: OnnxImportOptions = {}): Graph {
-  const model = decodeModelProto(bytes, fileName);
+  return importOnnxModel(decodeModelProto(bytes, fileName), fileName, options);
+}
+
+/** `importOnnx` of a model already decoded (a loader that also reads its metadata decodes it once). */
+export function importOnnxModel(model: ModelProto, fileName: string, options: OnnxImportOptions = {}): Graph {
   const fail = (why: string): never => {
     throw new FormatError(escapeControls(`${fileName}: ${why}`));
   };

@@ -7,12 +7,13 @@
  */
 import { FormatError, ShuffleNetError } from '../../errors.js';
 import { withInputShape } from '../../graph/reshape.js';
-import { buildArchitecture, checkArchitecture, type Architecture } from '../../models/registry.js';
-import { Tensor, withElementBudget } from '../../tensor/tensor.js';
+import { checkArchitecture, type Architecture } from '../../models/registry.js';
+import type { Tensor } from '../../tensor/tensor.js';
 import { FieldError } from '../../validate.js';
-import { moduleModel, type LoadedModel, type ModelLoader } from '../load.js';
+import { moduleModel, type ModelLoader } from '../load.js';
+import { buildWithWeights } from '../modelfile.js';
 import { decodeModelProto } from './codec.js';
-import { importOnnx } from './import.js';
+import { importOnnxModel } from './import.js';
 
 /** The metadata_props key under which `shufflenet export` writes the network's architecture (JSON). */
 export const onnxArchitectureKey = 'shufflenet.architecture';
@@ -24,8 +25,9 @@ export const onnxLoader: ModelLoader = {
   name: 'onnx',
   matches: (fileName) => fileName.toLowerCase().endsWith('.onnx'),
   load(bytes, fileName, arch) {
-    const graph = importOnnx(bytes, fileName);
-    const entry = (decodeModelProto(bytes, fileName).metadata_props ?? []).find((p) => p.key === onnxArchitectureKey);
+    const model = decodeModelProto(bytes, fileName);
+    const graph = importOnnxModel(model, fileName);
+    const entry = (model.metadata_props ?? []).find((p) => p.key === onnxArchitectureKey);
     if (entry === undefined) {
       return {
         graphFor: (shape) => withInputShape(graph, shape),
@@ -57,13 +59,8 @@ export const onnxLoader: ModelLoader = {
     const tensors = new Map<string, Tensor>([...graph.params].map(([name, p]) => [name, p.tensor]));
     const stored = [...tensors.values()].reduce((sum, t) => sum + t.size, 0);
     try {
-      const module = withElementBudget(stored + 65_536, `${fileName}'s initializers`, () =>
-        buildArchitecture({ ...architecture, config: { ...architecture.config, initialize: false } } as Architecture),
-      );
-      module.loadStateDict(tensors);
-      const loaded: LoadedModel = moduleModel(module, `ONNX model ${fileName} (${architecture.family})`, {
-        architecture,
-      });
+      const module = buildWithWeights(architecture, tensors, stored, 'the network in its metadata');
+      const loaded = moduleModel(module, `ONNX model ${fileName} (${architecture.family})`, { architecture });
       return { ...loaded, inputShape: graph.input.shape };
     } catch (e) {
       if (e instanceof ShuffleNetError) return fail(`does not fit the file's parameters: ${e.message}`);

@@ -3,16 +3,18 @@
  * (`conv1.{0,1}`, `stageS.I.branch1.{0,1,2,3}`, `stageS.I.branch2.{0,1,3,4,5,6}`, `conv5.{0,1}`,
  * `fc`), so the key map is the identity; what is read from the file is the widths, and how each
  * stride-2 unit divides its output between its branches (torchvision: halves; the official megvii
- * code: the shortcut branch keeps its input's width). Nothing is built before the widths are known
- * to fit the tensors the file holds.
+ * code: the shortcut branch keeps its input's width). The network is built under the file's element
+ * budget (`buildWithWeights`), so claimed widths cannot allocate more than the file holds.
  */
 import { FormatError, ShuffleNetError } from '../../errors.js';
 import { getModelEntry, type Architecture } from '../../models/registry.js';
-import { ShuffleNetV2, type ShuffleNetV2Config } from '../../models/shufflenet-v2.js';
+import type { ShuffleNetV2Config } from '../../models/shufflenet-v2.js';
 import { stageRepeats } from '../../models/shufflenet.js';
-import { formatShape, withElementBudget, type Tensor } from '../../tensor/tensor.js';
+import type { Module } from '../../nn/module.js';
+import { formatShape, type Tensor } from '../../tensor/tensor.js';
+import { buildWithWeights } from '../modelfile.js';
 import { preprocessingPresets } from '../../data/preprocessing.js';
-import type { ImportedModel } from './shufflenet.js';
+import { assertFinite, type ImportedModel } from './shufflenet.js';
 
 /** Whether a state dict (prefixes stripped) is torchvision's ShuffleNet V2, by a key only it has. */
 export function isTorchvisionV2(tensors: ReadonlyMap<string, Tensor>): boolean {
@@ -63,27 +65,18 @@ export function importTorchvisionV2(tensors: Map<string, Tensor>, source: string
   if (arch !== undefined && getModelEntry(arch).family !== 'shufflenet_v2') {
     fail(`--arch ${arch} does not match the checkpoint, which is a ShuffleNet V2`);
   }
-  // The network may not allocate more than the file holds (a hostile file could claim any width).
+  const architecture: Architecture = { family: 'shufflenet_v2', config };
   const stored = [...tensors.values()].reduce((sum, t) => sum + t.size, 0);
-  let model: ShuffleNetV2;
+  let model: Module;
   try {
-    model = withElementBudget(
-      stored + 65_536,
-      `${source}'s tensors`,
-      () => new ShuffleNetV2({ ...config, initialize: false }),
-    );
-    model.loadStateDict(tensors);
+    model = buildWithWeights(architecture, tensors, stored, 'the network its widths describe');
   } catch (e) {
     if (e instanceof ShuffleNetError) {
       return fail(`widths conv1 ${conv1Out}, stages ${stages.join('/')}, conv5 ${conv5} do not fit: ${e.message}`);
     }
     throw e;
   }
-  for (const [name, t] of tensors) {
-    const bad = t.data.findIndex((v) => !Number.isFinite(v));
-    if (bad >= 0) fail(`tensor "${name}" holds ${t.data[bad]} at index ${bad}; weights must be finite`);
-  }
-  const architecture: Architecture = { family: 'shufflenet_v2', config };
+  assertFinite(tensors, source);
   return {
     model,
     layout: 'torchvision',

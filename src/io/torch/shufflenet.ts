@@ -358,7 +358,8 @@ function fromOurs(tensors: Map<string, Tensor>, source: string, arch?: string): 
   };
 }
 
-function assertFinite(tensors: ReadonlyMap<string, Tensor>, source: string): void {
+/** Refuses weights that are not finite, naming the tensor and the index. */
+export function assertFinite(tensors: ReadonlyMap<string, Tensor>, source: string): void {
   for (const [name, t] of tensors) {
     const bad = t.data.findIndex((v) => !Number.isFinite(v));
     if (bad >= 0)

@@ -16,6 +16,7 @@ import { evalCommand } from './commands/eval.js';
 import { classifyCommand } from './commands/classify.js';
 import { demoCommand } from './commands/demo.js';
 import { exportCommand } from './commands/export.js';
+import { quantizeCommand } from './commands/quantize.js';
 import { benchCommand } from './commands/bench.js';
 import { experimentCommand } from './commands/experiment.js';
 
@@ -38,6 +39,7 @@ export function buildProgram(): Command {
   program.addCommand(evalCommand());
   program.addCommand(classifyCommand());
   program.addCommand(exportCommand());
+  program.addCommand(quantizeCommand());
   program.addCommand(importCommand());
   program.addCommand(benchCommand());
   program.addCommand(experimentCommand());

@@ -122,26 +122,35 @@ export function buildWithWeights(
   stored: number,
   what: string,
 ): Module {
-  const model = withElementBudget(
-    stored + buildMargin,
-    `${what} (the file stores ${stored.toLocaleString('en-US')} values)`,
-    () => buildArchitecture({ ...architecture, config: { ...architecture.config, initialize: false } } as Architecture),
-  );
+  const model = buildWithinFile(architecture, stored, what);
   model.loadStateDict(weights);
   return model;
 }
 
 /**
- * Parses, validates and rebuilds a model file. `source` names the file in errors. `parsed` is the
- * same file already read by `readSafetensors`, so that a loader that looked at it first does not
- * parse its header twice.
+ * Builds `architecture` (uninitialised) allocating at most what its file stores (`stored`
+ * elements, plus a margin): the budget of `buildWithWeights`, for readers that load the weights
+ * their own way (int8 model files).
  */
-export function loadModelFile(
-  bytes: Uint8Array,
-  source = 'model file',
-  parsed?: SafetensorsFile,
-): { model: Module; info: ModelInfo; optimizer: Map<string, Float32Array> } {
-  const file = parsed ?? readSafetensors(bytes, source);
+export function buildWithinFile(architecture: Architecture, stored: number, what: string): Module {
+  return withElementBudget(
+    stored + buildMargin,
+    `${what} (the file stores ${stored.toLocaleString('en-US')} values)`,
+    () => buildArchitecture({ ...architecture, config: { ...architecture.config, initialize: false } } as Architecture),
+  );
+}
+
+/**
+ * The `shufflenet` metadata entry of a model file, parsed and checked field by field; throws a
+ * FormatError naming the field. An int8 file's `quantization` entry is checked by
+ * `checkQuantization` (the int8 reader's), and accepted unchecked without it, so that every reader
+ * can say what such a file is.
+ */
+export function parseModelMetadata(
+  file: SafetensorsFile,
+  source: string,
+  checkQuantization?: (value: unknown, path: string) => unknown,
+): Record<string, unknown> {
   const raw = file.metadata['shufflenet'];
   if (raw === undefined) {
     throw new FormatError(`${source}: not a shufflenet model file (no "shufflenet" entry in __metadata__)`);
@@ -162,19 +171,35 @@ export function loadModelFile(
       `${source}: model file version ${showValue(meta['version'])} is not supported (this library reads ${modelFileVersion})`,
     );
   }
+  // Any reader recognises an int8 file (to say what it is); only the int8 reader checks its fields.
+  const quantization = checkedField('int8 quantization parameters', checkQuantization ?? ((v) => v));
   try {
-    checkFields(meta, metadataFields, 'metadata', ['architecture']);
+    checkFields(meta, { ...metadataFields, quantization }, 'metadata', ['architecture']);
   } catch (e) {
     if (e instanceof FieldError) throw new FormatError(`${source}: ${e.message}`);
     throw e;
   }
+  return meta;
+}
+
+/** The fields of checked metadata that describe the network (labels checked against its classes). */
+export function modelInfoOf(meta: Record<string, unknown>, source: string): ModelInfo {
   const architecture = meta['architecture'] as Architecture;
-  const preprocessing = meta['preprocessing'] as Preprocessing | undefined;
   const labels = meta['labels'] as string[] | undefined;
   const classes = architecture.config.numClasses ?? 1000;
   if (labels !== undefined && labels.length !== classes) {
     throw new FormatError(`${source}: metadata.labels has ${labels.length} names for ${classes} classes`);
   }
+  const info: ModelInfo = { architecture };
+  if (typeof meta['arch'] === 'string') info.arch = meta['arch'];
+  if (meta['preprocessing'] !== undefined) info.preprocessing = meta['preprocessing'] as Preprocessing;
+  if (labels !== undefined) info.labels = labels;
+  if (meta['notes'] !== undefined) info.notes = meta['notes'] as Record<string, string | number>;
+  return info;
+}
+
+/** The values a file stores, all checked finite (a NaN weight is refused, naming its tensor). */
+export function storedElements(file: SafetensorsFile, source: string): number {
   let stored = 0;
   for (const [name, t] of file.tensors) {
     stored += t.size;
@@ -184,6 +209,29 @@ export function loadModelFile(
         `${source}: tensor ${showValue(name)} holds ${t.data[bad]} at index ${bad}; weights must be finite`,
       );
   }
+  return stored;
+}
+
+/**
+ * Parses, validates and rebuilds a model file. `source` names the file in errors. `parsed` is the
+ * same file already read by `readSafetensors`, so that a loader that looked at it first does not
+ * parse its header twice.
+ */
+export function loadModelFile(
+  bytes: Uint8Array,
+  source = 'model file',
+  parsed?: SafetensorsFile,
+): { model: Module; info: ModelInfo; optimizer: Map<string, Float32Array> } {
+  const file = parsed ?? readSafetensors(bytes, source);
+  const meta = parseModelMetadata(file, source);
+  if (meta['quantization'] !== undefined) {
+    throw new FormatError(
+      `${source}: an int8 model file (written by shufflenet quantize), not a float one: int8 files load with loadQuantizedModelFile (the CLI's eval and info take them)`,
+    );
+  }
+  const info = modelInfoOf(meta, source);
+  const architecture = info.architecture;
+  const stored = storedElements(file, source);
   const weights = new Map<string, Tensor>();
   const optimizer = new Map<string, Float32Array>();
   for (const [name, t] of file.tensors) {
@@ -197,11 +245,6 @@ export function loadModelFile(
     if (e instanceof ShuffleNetError) throw new FormatError(`${source}: ${e.message}`);
     throw e;
   }
-  const info: ModelInfo = { architecture };
-  if (typeof meta['arch'] === 'string') info.arch = meta['arch'];
-  if (preprocessing !== undefined) info.preprocessing = preprocessing;
-  if (labels !== undefined) info.labels = labels;
-  if (meta['notes'] !== undefined) info.notes = meta['notes'] as Record<string, string | number>;
   if (meta['training'] !== undefined) info.training = meta['training'] as ModelInfo['training'];
   return { model, info, optimizer };
 }

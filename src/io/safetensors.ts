@@ -15,6 +15,17 @@ import { showValue } from '../validate.js';
 export interface SafetensorsFile {
   tensors: Map<string, Tensor>;
   metadata: Record<string, string>;
+  /** Each tensor's stored dtype (`F32`, `I8`, …). */
+  dtypes: Map<string, string>;
+  /** The I8, U8 and I32 tensors' values, exactly (a float32 `Tensor` rounds int32 beyond 2²⁴). */
+  integers: Map<string, Int32Array>;
+}
+
+/** An integer tensor to write: int8, uint8 or int32 values. */
+export interface IntegerTensor {
+  dtype: 'I8' | 'U8' | 'I32';
+  shape: readonly number[];
+  data: Int8Array | Uint8Array | Int32Array;
 }
 
 const dtypeBytes: Readonly<Record<string, number>> = {
@@ -122,11 +133,23 @@ export function readSafetensors(bytes: Uint8Array, source = 'safetensors'): Safe
   if (cursor !== dataLength) fail(`tensors cover ${cursor} bytes but the data section has ${dataLength}`);
 
   const tensors = new Map<string, Tensor>();
+  const dtypes = new Map<string, string>();
+  const integers = new Map<string, Int32Array>();
   for (const e of entries) {
     const start = headerEnd + e.begin;
     tensors.set(e.name, new Tensor(e.shape, decode(bytes, start, shapeSize(e.shape), e.dtype)));
+    dtypes.set(e.name, e.dtype);
+    if (e.dtype === 'I8' || e.dtype === 'U8' || e.dtype === 'I32') {
+      const view = new DataView(bytes.buffer, bytes.byteOffset + start, e.end - e.begin);
+      const count = shapeSize(e.shape);
+      const exact = new Int32Array(count);
+      for (let i = 0; i < count; i++)
+        exact[i] =
+          e.dtype === 'I32' ? view.getInt32(i * 4, true) : e.dtype === 'I8' ? view.getInt8(i) : view.getUint8(i);
+      integers.set(e.name, exact);
+    }
   }
-  return { tensors, metadata };
+  return { tensors, metadata, dtypes, integers };
 }
 
 function decode(bytes: Uint8Array, start: number, count: number, dtype: string): Float32Array {
@@ -172,22 +195,29 @@ function decode(bytes: Uint8Array, start: number, count: number, dtype: string):
   return out;
 }
 
+const integerBytes = { I8: 1, U8: 1, I32: 4 } as const;
+
 /**
- * Serialises Float32 tensors (sorted by name, as the reference implementation does) with optional
- * string metadata. The header is padded with spaces to a multiple of 8 bytes.
+ * Serialises Float32 tensors and `integers` (sorted by name, as the reference implementation does)
+ * with optional string metadata. The header is padded with spaces to a multiple of 8 bytes.
  */
 export function writeSafetensors(
   tensors: ReadonlyMap<string, Tensor>,
   metadata: Record<string, string> = {},
+  integers: ReadonlyMap<string, IntegerTensor> = new Map(),
 ): Uint8Array {
-  const names = [...tensors.keys()].sort();
+  const names = [...new Set([...tensors.keys(), ...integers.keys()])].sort();
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length > 0) header['__metadata__'] = metadata;
   let offset = 0;
   for (const name of names) {
-    const t = tensors.get(name)!;
-    header[name] = { dtype: 'F32', shape: [...t.shape], data_offsets: [offset, offset + t.size * 4] };
-    offset += t.size * 4;
+    const int = integers.get(name);
+    if (int !== undefined && tensors.has(name))
+      throw new FormatError(`writeSafetensors: tensor ${showValue(name)} given twice`);
+    const bytes = int !== undefined ? int.data.length * integerBytes[int.dtype] : tensors.get(name)!.size * 4;
+    const shape = int !== undefined ? int.shape : tensors.get(name)!.shape;
+    header[name] = { dtype: int?.dtype ?? 'F32', shape: [...shape], data_offsets: [offset, offset + bytes] };
+    offset += bytes;
   }
   let json = new TextEncoder().encode(JSON.stringify(header));
   const padded = Math.ceil(json.length / 8) * 8;
@@ -202,8 +232,15 @@ export function writeSafetensors(
   out.set(json, 8);
   let at = 8 + json.length;
   for (const name of names) {
-    const t = tensors.get(name)!;
-    for (let i = 0; i < t.size; i++, at += 4) view.setFloat32(at, t.data[i]!, true);
+    const int = integers.get(name);
+    if (int === undefined) {
+      const t = tensors.get(name)!;
+      for (let i = 0; i < t.size; i++, at += 4) view.setFloat32(at, t.data[i]!, true);
+    } else if (int.dtype === 'I32') {
+      for (let i = 0; i < int.data.length; i++, at += 4) view.setInt32(at, int.data[i]!, true);
+    } else {
+      for (let i = 0; i < int.data.length; i++, at += 1) out[at] = int.data[i]! & 0xff;
+    }
   }
   return out;
 }

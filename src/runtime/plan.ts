@@ -47,6 +47,7 @@ import {
   type ProgramPhase,
 } from './threads/team.js';
 import { AutoThreads } from './threads/auto.js';
+import { foldedConv } from './fold.js';
 import { RECORD_WORDS, recordIndex, runTraced, traceBytes, traceClock, type TraceRegion } from './threads/trace.js';
 
 type Step = LoweredStep;
@@ -735,32 +736,6 @@ function planArena(
 interface Prepared {
   /** Per group: packed weights and bias addresses. */
   groups: { weights: number; bias: number }[];
-}
-
-/** Folds batch norm into the convolution: w'[o] = w[o]·s[o], b'[o] = (b[o] − mean[o])·s[o] + beta[o]. */
-function foldedConv(graph: Graph, step: Step): { weight: Float32Array; bias: Float32Array; cOut: number } {
-  const conv = step.nodes[0]!;
-  const param = (name: string): Float32Array => graph.params.get(name)!.tensor.data;
-  const weight = param(conv.inputs[1]!).slice();
-  const cOut = graph.shapes.get(conv.inputs[1]!)![0]!;
-  const bias = conv.inputs[2] !== undefined ? param(conv.inputs[2]).slice() : new Float32Array(cOut);
-  const bn = step.foldedBatchNorm;
-  if (bn !== null) {
-    const [gamma, beta, mean, variance] = bn.inputs.slice(1).map(param) as [
-      Float32Array,
-      Float32Array,
-      Float32Array,
-      Float32Array,
-    ];
-    const eps = bn.attrs.eps;
-    const perOut = weight.length / cOut;
-    for (let o = 0; o < cOut; o++) {
-      const s = gamma[o]! / Math.sqrt(variance[o]! + eps);
-      for (let i = 0; i < perOut; i++) weight[o * perOut + i]! *= s;
-      bias[o] = (bias[o]! - mean[o]!) * s + beta[o]!;
-    }
-  }
-  return { weight, bias, cOut };
 }
 
 function prepare(graph: Graph, step: Step, wasm: WasmKernels): Prepared {

@@ -28,6 +28,13 @@ export function argmaxRows(logits: Tensor): Int32Array {
   return out;
 }
 
+/** Options of every evaluation: batching, the image transform, progress. */
+export interface EvaluateOptions {
+  batchSize?: number;
+  transform?: ImageTransform;
+  onProgress?: (done: number, total: number) => void;
+}
+
 /**
  * Top-1 accuracy and the confusion matrix of a model (inference mode: running BN statistics) over
  * a dataset, in batches. `run` defaults to the reference executor; the fast runtime plugs in here.
@@ -35,16 +42,8 @@ export function argmaxRows(logits: Tensor): Int32Array {
 export async function evaluate(
   model: Module,
   dataset: ImageDataset,
-  options: {
-    batchSize?: number;
-    transform?: ImageTransform;
-    onProgress?: (done: number, total: number) => void;
-    run?: (graph: Graph, input: Tensor) => Tensor | Promise<Tensor>;
-  } = {},
+  options: EvaluateOptions & { run?: (graph: Graph, input: Tensor) => Tensor | Promise<Tensor> } = {},
 ): Promise<Evaluation> {
-  const start = performance.now();
-  const k = dataset.classes.length;
-  const confusion = Array.from({ length: k }, () => new Array<number>(k).fill(0));
   const graphs = new Map<string, Graph>();
   const graphFor = (shape: Shape): Graph => {
     const key = shape.join('x');
@@ -53,6 +52,18 @@ export async function evaluate(
     return g;
   };
   const run = options.run ?? runGraph;
+  return evaluatePredictions((input) => run(graphFor(input.shape), input), dataset, options);
+}
+
+/** Top-1 accuracy and the confusion matrix of `predict` (a batch [N, C, H, W] → logits [N, K]). */
+export async function evaluatePredictions(
+  predict: (input: Tensor) => Tensor | Promise<Tensor>,
+  dataset: ImageDataset,
+  options: EvaluateOptions = {},
+): Promise<Evaluation> {
+  const start = performance.now();
+  const k = dataset.classes.length;
+  const confusion = Array.from({ length: k }, () => new Array<number>(k).fill(0));
   let done = 0;
   let correct = 0;
   const batchOptions = {
@@ -60,7 +71,7 @@ export async function evaluate(
     ...(options.transform ? { transform: options.transform } : {}),
   };
   for (const batch of batches(dataset, batchOptions)) {
-    const predictions = argmaxRows(await run(graphFor(batch.input.shape), batch.input));
+    const predictions = argmaxRows(await predict(batch.input));
     predictions.forEach((p, i) => {
       const label = batch.labels[i]!;
       confusion[label]![p]!++;
@@ -84,7 +95,7 @@ export async function evaluate(
 export async function evaluateOnPlan(
   model: Module,
   dataset: ImageDataset,
-  options: Omit<NonNullable<Parameters<typeof evaluate>[2]>, 'run'> & { session?: SessionOptions } = {},
+  options: EvaluateOptions & { session?: SessionOptions } = {},
 ): Promise<Evaluation & { notes: string }> {
   const [c, h, w] = dataset.imageShape;
   const graph = model.trace([1, c, h, w]);

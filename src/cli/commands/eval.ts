@@ -1,14 +1,16 @@
-import { batchSize, threadsOption } from '../args.js';
+import { batchSize, positiveInt, threadsOption } from '../args.js';
+import { subset } from '../../data/dataset.js';
+import { balancedIndices } from './train.js';
 import { nodeSessionOptions } from '../../node/session.js';
 import { Command } from 'commander';
 import { toFloat } from '../../data/batches.js';
 import { ShuffleNetError } from '../../errors.js';
 import { formatDuration } from '../../node/experiment/experiment.js';
-import { loadModel } from '../../io/load.js';
-import { evaluateOnPlan } from '../../train/evaluate.js';
+import { loadCliModel } from '../models.js';
+import { runQuantizedBatch } from '../../runtime/quant/execute.js';
+import { evaluateOnPlan, evaluatePredictions } from '../../train/evaluate.js';
 import { loadData } from '../data.js';
 import { formatTable, printable, printableJson } from '../format.js';
-import { readFileOrFail } from '../files.js';
 
 export function evalCommand(): Command {
   return new Command('eval')
@@ -16,19 +18,30 @@ export function evalCommand(): Command {
     .requiredOption('--model <file>', 'model file')
     .option('--data <source>', 'fashion-mnist, mnist, or a folder with test/ (or val/)', 'fashion-mnist')
     .option('--batch-size <n>', 'images per forward pass', batchSize, 64)
+    .option('--max-test <n>', 'test images (class-balanced subset; default: the whole test split)', positiveInt)
     .addOption(threadsOption())
     .option('--json', 'print JSON {accuracy, examples, confusion, classes, threads}', false)
     .action(
-      async (opts: { model: string; data: string; batchSize: number; threads: number | 'auto'; json: boolean }) => {
-        const loaded = loadModel(readFileOrFail(opts.model, 'model'), opts.model);
-        if (!loaded.module)
+      async (opts: {
+        model: string;
+        data: string;
+        batchSize: number;
+        maxTest?: number;
+        threads: number | 'auto';
+        json: boolean;
+      }) => {
+        const { loaded, int8 } = loadCliModel(opts.model);
+        if (!loaded.module && !int8)
           throw new ShuffleNetError(
             `${opts.model}: eval needs one of our networks (an imported graph has no preprocessing)`,
           );
         const info = loaded.info ?? {};
         const source = await loadData(opts.data, 'test', info.preprocessing?.crop ?? 32);
         if (source === null) throw new ShuffleNetError(`--data ${opts.data}: no test/ or val/ folder`);
-        const { dataset } = source;
+        const dataset =
+          opts.maxTest === undefined || opts.maxTest >= source.dataset.length
+            ? source.dataset
+            : subset(source.dataset, balancedIndices(source.dataset, opts.maxTest), `${source.name}[:${opts.maxTest}]`);
         const preprocessing = info.preprocessing;
         if (preprocessing && (preprocessing.channels === 'gray') !== (dataset.imageShape[0] === 1)) {
           throw new ShuffleNetError(
@@ -53,13 +66,22 @@ export function evalCommand(): Command {
               );
             }
           : undefined;
-        // The fused WASM plan (one compiled graph, any batch size) instead of the reference executor.
-        const result = await evaluateOnPlan(loaded.module, dataset, {
+        const evaluation = {
           batchSize: opts.batchSize,
           transform: toFloat(preprocessing?.mean, preprocessing?.std),
           ...(progress ? { onProgress: progress } : {}),
-          session: nodeSessionOptions({ threads: opts.threads }),
-        });
+        };
+        // The fused WASM plan (one compiled graph, any batch size) instead of the reference executor;
+        // an int8 file on the int8 reference kernels (one thread: the fast int8 kernels are issue 11's next part).
+        const result = int8
+          ? {
+              ...(await evaluatePredictions((input) => runQuantizedBatch(int8.network, input), dataset, evaluation)),
+              notes: 'int8 reference kernels, 1 thread',
+            }
+          : await evaluateOnPlan(loaded.module!, dataset, {
+              ...evaluation,
+              session: nodeSessionOptions({ threads: opts.threads }),
+            });
         const threads = result.notes || `${opts.threads} thread${opts.threads === 1 ? '' : 's'}`;
         if (progress) process.stderr.write('\n');
         if (opts.json) {

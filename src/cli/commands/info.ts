@@ -1,9 +1,10 @@
 import { Command } from 'commander';
 import { complexity } from '../../analysis/complexity.js';
-import { loadModel, type LoadedModel } from '../../io/load.js';
-import { readFileOrFail } from '../files.js';
+import type { LoadedModel } from '../../io/load.js';
+import { loadCliModel } from '../models.js';
 import { printable, printableJson } from '../format.js';
 import { parseSize } from './flops.js';
+import type { QuantizationInfo } from '../../runtime/quant/file.js';
 
 export function infoCommand(): Command {
   return new Command('info')
@@ -17,9 +18,12 @@ export function infoCommand(): Command {
     )
     .option('--json', 'print JSON', false)
     .action((file: string, opts: { arch?: string; size?: number; json: boolean }) => {
-      const model = loadModel(readFileOrFail(file, 'model'), file, opts.arch);
+      const { loaded: model, int8 } = loadCliModel(file, opts.arch);
       const info = model.info ?? {};
-      const summary = infoSummary(file, model, opts.size);
+      const summary = {
+        ...infoSummary(file, model, opts.size ?? int8?.network.graph.input.shape[2]),
+        ...(int8 ? { quantization: int8.quantization } : {}),
+      };
       const [, channels, size] = summary.input_shape;
       if (opts.json) {
         console.log(printableJson(summary));
@@ -42,7 +46,31 @@ export function infoCommand(): Command {
       }
       for (const [k, v] of Object.entries(info.notes ?? {}))
         console.log(`  ${printable(k, 40).padEnd(13)} ${printable(String(v))}`);
+      if (int8) printQuantization(int8.quantization);
     });
+}
+
+/** An int8 file's recipe, accuracy and every calibrated scale (names come from the file: escaped). */
+function printQuantization(q: QuantizationInfo): void {
+  const c = q.calibration;
+  const pct = (a: number | undefined): string => (a === undefined ? '?' : `${(a * 100).toFixed(2)}%`);
+  console.log(`  int8          ${q.scheme}`);
+  console.log(
+    `  calibration   ${c.method}${c.percentile !== undefined ? ` (percentile ${c.percentile})` : ''} on ${c.images} images` +
+      `${c.data !== undefined ? ` of ${printable(c.data)}` : ''}`,
+  );
+  if (q.accuracy) {
+    const on = q.accuracy.examples !== undefined ? ` on ${q.accuracy.examples} test images` : '';
+    console.log(
+      `  accuracy      float ${pct(q.accuracy.float)}, int8 ${pct(q.accuracy.int8)}${on}${q.accuracy.data !== undefined ? ` of ${printable(q.accuracy.data)}` : ''}`,
+    );
+  }
+  const entries = Object.entries(q.activations);
+  console.log(`  scales        ${entries.length} calibrated values (scale, zero point):`);
+  for (const [value, p] of entries)
+    console.log(
+      `    ${printable(value, 60).padEnd(28)} ${p.scale.toPrecision(6).padStart(12)} ${String(p.zeroPoint).padStart(4)}`,
+    );
 }
 
 /**

@@ -29,79 +29,114 @@ export interface OnnxExportOptions {
   docString?: string;
   /** Extra metadata_props entries. */
   metadata?: Record<string, string>;
+  /** More graph outputs: inner values to inspect (an elem type of proto's DataType, a shape with batch first). */
+  extraOutputs?: { name: string; elemType: number; shape: readonly number[] }[];
 }
 
 const producerName = 'shufflenet';
 
 export function exportOnnx(graph: Graph, options: OnnxExportOptions = {}): Uint8Array {
-  const opset = options.opset ?? 13;
-  if (!Number.isInteger(opset) || opset < 13 || opset > 21) {
-    throw new ShuffleNetError(`exportOnnx: opset must be an integer from 13 to 21 but is ${opset}`);
-  }
-  const outputName = options.outputName ?? 'logits';
-  const batchName = options.batchName ?? 'N';
-  const rename = (name: string): string => (name === graph.output ? outputName : name);
-
-  const initializers: TensorProto[] = [];
+  const writer = new OnnxWriter(graph, options);
   const used = new Set<string>();
   for (const node of graph.nodes) for (const input of node.inputs) used.add(input);
-  for (const [name, param] of graph.params) if (used.has(name)) initializers.push(floatTensor(name, param.tensor));
+  for (const [name, param] of graph.params) if (used.has(name)) writer.initializer(floatTensor(name, param.tensor));
+  for (const node of graph.nodes) writer.node(node);
+  return writer.finish();
+}
 
-  const nodes: NodeProto[] = [];
-  const nodeNames = new Map<string, number>();
-  const uniqueName = (base: string): string => {
-    const count = nodeNames.get(base) ?? 0;
-    nodeNames.set(base, count + 1);
-    return count === 0 ? base : `${base}_${count}`;
-  };
-  const constants: Constants = {
-    int64s(name, values) {
-      initializers.push(int64Tensor(name, values));
-      return name;
-    },
-    float(name, value) {
-      initializers.push(floatScalar(name, value));
-      return name;
-    },
-  };
-  for (const node of graph.nodes) {
-    const emit = (opType: string, inputs: string[], output: string, attribute: AttributeProto[] = []): void => {
-      nodes.push({
-        op_type: opType,
-        name: uniqueName(`${node.name || node.op}/${opType}`),
-        input: inputs.map(rename),
-        output: [rename(output)],
-        attribute,
-      });
+/**
+ * Writes one ONNX model from a graph's nodes: initializers, nodes under unique names, the input and
+ * the (renamed) output. `exportOnnx` writes every node as it is; the int8 exporter
+ * (src/runtime/quant/qdq.ts) writes nodes with renamed inputs between QuantizeLinear and
+ * DequantizeLinear nodes of its own.
+ */
+export class OnnxWriter {
+  private readonly nodes: NodeProto[] = [];
+  private readonly initializers: TensorProto[] = [];
+  private readonly nodeNames = new Map<string, number>();
+  private readonly opset: number;
+  private readonly outputName: string;
+  readonly constants: Constants;
+
+  constructor(
+    private readonly graph: Graph,
+    private readonly options: OnnxExportOptions = {},
+  ) {
+    this.opset = options.opset ?? 13;
+    if (!Number.isInteger(this.opset) || this.opset < 13 || this.opset > 21) {
+      throw new ShuffleNetError(`exportOnnx: opset must be an integer from 13 to 21 but is ${this.opset}`);
+    }
+    this.outputName = options.outputName ?? 'logits';
+    this.constants = {
+      int64s: (name, values) => this.initializer(int64Tensor(name, values)),
+      float: (name, value) => this.initializer(floatScalar(name, value)),
     };
-    emitNode(node, graph, emit, constants);
   }
 
-  const inputShape = graph.input.shape;
-  const outputShape = graph.shapes.get(graph.output)!;
-  const dims = (shape: readonly number[]) =>
-    shape.map((d, i) => (i === 0 ? { dim_param: batchName } : { dim_value: d }));
-  return encodeModelProto({
-    ir_version: 7,
-    opset_import: [{ domain: '', version: opset }],
-    producer_name: producerName,
-    producer_version: '0.1.0',
-    ...(options.docString ? { doc_string: options.docString } : {}),
-    metadata_props: Object.entries(options.metadata ?? {}).map(([key, value]) => ({ key, value })),
-    graph: {
-      name: 'shufflenet',
-      node: nodes,
-      initializer: initializers,
-      input: [valueInfo(graph.input.name, dims(inputShape))],
-      output: [valueInfo(outputName, dims(outputShape))],
-    },
-  });
+  /** Adds an initializer; returns its name. */
+  initializer(t: TensorProto & { name: string }): string {
+    this.initializers.push(t);
+    return t.name;
+  }
+
+  /** One ONNX node named after `owner` (a module path) and its op type. */
+  emit(owner: string, opType: string, inputs: string[], output: string, attribute: AttributeProto[] = []): void {
+    const rename = (name: string): string => (name === this.graph.output ? this.outputName : name);
+    const base = `${owner}/${opType}`;
+    const count = this.nodeNames.get(base) ?? 0;
+    this.nodeNames.set(base, count + 1);
+    this.nodes.push({
+      op_type: opType,
+      name: count === 0 ? base : `${base}_${count}`,
+      input: inputs.map(rename),
+      output: [rename(output)],
+      attribute,
+    });
+  }
+
+  /** A graph node as ONNX nodes; `read` renames the values it reads (shapes are still looked up by the node's own names). */
+  node(node: GraphNode, read: (value: string) => string = (v) => v): void {
+    const owner = node.name || node.op;
+    emitNode(
+      node,
+      this.graph,
+      (opType, inputs, output, attributes) => this.emit(owner, opType, inputs.map(read), output, attributes),
+      this.constants,
+    );
+  }
+
+  finish(): Uint8Array {
+    const { graph, options } = this;
+    const batchName = options.batchName ?? 'N';
+    const inputShape = graph.input.shape;
+    const outputShape = graph.shapes.get(graph.output)!;
+    const dims = (shape: readonly number[]) =>
+      shape.map((d, i) => (i === 0 ? { dim_param: batchName } : { dim_value: d }));
+    return encodeModelProto({
+      ir_version: 7,
+      opset_import: [{ domain: '', version: this.opset }],
+      producer_name: producerName,
+      producer_version: '0.1.0',
+      ...(options.docString ? { doc_string: options.docString } : {}),
+      metadata_props: Object.entries(options.metadata ?? {}).map(([key, value]) => ({ key, value })),
+      graph: {
+        name: 'shufflenet',
+        node: this.nodes,
+        initializer: this.initializers,
+        input: [valueInfo(graph.input.name, dims(inputShape))],
+        output: [
+          valueInfo(this.outputName, dims(outputShape)),
+          ...(options.extraOutputs ?? []).map((o) => valueInfo(o.name, dims(o.shape), o.elemType)),
+        ],
+      },
+    });
+  }
 }
 
 type Emit = (opType: string, inputs: string[], output: string, attributes?: AttributeProto[]) => void;
 
 /** Adds a constant initializer and returns its name. */
-interface Constants {
+export interface Constants {
   int64s(name: string, values: readonly number[]): string;
   float(name: string, value: number): string;
 }
@@ -229,23 +264,27 @@ function emitNode(node: GraphNode, graph: Graph, emit: Emit, constants: Constant
   }
 }
 
-function floatTensor(name: string, t: Tensor): TensorProto {
+export function floatTensor(name: string, t: Tensor): TensorProto & { name: string } {
   const raw = new Uint8Array(t.size * 4);
   const view = new DataView(raw.buffer);
   for (let i = 0; i < t.size; i++) view.setFloat32(i * 4, t.data[i]!, true); // ONNX raw_data is little-endian
   return { name, data_type: DataType.FLOAT, dims: [...t.shape], raw_data: raw };
 }
 
-function floatScalar(name: string, value: number): TensorProto {
+function floatScalar(name: string, value: number): TensorProto & { name: string } {
   return { name, data_type: DataType.FLOAT, dims: [], float_data: [value] };
 }
 
-function int64Tensor(name: string, values: readonly number[]): TensorProto {
+function int64Tensor(name: string, values: readonly number[]): TensorProto & { name: string } {
   return { name, data_type: DataType.INT64, dims: [values.length], int64_data: [...values] };
 }
 
-function valueInfo(name: string, dims: ({ dim_param: string } | { dim_value: number })[]) {
-  return { name, type: { tensor_type: { elem_type: DataType.FLOAT, shape: { dim: dims } } } };
+function valueInfo(
+  name: string,
+  dims: ({ dim_param: string } | { dim_value: number })[],
+  elemType: number = DataType.FLOAT,
+) {
+  return { name, type: { tensor_type: { elem_type: elemType, shape: { dim: dims } } } };
 }
 
 const ints = (name: string, values: readonly number[]): AttributeProto => ({

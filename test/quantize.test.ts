@@ -19,7 +19,10 @@ import { Calibrator } from '../src/runtime/quant/calibrate.js';
 import { runQuantized } from '../src/runtime/quant/execute.js';
 import { loadQuantizedModelFile, saveQuantizedModelFile } from '../src/runtime/quant/file.js';
 import { chooseQParams, type QuantizedNetwork } from '../src/runtime/quant/network.js';
-import { exportQdq } from '../src/runtime/quant/qdq.js';
+import { exportQdq, importQdq } from '../src/runtime/quant/qdq.js';
+import { decodeModelProto, encodeModelProto } from '../src/io/onnx/codec.js';
+import { exportOnnx } from '../src/io/onnx/export.js';
+import { importOnnx } from '../src/io/onnx/import.js';
 import { loadFashionMnist } from '../src/node/data/mnist.js';
 import { Random } from '../src/tensor/random.js';
 import { Tensor } from '../src/tensor/tensor.js';
@@ -184,8 +187,30 @@ describe('int8 networks against onnxruntime-node on their QDQ export', () => {
       }
       // Off by one step: float rounding inside a runtime's ops at an exact half. Stated: < 0.1%.
       expect(offByOne / values).toBeLessThan(1e-3);
+      // And the QDQ file imports back as the same int8 network: the same logits, bit for bit.
+      const back = importQdq(exportQdq(network), `${name}.onnx`);
+      const x = positiveInput(network.graph.input.shape, 42);
+      expect([...runQuantized(back, x).data]).toEqual([...runQuantized(network, x).data]);
     });
   }
+
+  it('QDQ import refuses what our int8 steps cannot compute as the file means, naming the value', () => {
+    const network = quantizedNetwork('shufflenet_v1_g3_0.25x', { numClasses: 10, smallInput: true }, 32);
+    const model = decodeModelProto(exportQdq(network), 'q.onnx');
+    // Drop the Q → DQ pair of the first convolution's output (its consumers read the float value).
+    const nodes = model.graph!.node!;
+    const q = nodes.findIndex((n) => n.op_type === 'QuantizeLinear' && n.input![0] === 'relu:2');
+    const dq = nodes[q + 1]!;
+    for (const n of nodes) n.input = n.input!.map((i) => (i === dq.output![0] ? 'relu:2' : i));
+    model.graph!.node = nodes.filter((_, i) => i !== q && i !== q + 1);
+    expect(() => importQdq(encodeModelProto(model), 'q.onnx')).toThrow(
+      /q\.onnx: value "relu\/Relu:1" is not quantized \(no QuantizeLinear → DequantizeLinear\), but our int8 steps store it as uint8/,
+    );
+    // A float file is not an int8 one; the float importer says what a QDQ file is.
+    const float = exportOnnx(createModel('shufflenet_v1_g3_0.25x', { numClasses: 10 }).trace([1, 3, 64, 64]));
+    expect(() => importQdq(float, 'f.onnx')).toThrow(/f\.onnx: has no QuantizeLinear → DequantizeLinear pairs/);
+    expect(() => importOnnx(exportQdq(network), 'q.onnx')).toThrow(/this is an int8 \(QDQ\) file; load it as one/);
+  });
 
   it('the bundled Fashion-MNIST model on real test images (all three calibration methods)', async () => {
     const { model } = loadModelFile(readFileSync('models/fashion-mnist-shufflenet.safetensors'));

@@ -9,15 +9,26 @@ import { formatShape, sameShape } from '../tensor/tensor.js';
 import type { QuantizedNetwork } from '../runtime/quant/network.js';
 import { isQuantizedModelFile, loadQuantizedModelFile, type QuantizationInfo } from '../runtime/quant/file.js';
 import { readFileOrFail } from './files.js';
+import { decodeModelProto } from '../io/onnx/codec.js';
+import { importQdqModel, isQdqModel } from '../runtime/quant/qdq.js';
 
 export interface CliModel {
   loaded: LoadedModel;
-  /** Set for an int8 model file: the network the int8 kernels run, and its metadata. */
-  int8?: { network: QuantizedNetwork; quantization: QuantizationInfo };
+  /** Set for an int8 file: the network the int8 kernels run, and (our model files) its metadata. */
+  int8?: { network: QuantizedNetwork; quantization?: QuantizationInfo };
 }
 
 export function loadCliModel(path: string, arch?: string): CliModel {
   const bytes = readFileOrFail(path, 'model');
+  if (path.endsWith('.onnx')) {
+    const model = decodeModelProto(bytes, path);
+    if (isQdqModel(model)) {
+      if (arch !== undefined)
+        throw new FormatError(`${path}: holds its own graph; --arch ${arch} applies only to weights without a network`);
+      const network = importQdqModel(model, path);
+      return { loaded: atTracedShape(network, path, `int8 ONNX (QDQ) graph ${path}`, {}), int8: { network } };
+    }
+  }
   if (path.endsWith('.safetensors')) {
     const file = readSafetensors(bytes, path);
     if (isQuantizedModelFile(file)) {
@@ -43,4 +54,27 @@ export function loadCliModel(path: string, arch?: string): CliModel {
     }
   }
   return { loaded: loadModel(bytes, path, arch) };
+}
+
+/** An int8 network as a LoadedModel: its graph at the one input shape it was quantized at. */
+function atTracedShape(
+  network: QuantizedNetwork,
+  path: string,
+  description: string,
+  info: LoadedModel['info'],
+): LoadedModel {
+  const traced = network.graph.input.shape;
+  return {
+    graphFor(shape) {
+      if (!sameShape(shape, traced)) {
+        throw new ShapeError(
+          `${path}: an int8 model runs at the input shape it was quantized at, ${formatShape(traced)}, not ${formatShape(shape)}`,
+        );
+      }
+      return network.graph;
+    },
+    inputShape: traced,
+    description,
+    ...(info !== undefined ? { info } : {}),
+  };
 }

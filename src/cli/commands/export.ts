@@ -3,13 +3,15 @@ import { Command, InvalidArgumentError } from 'commander';
 import { networkFields } from '../../models/config-fields.js';
 import { ShuffleNetError } from '../../errors.js';
 import type { Graph } from '../../graph/graph.js';
-import { loadModel } from '../../io/load.js';
+import type { LoadedModel } from '../../io/load.js';
 import { exportOnnx } from '../../io/onnx/export.js';
 import { onnxArchitectureKey } from '../../io/onnx/loader.js';
 import { architectureOf, createModel, type Architecture, type ModelOptions } from '../../models/registry.js';
-import { readFileOrFail, writeFileAtomic } from '../files.js';
+import { writeFileAtomic } from '../files.js';
 import { printable } from '../format.js';
 import { parseSize } from './flops.js';
+import { loadCliModel } from '../models.js';
+import { exportQdq } from '../../runtime/quant/qdq.js';
 
 function opsetNumber(value: string): number {
   const n = Number(value);
@@ -54,7 +56,26 @@ export function exportCommand(): Command {
     .option('--seed <n>', 'seed of the random weights, with --arch (default 0)', fieldParser(networkFields.seed!))
     .option('--opset <n>', 'ONNX opset', opsetNumber, 13)
     .action((opts: ExportFlags) => {
-      const { graph, description, architecture } = exportedGraph(opts);
+      const archOnly = archOnlyFlags(opts);
+      if (opts.model !== undefined && archOnly.length > 0) {
+        throw new ShuffleNetError(`export: ${archOnly.join(', ')} only apply with --arch, not --model`);
+      }
+      const file = opts.model !== undefined ? loadCliModel(opts.model, opts.arch) : undefined;
+      if (file !== undefined) {
+        const { int8, loaded } = file;
+        if (int8) {
+          if (opts.size !== undefined)
+            throw new ShuffleNetError(`export: an int8 model runs at the size it was calibrated at; drop --size`);
+          // ONNX QDQ: QuantizeLinear/DequantizeLinear around the float ops (docs/int8.md).
+          const bytes = exportQdq(int8.network, { opset: opts.opset, docString: loaded.description });
+          writeFileAtomic(opts.out, bytes);
+          console.error(
+            `${printable(loaded.description)} → ${printable(opts.out)}: ONNX QDQ, opset ${opts.opset}, ${bytes.length} bytes`,
+          );
+          return;
+        }
+      }
+      const { graph, description, architecture } = exportedGraph(opts, file?.loaded);
       // One of our networks carries its architecture, so that the file loads back as that network.
       const metadata: Record<string, string> = architecture
         ? { [onnxArchitectureKey]: JSON.stringify(architecture) }
@@ -70,18 +91,23 @@ export function exportCommand(): Command {
     });
 }
 
-function exportedGraph(opts: ExportFlags): { graph: Graph; description: string; architecture?: Architecture } {
-  const archOnly = [
+/** The flags that only describe a network built from --arch. */
+function archOnlyFlags(opts: ExportFlags): string[] {
+  const flags: [string, unknown][] = [
     ['--num-classes', opts.numClasses],
     ['--input-channels', opts.inputChannels],
     ['--seed', opts.seed],
     ['--small-input', opts.smallInput || undefined],
-  ].filter(([, v]) => v !== undefined);
-  if (opts.model !== undefined) {
-    if (archOnly.length > 0) {
-      throw new ShuffleNetError(`export: ${archOnly.map(([f]) => f).join(', ')} only apply with --arch, not --model`);
-    }
-    const model = loadModel(readFileOrFail(opts.model, 'model'), opts.model, opts.arch);
+  ];
+  return flags.filter(([, v]) => v !== undefined).map(([f]) => f);
+}
+
+function exportedGraph(
+  opts: ExportFlags,
+  loaded?: LoadedModel,
+): { graph: Graph; description: string; architecture?: Architecture } {
+  if (loaded !== undefined) {
+    const model = loaded;
     const config = (model.info?.architecture?.config ?? {}) as Partial<ModelOptions>;
     const declared = model.inputShape; // an imported graph's own input
     const channels = declared?.[1] ?? config.inputChannels ?? 3;
@@ -89,7 +115,7 @@ function exportedGraph(opts: ExportFlags): { graph: Graph; description: string; 
       ? [opts.size, opts.size]
       : declared
         ? [declared[2]!, declared[3]!]
-        : Array(2).fill(config.inputSize ?? (config.smallInput ? 32 : 224));
+        : Array(2).fill(config.inputSize ?? model.info?.preprocessing?.crop ?? (config.smallInput ? 32 : 224));
     const architecture = model.module !== undefined ? model.info?.architecture : undefined;
     return {
       graph: model.graphFor([1, channels, h, w]),

@@ -22,7 +22,9 @@ export function infoCommand(): Command {
       const info = model.info ?? {};
       const summary = {
         ...infoSummary(file, model, opts.size ?? int8?.network.graph.input.shape[2]),
-        ...(int8 ? { quantization: int8.quantization } : {}),
+        ...(int8
+          ? { quantization: int8.quantization ?? { activations: Object.fromEntries(int8.network.activations) } }
+          : {}),
       };
       const [, channels, size] = summary.input_shape;
       if (opts.json) {
@@ -46,7 +48,11 @@ export function infoCommand(): Command {
       }
       for (const [k, v] of Object.entries(info.notes ?? {}))
         console.log(`  ${printable(k, 40).padEnd(13)} ${printable(String(v))}`);
-      if (int8) printQuantization(int8.quantization);
+      if (int8?.quantization) printQuantization(int8.quantization);
+      else if (int8)
+        console.log(
+          `  int8          QDQ graph: ${int8.network.activations.size} quantized values, ${int8.network.weights.size} int8 weight tensors`,
+        );
     });
 }
 
@@ -80,8 +86,10 @@ function printQuantization(q: QuantizationInfo): void {
 export function infoSummary(file: string, model: LoadedModel, size?: number) {
   const info = model.info ?? {};
   const config = (info.architecture?.config ?? {}) as Record<string, unknown>;
-  const channels = typeof config['inputChannels'] === 'number' ? config['inputChannels'] : 3;
-  const side = size ?? info.preprocessing?.crop ?? (config['smallInput'] === true ? 28 : 224);
+  // An imported graph declares its input; one of our networks has it in its config.
+  const declared = model.inputShape;
+  const channels = declared?.[1] ?? (typeof config['inputChannels'] === 'number' ? config['inputChannels'] : 3);
+  const side = size ?? info.preprocessing?.crop ?? declared?.[2] ?? (config['smallInput'] === true ? 28 : 224);
   const graph = model.graphFor([1, channels, side, side]);
   const { macs, params } = complexity(graph);
   const outputs = graph.shapes.get(graph.output)!;

@@ -52,7 +52,7 @@ import {
 import { formatShape, sameShape, type Shape, Tensor } from '../../tensor/tensor.js';
 import { Attributes } from './attributes.js';
 import { decodeModelProto, int64Value } from './codec.js';
-import type { ModelProto, NodeProto, ValueInfoProto } from './proto.js';
+import { DataType, type ModelProto, type NodeProto, type ValueInfoProto } from './proto.js';
 import { fuseChannelShuffles } from './shuffle.js';
 import { dataTypeName, decodeTensor, type Constant, type Dim } from './tensors.js';
 
@@ -64,6 +64,24 @@ export interface OnnxImportOptions {
   inputShape?: Shape;
   /** Turn Reshape → Transpose → Reshape channel shuffles into one channelShuffle op (default true). */
   fuseChannelShuffle?: boolean;
+  /**
+   * Where a QDQ file's quantization goes: QuantizeLinear → DequantizeLinear pairs on activations
+   * become identities whose scales are recorded here, DequantizeLinear of integer initializers
+   * becomes their float values with the integers recorded. Without it, a QDQ file is refused (a
+   * float import would drop its rounding).
+   */
+  qdq?: QdqRecord;
+}
+
+/** The quantization a QDQ file carries, by value and parameter name of the imported graph. */
+export interface QdqRecord {
+  /** Activations: the value a QuantizeLinear → DequantizeLinear pair rounds, and its uint8 scale. */
+  values: Map<string, { scale: number; zeroPoint: number }>;
+  /** Parameters that are DequantizeLinear of integer initializers. */
+  params: Map<
+    string,
+    { values: Int32Array; dataType: number; scales: Float32Array; zeros: Int32Array; axis: number | null }
+  >;
 }
 
 /** Opsets of the default domain this importer understands. */
@@ -73,6 +91,8 @@ const maxOpset = 21;
 /** A name in the ONNX graph: an activation, a constant, or a zero-padded activation awaiting its consumer. */
 type Entry =
   | { kind: 'value'; value: Value; batchAxis: number | null }
+  /** The uint8 output of a QuantizeLinear: only a DequantizeLinear may read it. */
+  | { kind: 'quantized'; value: Value; batchAxis: number | null; scale: number; zeroPoint: number }
   | { kind: 'const'; constant: Constant; name: string; param?: Value }
   | { kind: 'padded'; source: Value; batchAxis: number | null; pads: [number, number, number, number] };
 
@@ -133,7 +153,7 @@ export function importOnnxModel(model: ModelProto, fileName: string, options: On
           `uses operator ${op}, which is not supported (supported: ${Object.keys(handlers).sort().join(', ')})`,
         );
       }
-      handler(new NodeContext(node, label, opset, entries, builder, symbolicBatch, uses));
+      handler(new NodeContext(node, label, opset, entries, builder, symbolicBatch, uses, options.qdq));
     } catch (e) {
       if (!(e instanceof ShuffleNetError)) throw e;
       const message = e.message.startsWith(`${label}: `) ? e.message.slice(label.length + 2) : e.message;
@@ -223,6 +243,7 @@ class NodeContext {
     private readonly builder: GraphBuilder,
     readonly symbolicBatch: boolean,
     private readonly uses: ReadonlyMap<string, number>,
+    readonly qdq?: QdqRecord,
   ) {
     this.attrs = new Attributes(node.attribute, (why) => this.fail(why));
     this.inputs = node.input ?? [];
@@ -262,6 +283,8 @@ class NodeContext {
     if (e === undefined) this.fail(`input ${i} is missing`);
     if (e!.kind === 'padded')
       this.fail('reads the output of a Pad, which is only supported before Conv or AveragePool');
+    if (e!.kind === 'quantized')
+      this.fail('reads the uint8 output of a QuantizeLinear, which only DequantizeLinear may read');
     if (e!.kind === 'value') return e!;
     const c = e as Extract<Entry, { kind: 'const' }>;
     if (c.param === undefined) {
@@ -955,6 +978,73 @@ const handlers: Record<string, Handler> = {
     n.bind(0, n.entry(0)!);
   },
 
+  QuantizeLinear(n) {
+    n.requireInputs(2, 3);
+    if (n.qdq === undefined)
+      n.fail('quantizes: this is an int8 (QDQ) file; load it as one (shufflenet info/eval read it)');
+    const x = n.activation(0);
+    const scale = n.scalar(1, 'y_scale');
+    const zero = n.constant(2);
+    if (zero !== undefined && !(zero.kind === 'int' && zero.dataType === DataType.UINT8 && zero.data.length === 1)) {
+      n.fail('y_zero_point must be a uint8 scalar (int8 activations are not supported)');
+    }
+    if (!(scale! > 0 && scale! <= 1e9)) n.fail(`y_scale is ${scale}; expected a positive float`);
+    const zeroPoint = zero === undefined ? 0 : (zero.data[0] as number);
+    n.bind(0, { kind: 'quantized', value: x.value, batchAxis: x.batchAxis, scale: scale!, zeroPoint });
+  },
+  DequantizeLinear(n) {
+    n.requireInputs(2, 3);
+    const qdq =
+      n.qdq ?? n.fail('dequantizes: this is an int8 (QDQ) file; load it as one (shufflenet info/eval read it)');
+    const e = n.entry(0);
+    if (e?.kind === 'quantized') {
+      const zero = n.constant(2);
+      const scale = n.scalar(1, 'x_scale');
+      const zeroPoint = zero === undefined ? 0 : (zero.data[0] as number);
+      if (scale !== e.scale || zeroPoint !== e.zeroPoint) {
+        n.fail(
+          `dequantizes with scale ${scale} and zero point ${zeroPoint}, not its QuantizeLinear's ${e.scale} and ${e.zeroPoint}`,
+        );
+      }
+      const known = qdq.values.get(e.value.name);
+      if (known !== undefined && (known.scale !== e.scale || known.zeroPoint !== e.zeroPoint)) {
+        n.fail(`quantizes "${e.value.name}" a second time with another scale`);
+      }
+      qdq.values.set(e.value.name, { scale: e.scale, zeroPoint: e.zeroPoint });
+      n.bind(0, { kind: 'value', value: e.value, batchAxis: e.batchAxis });
+      return;
+    }
+    const c = n.constant(0);
+    if (c === undefined || c.kind !== 'int' || c.data.some((d) => d === 'N'))
+      n.fail('x must be an integer initializer or a QuantizeLinear output');
+    const q = c as Extract<Constant, { kind: 'int' }>;
+    const values = Int32Array.from(q.data as number[]);
+    const scaleC = n.constant(1);
+    if (scaleC === undefined || scaleC.kind !== 'float') n.fail('x_scale must be a float initializer');
+    const scales = (scaleC as { data: Float32Array }).data;
+    const zeroC = n.constant(2);
+    const zeros = Int32Array.from(
+      zeroC === undefined ? new Array<number>(scales.length).fill(0) : (zeroC.data as number[]),
+    );
+    const shape = q.shape;
+    let axis: number | null = null;
+    if (scales.length !== 1 || shape.length === 0) {
+      axis = normalizeAxis(n, n.attrs.int('axis', 1), shape.length);
+      if (scales.length !== shape[axis])
+        n.fail(`x_scale has ${scales.length} values for axis ${axis} of x's shape ${formatShape(shape)}`);
+    }
+    if (zeros.length !== scales.length) n.fail(`x_zero_point has ${zeros.length} values but x_scale ${scales.length}`);
+    const bad = scales.findIndex((v) => !(v > 0 && v <= 1e9));
+    if (bad >= 0) n.fail(`x_scale[${bad}] is ${scales[bad]}; expected a positive float`);
+    const inner = axis === null ? 1 : shape.slice(axis + 1).reduce((a, b) => a * b, 1);
+    const data = new Float32Array(values.length);
+    for (let i = 0; i < values.length; i++) {
+      const c = axis === null ? 0 : Math.floor(i / inner) % scales.length;
+      data[i] = Math.fround(scales[c]! * (values[i]! - zeros[c]!));
+    }
+    qdq.params.set(n.outputs[0]!, { values, dataType: q.dataType ?? DataType.INT32, scales, zeros, axis });
+    n.bindConstant(0, { kind: 'float', shape, data });
+  },
   Identity(n) {
     n.requireInputs(1);
     n.bind(0, n.entry(0) ?? n.fail('has no input'));

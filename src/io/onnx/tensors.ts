@@ -13,7 +13,13 @@ export type Dim = number | 'N';
 /** A constant known at import time: floats (weights) or integers (shapes, axes, indices). */
 export type Constant =
   | { readonly kind: 'float'; readonly shape: readonly number[]; readonly data: Float32Array }
-  | { readonly kind: 'int'; readonly shape: readonly number[]; readonly data: readonly Dim[] };
+  | {
+      readonly kind: 'int';
+      readonly shape: readonly number[];
+      readonly data: readonly Dim[];
+      /** The ONNX element type it was stored as (INT8, UINT8, INT32, …), for a file's int8 tensors. */
+      readonly dataType?: number;
+    };
 
 const typeNames: Record<number, string> = {
   0: 'UNDEFINED',
@@ -100,7 +106,12 @@ export function decodeTensor(t: TensorProto, fail: (why: string) => never): Cons
     );
   }
   if (layout!.int) {
-    return { kind: 'int', shape, data: (typed.values as (number | Int64)[]).map((v) => int64Clamped(v as Int64)) };
+    return {
+      kind: 'int',
+      shape,
+      data: (typed.values as (number | Int64)[]).map((v) => int64Clamped(v as Int64)),
+      dataType: type,
+    };
   }
   return { kind: 'float', shape, data: Float32Array.from(typed.values as number[]) };
 }
@@ -157,5 +168,5 @@ function decodeRaw(raw: Uint8Array, type: number, shape: number[], count: number
         data[i] = view.getUint8(i);
     }
   }
-  return { kind: 'int', shape, data };
+  return { kind: 'int', shape, data, dataType: type };
 }

@@ -23,6 +23,11 @@ import { isZip } from '../src/io/torch/zip.js';
 import { architectureOf, buildArchitecture, createModel, type Architecture } from '../src/models/registry.js';
 import { decodeImage } from '../src/node/image.js';
 import { loadImageFolder } from '../src/node/data/imagefolder.js';
+import { Calibrator } from '../src/runtime/quant/calibrate.js';
+import { runQuantized } from '../src/runtime/quant/execute.js';
+import { isQuantizedModelFile, loadQuantizedModelFile, saveQuantizedModelFile } from '../src/runtime/quant/file.js';
+import type { QuantizedNetwork } from '../src/runtime/quant/network.js';
+import { exportQdq, importQdqModel, isQdqModel } from '../src/runtime/quant/qdq.js';
 import { Random } from '../src/tensor/random.js';
 import { Tensor } from '../src/tensor/tensor.js';
 import {
@@ -120,6 +125,10 @@ export async function describeLoaded(model: LoadedModel, step: Step): Promise<un
 // ---- safetensors ---------------------------------------------------------------------------
 
 const smallOptions = { numClasses: 10, inputChannels: 1, smallInput: true };
+const tinyArchitecture: Architecture = {
+  family: 'shufflenet_v1',
+  config: { groups: 2, scale: 0.25, shallow: true, widths: { conv1: 8, stages: [16, 32, 64] }, ...smallOptions },
+} as Architecture;
 
 function modelFile(architecture: Architecture, extra: Record<string, unknown> = {}): Uint8Array {
   const model = buildArchitecture({ ...architecture, config: { ...architecture.config, seed: 1 } } as Architecture);
@@ -140,6 +149,31 @@ function withMetadata(seed: Uint8Array, edit: (meta: Record<string, unknown>) =>
   edit(meta);
   parsed.__metadata__['shufflenet'] = JSON.stringify(meta);
   return joinSafetensors(JSON.stringify(parsed), data);
+}
+
+/** The tiny shufflenet of the seeds, quantized to int8 on two random images (docs/int8.md). */
+function tinyInt8(): QuantizedNetwork {
+  const model = buildArchitecture({
+    ...tinyArchitecture,
+    config: { ...tinyArchitecture.config, seed: 1 },
+  } as Architecture);
+  const graph = model.trace([1, 1, 28, 28]);
+  const calibrator = new Calibrator(graph, { method: 'minmax', images: 2 });
+  const rng = new Random(3);
+  for (let i = 0; i < 2; i++)
+    calibrator.observe(
+      new Tensor(
+        [1, 1, 28, 28],
+        Float32Array.from({ length: 784 }, () => rng.next()),
+      ),
+    );
+  return calibrator.finish();
+}
+
+/** Runs an int8 network once on zeros (its traced shape): what eval and classify do with it. */
+async function runInt8(network: QuantizedNetwork, step: Step): Promise<void> {
+  await step(`runQuantized [${network.graph.input.shape.join(', ')}]`);
+  runQuantized(network, new Tensor(network.graph.input.shape));
 }
 
 const configOf = (meta: Record<string, unknown>): Record<string, unknown> =>
@@ -175,13 +209,15 @@ function allDtypes(): Uint8Array {
 const safetensorsReader: Reader = {
   name: 'safetensors',
   calls:
-    "readSafetensors; with shufflenet metadata: loadModel(bytes, 'x.safetensors') and what `info` does (graphFor([1, C, crop, crop]), complexity, the JSON summary)",
+    "readSafetensors; with shufflenet metadata: loadModel(bytes, 'x.safetensors') and what `info` does (graphFor([1, C, crop, crop]), complexity, the JSON summary); an int8 file: loadQuantizedModelFile and runQuantized",
   async prepare() {
     const g3 = modelFile(architectureOf('shufflenet_v1_g3_0.25x', smallOptions), { arch: 'shufflenet_v1_g3_0.25x' });
-    const tiny = modelFile({
-      family: 'shufflenet_v1',
-      config: { groups: 2, scale: 0.25, shallow: true, widths: { conv1: 8, stages: [16, 32, 64] }, ...smallOptions },
-    });
+    const tiny = modelFile(tinyArchitecture);
+    const int8 = saveQuantizedModelFile(
+      tinyInt8(),
+      { architecture: tinyArchitecture, preprocessing: preprocessingPresets.mnist },
+      { calibration: { method: 'minmax', images: 2 } },
+    );
     const mobile = modelFile(architectureOf('mobilenet_v1_0.25', smallOptions), { arch: 'mobilenet_v1_0.25' });
     const plain = writeSafetensors(
       new Map([
@@ -195,6 +231,7 @@ const safetensorsReader: Reader = {
       { name: 'shufflenet_v1_g3_0.25x model file', bytes: g3, weight: 3 },
       { name: 'tiny shufflenet (explicit widths) model file', bytes: tiny, weight: 4 },
       { name: 'mobilenet_v1_0.25 model file', bytes: mobile, weight: 1 },
+      { name: 'int8 model file (tiny shufflenet)', bytes: int8, weight: 3 },
       { name: 'plain safetensors', bytes: plain, weight: 1 },
       { name: 'safetensors of every dtype', bytes: allDtypes(), weight: 1 },
     ];
@@ -251,6 +288,10 @@ const safetensorsReader: Reader = {
     const file = readSafetensors(bytes, 'x.safetensors');
     // Without our metadata loadModel only asks for --arch: the header was what there was to read.
     if (file.metadata['shufflenet'] === undefined) return;
+    if (isQuantizedModelFile(file)) {
+      await step('loadQuantizedModelFile');
+      return runInt8(loadQuantizedModelFile(bytes, 'x.safetensors', file).network, step);
+    }
     await step('loadModel');
     await describeLoaded(loadModel(bytes, 'x.safetensors'), step);
   },
@@ -268,7 +309,8 @@ const onnxFields = new Map<Uint8Array, VarintField[]>();
 
 const onnxReader: Reader = {
   name: 'onnx',
-  calls: "loadModel(bytes, 'x.onnx'), graphFor(its input shape), complexity",
+  calls:
+    "loadModel(bytes, 'x.onnx'), graphFor(its input shape), complexity; a QDQ file: importQdqModel and runQuantized",
   async prepare() {
     const ours = (name: string, shape: number[]): Uint8Array =>
       exportOnnx(createModel(name, smallOptions).trace(shape));
@@ -285,6 +327,7 @@ const onnxReader: Reader = {
       { name: 'mobilenet_v1_relu6.onnx', bytes: fixture('onnx/mobilenet_v1_relu6.onnx'), weight: 1 },
       { name: 'mobilenet_v2_0.25.onnx', bytes: fixture('onnx/mobilenet_v2_0.25.onnx'), weight: 1 },
       { name: 'shufflenet_v2_x0_5.onnx', bytes: fixture('onnx/shufflenet_v2_x0_5.onnx'), weight: 1 },
+      { name: 'tiny shufflenet, int8 (our QDQ export)', bytes: exportQdq(tinyInt8()), weight: 2 },
     ];
     for (const s of seeds) onnxFields.set(s.bytes, protobufFields(s.bytes));
     const mixed = seeds[0]!.bytes;
@@ -328,6 +371,12 @@ const onnxReader: Reader = {
     return one('x.onnx', m.bytes, `seed ${seed.name}: ${m.what}`);
   },
   async run(c, _scratch, step) {
+    await step('decodeModelProto');
+    const proto = decodeModelProto(c.files[0]!.bytes!, 'x.onnx');
+    if (isQdqModel(proto)) {
+      await step('importQdqModel');
+      return runInt8(importQdqModel(proto, 'x.onnx'), step);
+    }
     await step('loadModel');
     const model = loadModel(c.files[0]!.bytes!, 'x.onnx');
     await step(`graphFor [${model.inputShape!.join(', ')}]`);

@@ -5,7 +5,10 @@
 import { FormatError, ShapeError } from '../errors.js';
 import { loadModel, type LoadedModel } from '../io/load.js';
 import { readSafetensors } from '../io/safetensors.js';
-import { formatShape, sameShape } from '../tensor/tensor.js';
+import type { Graph } from '../graph/graph.js';
+import { createNodeSession } from '../node/session.js';
+import { runQuantizedBatch } from '../runtime/quant/execute.js';
+import { formatShape, sameShape, type Tensor } from '../tensor/tensor.js';
 import type { QuantizedNetwork } from '../runtime/quant/network.js';
 import { isQuantizedModelFile, loadQuantizedModelFile, type QuantizationInfo } from '../runtime/quant/file.js';
 import { readFileOrFail } from './files.js';
@@ -76,5 +79,25 @@ function atTracedShape(
     inputShape: traced,
     description,
     ...(info !== undefined ? { info } : {}),
+  };
+}
+
+/** What the inference commands run: a session of the fast plan, or the int8 reference executor. */
+export interface Runner {
+  run(input: Tensor): Promise<Tensor>;
+  readonly threads: number;
+  readonly notes: string;
+  dispose(): Promise<void>;
+}
+
+/** A session on `graph` for a float model; the int8 reference kernels (one thread) for an int8 one. */
+export async function openRunner(model: CliModel, graph: Graph, threads: number | 'auto'): Promise<Runner> {
+  const int8 = model.int8;
+  if (int8 === undefined) return createNodeSession(graph, { threads });
+  return {
+    run: (input) => Promise.resolve(runQuantizedBatch(int8.network, input)),
+    threads: 1,
+    notes: 'int8 reference kernels, 1 thread',
+    dispose: () => Promise.resolve(),
   };
 }

@@ -5,9 +5,8 @@ import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { preprocessImage } from '../../data/image.js';
 import { ShuffleNetError } from '../../errors.js';
-import { loadModel } from '../../io/load.js';
+import { loadCliModel, openRunner } from '../models.js';
 import { softmax } from '../../ops/index.js';
-import { createNodeSession } from '../../node/session.js';
 import { decodeImage, defaultPixelLimit } from '../../node/image.js';
 import { readFileOrFail } from '../files.js';
 import { bundledModelPath } from '../bundled.js';
@@ -57,7 +56,8 @@ export function classifyCommand(): Command {
     .addOption(threadsOption())
     .action(async (images: string[], opts: ClassifyOptions) => {
       const modelPath = opts.model ?? bundledModelPath();
-      const loaded = loadModel(readFileOrFail(modelPath, 'model'), modelPath);
+      const model = loadCliModel(modelPath);
+      const loaded = model.loaded;
       const preprocessing = loaded.info?.preprocessing;
       if (!preprocessing)
         throw new ShuffleNetError(`${modelPath}: has no preprocessing preset, so images cannot be prepared for it`);
@@ -65,7 +65,7 @@ export function classifyCommand(): Command {
       const files = expandImages(images);
       if (files.length === 0) throw new ShuffleNetError('classify: no images found in the given folders');
       const graph = loaded.graphFor([1, channels, preprocessing.crop, preprocessing.crop]);
-      const session = await createNodeSession(graph, { threads: opts.threads });
+      const session = await openRunner(model, graph, opts.threads);
       const results = [];
       try {
         for (const file of files) {

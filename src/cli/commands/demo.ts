@@ -1,17 +1,17 @@
 import { positiveInt, threadsOption } from '../args.js';
-import { createNodeSession } from '../../node/session.js';
 import { Command } from 'commander';
 import { complexityTable } from '../../analysis/table.js';
 import { toFloat } from '../../data/batches.js';
 import { ShuffleNetError } from '../../errors.js';
-import { loadModel } from '../../io/load.js';
+import { subset } from '../../data/dataset.js';
+import { loadCliModel, openRunner } from '../models.js';
+import { balancedIndices } from './train.js';
 import { loadFashionMnist } from '../../node/data/mnist.js';
 import { softmax } from '../../ops/index.js';
 import { Random } from '../../tensor/random.js';
 import { Tensor } from '../../tensor/tensor.js';
-import { evaluate } from '../../train/evaluate.js';
+import { evaluatePredictions } from '../../train/evaluate.js';
 import { bundledModelPath } from '../bundled.js';
-import { readFileOrFail } from '../files.js';
 import { formatTable, printable } from '../format.js';
 
 /** A 28×28 gray image as text: two pixel rows per line with ANSI grays on a terminal, a ramp otherwise. */
@@ -53,9 +53,10 @@ export function demoCommand(): Command {
     .addOption(threadsOption())
     .action(async (opts: { model?: string; images: number; seed: number; threads: number | 'auto' }) => {
       const path = opts.model ?? bundledModelPath();
-      const loaded = loadModel(readFileOrFail(path, 'model'), path);
+      const model = loadCliModel(path);
+      const loaded = model.loaded;
       const p = loaded.info?.preprocessing;
-      if (!loaded.module || !p || p.channels !== 'gray' || p.crop !== 28) {
+      if ((!loaded.module && !model.int8) || !p || p.channels !== 'gray' || p.crop !== 28) {
         throw new ShuffleNetError(`${path}: the demo needs a 28×28 gray Fashion-MNIST model file`);
       }
       const labels = (loaded.info?.labels ?? []).map((l) => printable(l, 12));
@@ -65,7 +66,7 @@ export function demoCommand(): Command {
           `--images ${opts.images}: the Fashion-MNIST test split has ${dataset.length.toLocaleString('en-US')} images`,
         );
       }
-      const session = await createNodeSession(loaded.module.trace([1, 1, 28, 28]), { threads: opts.threads });
+      const session = await openRunner(model, loaded.graphFor([1, 1, 28, 28]), opts.threads);
       try {
         const transform = toFloat(p.mean, p.std);
         const color = process.stdout.isTTY === true && !process.env['NO_COLOR'];
@@ -97,19 +98,23 @@ export function demoCommand(): Command {
           console.log('');
         }
 
+        // The int8 reference kernels are obvious loops (until the fast int8 kernels): fewer runs.
+        const runs = model.int8 ? 21 : 201;
         const latencies: number[] = [];
         const sample = new Tensor([1, 1, 28, 28], transform(dataset.pixels(0), dataset.imageShape, rng));
-        for (let r = 0; r < 200; r++) {
+        for (let r = 0; r < runs; r++) {
           const start = performance.now();
           await session.run(sample);
           latencies.push(performance.now() - start);
         }
         latencies.sort((a, b) => a - b);
-        const result = await evaluate(loaded.module, dataset, { transform, run: (_g, x) => session.run(x) });
+        const images = model.int8 ? subset(dataset, balancedIndices(dataset, 500)) : dataset;
+        const result = await evaluatePredictions((x) => session.run(x), images, { transform });
+        const engine = model.int8 ? '' : 'WASM SIMD plan, ';
         console.log(
-          `accuracy on all ${result.examples} test images: ${(result.accuracy * 100).toFixed(2)}% ` +
-            `(${result.seconds.toFixed(1)} s); latency per image: median ${latencies[100]!.toFixed(3)} ms over 200 runs, ` +
-            `batch 1, WASM SIMD plan, ${session.notes || `${session.threads} thread(s)`}\n`,
+          `accuracy on ${model.int8 ? '' : 'all '}${result.examples} test images: ${(result.accuracy * 100).toFixed(2)}% ` +
+            `(${result.seconds.toFixed(1)} s); latency per image: median ${latencies[(runs - 1) / 2]!.toFixed(3)} ms over ${runs} runs, ` +
+            `batch 1, ${engine}${session.notes || `${session.threads} thread(s)`}\n`,
         );
       } finally {
         await session.dispose();

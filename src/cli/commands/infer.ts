@@ -2,7 +2,8 @@ import { batchSize } from '../args.js';
 import { Command } from 'commander';
 import { ShapeError } from '../../errors.js';
 import { runGraph } from '../../graph/execute.js';
-import { loadModel } from '../../io/load.js';
+import { loadCliModel } from '../models.js';
+import { runQuantizedBatch } from '../../runtime/quant/execute.js';
 import { readSafetensors, writeSafetensors } from '../../io/safetensors.js';
 import { formatShape, Tensor } from '../../tensor/tensor.js';
 import { readFileOrFail, writeFileAtomic } from '../files.js';
@@ -17,7 +18,7 @@ export function inferCommand(): Command {
     .requiredOption('--output <file>', 'where to write a safetensors file with "logits" [N, classes]')
     .option('--batch-size <n>', 'images per forward pass', batchSize, 16)
     .action((opts: { model: string; arch?: string; input: string; output: string; batchSize: number }) => {
-      const model = loadModel(readFileOrFail(opts.model, 'model'), opts.model, opts.arch);
+      const { loaded: model, int8 } = loadCliModel(opts.model, opts.arch);
       const input = readSafetensors(readFileOrFail(opts.input, 'input'), opts.input).tensors.get('input');
       if (input === undefined) throw new ShapeError(`${opts.input}: has no tensor named "input"`);
       if (input.rank !== 4)
@@ -32,7 +33,8 @@ export function inferCommand(): Command {
       for (let start = 0; start < n; start += opts.batchSize) {
         const count = Math.min(opts.batchSize, n - start);
         const batch = new Tensor([count, c, h, w], input.data.subarray(start * perImage, (start + count) * perImage));
-        chunks.push(runGraph(model.graphFor(batch.shape), batch));
+        const graph = model.graphFor(int8 ? [1, c, h, w] : batch.shape);
+        chunks.push(int8 ? runQuantizedBatch(int8.network, batch) : runGraph(graph, batch));
         if (n > opts.batchSize && process.stderr.isTTY) process.stderr.write(`\r${start + count}/${n} images`);
       }
       if (n > opts.batchSize && process.stderr.isTTY) process.stderr.write('\n');

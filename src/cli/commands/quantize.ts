@@ -120,7 +120,9 @@ export function quantizeCommand(): Command {
         });
         accuracy = { float: float.accuracy, int8: int8.accuracy, data: opts.data, examples: images.length };
       }
-      const notes = { ...info.notes, quantizedFrom: opts.model.split(/[\\/]/).pop()! };
+      // The command that made this file, as typed (its paths are the user's own).
+      const command = ['shufflenet', ...process.argv.slice(2)].join(' ');
+      const notes = { ...info.notes, quantizedFrom: opts.model.split(/[\\/]/).pop()!, quantizeCommand: command };
       const bytes = saveQuantizedModelFile(
         network,
         { ...info, notes },

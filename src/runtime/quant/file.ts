@@ -25,6 +25,7 @@ import {
   type ModelInfo,
 } from '../../io/modelfile.js';
 import { readSafetensors, writeSafetensors, type IntegerTensor, type SafetensorsFile } from '../../io/safetensors.js';
+import { maxPreprocessingSize } from '../../data/preprocessing.js';
 import { formatShape, sameShape, Tensor, type Shape } from '../../tensor/tensor.js';
 import {
   arrayField,
@@ -76,7 +77,10 @@ export const calibrationFields = {
 
 const quantizationFields: Fields = {
   scheme: stringField(100, [quantizationScheme]),
-  inputShape: arrayField(integerField(1, 65_536), 4, 4),
+  // Batch 1 (checked below); channels up to the architecture's (the trace checks they match); an
+  // image no larger than any preprocessing may ask for, so running the network allocates what a
+  // float model at its largest crop would.
+  inputShape: arrayField(integerField(1, maxPreprocessingSize), 4, 4),
   calibration: objectField(calibrationFields, ['method', 'images']),
   accuracy: objectField({
     float: numberField(0, 1),

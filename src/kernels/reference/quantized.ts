@@ -8,7 +8,8 @@
  * uint8 tensor, in float32 arithmetic that a SIMD kernel reproduces bit for bit:
  *
  *   u = fround(fround(acc) · m)          m = fround(s_in · s_w[o] / s_out): the value in output steps
- *   u = act(u)                           (ReLU: max(u, 0); others on u · s_out, see `activateSteps`)
+ *   u = act(u)                           (ReLU: max(u, 0); ReLU6: min(max(u, 0), fround(6 / s_out));
+ *                                          others on the real value u · s_out, see `activateSteps`)
  *   q = clamp(roundHalfEven(u) + z_out, 0, 255)
  *
  * NOTE: deliberately obvious loops over typed arrays, no validation (the step executor checks
@@ -56,12 +57,11 @@ export type StepActivation = 'relu' | 'relu6' | 'hardswish' | 'hardsigmoid' | 's
 export function activateSteps(u: number, activation: StepActivation | null, scale: number): number {
   if (activation === null) return u;
   if (activation === 'relu') return u > 0 ? u : 0;
+  // ReLU6 clamps in output steps too: at 6 expressed in them (what a SIMD kernel's clamp does).
+  if (activation === 'relu6') return Math.min(Math.max(u, 0), Math.fround(6 / scale));
   const x = Math.fround(u * scale);
   let y: number;
   switch (activation) {
-    case 'relu6':
-      y = Math.min(Math.max(x, 0), 6);
-      break;
     case 'hardsigmoid':
       y = Math.min(Math.max(x / 6 + 0.5, 0), 1);
       break;
@@ -78,6 +78,11 @@ export function activateSteps(u: number, activation: StepActivation | null, scal
   return Math.fround(Math.fround(y) / scale);
 }
 
+/** Per output channel multipliers m[o] = fround(fround(s_in · s_w[o]) / s_out): steps of the output per unit of acc. */
+export function channelMultipliers(inScale: number, weightScales: Float32Array, outScale: number): Float32Array {
+  return weightScales.map((s) => Math.fround(Math.fround(inScale * s) / outScale));
+}
+
 /** The requantization rule: acc (int32) · m → activation → uint8 at `zero`. */
 export function requantize(
   acc: number,
@@ -88,6 +93,26 @@ export function requantize(
 ): number {
   const u = activateSteps(Math.fround(Math.fround(acc) * m), activation, scale);
   return clampU8(roundHalfEven(u) + zero);
+}
+
+/**
+ * A residual step's rule, in output steps: the convolution's accumulator quantized at the pre-add
+ * scale (QLinearConv's output), then added to the residual in float (QLinearAdd):
+ * u = fround(m_a · (q_c − z_c)) + fround(m_r · (r − z_r)), m_a = s_c / s_y, m_r = s_r / s_y.
+ * The activation and the rounding follow, as for any step.
+ */
+export function residualSteps(
+  acc: number,
+  mc: number,
+  pre: QParams,
+  r: number,
+  residual: QParams,
+  out: QParams,
+): number {
+  const qc = requantize(acc, mc, null, pre.scale, pre.zeroPoint);
+  const ma = Math.fround(pre.scale / out.scale);
+  const mr = Math.fround(residual.scale / out.scale);
+  return Math.fround(Math.fround(ma * (qc - pre.zeroPoint)) + Math.fround(mr * (r - residual.zeroPoint)));
 }
 
 /**

@@ -332,3 +332,38 @@ export const kernelExportsNames = [
   'maxPool3x3s2Backward',
   'globalAvgPoolBackward',
 ] as const;
+
+/** The exports of the int8 kernels module (assembly/int8.ts). */
+export type Int8KernelExports = {
+  readonly memory: WebAssembly.Memory;
+  /** assembly/int8.ts */
+  heapBase(): number;
+  /** assembly/int8.ts */
+  qpack(
+    input: number,
+    rowStride: number,
+    k: number,
+    pixels: number,
+    zero: number,
+    out: number,
+    pairStride: number,
+  ): void;
+  /** assembly/int8.ts */
+  qgemm(
+    pairs: number,
+    m: number,
+    pixels: number,
+    weights: number,
+    bias: number,
+    multipliers: number,
+    input: number,
+    pairStride: number,
+    outTable: number,
+    resTable: number,
+    offset: number,
+    params: number,
+  ): void;
+};
+
+/** The functions of Int8KernelExports, to check an instance's exports against. */
+export const int8KernelExportsNames = ['heapBase', 'qpack', 'qgemm'] as const;

@@ -42,7 +42,7 @@ export const SHARED_MAXIMUM_PAGES = 16384;
 const compiled = new Map<KernelVariant, Promise<WebAssembly.Module>>();
 
 /** A build as embedded: base64 of raw-deflate-compressed WASM (scripts/build-wasm.mjs). */
-async function decodeBuild(text: string): Promise<Uint8Array<ArrayBuffer>> {
+export async function decodeBuild(text: string): Promise<Uint8Array<ArrayBuffer>> {
   const binary = atob(text);
   const bytes = new Uint8Array(binary.length);
   for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
@@ -96,42 +96,18 @@ const PAGE = 65536;
 const SLACK = 64;
 
 /**
- * One instance of the kernels with its own memory and a bump allocator over it. Allocations are
- * 16-byte aligned; `mark`/`release` free everything allocated after a mark.
+ * A kernels instance's memory with a bump allocator over it. Allocations are 16-byte aligned and
+ * keep SLACK bytes after them; `mark`/`release` free everything allocated after a mark. The float
+ * kernels (WasmKernels) and the int8 kernels (Int8Kernels, ./int8.ts) are both one of these.
  */
-export class WasmKernels {
+export class KernelMemory {
   private top: number;
 
-  private constructor(
-    readonly exports: KernelExports,
-    readonly variant: KernelVariant,
+  protected constructor(
+    readonly memory: WebAssembly.Memory,
+    heapBase: number,
   ) {
-    this.top = align(exports.heapBase() + SLACK);
-  }
-
-  static async create(options: KernelOptions = {}): Promise<WasmKernels> {
-    if (options.shared === true) {
-      const memory = new WebAssembly.Memory({ initial: 1, maximum: SHARED_MAXIMUM_PAGES, shared: true });
-      return new WasmKernels(await instantiateSharedKernels(memory), 'simd-shared');
-    }
-    const variant = kernelVariant(options);
-    const instance = await WebAssembly.instantiate(await compileKernels(variant), {});
-    const exports = instance.exports;
-    if (!hasFunctions<KernelExports>(exports, kernelExportsNames) || !(exports.memory instanceof WebAssembly.Memory)) {
-      throw new WasmUnavailableError(
-        `wasm kernels: the ${variant} build lacks exports that exports.generated.ts declares`,
-      );
-    }
-    return new WasmKernels(exports, variant);
-  }
-
-  get memory(): WebAssembly.Memory {
-    return this.exports.memory;
-  }
-
-  /** Whether the memory is a SharedArrayBuffer that other threads can instantiate kernels over. */
-  get shared(): boolean {
-    return this.variant === 'simd-shared';
+    this.top = align(heapBase + SLACK);
   }
 
   /** Reserves `bytes` (plus slack) and returns the byte address. */
@@ -148,7 +124,7 @@ export class WasmKernels {
   }
 
   /** Copies `data` into freshly allocated memory and returns its address. */
-  upload(data: Float32Array | Uint32Array): number {
+  upload(data: Float32Array | Uint32Array | Int32Array | Uint8Array): number {
     const address = this.allocBytes(data.byteLength);
     new Uint8Array(this.memory.buffer, address, data.byteLength).set(
       new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
@@ -172,6 +148,41 @@ export class WasmKernels {
   u32(address: number, count: number): Uint32Array {
     return new Uint32Array(this.memory.buffer, address, count);
   }
+
+  u8(address: number, count: number): Uint8Array {
+    return new Uint8Array(this.memory.buffer, address, count);
+  }
+}
+
+/** One instance of the float kernels with its own memory (see KernelMemory). */
+export class WasmKernels extends KernelMemory {
+  private constructor(
+    readonly exports: KernelExports,
+    readonly variant: KernelVariant,
+  ) {
+    super(exports.memory, exports.heapBase());
+  }
+
+  static async create(options: KernelOptions = {}): Promise<WasmKernels> {
+    if (options.shared === true) {
+      const memory = new WebAssembly.Memory({ initial: 1, maximum: SHARED_MAXIMUM_PAGES, shared: true });
+      return new WasmKernels(await instantiateSharedKernels(memory), 'simd-shared');
+    }
+    const variant = kernelVariant(options);
+    const instance = await WebAssembly.instantiate(await compileKernels(variant), {});
+    const exports = instance.exports;
+    if (!hasFunctions<KernelExports>(exports, kernelExportsNames) || !(exports.memory instanceof WebAssembly.Memory)) {
+      throw new WasmUnavailableError(
+        `wasm kernels: the ${variant} build lacks exports that exports.generated.ts declares`,
+      );
+    }
+    return new WasmKernels(exports, variant);
+  }
+
+  /** Whether the memory is a SharedArrayBuffer that other threads can instantiate kernels over. */
+  get shared(): boolean {
+    return this.variant === 'simd-shared';
+  }
 }
 
 /**
@@ -193,7 +204,7 @@ export async function instantiateSharedKernels(memory: WebAssembly.Memory): Prom
 }
 
 /** Whether every name is a function export: the guard that types an instance's exports. */
-function hasFunctions<T extends WebAssembly.Exports>(
+export function hasFunctions<T extends WebAssembly.Exports>(
   exports: WebAssembly.Exports,
   names: readonly string[],
 ): exports is T {

@@ -57,3 +57,27 @@ export function packDenseWeights(w: Float32Array, outFeatures: number, inFeature
   }
   return packed;
 }
+
+/**
+ * Packs int8 weights w[m, k] of a 1×1 convolution group for qgemm (./assembly/int8.ts): blocks of
+ * 4 output channels as [⌈k/2⌉][4] i32 words, each word the pair (w[o][2j], w[o][2j+1]) as two i16
+ * (low half first; an odd k's last pair and the padding rows hold 0).
+ */
+export function packQgemmWeights(w: Int8Array, m: number, k: number): Int32Array {
+  const pairs = Math.ceil(k / 2);
+  const packed = new Int32Array(Math.ceil(m / 4) * pairs * 4);
+  for (let o = 0; o < m; o++) {
+    const base = Math.floor(o / 4) * pairs * 4 + (o % 4);
+    for (let j = 0; j < pairs; j++) {
+      const lo = w[o * k + 2 * j]!;
+      const hi = 2 * j + 1 < k ? w[o * k + 2 * j + 1]! : 0;
+      packed[base + j * 4] = (lo & 0xffff) | (hi << 16);
+    }
+  }
+  return packed;
+}
+
+/** Bytes between the pair rows that qpack writes for `pixels` pixels: ⌈pixels/8⌉ · 8 pixels of 4 bytes. */
+export function qpackPairStride(pixels: number): number {
+  return Math.ceil(pixels / 8) * 32;
+}

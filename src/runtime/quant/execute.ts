@@ -22,7 +22,8 @@ import {
   qglobalAvgPoolSums,
   qmaxPool2d,
   quantizeLinear,
-  requantize,
+  residualSteps,
+  channelMultipliers,
   roundHalfEven,
   type QParams,
   type StepActivation,
@@ -81,11 +82,6 @@ function dequantized(network: QuantizedNetwork, value: string, q: ReadonlyMap<st
   return out;
 }
 
-/** Per output channel multipliers m[o] = fround(s_in · s_w[o] / s_out). */
-function multipliers(inScale: number, weightScales: Float32Array, outScale: number): Float32Array {
-  return weightScales.map((s) => Math.fround(Math.fround(inScale * s) / outScale));
-}
-
 function runStep(
   network: QuantizedNetwork,
   step: LoweredStep,
@@ -125,15 +121,12 @@ function runStep(
         const c = inP(preAddValue(step));
         const r = inP(step.residual);
         const residual = q.get(step.residual)!;
-        const mc = multipliers(x.scale, w.scales, c.scale);
-        const ma = Math.fround(c.scale / outP.scale);
-        const mr = Math.fround(r.scale / outP.scale);
+        const mc = channelMultipliers(x.scale, w.scales, c.scale);
         for (let i = 0; i < acc.length; i++) {
-          const qc = requantize(acc[i]!, mc[Math.floor(i / plane) % channels]!, null, c.scale, c.zeroPoint);
-          u[i] = Math.fround(ma * (qc - c.zeroPoint)) + Math.fround(mr * (residual[i]! - r.zeroPoint));
+          u[i] = residualSteps(acc[i]!, mc[Math.floor(i / plane) % channels]!, c, residual[i]!, r, outP);
         }
       } else {
-        const m = multipliers(x.scale, w.scales, outP.scale);
+        const m = channelMultipliers(x.scale, w.scales, outP.scale);
         for (let i = 0; i < acc.length; i++) u[i] = Math.fround(acc[i]!) * m[Math.floor(i / plane) % channels]!;
       }
       const out = finish(u, activation, outP, isOutput);

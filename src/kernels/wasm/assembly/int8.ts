@@ -1,0 +1,219 @@
+// Entry point of the int8 kernels module (docs/int8.md): a separate WASM module, loaded only by
+// int8 plans, so that the float runtime does not carry it. Everything exported here is callable
+// from JS; scripts/build-wasm.mjs generates its TypeScript interface (Int8KernelExports).
+//
+// The arithmetic is the reference's (src/kernels/reference/quantized.ts), bit for bit:
+//   acc = bias + Σ (x − z_x) · w                     exact int32 (i32x4.dot_i16x8_s)
+//   u   = fround(fround(acc) · m[o])                 f32x4.convert_i32x4_s, f32x4.mul
+//   u   = min(max(u, lo), hi)                        ReLU: lo = 0; ReLU6: hi = fround(6 / s_y)
+//   q   = clamp(round(u) + z_y, 0, 255)              round half to even (roundAddZero), saturated
+//                                                    when narrowed to uint8
+
+export function heapBase(): usize {
+  return __heap_base;
+}
+
+/**
+ * Packs `k` uint8 rows of `pixels` values (row r at input + r·rowStride) for qgemm: each pair of
+ * rows (2j, 2j + 1) becomes one row of ⌈pixels/8⌉·8 i16 pairs (x[2j][p] − z, x[2j+1][p] − z), so
+ * that one i32x4.dot_i16x8_s multiplies two input channels for 4 pixels. An odd k's last pair
+ * holds 0 in its second half. Pair row j starts at out + j·pairStride (pairStride ≥ ⌈pixels/8⌉·32).
+ * Tail lanes past `pixels` hold what the rows hold past their end (never stored by qgemm).
+ */
+export function qpack(input: usize, rowStride: usize, k: i32, pixels: i32, zero: i32, out: usize, pairStride: usize): void {
+  const z = i16x8.splat(<i16>zero);
+  const padded = (pixels + 7) & ~7;
+  for (let j = 0; j < k; j += 2) {
+    const a = input + <usize>j * rowStride;
+    const b = a + rowStride;
+    const second = j + 1 < k;
+    let o = out + <usize>(j >> 1) * pairStride;
+    for (let p = 0; p < padded; p += 8) {
+      const va = i16x8.sub(i16x8.extend_low_i8x16_u(v128.load64_zero(a + <usize>p)), z);
+      const vb = second ? i16x8.sub(i16x8.extend_low_i8x16_u(v128.load64_zero(b + <usize>p)), z) : i16x8.splat(0);
+      v128.store(o, v128.shuffle<i16>(va, vb, 0, 8, 1, 9, 2, 10, 3, 11));
+      v128.store(o, v128.shuffle<i16>(va, vb, 4, 12, 5, 13, 6, 14, 7, 15), 16);
+      o += 32;
+    }
+  }
+}
+
+/**
+ * Round half to even and add the zero point, for |u| ≤ 2²²: u + 1.5·2²³ rounds u to an integer in
+ * the float's low mantissa bits (the addition itself rounds half to even), so the bits minus those
+ * of 1.5·2²³ are round(u) (XNNPACK's "magic" fp32 requantization). `zero` is the zero point as i32.
+ */
+@inline
+function roundAddZero(u: v128, zero: v128): v128 {
+  return i32x4.add(i32x4.sub(f32x4.add(u, f32x4.splat(12582912.0)), i32x4.splat(0x4b400000)), zero);
+}
+
+/** The requantization of one vector of 4 accumulators (see the file comment), before narrowing. */
+@inline
+function requantize(acc: v128, m: v128, lo: v128, hi: v128, zero: v128): v128 {
+  return roundAddZero(f32x4.min(f32x4.max(f32x4.mul(f32x4.convert_i32x4_s(acc), m), lo), hi), zero);
+}
+
+/**
+ * Four accumulators of one output channel → uint8 values (as i32 lanes), residual added. The
+ * clamps and zero point come as vectors; a residual's 4 parameters are read from `e` (see qgemm).
+ */
+@inline
+function finish4(acc: v128, m: v128, lo: v128, hi: v128, zero: v128, e: usize, res: usize): v128 {
+  if (res == 0) return requantize(acc, m, lo, hi, zero);
+  // Q at the pre-add scale (no activation, saturated to uint8), then the add in float.
+  const preZero = v128.load(e, 48);
+  const ma = v128.load(e, 64);
+  const mr = v128.load(e, 80);
+  const resZero = v128.load(e, 96);
+  const qc = i32x4.min_s(i32x4.max_s(requantize(acc, m, f32x4.splat(-65536), f32x4.splat(65536), preZero), i32x4.splat(0)), i32x4.splat(255));
+  const r = i32x4.extend_low_i16x8_u(i16x8.extend_low_i8x16_u(v128.load32_zero(res)));
+  const u = f32x4.add(
+    f32x4.mul(ma, f32x4.convert_i32x4_s(i32x4.sub(qc, preZero))),
+    f32x4.mul(mr, f32x4.convert_i32x4_s(i32x4.sub(r, resZero))),
+  );
+  return roundAddZero(f32x4.min(f32x4.max(u, lo), hi), zero);
+}
+
+/** Saturates two vectors of i32 to uint8 and stores their 8 bytes (lanes lo then hi). */
+@inline
+function store8(out: usize, lo: v128, hi: v128): void {
+  const bytes = i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_s(lo, hi), i16x8.splat(0));
+  v128.store64_lane(out, bytes, 0);
+}
+
+/** Stores the first `lanes` (1–4) of a vector of i32 as saturated uint8. */
+@inline
+function storeLanes(out: usize, v: v128, lanes: i32): void {
+  const bytes = i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_s(v, v), i16x8.splat(0));
+  if (lanes == 4) v128.store32_lane(out, bytes, 0);
+  else {
+    store<u8>(out, i8x16.extract_lane_u(bytes, 0));
+    if (lanes > 1) store<u8>(out, i8x16.extract_lane_u(bytes, 1), 1);
+    if (lanes > 2) store<u8>(out, i8x16.extract_lane_u(bytes, 2), 2);
+  }
+}
+
+@inline
+function rowAddress(table: usize, row: i32, offset: usize): usize {
+  return <usize>load<u32>(table + (<usize>row << 2)) + offset;
+}
+
+/**
+ * qgemm-4x8-wasmsimd: a group of a 1×1 convolution in int8, over input packed by qpack (`pairs`
+ * pair rows, pairStride bytes apart). Weights are packed per block of 4 output channels as
+ * [pairs][4] i32 words, each (w[o][2j] as i16) | (w[o][2j+1] << 16), the last block zero-padded;
+ * bias [⌈m/4⌉·4] i32; multipliers [⌈m/4⌉·4] f32 (m[o], or the pre-add multipliers of a residual
+ * step). Output channel o is written as uint8 at outTable[o] + offset (a table of byte addresses,
+ * so a shuffle, a concat offset or any permutation is free); the residual (resTable ≠ 0) is read
+ * the same way. `params` points at 7 v128s: lo, hi (f32 clamps in output steps, within ±65536), z_y, and for a
+ * residual z_c, m_a, m_r (f32) and z_r.
+ */
+export function qgemm(
+  pairs: i32,
+  m: i32,
+  pixels: i32,
+  weights: usize,
+  bias: usize,
+  multipliers: usize,
+  input: usize,
+  pairStride: usize,
+  outTable: usize,
+  resTable: usize,
+  offset: usize,
+  params: usize,
+): void {
+  const e = params;
+  const lo = v128.load(params);
+  const hi = v128.load(params, 16);
+  const zero = v128.load(params, 32);
+  for (let mb = 0; mb < m; mb += 4) {
+    const rows = min(m - mb, 4);
+    const w = weights + (<usize>(mb * pairs) << 2);
+    const b = v128.load(bias + (<usize>mb << 2));
+    const b0 = i32x4.splat(i32x4.extract_lane(b, 0));
+    const b1 = i32x4.splat(i32x4.extract_lane(b, 1));
+    const b2 = i32x4.splat(i32x4.extract_lane(b, 2));
+    const b3 = i32x4.splat(i32x4.extract_lane(b, 3));
+    const mv = v128.load(multipliers + (<usize>mb << 2));
+    const m0 = f32x4.splat(f32x4.extract_lane(mv, 0));
+    const m1 = f32x4.splat(f32x4.extract_lane(mv, 1));
+    const m2 = f32x4.splat(f32x4.extract_lane(mv, 2));
+    const m3 = f32x4.splat(f32x4.extract_lane(mv, 3));
+    const outRows = outTable + (<usize>mb << 2);
+    const resRows = resTable != 0 ? resTable + (<usize>mb << 2) : 0;
+    let p = 0;
+    for (; p + 8 <= pixels; p += 8) {
+      let c00 = b0, c01 = b0, c10 = b1, c11 = b1, c20 = b2, c21 = b2, c30 = b3, c31 = b3;
+      let a = w;
+      let x = input + (<usize>p << 2);
+      for (let j = 0; j < pairs; j++) {
+        const x0 = v128.load(x);
+        const x1 = v128.load(x, 16);
+        const s0 = v128.load32_splat(a);
+        const s1 = v128.load32_splat(a, 4);
+        const s2 = v128.load32_splat(a, 8);
+        const s3 = v128.load32_splat(a, 12);
+        c00 = i32x4.add(c00, i32x4.dot_i16x8_s(x0, s0));
+        c01 = i32x4.add(c01, i32x4.dot_i16x8_s(x1, s0));
+        c10 = i32x4.add(c10, i32x4.dot_i16x8_s(x0, s1));
+        c11 = i32x4.add(c11, i32x4.dot_i16x8_s(x1, s1));
+        c20 = i32x4.add(c20, i32x4.dot_i16x8_s(x0, s2));
+        c21 = i32x4.add(c21, i32x4.dot_i16x8_s(x1, s2));
+        c30 = i32x4.add(c30, i32x4.dot_i16x8_s(x0, s3));
+        c31 = i32x4.add(c31, i32x4.dot_i16x8_s(x1, s3));
+        a += 16;
+        x += pairStride;
+      }
+      const o = offset + <usize>p;
+      row8(0, rows, outRows, resRows, o, c00, c01, m0, lo, hi, zero, e);
+      row8(1, rows, outRows, resRows, o, c10, c11, m1, lo, hi, zero, e);
+      row8(2, rows, outRows, resRows, o, c20, c21, m2, lo, hi, zero, e);
+      row8(3, rows, outRows, resRows, o, c30, c31, m3, lo, hi, zero, e);
+    }
+    for (; p < pixels; p += 4) {
+      const lanes = min(pixels - p, 4);
+      let c0 = b0, c1 = b1, c2 = b2, c3 = b3;
+      let a = w;
+      let x = input + (<usize>p << 2);
+      for (let j = 0; j < pairs; j++) {
+        const x0 = v128.load(x);
+        c0 = i32x4.add(c0, i32x4.dot_i16x8_s(x0, v128.load32_splat(a)));
+        c1 = i32x4.add(c1, i32x4.dot_i16x8_s(x0, v128.load32_splat(a, 4)));
+        c2 = i32x4.add(c2, i32x4.dot_i16x8_s(x0, v128.load32_splat(a, 8)));
+        c3 = i32x4.add(c3, i32x4.dot_i16x8_s(x0, v128.load32_splat(a, 12)));
+        a += 16;
+        x += pairStride;
+      }
+      const o = offset + <usize>p;
+      row4(0, rows, outRows, resRows, o, c0, m0, lo, hi, zero, e, lanes);
+      row4(1, rows, outRows, resRows, o, c1, m1, lo, hi, zero, e, lanes);
+      row4(2, rows, outRows, resRows, o, c2, m2, lo, hi, zero, e, lanes);
+      row4(3, rows, outRows, resRows, o, c3, m3, lo, hi, zero, e, lanes);
+    }
+  }
+}
+
+@inline
+function row8(
+  row: i32, rows: i32, outTable: usize, resTable: usize, offset: usize,
+  first: v128, second: v128, m: v128, lo: v128, hi: v128, zero: v128, e: usize,
+): void {
+  if (row < rows) {
+    const res = resTable != 0 ? rowAddress(resTable, row, offset) : 0;
+    const a = finish4(first, m, lo, hi, zero, e, res);
+    const b = finish4(second, m, lo, hi, zero, e, res != 0 ? res + 4 : 0);
+    store8(rowAddress(outTable, row, offset), a, b);
+  }
+}
+
+@inline
+function row4(
+  row: i32, rows: i32, outTable: usize, resTable: usize, offset: usize,
+  acc: v128, m: v128, lo: v128, hi: v128, zero: v128, e: usize, lanes: i32,
+): void {
+  if (row < rows) {
+    const res = resTable != 0 ? rowAddress(resTable, row, offset) : 0;
+    storeLanes(rowAddress(outTable, row, offset), finish4(acc, m, lo, hi, zero, e, res), lanes);
+  }
+}

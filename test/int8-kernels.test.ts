@@ -1,0 +1,121 @@
+/**
+ * The fast int8 kernels (src/kernels/wasm/assembly/int8.ts) against the reference int8 arithmetic
+ * (src/kernels/reference/quantized.ts), bit for bit, over sweeps of odd sizes: outputs pre-filled
+ * with a sentinel so that an unwritten byte shows.
+ */
+import { describe, expect, it } from 'vitest';
+import type { Conv2dGeometry } from '../src/kernels/reference/conv2d.js';
+import {
+  activateSteps,
+  clampU8,
+  qconv2dAccumulators,
+  residualSteps,
+  roundHalfEven,
+  type QParams,
+  type StepActivation,
+} from '../src/kernels/reference/quantized.js';
+import { Int8Kernels } from '../src/kernels/wasm/int8.js';
+import { packQgemmWeights, qpackPairStride } from '../src/kernels/wasm/pack.js';
+import { Random } from '../src/tensor/random.js';
+
+/** The epilogue's clamps in output steps for an activation (±65536: saturation only). */
+function clamps(activation: StepActivation | null, scale: number): [number, number] {
+  if (activation === 'relu') return [0, 65536];
+  if (activation === 'relu6') return [0, Math.fround(6 / scale)];
+  return [-65536, 65536];
+}
+
+function geometry1x1(k: number, m: number, pixels: number): Conv2dGeometry {
+  return {
+    batch: 1,
+    inChannels: k,
+    inHeight: 1,
+    inWidth: pixels,
+    outChannels: m,
+    outHeight: 1,
+    outWidth: pixels,
+    kernelHeight: 1,
+    kernelWidth: 1,
+    strideHeight: 1,
+    strideWidth: 1,
+    padTop: 0,
+    padLeft: 0,
+    dilationHeight: 1,
+    dilationWidth: 1,
+    groups: 1,
+  };
+}
+
+describe('qgemm-4x8-wasmsimd against the reference int8 arithmetic', async () => {
+  const kernels = await Int8Kernels.create();
+  const rng = new Random(11);
+  const activations: (StepActivation | null)[] = [null, 'relu', 'relu6'];
+  const cases: { k: number; m: number; pixels: number; residual: boolean; activation: StepActivation | null }[] = [];
+  for (const k of [1, 2, 3, 5, 8, 9, 24])
+    for (const m of [1, 3, 4, 5, 9])
+      for (const pixels of [1, 3, 4, 7, 8, 9, 19, 49])
+        cases.push({ k, m, pixels, residual: rng.int(2) === 1, activation: activations[rng.int(3)]! });
+
+  it(`${cases.length} cases: k 1–24 (odd and even), m 1–9, 1–49 pixels, residual or not, ReLU, ReLU6 or none, permuted outputs`, () => {
+    for (const { k, m, pixels, residual, activation } of cases) {
+      const mark = kernels.mark();
+      const x: QParams = { scale: Math.fround(0.02 + rng.next() * 0.05), zeroPoint: rng.int(256) };
+      const out: QParams = { scale: Math.fround(0.05 + rng.next() * 0.1), zeroPoint: rng.int(256) };
+      const pre: QParams = { scale: Math.fround(0.05 + rng.next() * 0.1), zeroPoint: rng.int(256) };
+      const res: QParams = { scale: Math.fround(0.05 + rng.next() * 0.1), zeroPoint: rng.int(256) };
+      const input = Uint8Array.from({ length: k * pixels }, () => rng.int(256));
+      const weight = Int8Array.from({ length: m * k }, () => rng.int(255) - 127);
+      const bias = Int32Array.from({ length: m }, () => rng.int(40001) - 20000);
+      const wScales = Float32Array.from({ length: m }, () => Math.fround(0.001 + rng.next() * 0.01));
+      const r = Uint8Array.from({ length: m * pixels }, () => rng.int(256));
+      const multipliers = wScales.map((s) => Math.fround(Math.fround(x.scale * s) / (residual ? pre : out).scale));
+      // A permutation of the output planes (a fused shuffle), each plane `pixels` bytes apart.
+      const order = Array.from({ length: m }, (_, i) => i).sort(() => rng.next() - 0.5);
+
+      const acc = new Int32Array(m * pixels);
+      qconv2dAccumulators(input, x.zeroPoint, weight, bias, geometry1x1(k, m, pixels), acc);
+      const [lo, hi] = clamps(activation, out.scale);
+      const expected = new Uint8Array(m * pixels);
+      for (let o = 0; o < m; o++) {
+        for (let p = 0; p < pixels; p++) {
+          const i = o * pixels + p;
+          const u = residual
+            ? residualSteps(acc[i]!, multipliers[o]!, pre, r[i]!, res, out)
+            : Math.fround(Math.fround(acc[i]!) * multipliers[o]!);
+          const v = activateSteps(u, activation, out.scale);
+          expected[order[o]! * pixels + p] = clampU8(roundHalfEven(v) + out.zeroPoint);
+        }
+      }
+
+      const stride = qpackPairStride(pixels);
+      const inAt = kernels.upload(input);
+      const packed = kernels.allocBytes(Math.ceil(k / 2) * stride);
+      kernels.exports.qpack(inAt, pixels, k, pixels, x.zeroPoint, packed, stride);
+      const wAt = kernels.upload(packQgemmWeights(weight, m, k));
+      const bAt = kernels.upload(Int32Array.from({ length: Math.ceil(m / 4) * 4 }, (_, i) => bias[i] ?? 0));
+      const mAt = kernels.upload(Float32Array.from({ length: Math.ceil(m / 4) * 4 }, (_, i) => multipliers[i] ?? 0));
+      const outAt = kernels.allocBytes(m * pixels);
+      kernels.u8(outAt, m * pixels).fill(0xa5);
+      const resAt = kernels.upload(r);
+      const outTable = kernels.upload(Uint32Array.from(order, (o) => outAt + o * pixels));
+      const resTable = residual ? kernels.upload(Uint32Array.from({ length: m }, (_, o) => resAt + o * pixels)) : 0;
+      const params = kernels.upload(
+        new Uint8Array(
+          Float32Array.from([
+            ...[lo, lo, lo, lo],
+            ...[hi, hi, hi, hi],
+            ...new Float32Array(Int32Array.of(out.zeroPoint, out.zeroPoint, out.zeroPoint, out.zeroPoint).buffer),
+            ...new Float32Array(Int32Array.of(pre.zeroPoint, pre.zeroPoint, pre.zeroPoint, pre.zeroPoint).buffer),
+            ...Array(4).fill(Math.fround(pre.scale / out.scale)),
+            ...Array(4).fill(Math.fround(res.scale / out.scale)),
+            ...new Float32Array(Int32Array.of(res.zeroPoint, res.zeroPoint, res.zeroPoint, res.zeroPoint).buffer),
+          ]).buffer,
+        ),
+      );
+      kernels.exports.qgemm(Math.ceil(k / 2), m, pixels, wAt, bAt, mAt, packed, stride, outTable, resTable, 0, params);
+      const got = kernels.u8(outAt, m * pixels).slice();
+      kernels.release(mark);
+      expect([...got], `k ${k}, m ${m}, ${pixels} px, residual ${residual}, ${activation}`).toEqual([...expected]);
+    }
+  });
+});

@@ -37,3 +37,14 @@ export { forwardWithTape, backward, crossEntropy, type Tape, type Gradients } fr
 export * as optim from './optim/index.js';
 export { Sgd, learningRate, clipGradientNorm, type SgdConfig, type ScheduleConfig } from './optim/index.js';
 export { trainStep, reestimateBatchNorm, type TrainStepOptions, type TrainStepResult } from './train/index.js';
+// Int8 (docs/int8.md): calibration, the reference int8 executor, int8 model files, ONNX QDQ.
+export {
+  Calibrator,
+  calibrationMethods,
+  type CalibrationMethod,
+  type CalibrationOptions,
+} from './runtime/quant/calibrate.js';
+export { runQuantized, runQuantizedBatch } from './runtime/quant/execute.js';
+export { loadQuantizedModelFile, saveQuantizedModelFile, type QuantizationInfo } from './runtime/quant/file.js';
+export { QuantizationError, type QParams, type QuantizedNetwork } from './runtime/quant/network.js';
+export { exportQdq, importQdq } from './runtime/quant/qdq.js';

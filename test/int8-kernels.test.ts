@@ -100,16 +100,18 @@ describe('qgemm-4x8-wasmsimd against the reference int8 arithmetic', async () =>
       const outTable = kernels.upload(Uint32Array.from(order, (o) => outAt + o * pixels));
       const resTable = residual ? kernels.upload(Uint32Array.from({ length: m }, (_, o) => resAt + o * pixels)) : 0;
       const params = kernels.upload(
-        new Uint8Array(
-          Float32Array.from([
-            ...[lo, lo, lo, lo],
-            ...[hi, hi, hi, hi],
-            ...new Float32Array(Int32Array.of(out.zeroPoint, out.zeroPoint, out.zeroPoint, out.zeroPoint).buffer),
-            ...new Float32Array(Int32Array.of(pre.zeroPoint, pre.zeroPoint, pre.zeroPoint, pre.zeroPoint).buffer),
-            ...Array(4).fill(Math.fround(pre.scale / out.scale)),
-            ...Array(4).fill(Math.fround(res.scale / out.scale)),
-            ...new Float32Array(Int32Array.of(res.zeroPoint, res.zeroPoint, res.zeroPoint, res.zeroPoint).buffer),
-          ]).buffer,
+        epilogueParams(
+          lo,
+          hi,
+          out.zeroPoint,
+          residual
+            ? {
+                zc: pre.zeroPoint,
+                ma: Math.fround(pre.scale / out.scale),
+                mr: Math.fround(res.scale / out.scale),
+                zr: res.zeroPoint,
+              }
+            : undefined,
         ),
       );
       kernels.exports.qgemm(Math.ceil(k / 2), m, pixels, wAt, bAt, mAt, packed, stride, outTable, resTable, 0, params);
@@ -119,3 +121,81 @@ describe('qgemm-4x8-wasmsimd against the reference int8 arithmetic', async () =>
     }
   });
 });
+
+describe('qdwconv-3x3p1-wasmsimd against the reference int8 arithmetic', async () => {
+  const kernels = await Int8Kernels.create();
+  const rng = new Random(12);
+  const planes: [number, number][] = [];
+  for (const h of [1, 2, 3, 7, 14]) for (const w of [1, 2, 5, 8, 9, 14, 17, 28]) planes.push([h, w]);
+
+  it(`${planes.length * 2} planes from 1×1 to 14×28 at strides 1 and 2, each activation`, () => {
+    for (const stride of [1, 2]) {
+      for (const [h, w] of planes) {
+        const mark = kernels.mark();
+        const activation = ([null, 'relu', 'relu6'] as const)[rng.int(3)]!;
+        const x: QParams = { scale: 0.03, zeroPoint: rng.int(256) };
+        const out: QParams = { scale: Math.fround(0.02 + rng.next() * 0.1), zeroPoint: rng.int(256) };
+        const input = Uint8Array.from({ length: h * w }, () => rng.int(256));
+        const weight = Int8Array.from({ length: 9 }, () => rng.int(255) - 127);
+        const bias = rng.int(20001) - 10000;
+        const m = Math.fround(0.0005 + rng.next() * 0.002);
+        const oh = Math.floor((h - 1) / stride) + 1;
+        const ow = Math.floor((w - 1) / stride) + 1;
+        const g: Conv2dGeometry = {
+          ...geometry1x1(1, 1, 1),
+          inHeight: h,
+          inWidth: w,
+          outHeight: oh,
+          outWidth: ow,
+          kernelHeight: 3,
+          kernelWidth: 3,
+          strideHeight: stride,
+          strideWidth: stride,
+          padTop: 1,
+          padLeft: 1,
+        };
+        const acc = new Int32Array(oh * ow);
+        qconv2dAccumulators(input, x.zeroPoint, weight, Int32Array.of(bias), g, acc);
+        const [lo, hi] = clamps(activation, out.scale);
+        const expected = Uint8Array.from(acc, (a) =>
+          clampU8(roundHalfEven(activateSteps(Math.fround(Math.fround(a) * m), activation, out.scale)) + out.zeroPoint),
+        );
+        const inAt = kernels.upload(input);
+        const wAt = kernels.upload(Int32Array.from(weight));
+        const pw = kernels.exports.qdwPaddedWidth(w);
+        const scratch = kernels.allocBytes((h + 2) * pw * 2);
+        const outAt = kernels.allocBytes(oh * ow);
+        kernels.u8(outAt, oh * ow + 16).fill(0xa5);
+        const params = kernels.upload(epilogueParams(lo, hi, out.zeroPoint));
+        kernels.exports.qdwconv3x3(inAt, h, w, x.zeroPoint, wAt, bias, m, stride, outAt, scratch, params);
+        const got = kernels.u8(outAt, oh * ow + 16).slice();
+        kernels.release(mark);
+        expect([...got.subarray(0, oh * ow)], `${h}×${w} stride ${stride}, ${activation}`).toEqual([...expected]);
+        // Nothing written past the plane's outputs.
+        expect([...got.subarray(oh * ow)]).toEqual(new Array<number>(16).fill(0xa5));
+      }
+    }
+  });
+});
+
+/** qgemm/qdwconv's 7 epilogue vectors: lo, hi (f32), z_y (i32), then the residual's z_c, m_a, m_r, z_r. */
+function epilogueParams(
+  lo: number,
+  hi: number,
+  zero: number,
+  residual?: { zc: number; ma: number; mr: number; zr: number },
+): Uint8Array {
+  const bytes = new ArrayBuffer(7 * 16);
+  const f = new Float32Array(bytes);
+  const i = new Int32Array(bytes);
+  f.fill(lo, 0, 4);
+  f.fill(hi, 4, 8);
+  i.fill(zero, 8, 12);
+  if (residual !== undefined) {
+    i.fill(residual.zc, 12, 16);
+    f.fill(residual.ma, 16, 20);
+    f.fill(residual.mr, 20, 24);
+    i.fill(residual.zr, 24, 28);
+  }
+  return new Uint8Array(bytes);
+}

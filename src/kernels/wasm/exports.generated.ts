@@ -363,7 +363,23 @@ export type Int8KernelExports = {
     offset: number,
     params: number,
   ): void;
+  /** assembly/int8.ts */
+  qdwPaddedWidth(w: number): number;
+  /** assembly/int8.ts */
+  qdwconv3x3(
+    input: number,
+    h: number,
+    w: number,
+    zero: number,
+    weights: number,
+    bias: number,
+    m: number,
+    stride: number,
+    out: number,
+    scratch: number,
+    params: number,
+  ): void;
 };
 
 /** The functions of Int8KernelExports, to check an instance's exports against. */
-export const int8KernelExportsNames = ['heapBase', 'qpack', 'qgemm'] as const;
+export const int8KernelExportsNames = ['heapBase', 'qpack', 'qgemm', 'qdwPaddedWidth', 'qdwconv3x3'] as const;

@@ -217,3 +217,111 @@ function row4(
     storeLanes(rowAddress(outTable, row, offset), finish4(acc, m, lo, hi, zero, e, res), lanes);
   }
 }
+
+/** i16 elements per row of qdwconv3x3's padded plane for width `w`: w + 2, rounded up, plus a vector of slack. */
+export function qdwPaddedWidth(w: i32): i32 {
+  return ((w + 2 + 7) & ~7) + 16;
+}
+
+/**
+ * qdwconv-3x3p1-wasmsimd: one plane of a depthwise 3×3 convolution, padding 1, stride 1 or 2, in
+ * int8. The uint8 plane (h × w at `input`) is first copied into `scratch` as i16 (x − z) with a
+ * border of zeros (the real value 0), qdwPaddedWidth(w) elements per row, (h + 2) rows; then 8
+ * outputs at a time: per tap one (stride 1) or two loads and a shuffle (stride 2), and two
+ * i32x4.extmul of the i16 pixels by the tap's weight. `weights` holds the 9 taps as i32 (row-major),
+ * `bias` the channel's int32 bias, `m` its multiplier; `params` points at lo, hi, z_y as in qgemm.
+ * The oh × ow outputs go to `out`, one row every `ow` bytes.
+ */
+export function qdwconv3x3(
+  input: usize,
+  h: i32,
+  w: i32,
+  zero: i32,
+  weights: usize,
+  bias: i32,
+  m: f32,
+  stride: i32,
+  out: usize,
+  scratch: usize,
+  params: usize,
+): void {
+  const pw = qdwPaddedWidth(w);
+  const z = i16x8.splat(<i16>zero);
+  // The padded plane: zero rows above and below, zero columns left and right.
+  for (let i = 0; i < pw * (h + 2); i += 8) v128.store(scratch + (<usize>i << 1), i16x8.splat(0));
+  for (let y = 0; y < h; y++) {
+    const src = input + <usize>(y * w);
+    const dst = scratch + (<usize>((y + 1) * pw + 1) << 1);
+    let x = 0;
+    for (; x + 8 <= w; x += 8) v128.store(dst + (<usize>x << 1), i16x8.sub(i16x8.extend_low_i8x16_u(v128.load64_zero(src + <usize>x)), z));
+    for (; x < w; x++) store<i16>(dst + (<usize>x << 1), <i16>(<i32>load<u8>(src + <usize>x) - zero));
+  }
+  const oh = (h - 1) / stride + 1;
+  const ow = (w - 1) / stride + 1;
+  const lo = v128.load(params);
+  const hi = v128.load(params, 16);
+  const zy = v128.load(params, 32);
+  const mv = f32x4.splat(m);
+  const b = i32x4.splat(bias);
+  const w0 = i16x8.splat(<i16>load<i32>(weights));
+  const w1 = i16x8.splat(<i16>load<i32>(weights, 4));
+  const w2 = i16x8.splat(<i16>load<i32>(weights, 8));
+  const w3 = i16x8.splat(<i16>load<i32>(weights, 12));
+  const w4 = i16x8.splat(<i16>load<i32>(weights, 16));
+  const w5 = i16x8.splat(<i16>load<i32>(weights, 20));
+  const w6 = i16x8.splat(<i16>load<i32>(weights, 24));
+  const w7 = i16x8.splat(<i16>load<i32>(weights, 28));
+  const w8 = i16x8.splat(<i16>load<i32>(weights, 32));
+  for (let oy = 0; oy < oh; oy++) {
+    const r0 = scratch + (<usize>(oy * stride * pw) << 1);
+    const r1 = r0 + (<usize>pw << 1);
+    const r2 = r1 + (<usize>pw << 1);
+    const dst = out + <usize>(oy * ow);
+    for (let ox = 0; ox < ow; ox += 8) {
+      let a0 = b;
+      let a1 = b;
+      const x0 = <usize>(ox * stride) << 1;
+      if (stride == 1) {
+        a0 = tap(a0, v128.load(r0 + x0), w0, true); a1 = tap(a1, v128.load(r0 + x0), w0, false);
+        a0 = tap(a0, v128.load(r0 + x0, 2), w1, true); a1 = tap(a1, v128.load(r0 + x0, 2), w1, false);
+        a0 = tap(a0, v128.load(r0 + x0, 4), w2, true); a1 = tap(a1, v128.load(r0 + x0, 4), w2, false);
+        a0 = tap(a0, v128.load(r1 + x0), w3, true); a1 = tap(a1, v128.load(r1 + x0), w3, false);
+        a0 = tap(a0, v128.load(r1 + x0, 2), w4, true); a1 = tap(a1, v128.load(r1 + x0, 2), w4, false);
+        a0 = tap(a0, v128.load(r1 + x0, 4), w5, true); a1 = tap(a1, v128.load(r1 + x0, 4), w5, false);
+        a0 = tap(a0, v128.load(r2 + x0), w6, true); a1 = tap(a1, v128.load(r2 + x0), w6, false);
+        a0 = tap(a0, v128.load(r2 + x0, 2), w7, true); a1 = tap(a1, v128.load(r2 + x0, 2), w7, false);
+        a0 = tap(a0, v128.load(r2 + x0, 4), w8, true); a1 = tap(a1, v128.load(r2 + x0, 4), w8, false);
+      } else {
+        let v = even(r0 + x0, 0); a0 = tap(a0, v, w0, true); a1 = tap(a1, v, w0, false);
+        v = even(r0 + x0, 2); a0 = tap(a0, v, w1, true); a1 = tap(a1, v, w1, false);
+        v = even(r0 + x0, 4); a0 = tap(a0, v, w2, true); a1 = tap(a1, v, w2, false);
+        v = even(r1 + x0, 0); a0 = tap(a0, v, w3, true); a1 = tap(a1, v, w3, false);
+        v = even(r1 + x0, 2); a0 = tap(a0, v, w4, true); a1 = tap(a1, v, w4, false);
+        v = even(r1 + x0, 4); a0 = tap(a0, v, w5, true); a1 = tap(a1, v, w5, false);
+        v = even(r2 + x0, 0); a0 = tap(a0, v, w6, true); a1 = tap(a1, v, w6, false);
+        v = even(r2 + x0, 2); a0 = tap(a0, v, w7, true); a1 = tap(a1, v, w7, false);
+        v = even(r2 + x0, 4); a0 = tap(a0, v, w8, true); a1 = tap(a1, v, w8, false);
+      }
+      const q0 = requantize(a0, mv, lo, hi, zy);
+      const q1 = requantize(a1, mv, lo, hi, zy);
+      const left = ow - ox;
+      if (left >= 8) store8(dst + <usize>ox, q0, q1);
+      else if (left > 4) {
+        storeLanes(dst + <usize>ox, q0, 4);
+        storeLanes(dst + <usize>ox + 4, q1, left - 4);
+      } else storeLanes(dst + <usize>ox, q0, left);
+    }
+  }
+}
+
+/** Adds the products of 4 i16 pixels (low or high half of `v`) by a weight to 4 accumulators. */
+@inline
+function tap(acc: v128, v: v128, w: v128, low: bool): v128 {
+  return i32x4.add(acc, low ? i32x4.extmul_low_i16x8_s(v, w) : i32x4.extmul_high_i16x8_s(v, w));
+}
+
+/** 8 i16 at even positions from `at` + offset bytes (16 elements read): stride 2's pixels. */
+@inline
+function even(at: usize, offset: usize): v128 {
+  return v128.shuffle<i16>(v128.load(at + offset), v128.load(at + offset, 16), 0, 2, 4, 6, 8, 10, 12, 14);
+}

@@ -7,15 +7,20 @@ import { describe, expect, it } from 'vitest';
 import type { Conv2dGeometry } from '../src/kernels/reference/conv2d.js';
 import {
   activateSteps,
+  channelMultipliers,
   clampU8,
+  qavgPool2dSums,
   qconv2dAccumulators,
+  qdenseAccumulators,
+  qglobalAvgPoolSums,
+  qmaxPool2d,
   residualSteps,
   roundHalfEven,
   type QParams,
   type StepActivation,
 } from '../src/kernels/reference/quantized.js';
 import { Int8Kernels } from '../src/kernels/wasm/int8.js';
-import { packQgemmWeights, qpackPairStride } from '../src/kernels/wasm/pack.js';
+import { packQdenseWeights, packQgemmWeights, qpackPairStride } from '../src/kernels/wasm/pack.js';
 import { Random } from '../src/tensor/random.js';
 
 /** The epilogue's clamps in output steps for an activation (±65536: saturation only). */
@@ -199,3 +204,146 @@ function epilogueParams(
   }
   return new Uint8Array(bytes);
 }
+
+describe('qpool-3x3s2, qglobalAvgPool and qdense against the reference int8 arithmetic', async () => {
+  const kernels = await Int8Kernels.create();
+  const rng = new Random(13);
+
+  it('max and average 3×3/2 pools at padding 0 and 1, planes 3×3 to 15×29, at one scale and across scales', () => {
+    for (const average of [false, true]) {
+      for (const pad of [0, 1]) {
+        for (const [h, w] of [
+          [3, 3],
+          [4, 5],
+          [7, 7],
+          [8, 9],
+          [14, 14],
+          [15, 29],
+        ] as const) {
+          const mark = kernels.mark();
+          const x: QParams = { scale: 0.04, zeroPoint: rng.int(256) };
+          const out: QParams =
+            rng.int(2) === 0 && !average
+              ? x
+              : { scale: Math.fround(0.01 + rng.next() * 0.05), zeroPoint: rng.int(256) };
+          const activation = rng.int(2) === 0 ? null : ('relu' as const);
+          const input = Uint8Array.from({ length: h * w }, () => rng.int(256));
+          const oh = Math.floor((h + 2 * pad - 3) / 2) + 1;
+          const ow = Math.floor((w + 2 * pad - 3) / 2) + 1;
+          const g = {
+            batch: 1,
+            channels: 1,
+            inHeight: h,
+            inWidth: w,
+            outHeight: oh,
+            outWidth: ow,
+            kernelHeight: 3,
+            kernelWidth: 3,
+            strideHeight: 2,
+            strideWidth: 2,
+            padTop: pad,
+            padLeft: pad,
+            padBottom: pad,
+            padRight: pad,
+          };
+          const n = oh * ow;
+          const u = new Float32Array(n);
+          let m: number;
+          if (average) {
+            const sums = new Int32Array(n);
+            const divisors = new Int32Array(n);
+            qavgPool2dSums(input, x.zeroPoint, g, true, sums, divisors);
+            expect(divisors.every((d) => d === 9)).toBe(true);
+            m = Math.fround(x.scale / Math.fround(9 * out.scale));
+            for (let i = 0; i < n; i++) u[i] = sums[i]! * m;
+          } else {
+            const best = new Uint8Array(n);
+            qmaxPool2d(input, best, g);
+            m = Math.fround(x.scale / out.scale);
+            for (let i = 0; i < n; i++) u[i] = (best[i]! - x.zeroPoint) * m;
+          }
+          const expected = Uint8Array.from(u, (v) =>
+            clampU8(roundHalfEven(activateSteps(v, activation, out.scale)) + out.zeroPoint),
+          );
+          const [lo, hi] = clamps(activation, out.scale);
+          const inAt = kernels.upload(input);
+          const scratch = kernels.allocBytes((h + 2) * kernels.exports.qdwPaddedWidth(w) * 2);
+          const outAt = kernels.allocBytes(n);
+          kernels.u8(outAt, n + 16).fill(0xa5);
+          const params = kernels.upload(epilogueParams(lo, hi, out.zeroPoint));
+          kernels.exports.qpool3x3s2(inAt, h, w, x.zeroPoint, pad, average ? 1 : 0, m, outAt, scratch, params);
+          const got = kernels.u8(outAt, n + 16).slice();
+          kernels.release(mark);
+          expect([...got.subarray(0, n)], `${average ? 'avg' : 'max'} ${h}×${w} pad ${pad}`).toEqual([...expected]);
+          expect([...got.subarray(n)]).toEqual(new Array<number>(16).fill(0xa5));
+        }
+      }
+    }
+  });
+
+  it('global average pool over planes of 1 to 200 values', () => {
+    for (const spatial of [1, 7, 16, 49, 196, 200]) {
+      const mark = kernels.mark();
+      const planes = 5;
+      const x: QParams = { scale: 0.05, zeroPoint: rng.int(256) };
+      const out: QParams = { scale: 0.02, zeroPoint: rng.int(256) };
+      const input = Uint8Array.from({ length: planes * spatial }, () => rng.int(256));
+      const sums = new Int32Array(planes);
+      qglobalAvgPoolSums(input, x.zeroPoint, planes, spatial, sums);
+      const m = Math.fround(x.scale / Math.fround(spatial * out.scale));
+      const expected = Uint8Array.from(sums, (s) =>
+        clampU8(roundHalfEven(Math.fround(Math.fround(s) * m)) + out.zeroPoint),
+      );
+      const outAt = kernels.allocBytes(planes);
+      kernels.exports.qglobalAvgPool(
+        kernels.upload(input),
+        planes,
+        spatial,
+        x.zeroPoint,
+        m,
+        outAt,
+        kernels.upload(epilogueParams(-65536, 65536, out.zeroPoint)),
+      );
+      const got = kernels.u8(outAt, planes).slice();
+      kernels.release(mark);
+      expect([...got], `${spatial} values`).toEqual([...expected]);
+    }
+  });
+
+  it('fully connected layers with float or uint8 outputs, 1 to 37 inputs', () => {
+    for (const inFeatures of [1, 7, 8, 9, 16, 17, 37]) {
+      for (const floatOut of [true, false]) {
+        const mark = kernels.mark();
+        const outFeatures = 11;
+        const x: QParams = { scale: 0.05, zeroPoint: rng.int(256) };
+        const out: QParams = floatOut ? { scale: 1, zeroPoint: 0 } : { scale: 0.3, zeroPoint: rng.int(256) };
+        const input = Uint8Array.from({ length: inFeatures }, () => rng.int(256));
+        const weight = Int8Array.from({ length: outFeatures * inFeatures }, () => rng.int(255) - 127);
+        const bias = Int32Array.from({ length: outFeatures }, () => rng.int(20001) - 10000);
+        const wScales = Float32Array.from({ length: outFeatures }, () => Math.fround(0.001 + rng.next() * 0.01));
+        const multipliers = channelMultipliers(x.scale, wScales, out.scale);
+        const acc = new Int32Array(outFeatures);
+        qdenseAccumulators(input, x.zeroPoint, weight, bias, 1, inFeatures, outFeatures, acc);
+        const u = Float32Array.from(acc, (a, o) => Math.fround(a) * multipliers[o]!);
+        const expected = floatOut ? u : Uint8Array.from(u, (v) => clampU8(roundHalfEven(v) + out.zeroPoint));
+        const outAt = kernels.allocBytes(outFeatures * 4);
+        kernels.exports.qdense(
+          inFeatures,
+          outFeatures,
+          kernels.upload(input),
+          x.zeroPoint,
+          kernels.upload(packQdenseWeights(weight, outFeatures, inFeatures)),
+          kernels.upload(bias),
+          kernels.upload(multipliers),
+          outAt,
+          floatOut ? 1 : 0,
+          kernels.allocBytes(Math.ceil(inFeatures / 8) * 16),
+          kernels.upload(epilogueParams(-65536, 65536, out.zeroPoint)),
+        );
+        const got = floatOut ? kernels.f32(outAt, outFeatures).slice() : kernels.u8(outAt, outFeatures).slice();
+        kernels.release(mark);
+        expect([...got], `${inFeatures} inputs, ${floatOut ? 'float' : 'uint8'}`).toEqual([...expected]);
+      }
+    }
+  });
+});

@@ -379,7 +379,53 @@ export type Int8KernelExports = {
     scratch: number,
     params: number,
   ): void;
+  /** assembly/int8.ts */
+  qpool3x3s2(
+    input: number,
+    h: number,
+    w: number,
+    zero: number,
+    pad: number,
+    average: number,
+    m: number,
+    out: number,
+    scratch: number,
+    params: number,
+  ): void;
+  /** assembly/int8.ts */
+  qglobalAvgPool(
+    input: number,
+    planes: number,
+    spatial: number,
+    zero: number,
+    m: number,
+    out: number,
+    params: number,
+  ): void;
+  /** assembly/int8.ts */
+  qdense(
+    inFeatures: number,
+    outFeatures: number,
+    input: number,
+    zero: number,
+    weights: number,
+    bias: number,
+    multipliers: number,
+    out: number,
+    floatOut: number,
+    x16: number,
+    params: number,
+  ): void;
 };
 
 /** The functions of Int8KernelExports, to check an instance's exports against. */
-export const int8KernelExportsNames = ['heapBase', 'qpack', 'qgemm', 'qdwPaddedWidth', 'qdwconv3x3'] as const;
+export const int8KernelExportsNames = [
+  'heapBase',
+  'qpack',
+  'qgemm',
+  'qdwPaddedWidth',
+  'qdwconv3x3',
+  'qpool3x3s2',
+  'qglobalAvgPool',
+  'qdense',
+] as const;

@@ -124,7 +124,7 @@ export class KernelMemory {
   }
 
   /** Copies `data` into freshly allocated memory and returns its address. */
-  upload(data: Float32Array | Uint32Array | Int32Array | Uint8Array): number {
+  upload(data: Float32Array | Uint32Array | Int32Array | Int16Array | Uint8Array): number {
     const address = this.allocBytes(data.byteLength);
     new Uint8Array(this.memory.buffer, address, data.byteLength).set(
       new Uint8Array(data.buffer, data.byteOffset, data.byteLength),

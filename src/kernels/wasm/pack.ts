@@ -81,3 +81,11 @@ export function packQgemmWeights(w: Int8Array, m: number, k: number): Int32Array
 export function qpackPairStride(pixels: number): number {
   return Math.ceil(pixels / 8) * 32;
 }
+
+/** Packs int8 fully connected weights w[out, in] for qdense: i16, rows zero-padded to ⌈in/8⌉·8. */
+export function packQdenseWeights(w: Int8Array, outFeatures: number, inFeatures: number): Int16Array {
+  const padded = Math.ceil(inFeatures / 8) * 8;
+  const packed = new Int16Array(outFeatures * padded);
+  for (let o = 0; o < outFeatures; o++) packed.set(w.subarray(o * inFeatures, (o + 1) * inFeatures), o * padded);
+  return packed;
+}

@@ -246,16 +246,7 @@ export function qdwconv3x3(
   params: usize,
 ): void {
   const pw = qdwPaddedWidth(w);
-  const z = i16x8.splat(<i16>zero);
-  // The padded plane: zero rows above and below, zero columns left and right.
-  for (let i = 0; i < pw * (h + 2); i += 8) v128.store(scratch + (<usize>i << 1), i16x8.splat(0));
-  for (let y = 0; y < h; y++) {
-    const src = input + <usize>(y * w);
-    const dst = scratch + (<usize>((y + 1) * pw + 1) << 1);
-    let x = 0;
-    for (; x + 8 <= w; x += 8) v128.store(dst + (<usize>x << 1), i16x8.sub(i16x8.extend_low_i8x16_u(v128.load64_zero(src + <usize>x)), z));
-    for (; x < w; x++) store<i16>(dst + (<usize>x << 1), <i16>(<i32>load<u8>(src + <usize>x) - zero));
-  }
+  padPlane(input, h, w, zero, scratch, pw, 0);
   const oh = (h - 1) / stride + 1;
   const ow = (w - 1) / stride + 1;
   const lo = v128.load(params);
@@ -310,6 +301,168 @@ export function qdwconv3x3(
         storeLanes(dst + <usize>ox, q0, 4);
         storeLanes(dst + <usize>ox + 4, q1, left - 4);
       } else storeLanes(dst + <usize>ox, q0, left);
+    }
+  }
+}
+
+/**
+ * Copies an h × w uint8 plane into `scratch` as i16 (x − zero), pw elements per row, one row and
+ * one column of `border` around it (0: the real value 0, for convolutions and average pools;
+ * −32768 for max pools, where padding must never win).
+ */
+@inline
+function padPlane(input: usize, h: i32, w: i32, zero: i32, scratch: usize, pw: i32, border: i16): void {
+  const z = i16x8.splat(<i16>zero);
+  const fill = i16x8.splat(border);
+  for (let i = 0; i < pw * (h + 2); i += 8) v128.store(scratch + (<usize>i << 1), fill);
+  for (let y = 0; y < h; y++) {
+    const src = input + <usize>(y * w);
+    const dst = scratch + (<usize>((y + 1) * pw + 1) << 1);
+    let x = 0;
+    for (; x + 8 <= w; x += 8) {
+      v128.store(dst + (<usize>x << 1), i16x8.sub(i16x8.extend_low_i8x16_u(v128.load64_zero(src + <usize>x)), z));
+    }
+    for (; x < w; x++) store<i16>(dst + (<usize>x << 1), <i16>(<i32>load<u8>(src + <usize>x) - zero));
+  }
+}
+
+/**
+ * qpool-3x3s2-wasmsimd: one plane of a 3×3 / 2 max or average pool (padding 0 or 1 on every side;
+ * the average divides by 9, count_include_pad, which with floor rounding is every window). The max
+ * is taken of x − z (padding never wins) and the average sums x − z (padding is the real 0); then
+ * u = v · m (m = s_x / s_y for a max, s_x / (9 · s_y) for an average) and qgemm's epilogue
+ * (`params`: lo, hi, z_y). Scratch: (h + 2) rows of qdwPaddedWidth(w) i16.
+ */
+export function qpool3x3s2(
+  input: usize,
+  h: i32,
+  w: i32,
+  zero: i32,
+  pad: i32,
+  average: bool,
+  m: f32,
+  out: usize,
+  scratch: usize,
+  params: usize,
+): void {
+  const pw = qdwPaddedWidth(w);
+  padPlane(input, h, w, zero, scratch, pw, average ? 0 : -32768);
+  const oh = (h + 2 * pad - 3) / 2 + 1;
+  const ow = (w + 2 * pad - 3) / 2 + 1;
+  const lo = v128.load(params);
+  const hi = v128.load(params, 16);
+  const zy = v128.load(params, 32);
+  const mv = f32x4.splat(m);
+  // Without padding, windows start at the plane's first row and column: one in from the border.
+  const skip = <usize>(1 - pad);
+  for (let oy = 0; oy < oh; oy++) {
+    const r0 = scratch + (((<usize>(oy * 2) + skip) * <usize>pw + skip) << 1);
+    const r1 = r0 + (<usize>pw << 1);
+    const r2 = r1 + (<usize>pw << 1);
+    const dst = out + <usize>(oy * ow);
+    for (let ox = 0; ox < ow; ox += 8) {
+      const x0 = <usize>(ox * 2) << 1;
+      let v: v128;
+      if (average) {
+        v = i16x8.add(i16x8.add(even(r0 + x0, 0), even(r0 + x0, 2)), even(r0 + x0, 4));
+        v = i16x8.add(i16x8.add(i16x8.add(v, even(r1 + x0, 0)), even(r1 + x0, 2)), even(r1 + x0, 4));
+        v = i16x8.add(i16x8.add(i16x8.add(v, even(r2 + x0, 0)), even(r2 + x0, 2)), even(r2 + x0, 4));
+      } else {
+        v = i16x8.max_s(i16x8.max_s(even(r0 + x0, 0), even(r0 + x0, 2)), even(r0 + x0, 4));
+        v = i16x8.max_s(i16x8.max_s(i16x8.max_s(v, even(r1 + x0, 0)), even(r1 + x0, 2)), even(r1 + x0, 4));
+        v = i16x8.max_s(i16x8.max_s(i16x8.max_s(v, even(r2 + x0, 0)), even(r2 + x0, 2)), even(r2 + x0, 4));
+      }
+      const q0 = requantize(i32x4.extend_low_i16x8_s(v), mv, lo, hi, zy);
+      const q1 = requantize(i32x4.extend_high_i16x8_s(v), mv, lo, hi, zy);
+      storeRow(dst + <usize>ox, q0, q1, ow - ox);
+    }
+  }
+}
+
+/** Stores up to 8 outputs (two vectors of i32 lanes) as saturated uint8: `left` of them, at most 8. */
+@inline
+function storeRow(dst: usize, q0: v128, q1: v128, left: i32): void {
+  if (left >= 8) store8(dst, q0, q1);
+  else if (left > 4) {
+    storeLanes(dst, q0, 4);
+    storeLanes(dst + 4, q1, left - 4);
+  } else storeLanes(dst, q0, left);
+}
+
+/**
+ * Global average pool of `planes` uint8 planes of `spatial` values: per plane
+ * u = (Σ q − spatial · z) · m (m = s_x / (spatial · s_y)), then qgemm's epilogue; one byte per plane.
+ */
+export function qglobalAvgPool(input: usize, planes: i32, spatial: i32, zero: i32, m: f32, out: usize, params: usize): void {
+  const lo = f32x4.extract_lane(v128.load(params), 0);
+  const hi = f32x4.extract_lane(v128.load(params, 16), 0);
+  const zy = i32x4.extract_lane(v128.load(params, 32), 0);
+  for (let p = 0; p < planes; p++) {
+    const src = input + <usize>(p * spatial);
+    let sums = i32x4.splat(0);
+    let i = 0;
+    for (; i + 16 <= spatial; i += 16) sums = i32x4.add(sums, i32x4.extadd_pairwise_i16x8_u(i16x8.extadd_pairwise_i8x16_u(v128.load(src + <usize>i))));
+    let sum = i32x4.extract_lane(sums, 0) + i32x4.extract_lane(sums, 1) + i32x4.extract_lane(sums, 2) + i32x4.extract_lane(sums, 3);
+    for (; i < spatial; i++) sum += <i32>load<u8>(src + <usize>i);
+    const u = min(max(<f32>(sum - spatial * zero) * m, lo), hi);
+    // Round half to even as the vector kernels do (u + 1.5·2²³ rounds in the addition).
+    const q = <i32>(reinterpret<i32>(u + 12582912.0) - 0x4b400000) + zy;
+    store<u8>(out + <usize>p, <u8>min(max(q, 0), 255));
+  }
+}
+
+/**
+ * qdense: a fully connected layer in int8, out[o] = bias[o] + Σ_i (x[i] − z) · w[o, i] (w as i16,
+ * [out][⌈in/8⌉·8] zero-padded), then u = acc · m[o]. With `floatOut` the float32 u (the logits:
+ * scale 1, no rounding) is stored at out + 4o; else qgemm's epilogue (`params`) and one byte.
+ * `x16` is scratch for the input as i16 (x − z), ⌈in/8⌉·8 values.
+ */
+export function qdense(
+  inFeatures: i32,
+  outFeatures: i32,
+  input: usize,
+  zero: i32,
+  weights: usize,
+  bias: usize,
+  multipliers: usize,
+  out: usize,
+  floatOut: bool,
+  x16: usize,
+  params: usize,
+): void {
+  const padded = (inFeatures + 7) & ~7;
+  const z = i16x8.splat(<i16>zero);
+  for (let i = 0; i < padded; i += 8) {
+    let v = i16x8.sub(i16x8.extend_low_i8x16_u(v128.load64_zero(input + <usize>i)), z);
+    if (i + 8 > inFeatures) {
+      // Lanes past the last input are zero (their weights are too, but garbage × 0 must stay 0).
+      const keep = inFeatures - i;
+      const lane = v128(0, 1, 2, 3, 4, 5, 6, 7, 0, 0, 0, 0, 0, 0, 0, 0);
+      v = v128.and(v, i16x8.lt_s(i16x8.extend_low_i8x16_u(lane), i16x8.splat(<i16>keep)));
+    }
+    v128.store(x16 + (<usize>i << 1), v);
+  }
+  const lo = f32x4.extract_lane(v128.load(params), 0);
+  const hi = f32x4.extract_lane(v128.load(params, 16), 0);
+  const zy = i32x4.extract_lane(v128.load(params, 32), 0);
+  for (let o = 0; o < outFeatures; o++) {
+    const w = weights + (<usize>(o * padded) << 1);
+    let a0 = i32x4.splat(0);
+    let a1 = i32x4.splat(0);
+    let i = 0;
+    for (; i + 16 <= padded; i += 16) {
+      a0 = i32x4.add(a0, i32x4.dot_i16x8_s(v128.load(x16 + (<usize>i << 1)), v128.load(w + (<usize>i << 1))));
+      a1 = i32x4.add(a1, i32x4.dot_i16x8_s(v128.load(x16 + (<usize>i << 1), 16), v128.load(w + (<usize>i << 1), 16)));
+    }
+    if (i < padded) a0 = i32x4.add(a0, i32x4.dot_i16x8_s(v128.load(x16 + (<usize>i << 1)), v128.load(w + (<usize>i << 1))));
+    const a = i32x4.add(a0, a1);
+    const acc = load<i32>(bias + (<usize>o << 2)) + i32x4.extract_lane(a, 0) + i32x4.extract_lane(a, 1) + i32x4.extract_lane(a, 2) + i32x4.extract_lane(a, 3);
+    const u = <f32>acc * load<f32>(multipliers + (<usize>o << 2));
+    if (floatOut) store<f32>(out + (<usize>o << 2), u);
+    else {
+      const c = min(max(u, lo), hi);
+      const q = <i32>(reinterpret<i32>(c + 12582912.0) - 0x4b400000) + zy;
+      store<u8>(out + <usize>o, <u8>min(max(q, 0), 255));
     }
   }
 }

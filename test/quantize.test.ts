@@ -20,6 +20,7 @@ import { runQuantized } from '../src/runtime/quant/execute.js';
 import { loadQuantizedModelFile, saveQuantizedModelFile } from '../src/runtime/quant/file.js';
 import { chooseQParams, type QuantizedNetwork } from '../src/runtime/quant/network.js';
 import { exportQdq, importQdq } from '../src/runtime/quant/qdq.js';
+import { QuantizedPlan } from '../src/runtime/quant/plan.js';
 import { decodeModelProto, encodeModelProto } from '../src/io/onnx/codec.js';
 import { exportOnnx } from '../src/io/onnx/export.js';
 import { importOnnx } from '../src/io/onnx/import.js';
@@ -193,6 +194,17 @@ describe('int8 networks against onnxruntime-node on their QDQ export', () => {
       expect([...runQuantized(back, x).data]).toEqual([...runQuantized(network, x).data]);
     });
   }
+
+  it('the int8 plan (fast int8 kernels) computes what the reference executor computes, bit for bit', async () => {
+    for (const { name, options, size } of networks) {
+      const network = quantizedNetwork(name, options, size);
+      const plan = await QuantizedPlan.create(network);
+      for (const seed of [60, 61]) {
+        const x = positiveInput(network.graph.input.shape, seed);
+        expect([...plan.run(x).data], `${name}, input ${seed}`).toEqual([...runQuantized(network, x).data]);
+      }
+    }
+  });
 
   it('QDQ import refuses what our int8 steps cannot compute as the file means, naming the value', () => {
     const network = quantizedNetwork('shufflenet_v1_g3_0.25x', { numClasses: 10, smallInput: true }, 32);

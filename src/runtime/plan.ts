@@ -576,7 +576,7 @@ function build<P>(
  * channel shuffle its shuffled position (an output remap: the shuffle's inverse, which is the
  * shuffle with C/g groups). 1×1 convolutions and concats both remap this way.
  */
-function outputPlanes(channels: number, shuffleGroups: number): Int32Array {
+export function outputPlanes(channels: number, shuffleGroups: number): Int32Array {
   return shuffleGroups > 0
     ? channelShuffleSource(channels, channels / shuffleGroups)
     : Int32Array.from({ length: channels }, (_, o) => o);

@@ -416,6 +416,28 @@ export type Int8KernelExports = {
     x16: number,
     params: number,
   ): void;
+  /** assembly/int8.ts */
+  qquantize(input: number, count: number, scale: number, zero: number, out: number): void;
+  /** assembly/int8.ts */
+  qim2col(
+    input: number,
+    channels: number,
+    h: number,
+    w: number,
+    kh: number,
+    kw: number,
+    strideH: number,
+    strideW: number,
+    padTop: number,
+    padLeft: number,
+    dilationH: number,
+    dilationW: number,
+    oy0: number,
+    oy1: number,
+    ow: number,
+    zero: number,
+    out: number,
+  ): void;
 };
 
 /** The functions of Int8KernelExports, to check an instance's exports against. */
@@ -428,4 +450,6 @@ export const int8KernelExportsNames = [
   'qpool3x3s2',
   'qglobalAvgPool',
   'qdense',
+  'qquantize',
+  'qim2col',
 ] as const;

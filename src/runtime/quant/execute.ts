@@ -60,7 +60,7 @@ export function runQuantized(
   let result: Float32Array | null = null;
   for (const step of network.steps) {
     const isOutput = step.output === graph.output;
-    const out = runStep(network, step, q, isOutput);
+    const out = runQuantizedStep(network, step, q, isOutput);
     if (isOutput) result = out as Float32Array;
     else {
       q.set(step.output, out as Uint8Array);
@@ -82,7 +82,7 @@ function dequantized(network: QuantizedNetwork, value: string, q: ReadonlyMap<st
   return out;
 }
 
-function runStep(
+export function runQuantizedStep(
   network: QuantizedNetwork,
   step: LoweredStep,
   q: ReadonlyMap<string, Uint8Array>,

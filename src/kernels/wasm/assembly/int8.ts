@@ -478,3 +478,73 @@ function tap(acc: v128, v: v128, w: v128, low: bool): v128 {
 function even(at: usize, offset: usize): v128 {
   return v128.shuffle<i16>(v128.load(at + offset), v128.load(at + offset, 16), 0, 2, 4, 6, 8, 10, 12, 14);
 }
+
+/**
+ * ONNX QuantizeLinear of `count` floats at `input` to uint8 at `out`: clamp(nearest(x / s) + z)
+ * (x / s divided in f32, as the reference does).
+ */
+export function qquantize(input: usize, count: i32, scale: f32, zero: i32, out: usize): void {
+  const s = f32x4.splat(scale);
+  const z = i32x4.splat(zero);
+  const lo = f32x4.splat(-65536);
+  const hi = f32x4.splat(65536);
+  let i = 0;
+  for (; i + 8 <= count; i += 8) {
+    const a = roundAddZero(f32x4.min(f32x4.max(f32x4.div(v128.load(input + (<usize>i << 2)), s), lo), hi), z);
+    const b = roundAddZero(f32x4.min(f32x4.max(f32x4.div(v128.load(input + (<usize>i << 2), 16), s), lo), hi), z);
+    store8(out + <usize>i, a, b);
+  }
+  for (; i < count; i++) {
+    const u = min(max(load<f32>(input + (<usize>i << 2)) / scale, <f32>-65536), <f32>65536);
+    const q = <i32>(reinterpret<i32>(u + 12582912.0) - 0x4b400000) + zero;
+    store<u8>(out + <usize>i, <u8>min(max(q, 0), 255));
+  }
+}
+
+/**
+ * The patches of one group of a convolution for output rows [oy0, oy1), as uint8 rows
+ * [C/g · kH · kW][(oy1 − oy0) · ow] (im2col) for qpack: the input's `channels` planes of h × w at
+ * `input`; padding filled with the zero point (the real value 0).
+ */
+export function qim2col(
+  input: usize,
+  channels: i32,
+  h: i32,
+  w: i32,
+  kh: i32,
+  kw: i32,
+  strideH: i32,
+  strideW: i32,
+  padTop: i32,
+  padLeft: i32,
+  dilationH: i32,
+  dilationW: i32,
+  oy0: i32,
+  oy1: i32,
+  ow: i32,
+  zero: i32,
+  out: usize,
+): void {
+  let o = out;
+  for (let c = 0; c < channels; c++) {
+    const plane = input + <usize>(c * h * w);
+    for (let ky = 0; ky < kh; ky++) {
+      for (let kx = 0; kx < kw; kx++) {
+        for (let oy = oy0; oy < oy1; oy++) {
+          const y = oy * strideH - padTop + ky * dilationH;
+          if (y < 0 || y >= h) {
+            memory.fill(o, <u8>zero, <usize>ow);
+            o += <usize>ow;
+            continue;
+          }
+          const row = plane + <usize>(y * w);
+          for (let ox = 0; ox < ow; ox++) {
+            const x = ox * strideW - padLeft + kx * dilationW;
+            store<u8>(o, x < 0 || x >= w ? <u8>zero : load<u8>(row + <usize>x));
+            o++;
+          }
+        }
+      }
+    }
+  }
+}

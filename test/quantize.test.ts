@@ -427,7 +427,7 @@ describe('shufflenet quantize, info and eval (the built CLI)', () => {
     expect(evaluated.code).toBe(0);
     const result = JSON.parse(evaluated.stdout);
     expect(result.examples).toBe(30);
-    expect(result.threads).toBe('int8 reference kernels, 1 thread');
+    expect(result.threads).toBe('int8 kernels, 1 thread');
     // The same 30 class-balanced images as quantize --eval: the same accuracy.
     expect(result.accuracy).toBeCloseTo(json.quantization.accuracy.int8, 10);
   });
@@ -437,7 +437,7 @@ describe('shufflenet quantize, info and eval (the built CLI)', () => {
       [['--method', 'kl'], /--method <name>' argument 'kl' is invalid/],
       [['--calibration', '0'], /--calibration <n>' argument '0' is invalid/],
       [['--method', 'percentile', '--percentile', '30'], /--percentile <p>' argument '30' is invalid/],
-      [['--percentile', '99'], /--percentile applies to --method percentile, not minmax/],
+      [['--method', 'mse', '--percentile', '99'], /--percentile applies to --method percentile, not mse/],
     ];
     for (const [flags, message] of bad) {
       const r = run('quantize', '--model', bundled, '--out', join(dir, 'x.safetensors'), ...flags);

@@ -7,7 +7,7 @@ import { loadModel, type LoadedModel } from '../io/load.js';
 import { readSafetensors } from '../io/safetensors.js';
 import type { Graph } from '../graph/graph.js';
 import { createNodeSession } from '../node/session.js';
-import { runQuantizedBatch } from '../runtime/quant/execute.js';
+import { QuantizedPlan } from '../runtime/quant/plan.js';
 import { formatShape, sameShape, type Tensor } from '../tensor/tensor.js';
 import type { QuantizedNetwork } from '../runtime/quant/network.js';
 import { isQuantizedModelFile, loadQuantizedModelFile, type QuantizationInfo } from '../runtime/quant/file.js';
@@ -90,14 +90,15 @@ export interface Runner {
   dispose(): Promise<void>;
 }
 
-/** A session on `graph` for a float model; the int8 reference kernels (one thread) for an int8 one. */
+/** A session on `graph` for a float model; the int8 plan (one thread) for an int8 one. */
 export async function openRunner(model: CliModel, graph: Graph, threads: number | 'auto'): Promise<Runner> {
   const int8 = model.int8;
   if (int8 === undefined) return createNodeSession(graph, { threads });
+  const plan = await QuantizedPlan.create(int8.network);
   return {
-    run: (input) => Promise.resolve(runQuantizedBatch(int8.network, input)),
+    run: (input) => Promise.resolve(plan.runBatch(input)),
     threads: 1,
-    notes: 'int8 reference kernels, 1 thread',
+    notes: 'int8 kernels, 1 thread',
     dispose: () => Promise.resolve(),
   };
 }

@@ -4,6 +4,8 @@ import type { Graph } from '../graph/graph.js';
 import { runGraph } from '../graph/execute.js';
 import type { Module } from '../nn/module.js';
 import { createSession, type SessionOptions } from '../runtime/session.js';
+import { QuantizedPlan } from '../runtime/quant/plan.js';
+import type { QuantizedNetwork } from '../runtime/quant/network.js';
 import type { Shape, Tensor } from '../tensor/tensor.js';
 
 export interface Evaluation {
@@ -107,4 +109,15 @@ export async function evaluateOnPlan(
   } finally {
     await session.dispose();
   }
+}
+
+/** `evaluate` of an int8 network on the int8 plan (one thread; docs/int8.md). */
+export async function evaluateInt8(
+  network: QuantizedNetwork,
+  dataset: ImageDataset,
+  options: EvaluateOptions = {},
+): Promise<Evaluation & { notes: string }> {
+  const plan = await QuantizedPlan.create(network);
+  const result = await evaluatePredictions((input) => plan.runBatch(input), dataset, options);
+  return { ...result, notes: 'int8 kernels, 1 thread' };
 }

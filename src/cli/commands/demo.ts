@@ -3,9 +3,7 @@ import { Command } from 'commander';
 import { complexityTable } from '../../analysis/table.js';
 import { toFloat } from '../../data/batches.js';
 import { ShuffleNetError } from '../../errors.js';
-import { subset } from '../../data/dataset.js';
 import { loadCliModel, openRunner } from '../models.js';
-import { balancedIndices } from './train.js';
 import { loadFashionMnist } from '../../node/data/mnist.js';
 import { softmax } from '../../ops/index.js';
 import { Random } from '../../tensor/random.js';
@@ -98,8 +96,7 @@ export function demoCommand(): Command {
           console.log('');
         }
 
-        // The int8 reference kernels are obvious loops (until the fast int8 kernels): fewer runs.
-        const runs = model.int8 ? 21 : 201;
+        const runs = 201;
         const latencies: number[] = [];
         const sample = new Tensor([1, 1, 28, 28], transform(dataset.pixels(0), dataset.imageShape, rng));
         for (let r = 0; r < runs; r++) {
@@ -108,11 +105,10 @@ export function demoCommand(): Command {
           latencies.push(performance.now() - start);
         }
         latencies.sort((a, b) => a - b);
-        const images = model.int8 ? subset(dataset, balancedIndices(dataset, 500)) : dataset;
-        const result = await evaluatePredictions((x) => session.run(x), images, { transform });
+        const result = await evaluatePredictions((x) => session.run(x), dataset, { transform });
         const engine = model.int8 ? '' : 'WASM SIMD plan, ';
         console.log(
-          `accuracy on ${model.int8 ? '' : 'all '}${result.examples} test images: ${(result.accuracy * 100).toFixed(2)}% ` +
+          `accuracy on all ${result.examples} test images: ${(result.accuracy * 100).toFixed(2)}% ` +
             `(${result.seconds.toFixed(1)} s); latency per image: median ${latencies[(runs - 1) / 2]!.toFixed(3)} ms over ${runs} runs, ` +
             `batch 1, ${engine}${session.notes || `${session.threads} thread(s)`}\n`,
         );

@@ -7,8 +7,7 @@ import { toFloat } from '../../data/batches.js';
 import { ShuffleNetError } from '../../errors.js';
 import { formatDuration } from '../../node/experiment/experiment.js';
 import { loadCliModel } from '../models.js';
-import { runQuantizedBatch } from '../../runtime/quant/execute.js';
-import { evaluateOnPlan, evaluatePredictions } from '../../train/evaluate.js';
+import { evaluateInt8, evaluateOnPlan } from '../../train/evaluate.js';
 import { loadData } from '../data.js';
 import { formatTable, printable, printableJson } from '../format.js';
 
@@ -72,12 +71,9 @@ export function evalCommand(): Command {
           ...(progress ? { onProgress: progress } : {}),
         };
         // The fused WASM plan (one compiled graph, any batch size) instead of the reference executor;
-        // an int8 file on the int8 reference kernels (one thread: the fast int8 kernels are issue 11's next part).
+        // an int8 file on the int8 plan (one thread, docs/int8.md).
         const result = int8
-          ? {
-              ...(await evaluatePredictions((input) => runQuantizedBatch(int8.network, input), dataset, evaluation)),
-              notes: 'int8 reference kernels, 1 thread',
-            }
+          ? await evaluateInt8(int8.network, dataset, evaluation)
           : await evaluateOnPlan(loaded.module!, dataset, {
               ...evaluation,
               session: nodeSessionOptions({ threads: opts.threads }),

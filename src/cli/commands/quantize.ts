@@ -5,11 +5,10 @@ import { ShuffleNetError } from '../../errors.js';
 import { loadModelFile } from '../../io/modelfile.js';
 import { formatDuration } from '../../node/experiment/experiment.js';
 import { calibrationMethods, Calibrator, type CalibrationMethod } from '../../runtime/quant/calibrate.js';
-import { runQuantizedBatch } from '../../runtime/quant/execute.js';
 import { calibrationFields, saveQuantizedModelFile, type QuantizationInfo } from '../../runtime/quant/file.js';
 import { Random } from '../../tensor/random.js';
 import { Tensor } from '../../tensor/tensor.js';
-import { evaluateOnPlan, evaluatePredictions } from '../../train/evaluate.js';
+import { evaluateInt8, evaluateOnPlan } from '../../train/evaluate.js';
 import { integerField } from '../../validate.js';
 import { fieldParser } from '../args.js';
 import { loadData } from '../data.js';
@@ -55,7 +54,7 @@ export function quantizeCommand(): Command {
     .addOption(
       new Option('--method <name>', 'how each activation range is chosen')
         .choices(calibrationMethods)
-        .default('minmax'),
+        .default('percentile'),
     )
     .option(
       '--percentile <p>',
@@ -114,15 +113,15 @@ export function quantizeCommand(): Command {
         const images = subset(test.dataset, balancedIndices(test.dataset, opts.eval));
         const float = await evaluateOnPlan(model, images, { transform });
         const onProgress = progressLine('int8 accuracy on');
-        const int8 = await evaluatePredictions((input) => runQuantizedBatch(network, input), images, {
-          transform,
-          ...(onProgress ? { onProgress } : {}),
-        });
+        const int8 = await evaluateInt8(network, images, { transform, ...(onProgress ? { onProgress } : {}) });
         accuracy = { float: float.accuracy, int8: int8.accuracy, data: opts.data, examples: images.length };
       }
       // The command that made this file, as typed (its paths are the user's own).
       const command = ['shufflenet', ...process.argv.slice(2)].join(' ');
-      const notes = { ...info.notes, quantizedFrom: opts.model.split(/[\\/]/).pop()!, quantizeCommand: command };
+      // The float file's notes say how it was made; its test accuracy is the float model's, and
+      // metadata.quantization.accuracy holds both, so it is not carried over as this file's.
+      const { testAccuracy: _accuracy, testImages: _images, ...inherited } = info.notes ?? {};
+      const notes = { ...inherited, quantizedFrom: opts.model.split(/[\\/]/).pop()!, quantizeCommand: command };
       const bytes = saveQuantizedModelFile(
         network,
         { ...info, notes },

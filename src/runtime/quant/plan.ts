@@ -15,7 +15,8 @@ import { channelMultipliers, type QParams } from '../../kernels/reference/quanti
 import { Int8Kernels } from '../../kernels/wasm/int8.js';
 import { packQdenseWeights, packQgemmWeights, qpackPairStride } from '../../kernels/wasm/pack.js';
 import { pool2dGeometry } from '../../ops/pool2d.js';
-import { shapeSize, Tensor } from '../../tensor/tensor.js';
+import { ShapeError } from '../../errors.js';
+import { formatShape, sameShape, shapeSize, Tensor } from '../../tensor/tensor.js';
 import type { GraphNode } from '../../graph/graph.js';
 import { outputPlanes } from '../plan.js';
 import { runQuantizedStep } from './execute.js';
@@ -314,9 +315,33 @@ export class QuantizedPlan {
     return new QuantizedPlan(kernels, network, floatInput, inputAddress, outputAddress, calls);
   }
 
+  /** Runs a batch [N, C, H, W] (the traced shape but N), one sample at a time. */
+  runBatch(input: Tensor): Tensor {
+    const one = this.network.graph.input.shape;
+    if (input.shape.length !== one.length || !sameShape(input.shape.slice(1), one.slice(1))) {
+      throw new ShapeError(
+        `int8 plan: input has shape ${formatShape(input.shape)}; expected [N, ${one.slice(1).join(', ')}]`,
+      );
+    }
+    const per = shapeSize(one);
+    const batch = input.shape[0]!;
+    const outShape = this.network.graph.shapes.get(this.network.graph.output)!;
+    const out = new Tensor([batch, ...outShape.slice(1)]);
+    const outPer = shapeSize(outShape);
+    for (let n = 0; n < batch; n++) {
+      out.data.set(this.run(new Tensor(one, input.data.subarray(n * per, (n + 1) * per))).data, n * outPer);
+    }
+    return out;
+  }
+
   /** Runs one input of the traced shape [1, C, H, W]; returns the float32 logits. */
   run(input: Tensor): Tensor {
     const { graph, activations } = this.network;
+    if (!sameShape(input.shape, graph.input.shape)) {
+      throw new ShapeError(
+        `int8 plan: input has shape ${formatShape(input.shape)} but the network was quantized for ${formatShape(graph.input.shape)}`,
+      );
+    }
     const p = activations.get(graph.input.name)!;
     this.kernels.f32(this.floatInput, input.size).set(input.data);
     this.kernels.exports.qquantize(this.floatInput, input.size, p.scale, p.zeroPoint, this.inputAddress);

@@ -22,6 +22,7 @@ import {
 import { Int8Kernels } from '../src/kernels/wasm/int8.js';
 import { packQdenseWeights, packQgemmWeights, qpackPairStride } from '../src/kernels/wasm/pack.js';
 import { Random } from '../src/tensor/random.js';
+import { conv2dGeometry } from './helpers/kernel-data.js';
 
 /** The epilogue's clamps in output steps for an activation (±65536: saturation only). */
 function clamps(activation: StepActivation | null, scale: number): [number, number] {
@@ -30,26 +31,9 @@ function clamps(activation: StepActivation | null, scale: number): [number, numb
   return [-65536, 65536];
 }
 
-function geometry1x1(k: number, m: number, pixels: number): Conv2dGeometry {
-  return {
-    batch: 1,
-    inChannels: k,
-    inHeight: 1,
-    inWidth: pixels,
-    outChannels: m,
-    outHeight: 1,
-    outWidth: pixels,
-    kernelHeight: 1,
-    kernelWidth: 1,
-    strideHeight: 1,
-    strideWidth: 1,
-    padTop: 0,
-    padLeft: 0,
-    dilationHeight: 1,
-    dilationWidth: 1,
-    groups: 1,
-  };
-}
+/** A 1×1 convolution of `k` inputs and `m` outputs over a row of `pixels`. */
+const geometry1x1 = (k: number, m: number, pixels: number): Conv2dGeometry =>
+  conv2dGeometry({ inChannels: k, outChannels: m, inWidth: pixels, outWidth: pixels });
 
 describe('qgemm-4x8-wasmsimd against the reference int8 arithmetic', async () => {
   const kernels = await Int8Kernels.create();

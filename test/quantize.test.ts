@@ -432,7 +432,7 @@ describe('shufflenet quantize, info and eval (the built CLI)', () => {
     expect(result.accuracy).toBeCloseTo(json.quantization.accuracy.int8, 10);
   });
 
-  it('refuses bad flags naming them, and commands that take float files say what an int8 file is', () => {
+  it('refuses bad flags naming them; classify runs an int8 file; train --init says what one is', () => {
     const bad: [string[], RegExp][] = [
       [['--method', 'kl'], /--method <name>' argument 'kl' is invalid/],
       [['--calibration', '0'], /--calibration <n>' argument '0' is invalid/],
@@ -444,8 +444,12 @@ describe('shufflenet quantize, info and eval (the built CLI)', () => {
       expect(r.code, flags.join(' ')).not.toBe(0);
       expect(r.stderr).toMatch(message);
     }
+    // classify runs an int8 file like a float one; fine-tuning needs float weights, and says so.
     const classify = run('classify', '--model', out, 'test/fixtures/web/trouser.png');
-    expect(classify.code).not.toBe(0);
-    expect(classify.stderr).toMatch(/an int8 model file \(written by shufflenet quantize\), not a float one/);
+    expect(classify.stderr).toBe('');
+    expect(classify.stdout).toMatch(/^test\/fixtures\/web\/trouser\.png: Trouser \d+\.\d%/);
+    const init = run('train', '--init', out, '--data', 'mnist', '--epochs', '1', '--out', join(dir, 'ft.safetensors'));
+    expect(init.code).not.toBe(0);
+    expect(init.stderr).toMatch(/an int8 model file \(written by shufflenet quantize\), not a float one/);
   });
 });

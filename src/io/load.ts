@@ -4,37 +4,14 @@
  * `matches` accepts the file wins.
  */
 import { FormatError } from '../errors.js';
-import type { Graph } from '../graph/graph.js';
 import { architectureOf, createModel } from '../models/registry.js';
-import type { Module } from '../nn/module.js';
-import type { Shape } from '../tensor/tensor.js';
-import { loadModelFile, type ModelInfo } from './modelfile.js';
+import { moduleModel, type LoadedModel, type ModelLoader } from './loaded.js';
+import { loadModelFile } from './modelfile.js';
 import { readSafetensors } from './safetensors.js';
 import { onnxLoader } from './onnx/loader.js';
 import { torchLoader } from './torch/index.js';
 
-export interface LoadedModel {
-  /** The graph for one input shape (traced, or re-shaped for imported graphs). */
-  graphFor(inputShape: Shape): Graph;
-  /** The module, when the format rebuilds one of our networks (not for generic imported graphs). */
-  module?: Module;
-  info?: Partial<ModelInfo>;
-  /** The input shape the file declares (imported graphs), batch included. */
-  inputShape?: Shape;
-  /** What was loaded, for messages: `safetensors model file (shufflenet_v1_g3_0.5x)`. */
-  description: string;
-}
-
-export interface ModelLoader {
-  readonly name: string;
-  matches(fileName: string, bytes: Uint8Array): boolean;
-  /** `arch` is the --arch the user gave, for formats that carry weights without an architecture. */
-  load(bytes: Uint8Array, fileName: string, arch?: string): LoadedModel;
-}
-
-export function moduleModel(module: Module, description: string, info?: Partial<ModelInfo>): LoadedModel {
-  return { graphFor: (shape) => module.trace(shape), module, description, ...(info ? { info } : {}) };
-}
+export { moduleModel, type LoadedModel, type ModelLoader } from './loaded.js';
 
 /** Our model files, or a bare PyTorch-named state dict in safetensors together with --arch. */
 export const safetensorsLoader: ModelLoader = {

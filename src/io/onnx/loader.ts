@@ -10,7 +10,7 @@ import { withInputShape } from '../../graph/reshape.js';
 import { checkArchitecture, type Architecture } from '../../models/registry.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { FieldError } from '../../validate.js';
-import { moduleModel, type ModelLoader } from '../load.js';
+import { moduleModel, type ModelLoader } from '../loaded.js';
 import { buildWithWeights } from '../modelfile.js';
 import { decodeModelProto } from './codec.js';
 import { importOnnxModel } from './import.js';

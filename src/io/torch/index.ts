@@ -1,6 +1,6 @@
 /** PyTorch checkpoints: the safe unpickler, both file formats, and the ShuffleNet layout mapping. */
 import { escapeControls, FormatError, ShuffleNetError } from '../../errors.js';
-import type { LoadedModel, ModelLoader } from '../load.js';
+import type { LoadedModel, ModelLoader } from '../loaded.js';
 import { readTorchCheckpoint } from './checkpoint.js';
 import { importShuffleNet, type ImportedModel } from './shufflenet.js';
 

@@ -75,6 +75,13 @@ function finish4(acc: v128, m: v128, lo: v128, hi: v128, zero: v128, e: usize, r
   return roundAddZero(f32x4.min(f32x4.max(u, lo), hi), zero);
 }
 
+/** One value's epilogue, as roundAddZero does it for vectors: clamp, round half to even, zero point, saturate. */
+@inline
+function storeRounded(out: usize, u: f32, lo: f32, hi: f32, zero: i32): void {
+  const q = <i32>(reinterpret<i32>(min(max(u, lo), hi) + <f32>12582912.0) - 0x4b400000) + zero;
+  store<u8>(out, <u8>min(max(q, 0), 255));
+}
+
 /** Saturates two vectors of i32 to uint8 and stores their 8 bytes (lanes lo then hi). */
 @inline
 function store8(out: usize, lo: v128, hi: v128): void {
@@ -404,10 +411,7 @@ export function qglobalAvgPool(input: usize, planes: i32, spatial: i32, zero: i3
     for (; i + 16 <= spatial; i += 16) sums = i32x4.add(sums, i32x4.extadd_pairwise_i16x8_u(i16x8.extadd_pairwise_i8x16_u(v128.load(src + <usize>i))));
     let sum = i32x4.extract_lane(sums, 0) + i32x4.extract_lane(sums, 1) + i32x4.extract_lane(sums, 2) + i32x4.extract_lane(sums, 3);
     for (; i < spatial; i++) sum += <i32>load<u8>(src + <usize>i);
-    const u = min(max(<f32>(sum - spatial * zero) * m, lo), hi);
-    // Round half to even as the vector kernels do (u + 1.5·2²³ rounds in the addition).
-    const q = <i32>(reinterpret<i32>(u + 12582912.0) - 0x4b400000) + zy;
-    store<u8>(out + <usize>p, <u8>min(max(q, 0), 255));
+    storeRounded(out + <usize>p, <f32>(sum - spatial * zero) * m, lo, hi, zy);
   }
 }
 
@@ -459,11 +463,7 @@ export function qdense(
     const acc = load<i32>(bias + (<usize>o << 2)) + i32x4.extract_lane(a, 0) + i32x4.extract_lane(a, 1) + i32x4.extract_lane(a, 2) + i32x4.extract_lane(a, 3);
     const u = <f32>acc * load<f32>(multipliers + (<usize>o << 2));
     if (floatOut) store<f32>(out + (<usize>o << 2), u);
-    else {
-      const c = min(max(u, lo), hi);
-      const q = <i32>(reinterpret<i32>(c + 12582912.0) - 0x4b400000) + zy;
-      store<u8>(out + <usize>o, <u8>min(max(q, 0), 255));
-    }
+    else storeRounded(out + <usize>o, u, lo, hi, zy);
   }
 }
 
@@ -494,11 +494,7 @@ export function qquantize(input: usize, count: i32, scale: f32, zero: i32, out: 
     const b = roundAddZero(f32x4.min(f32x4.max(f32x4.div(v128.load(input + (<usize>i << 2), 16), s), lo), hi), z);
     store8(out + <usize>i, a, b);
   }
-  for (; i < count; i++) {
-    const u = min(max(load<f32>(input + (<usize>i << 2)) / scale, <f32>-65536), <f32>65536);
-    const q = <i32>(reinterpret<i32>(u + 12582912.0) - 0x4b400000) + zero;
-    store<u8>(out + <usize>i, <u8>min(max(q, 0), 255));
-  }
+  for (; i < count; i++) storeRounded(out + <usize>i, load<f32>(input + (<usize>i << 2)) / scale, -65536, 65536, zero);
 }
 
 /**

@@ -156,7 +156,20 @@ describe('qdwconv-3x3p1-wasmsimd against the reference int8 arithmetic', async (
         const outAt = kernels.allocBytes(oh * ow);
         kernels.u8(outAt, oh * ow + 16).fill(0xa5);
         const params = kernels.upload(epilogueParams(lo, hi, out.zeroPoint));
-        kernels.exports.qdwconv3x3(inAt, h, w, x.zeroPoint, wAt, bias, m, stride, outAt, scratch, params);
+        kernels.exports.qdwconv3x3(
+          1,
+          inAt,
+          h,
+          w,
+          x.zeroPoint,
+          wAt,
+          kernels.upload(Int32Array.of(bias)),
+          kernels.upload(Float32Array.of(m)),
+          stride,
+          outAt,
+          scratch,
+          params,
+        );
         const got = kernels.u8(outAt, oh * ow + 16).slice();
         kernels.release(mark);
         expect([...got.subarray(0, oh * ow)], `${h}×${w} stride ${stride}, ${activation}`).toEqual([...expected]);
@@ -255,7 +268,7 @@ describe('qpool-3x3s2, qglobalAvgPool and qdense against the reference int8 arit
           const outAt = kernels.allocBytes(n);
           kernels.u8(outAt, n + 16).fill(0xa5);
           const params = kernels.upload(epilogueParams(lo, hi, out.zeroPoint));
-          kernels.exports.qpool3x3s2(inAt, h, w, x.zeroPoint, pad, average ? 1 : 0, m, outAt, scratch, params);
+          kernels.exports.qpool3x3s2(1, inAt, h, w, x.zeroPoint, pad, average ? 1 : 0, m, outAt, scratch, params);
           const got = kernels.u8(outAt, n + 16).slice();
           kernels.release(mark);
           expect([...got.subarray(0, n)], `${average ? 'avg' : 'max'} ${h}×${w} pad ${pad}`).toEqual([...expected]);

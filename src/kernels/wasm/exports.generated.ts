@@ -367,13 +367,14 @@ export type Int8KernelExports = {
   qdwPaddedWidth(w: number): number;
   /** assembly/int8.ts */
   qdwconv3x3(
+    planes: number,
     input: number,
     h: number,
     w: number,
     zero: number,
     weights: number,
     bias: number,
-    m: number,
+    multipliers: number,
     stride: number,
     out: number,
     scratch: number,
@@ -381,6 +382,7 @@ export type Int8KernelExports = {
   ): void;
   /** assembly/int8.ts */
   qpool3x3s2(
+    planes: number,
     input: number,
     h: number,
     w: number,

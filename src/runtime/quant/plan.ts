@@ -173,29 +173,28 @@ export class QuantizedPlan {
         const w = network.weights.get(weightName(step))!;
         const multipliers = channelMultipliers(inP.scale, w.scales, outP.scale);
         const weights = kernels.upload(Int32Array.from(w.weight));
+        const bias = kernels.upload(w.bias);
+        const mult = kernels.upload(multipliers);
         const scratch = kernels.allocBytes((conv.inHeight + 2) * k.qdwPaddedWidth(conv.inWidth) * 2);
         const p = params(activation, outP);
-        const inPlane = conv.inHeight * conv.inWidth;
-        const outPlane = conv.outHeight * conv.outWidth;
         const from = buffer(input);
         const out = buffer(step.output);
-        calls.push(() => {
-          for (let c = 0; c < conv.outChannels; c++) {
-            k.qdwconv3x3(
-              from + c * inPlane,
-              conv.inHeight,
-              conv.inWidth,
-              inP.zeroPoint,
-              weights + c * 36,
-              w.bias[c]!,
-              multipliers[c]!,
-              lowering.stride,
-              out + c * outPlane,
-              scratch,
-              p,
-            );
-          }
-        });
+        calls.push(() =>
+          k.qdwconv3x3(
+            conv.outChannels,
+            from,
+            conv.inHeight,
+            conv.inWidth,
+            inP.zeroPoint,
+            weights,
+            bias,
+            mult,
+            lowering.stride,
+            out,
+            scratch,
+            p,
+          ),
+        );
         continue;
       }
       if (fast && lowering.kernel === 'pool3x3s2' && !isOutput) {
@@ -208,24 +207,21 @@ export class QuantizedPlan {
         const p = params(activation, outP);
         const from = buffer(input);
         const out = buffer(step.output);
-        const inPlane = g.inHeight * g.inWidth;
-        const outPlane = g.outHeight * g.outWidth;
-        calls.push(() => {
-          for (let c = 0; c < g.channels; c++) {
-            k.qpool3x3s2(
-              from + c * inPlane,
-              g.inHeight,
-              g.inWidth,
-              inP.zeroPoint,
-              lowering.pad,
-              average ? 1 : 0,
-              m,
-              out + c * outPlane,
-              scratch,
-              p,
-            );
-          }
-        });
+        calls.push(() =>
+          k.qpool3x3s2(
+            g.channels,
+            from,
+            g.inHeight,
+            g.inWidth,
+            inP.zeroPoint,
+            lowering.pad,
+            average ? 1 : 0,
+            m,
+            out,
+            scratch,
+            p,
+          ),
+        );
         continue;
       }
       if (fast && lowering.kernel === 'global-avg-pool' && !isOutput) {

@@ -231,29 +231,40 @@ export function qdwPaddedWidth(w: i32): i32 {
 }
 
 /**
- * qdwconv-3x3p1-wasmsimd: one plane of a depthwise 3×3 convolution, padding 1, stride 1 or 2, in
- * int8. The uint8 plane (h × w at `input`) is first copied into `scratch` as i16 (x − z) with a
- * border of zeros (the real value 0), qdwPaddedWidth(w) elements per row, (h + 2) rows; then 8
+ * qdwconv-3x3p1-wasmsimd: `planes` consecutive planes of a depthwise 3×3 convolution, padding 1,
+ * stride 1 or 2, in int8. Each uint8 plane (h × w) is copied into `scratch` as i16 (x − z) inside
+ * a border of zeros (the real value 0), qdwPaddedWidth(w) elements per row, (h + 2) rows; then 8
  * outputs at a time: per tap one (stride 1) or two loads and a shuffle (stride 2), and two
- * i32x4.extmul of the i16 pixels by the tap's weight. `weights` holds the 9 taps as i32 (row-major),
- * `bias` the channel's int32 bias, `m` its multiplier; `params` points at lo, hi, z_y as in qgemm.
- * The oh × ow outputs go to `out`, one row every `ow` bytes.
+ * i32x4.extmul of the i16 pixels by the tap's weight. Per plane: 9 taps as i32 at `weights`
+ * (row-major, 36 bytes a plane), an i32 bias at `bias` and an f32 multiplier at `multipliers`;
+ * `params` points at lo, hi, z_y as in qgemm. Each plane's oh × ow outputs follow the last.
  */
 export function qdwconv3x3(
+  planes: i32,
   input: usize,
   h: i32,
   w: i32,
   zero: i32,
   weights: usize,
-  bias: i32,
-  m: f32,
+  bias: usize,
+  multipliers: usize,
   stride: i32,
   out: usize,
   scratch: usize,
   params: usize,
 ): void {
   const pw = qdwPaddedWidth(w);
-  padPlane(input, h, w, zero, scratch, pw, 0);
+  fillScratch(scratch, h, pw, 0);
+  const outPlane = <usize>(((h - 1) / stride + 1) * ((w - 1) / stride + 1));
+  for (let p = 0; p < planes; p++) {
+    copyPlane(input + <usize>(p * h * w), h, w, zero, scratch, pw);
+    dwPlane(h, w, pw, weights + <usize>(p * 36), load<i32>(bias + (<usize>p << 2)), load<f32>(multipliers + (<usize>p << 2)), stride, out + <usize>p * outPlane, scratch, params);
+  }
+}
+
+/** One plane of qdwconv3x3 from its padded scratch. */
+@inline
+function dwPlane(h: i32, w: i32, pw: i32, weights: usize, bias: i32, m: f32, stride: i32, out: usize, scratch: usize, params: usize): void {
   const oh = (h - 1) / stride + 1;
   const ow = (w - 1) / stride + 1;
   const lo = v128.load(params);
@@ -313,15 +324,21 @@ export function qdwconv3x3(
 }
 
 /**
- * Copies an h × w uint8 plane into `scratch` as i16 (x − zero), pw elements per row, one row and
- * one column of `border` around it (0: the real value 0, for convolutions and average pools;
- * −32768 for max pools, where padding must never win).
+ * Fills `scratch` (h + 2 rows of pw i16) with `border`: the one row and column around each plane
+ * that `copyPlane` then fills inside (0: the real value 0, for convolutions and average pools;
+ * −32768 for max pools, where padding must never win). Done once per call: planes only overwrite
+ * the inside.
  */
 @inline
-function padPlane(input: usize, h: i32, w: i32, zero: i32, scratch: usize, pw: i32, border: i16): void {
-  const z = i16x8.splat(<i16>zero);
+function fillScratch(scratch: usize, h: i32, pw: i32, border: i16): void {
   const fill = i16x8.splat(border);
   for (let i = 0; i < pw * (h + 2); i += 8) v128.store(scratch + (<usize>i << 1), fill);
+}
+
+/** Copies an h × w uint8 plane into the inside of `scratch` as i16 (x − zero), pw elements per row. */
+@inline
+function copyPlane(input: usize, h: i32, w: i32, zero: i32, scratch: usize, pw: i32): void {
+  const z = i16x8.splat(<i16>zero);
   for (let y = 0; y < h; y++) {
     const src = input + <usize>(y * w);
     const dst = scratch + (<usize>((y + 1) * pw + 1) << 1);
@@ -334,13 +351,14 @@ function padPlane(input: usize, h: i32, w: i32, zero: i32, scratch: usize, pw: i
 }
 
 /**
- * qpool-3x3s2-wasmsimd: one plane of a 3×3 / 2 max or average pool (padding 0 or 1 on every side;
+ * qpool-3x3s2-wasmsimd: `planes` consecutive planes of a 3×3 / 2 max or average pool (padding 0 or 1 on every side;
  * the average divides by 9, count_include_pad, which with floor rounding is every window). The max
  * is taken of x − z (padding never wins) and the average sums x − z (padding is the real 0); then
  * u = v · m (m = s_x / s_y for a max, s_x / (9 · s_y) for an average) and qgemm's epilogue
  * (`params`: lo, hi, z_y). Scratch: (h + 2) rows of qdwPaddedWidth(w) i16.
  */
 export function qpool3x3s2(
+  planes: i32,
   input: usize,
   h: i32,
   w: i32,
@@ -353,7 +371,17 @@ export function qpool3x3s2(
   params: usize,
 ): void {
   const pw = qdwPaddedWidth(w);
-  padPlane(input, h, w, zero, scratch, pw, average ? 0 : -32768);
+  fillScratch(scratch, h, pw, average ? 0 : -32768);
+  const outPlane = <usize>(((h + 2 * pad - 3) / 2 + 1) * ((w + 2 * pad - 3) / 2 + 1));
+  for (let p = 0; p < planes; p++) {
+    copyPlane(input + <usize>(p * h * w), h, w, zero, scratch, pw);
+    poolPlane(h, w, pw, pad, average, m, out + <usize>p * outPlane, scratch, params);
+  }
+}
+
+/** One plane of qpool3x3s2 from its padded scratch. */
+@inline
+function poolPlane(h: i32, w: i32, pw: i32, pad: i32, average: bool, m: f32, out: usize, scratch: usize, params: usize): void {
   const oh = (h + 2 * pad - 3) / 2 + 1;
   const ow = (w + 2 * pad - 3) / 2 + 1;
   const lo = v128.load(params);

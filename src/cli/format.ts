@@ -1,5 +1,6 @@
-/** Plain-text tables for the terminal, and text from files made safe to print. */
+/** Plain-text tables for the terminal, progress lines, and text from files made safe to print. */
 import { escapeControls } from '../errors.js';
+import { formatDuration } from '../node/experiment/experiment.js';
 
 export interface Column<R> {
   header: string;
@@ -50,4 +51,18 @@ export function printableJson(value: unknown): string {
     .split('\n')
     .map((line) => escapeControls(line))
     .join('\n');
+}
+
+/** A progress line on stderr when it is a terminal: `what done/total (rate/s, ETA)`. */
+export function progressLine(what: string): ((done: number, total: number) => void) | undefined {
+  if (!process.stderr.isTTY) return undefined;
+  const started = performance.now();
+  return (done, total) => {
+    const seconds = (performance.now() - started) / 1000;
+    const eta = done > 0 && done < total ? `, ETA ${formatDuration((seconds / done) * (total - done))}` : '';
+    process.stderr.write(
+      `\r${what} ${done}/${total} images (${(done / Math.max(seconds, 1e-3)).toFixed(0)}/s${eta})   `,
+    );
+    if (done === total) process.stderr.write('\n');
+  };
 }

@@ -5,11 +5,10 @@ import { nodeSessionOptions } from '../../node/session.js';
 import { Command } from 'commander';
 import { toFloat } from '../../data/batches.js';
 import { ShuffleNetError } from '../../errors.js';
-import { formatDuration } from '../../node/experiment/experiment.js';
 import { loadCliModel } from '../models.js';
 import { evaluateInt8, evaluateOnPlan } from '../../train/evaluate.js';
 import { loadData } from '../data.js';
-import { formatTable, printable, printableJson } from '../format.js';
+import { formatTable, printable, printableJson, progressLine } from '../format.js';
 
 export function evalCommand(): Command {
   return new Command('eval')
@@ -55,16 +54,7 @@ export function evalCommand(): Command {
             `${opts.model} predicts ${classes} classes but ${source.name} has ${dataset.classes.length}`,
           );
         }
-        const started = performance.now();
-        const progress = process.stderr.isTTY
-          ? (done: number, total: number) => {
-              const seconds = (performance.now() - started) / 1000;
-              const eta = done > 0 && done < total ? `, ETA ${formatDuration((seconds / done) * (total - done))}` : '';
-              process.stderr.write(
-                `\revaluating ${done}/${total} images (${(done / Math.max(seconds, 1e-3)).toFixed(0)}/s${eta})   `,
-              );
-            }
-          : undefined;
+        const progress = progressLine('evaluating');
         const evaluation = {
           batchSize: opts.batchSize,
           transform: toFloat(preprocessing?.mean, preprocessing?.std),
@@ -79,7 +69,6 @@ export function evalCommand(): Command {
               session: nodeSessionOptions({ threads: opts.threads }),
             });
         const threads = result.notes || `${opts.threads} thread${opts.threads === 1 ? '' : 's'}`;
-        if (progress) process.stderr.write('\n');
         if (opts.json) {
           console.log(
             printableJson({

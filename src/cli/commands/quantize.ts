@@ -13,7 +13,7 @@ import { integerField } from '../../validate.js';
 import { fieldParser } from '../args.js';
 import { loadData } from '../data.js';
 import { checkOutputPath, readFileOrFail, writeFileAtomic } from '../files.js';
-import { printable } from '../format.js';
+import { printable, progressLine } from '../format.js';
 import { balancedIndices } from './train.js';
 
 interface QuantizeFlags {
@@ -24,20 +24,6 @@ interface QuantizeFlags {
   percentile?: number;
   eval: number;
   out: string;
-}
-
-/** A progress line on stderr when it is a terminal: `what done/total (rate/s, ETA)`. */
-export function progressLine(what: string): ((done: number, total: number) => void) | undefined {
-  if (!process.stderr.isTTY) return undefined;
-  const started = performance.now();
-  return (done, total) => {
-    const seconds = (performance.now() - started) / 1000;
-    const eta = done > 0 && done < total ? `, ETA ${formatDuration((seconds / done) * (total - done))}` : '';
-    process.stderr.write(
-      `\r${what} ${done}/${total} images (${(done / Math.max(seconds, 1e-3)).toFixed(0)}/s${eta})   `,
-    );
-    if (done === total) process.stderr.write('\n');
-  };
 }
 
 export function quantizeCommand(): Command {

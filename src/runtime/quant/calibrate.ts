@@ -17,7 +17,7 @@ import type { Graph } from '../../graph/graph.js';
 import { runGraph } from '../../graph/execute.js';
 import { clampU8, roundHalfEven, type QParams } from '../../kernels/reference/quantized.js';
 import type { Tensor } from '../../tensor/tensor.js';
-import { lowerForInference } from '../lower.js';
+import { lowerForInference, type LoweredStep } from '../lower.js';
 import {
   chooseQParams,
   QuantizationError,
@@ -55,6 +55,8 @@ interface Observed {
  */
 export class Calibrator {
   private readonly stats = new Map<string, Observed>();
+  /** The lowering's steps: which values are calibrated, then the network's steps. */
+  private readonly steps: LoweredStep[];
   private readonly perImage: number;
   private seen = 0;
 
@@ -62,6 +64,7 @@ export class Calibrator {
     readonly graph: Graph,
     readonly options: CalibrationOptions,
   ) {
+    this.steps = lowerForInference(graph);
     if (!calibrationMethods.includes(options.method)) {
       throw new QuantizationError(
         `calibration method ${JSON.stringify(options.method)} is not one of ${calibrationMethods.join(', ')}`,
@@ -74,7 +77,7 @@ export class Calibrator {
     if (!Number.isInteger(options.images) || options.images < 1) {
       throw new QuantizationError(`calibration needs at least one image, got ${options.images}`);
     }
-    for (const point of quantizationPoints(graph, lowerForInference(graph))) {
+    for (const point of quantizationPoints(graph, this.steps)) {
       if (point.kind === 'calibrated') this.stats.set(point.value, { min: Infinity, max: -Infinity, sample: [] });
     }
     this.perImage = Math.max(1, Math.ceil((options.sampleSize ?? 65_536) / options.images));
@@ -118,7 +121,7 @@ export class Calibrator {
   }
 
   finish(): QuantizedNetwork {
-    return quantizeNetwork(this.graph, this.scales());
+    return quantizeNetwork(this.graph, this.scales(), this.steps);
   }
 
   private range(s: Observed): QParams {

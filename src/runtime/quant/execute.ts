@@ -76,10 +76,7 @@ export function runQuantized(
 }
 
 function dequantized(network: QuantizedNetwork, value: string, q: ReadonlyMap<string, Uint8Array>): Float32Array {
-  const values = q.get(value)!;
-  const out = new Float32Array(values.length);
-  dequantizeLinear(values, network.activations.get(value)!, out);
-  return out;
+  return dequantizedArray(q.get(value)!, network.activations.get(value)!);
 }
 
 export function runQuantizedStep(
@@ -296,6 +293,14 @@ function onFloat(
 
 /** `runQuantized` on each sample of a batch [N, C, H, W] (the traced shape but N). */
 export function runQuantizedBatch(network: QuantizedNetwork, input: Tensor): Tensor {
+  return perSample(network, input, (sample) => runQuantized(network, sample));
+}
+
+/**
+ * Runs `run` (one input of the traced shape [1, C, H, W] → its output) on each sample of a batch
+ * [N, C, H, W] and stacks the outputs: int8 networks are traced and run at batch 1.
+ */
+export function perSample(network: QuantizedNetwork, input: Tensor, run: (sample: Tensor) => Tensor): Tensor {
   const one = network.graph.input.shape;
   const per = shapeSize(one);
   if (input.shape.length !== one.length || !sameShape(input.shape.slice(1), one.slice(1))) {
@@ -306,10 +311,9 @@ export function runQuantizedBatch(network: QuantizedNetwork, input: Tensor): Ten
   const batch = input.shape[0]!;
   const outShape = network.graph.shapes.get(network.graph.output)!;
   const out = new Tensor([batch, ...outShape.slice(1)]);
-  const outPer = out.size / Math.max(batch, 1);
+  const outPer = shapeSize(outShape);
   for (let n = 0; n < batch; n++) {
-    const sample = runQuantized(network, new Tensor(one, input.data.subarray(n * per, (n + 1) * per)));
-    out.data.set(sample.data, n * outPer);
+    out.data.set(run(new Tensor(one, input.data.subarray(n * per, (n + 1) * per))).data, n * outPer);
   }
   return out;
 }

@@ -175,8 +175,11 @@ export function quantizeWeights(graph: Graph, step: LoweredStep, inputScale: num
 }
 
 /** Builds a quantized network from a float graph and calibrated scales. */
-export function quantizeNetwork(graph: Graph, calibrated: ReadonlyMap<string, QParams>): QuantizedNetwork {
-  const steps = lowerForInference(graph);
+export function quantizeNetwork(
+  graph: Graph,
+  calibrated: ReadonlyMap<string, QParams>,
+  steps: LoweredStep[] = lowerForInference(graph),
+): QuantizedNetwork {
   const activations = resolveActivations(quantizationPoints(graph, steps), calibrated);
   const weights = new Map<string, QuantizedWeights>();
   for (const step of steps) {

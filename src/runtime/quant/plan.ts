@@ -11,7 +11,7 @@
  * not 1×1 gathers its patches (qim2col) for the GEMM; a step with no int8 kernel runs on the
  * reference int8 executor over copies of its inputs.
  */
-import { channelMultipliers, type QParams } from '../../kernels/reference/quantized.js';
+import { channelMultipliers, roundHalfEven, type QParams } from '../../kernels/reference/quantized.js';
 import { Int8Kernels } from '../../kernels/wasm/int8.js';
 import { packQdenseWeights, packQgemmWeights, qpackPairStride } from '../../kernels/wasm/pack.js';
 import { pool2dGeometry } from '../../ops/pool2d.js';
@@ -19,7 +19,7 @@ import { ShapeError } from '../../errors.js';
 import { formatShape, sameShape, shapeSize, Tensor } from '../../tensor/tensor.js';
 import type { GraphNode } from '../../graph/graph.js';
 import { outputPlanes } from '../plan.js';
-import { runQuantizedStep } from './execute.js';
+import { perSample, runQuantizedStep } from './execute.js';
 import { preAddValue, weightName, type QuantizedNetwork } from './network.js';
 
 /** The f32 clamps of an activation in output steps (±65536: saturation only; the kernels need |u| ≤ 2²²). */
@@ -288,7 +288,7 @@ export class QuantizedPlan {
               else {
                 for (let i = 0; i < plane; i++) {
                   const u = Math.min(Math.max(Math.fround((src[i]! - t.partP.zeroPoint) * t.m), t.lo), t.hi);
-                  memory[dst + i] = Math.min(255, Math.max(0, roundHalfEvenNumber(u) + outP.zeroPoint));
+                  memory[dst + i] = Math.min(255, Math.max(0, roundHalfEven(u) + outP.zeroPoint));
                 }
               }
             }
@@ -313,21 +313,7 @@ export class QuantizedPlan {
 
   /** Runs a batch [N, C, H, W] (the traced shape but N), one sample at a time. */
   runBatch(input: Tensor): Tensor {
-    const one = this.network.graph.input.shape;
-    if (input.shape.length !== one.length || !sameShape(input.shape.slice(1), one.slice(1))) {
-      throw new ShapeError(
-        `int8 plan: input has shape ${formatShape(input.shape)}; expected [N, ${one.slice(1).join(', ')}]`,
-      );
-    }
-    const per = shapeSize(one);
-    const batch = input.shape[0]!;
-    const outShape = this.network.graph.shapes.get(this.network.graph.output)!;
-    const out = new Tensor([batch, ...outShape.slice(1)]);
-    const outPer = shapeSize(outShape);
-    for (let n = 0; n < batch; n++) {
-      out.data.set(this.run(new Tensor(one, input.data.subarray(n * per, (n + 1) * per))).data, n * outPer);
-    }
-    return out;
+    return perSample(this.network, input, (sample) => this.run(sample));
   }
 
   /** Runs one input of the traced shape [1, C, H, W]; returns the float32 logits. */
@@ -345,9 +331,4 @@ export class QuantizedPlan {
     const shape = graph.shapes.get(graph.output)!;
     return new Tensor(shape, this.kernels.f32(this.outputAddress, shapeSize(shape)).slice());
   }
-}
-
-function roundHalfEvenNumber(x: number): number {
-  const r = Math.round(x);
-  return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }

@@ -17,19 +17,11 @@ import {
   residualSteps,
   roundHalfEven,
   type QParams,
-  type StepActivation,
 } from '../src/kernels/reference/quantized.js';
-import { Int8Kernels } from '../src/kernels/wasm/int8.js';
+import { epilogueParams, Int8Kernels, type Int8Activation } from '../src/kernels/wasm/int8.js';
 import { packQdenseWeights, packQgemmWeights, qpackPairStride } from '../src/kernels/wasm/pack.js';
 import { Random } from '../src/tensor/random.js';
 import { conv2dGeometry } from './helpers/kernel-data.js';
-
-/** The epilogue's clamps in output steps for an activation (±65536: saturation only). */
-function clamps(activation: StepActivation | null, scale: number): [number, number] {
-  if (activation === 'relu') return [0, 65536];
-  if (activation === 'relu6') return [0, Math.fround(6 / scale)];
-  return [-65536, 65536];
-}
 
 /** A 1×1 convolution of `k` inputs and `m` outputs over a row of `pixels`. */
 const geometry1x1 = (k: number, m: number, pixels: number): Conv2dGeometry =>
@@ -38,8 +30,8 @@ const geometry1x1 = (k: number, m: number, pixels: number): Conv2dGeometry =>
 describe('qgemm-4x8-wasmsimd against the reference int8 arithmetic', async () => {
   const kernels = await Int8Kernels.create();
   const rng = new Random(11);
-  const activations: (StepActivation | null)[] = [null, 'relu', 'relu6'];
-  const cases: { k: number; m: number; pixels: number; residual: boolean; activation: StepActivation | null }[] = [];
+  const activations: Int8Activation[] = [null, 'relu', 'relu6'];
+  const cases: { k: number; m: number; pixels: number; residual: boolean; activation: Int8Activation }[] = [];
   for (const k of [1, 2, 3, 5, 8, 9, 24])
     for (const m of [1, 3, 4, 5, 9])
       for (const pixels of [1, 3, 4, 7, 8, 9, 19, 49])
@@ -63,7 +55,6 @@ describe('qgemm-4x8-wasmsimd against the reference int8 arithmetic', async () =>
 
       const acc = new Int32Array(m * pixels);
       qconv2dAccumulators(input, x.zeroPoint, weight, bias, geometry1x1(k, m, pixels), acc);
-      const [lo, hi] = clamps(activation, out.scale);
       const expected = new Uint8Array(m * pixels);
       for (let o = 0; o < m; o++) {
         for (let p = 0; p < pixels; p++) {
@@ -88,21 +79,7 @@ describe('qgemm-4x8-wasmsimd against the reference int8 arithmetic', async () =>
       const resAt = kernels.upload(r);
       const outTable = kernels.upload(Uint32Array.from(order, (o) => outAt + o * pixels));
       const resTable = residual ? kernels.upload(Uint32Array.from({ length: m }, (_, o) => resAt + o * pixels)) : 0;
-      const params = kernels.upload(
-        epilogueParams(
-          lo,
-          hi,
-          out.zeroPoint,
-          residual
-            ? {
-                zc: pre.zeroPoint,
-                ma: Math.fround(pre.scale / out.scale),
-                mr: Math.fround(res.scale / out.scale),
-                zr: res.zeroPoint,
-              }
-            : undefined,
-        ),
-      );
+      const params = kernels.upload(epilogueParams(activation, out, residual ? { pre, res } : undefined));
       kernels.exports.qgemm(Math.ceil(k / 2), m, pixels, wAt, bAt, mAt, packed, stride, outTable, resTable, 0, params);
       const got = kernels.u8(outAt, m * pixels).slice();
       kernels.release(mark);
@@ -145,7 +122,6 @@ describe('qdwconv-3x3p1-wasmsimd against the reference int8 arithmetic', async (
         };
         const acc = new Int32Array(oh * ow);
         qconv2dAccumulators(input, x.zeroPoint, weight, Int32Array.of(bias), g, acc);
-        const [lo, hi] = clamps(activation, out.scale);
         const expected = Uint8Array.from(acc, (a) =>
           clampU8(roundHalfEven(activateSteps(Math.fround(Math.fround(a) * m), activation, out.scale)) + out.zeroPoint),
         );
@@ -155,7 +131,7 @@ describe('qdwconv-3x3p1-wasmsimd against the reference int8 arithmetic', async (
         const scratch = kernels.allocBytes((h + 2) * pw * 2);
         const outAt = kernels.allocBytes(oh * ow);
         kernels.u8(outAt, oh * ow + 16).fill(0xa5);
-        const params = kernels.upload(epilogueParams(lo, hi, out.zeroPoint));
+        const params = kernels.upload(epilogueParams(activation, out));
         kernels.exports.qdwconv3x3(
           1,
           inAt,
@@ -179,28 +155,6 @@ describe('qdwconv-3x3p1-wasmsimd against the reference int8 arithmetic', async (
     }
   });
 });
-
-/** qgemm/qdwconv's 7 epilogue vectors: lo, hi (f32), z_y (i32), then the residual's z_c, m_a, m_r, z_r. */
-function epilogueParams(
-  lo: number,
-  hi: number,
-  zero: number,
-  residual?: { zc: number; ma: number; mr: number; zr: number },
-): Uint8Array {
-  const bytes = new ArrayBuffer(7 * 16);
-  const f = new Float32Array(bytes);
-  const i = new Int32Array(bytes);
-  f.fill(lo, 0, 4);
-  f.fill(hi, 4, 8);
-  i.fill(zero, 8, 12);
-  if (residual !== undefined) {
-    i.fill(residual.zc, 12, 16);
-    f.fill(residual.ma, 16, 20);
-    f.fill(residual.mr, 20, 24);
-    i.fill(residual.zr, 24, 28);
-  }
-  return new Uint8Array(bytes);
-}
 
 describe('qpool-3x3s2, qglobalAvgPool and qdense against the reference int8 arithmetic', async () => {
   const kernels = await Int8Kernels.create();
@@ -262,12 +216,11 @@ describe('qpool-3x3s2, qglobalAvgPool and qdense against the reference int8 arit
           const expected = Uint8Array.from(u, (v) =>
             clampU8(roundHalfEven(activateSteps(v, activation, out.scale)) + out.zeroPoint),
           );
-          const [lo, hi] = clamps(activation, out.scale);
           const inAt = kernels.upload(input);
           const scratch = kernels.allocBytes((h + 2) * kernels.exports.qdwPaddedWidth(w) * 2);
           const outAt = kernels.allocBytes(n);
           kernels.u8(outAt, n + 16).fill(0xa5);
-          const params = kernels.upload(epilogueParams(lo, hi, out.zeroPoint));
+          const params = kernels.upload(epilogueParams(activation, out));
           kernels.exports.qpool3x3s2(1, inAt, h, w, x.zeroPoint, pad, average ? 1 : 0, m, outAt, scratch, params);
           const got = kernels.u8(outAt, n + 16).slice();
           kernels.release(mark);
@@ -299,7 +252,7 @@ describe('qpool-3x3s2, qglobalAvgPool and qdense against the reference int8 arit
         x.zeroPoint,
         m,
         outAt,
-        kernels.upload(epilogueParams(-65536, 65536, out.zeroPoint)),
+        kernels.upload(epilogueParams(null, out)),
       );
       const got = kernels.u8(outAt, planes).slice();
       kernels.release(mark);
@@ -335,7 +288,7 @@ describe('qpool-3x3s2, qglobalAvgPool and qdense against the reference int8 arit
           outAt,
           floatOut ? 1 : 0,
           kernels.allocBytes(Math.ceil(inFeatures / 8) * 16),
-          kernels.upload(epilogueParams(-65536, 65536, out.zeroPoint)),
+          kernels.upload(epilogueParams(null, out)),
         );
         const got = floatOut ? kernels.f32(outAt, outFeatures).slice() : kernels.u8(outAt, outFeatures).slice();
         kernels.release(mark);

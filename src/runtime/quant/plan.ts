@@ -12,12 +12,13 @@
  * reference int8 executor over copies of its inputs.
  */
 import { channelMultipliers, roundHalfEven, type QParams } from '../../kernels/reference/quantized.js';
-import { Int8Kernels } from '../../kernels/wasm/int8.js';
+import { epilogueParams, Int8Kernels, type Int8Activation } from '../../kernels/wasm/int8.js';
 import { packQdenseWeights, packQgemmWeights, qpackPairStride } from '../../kernels/wasm/pack.js';
 import { pool2dGeometry } from '../../ops/pool2d.js';
 import { ShapeError } from '../../errors.js';
 import { formatShape, sameShape, shapeSize, Tensor } from '../../tensor/tensor.js';
 import type { GraphNode } from '../../graph/graph.js';
+import { describeStep } from '../lower.js';
 import { outputPlanes } from '../plan.js';
 import { perSample, runQuantizedStep } from './execute.js';
 import { preAddValue, weightName, type QuantizedNetwork } from './network.js';
@@ -50,6 +51,8 @@ export class QuantizedPlan {
     private readonly inputAddress: number,
     private readonly outputAddress: number,
     private readonly calls: (() => void)[],
+    /** Each call's step, an index in network.steps (a grouped GEMM makes one call per group). */
+    private readonly callSteps: number[],
   ) {}
 
   static async create(network: QuantizedNetwork): Promise<QuantizedPlan> {
@@ -67,24 +70,13 @@ export class QuantizedPlan {
     const outputAddress = kernels.allocBytes(outputFloats * 4);
     address.set(graph.output, outputAddress);
     const inputAddress = buffer(graph.input.name);
-    const params = (activation: string | null, out: QParams, residual?: { pre: QParams; res: QParams }): number => {
-      const bytes = new ArrayBuffer(7 * 16);
-      const f = new Float32Array(bytes);
-      const i = new Int32Array(bytes);
-      const [lo, hi] = clamps(activation, out.scale);
-      f.fill(lo, 0, 4);
-      f.fill(hi, 4, 8);
-      i.fill(out.zeroPoint, 8, 12);
-      if (residual !== undefined) {
-        i.fill(residual.pre.zeroPoint, 12, 16);
-        f.fill(Math.fround(residual.pre.scale / out.scale), 16, 20);
-        f.fill(Math.fround(residual.res.scale / out.scale), 20, 24);
-        i.fill(residual.res.zeroPoint, 24, 28);
-      }
-      return kernels.upload(new Uint8Array(bytes));
-    };
+    const params = (activation: string | null, out: QParams, residual?: { pre: QParams; res: QParams }): number =>
+      kernels.upload(epilogueParams(activation as Int8Activation, out, residual));
     const calls: (() => void)[] = [];
-    for (const step of network.steps) {
+    const callSteps: number[] = [];
+    for (const [index, step] of network.steps.entries()) {
+      // The calls made so far belong to the steps before this one.
+      while (callSteps.length < calls.length) callSteps.push(index - 1);
       const isOutput = step.output === graph.output;
       const outP: QParams = isOutput ? { scale: 1, zeroPoint: 0 } : activations.get(step.output)!;
       const lowering = step.lowering;
@@ -307,13 +299,35 @@ export class QuantizedPlan {
         else kernels.u8(out, result.length).set(result);
       });
     }
+    while (callSteps.length < calls.length) callSteps.push(network.steps.length - 1);
     const floatInput = kernels.allocFloats(size(graph.input.name));
-    return new QuantizedPlan(kernels, network, floatInput, inputAddress, outputAddress, calls);
+    return new QuantizedPlan(kernels, network, floatInput, inputAddress, outputAddress, calls, callSteps);
   }
 
   /** Runs a batch [N, C, H, W] (the traced shape but N), one sample at a time. */
   runBatch(input: Tensor): Tensor {
     return perSample(this.network, input, (sample) => this.run(sample));
+  }
+
+  /**
+   * Median milliseconds of each step over `repeats` runs of one sample (after one warm-up run),
+   * beside the step's description, as InferencePlan.profile reports them: where the time goes.
+   * The input's quantization is not in any step.
+   */
+  profile(input: Tensor, repeats = 30): { step: string; ms: number }[] {
+    this.run(input);
+    const steps = this.network.steps;
+    const times = steps.map(() => [] as number[]);
+    for (let r = 0; r < repeats; r++) {
+      const total = new Float64Array(steps.length);
+      this.calls.forEach((call, i) => {
+        const start = performance.now();
+        call();
+        total[this.callSteps[i]!] += performance.now() - start;
+      });
+      total.forEach((ms, i) => times[i]!.push(ms));
+    }
+    return times.map((t, i) => ({ step: describeStep(steps[i]!), ms: t.sort((a, b) => a - b)[t.length >> 1]! }));
   }
 
   /** Runs one input of the traced shape [1, C, H, W]; returns the float32 logits. */

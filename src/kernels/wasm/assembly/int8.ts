@@ -6,8 +6,8 @@
 //   acc = bias + Σ (x − z_x) · w                     exact int32 (i32x4.dot_i16x8_s)
 //   u   = fround(fround(acc) · m[o])                 f32x4.convert_i32x4_s, f32x4.mul
 //   u   = min(max(u, lo), hi)                        ReLU: lo = 0; ReLU6: hi = fround(6 / s_y)
-//   q   = clamp(round(u) + z_y, 0, 255)              round half to even (roundAddZero), saturated
-//                                                    when narrowed to uint8
+//   q   = clamp(round(u) + z_y, 0, 255)              round half to even (roundBiased); the clamps
+//                                                    above also hold [−z_y, 255 − z_y], so q fits
 
 export function heapBase(): usize {
   return __heap_base;
@@ -38,47 +38,58 @@ export function qpack(input: usize, rowStride: usize, k: i32, pixels: i32, zero:
   }
 }
 
+/** 1.5·2²³: u + MAGIC rounds u (|u| ≤ 2²²) to an integer held in the float's low mantissa bits. */
+const MAGIC: f32 = 12582912.0;
+
 /**
  * Round half to even and add the zero point, for |u| ≤ 2²²: u + 1.5·2²³ rounds u to an integer in
  * the float's low mantissa bits (the addition itself rounds half to even), so the bits minus those
- * of 1.5·2²³ are round(u) (XNNPACK's "magic" fp32 requantization). `zero` is the zero point as i32.
+ * of 1.5·2²³ are round(u) (XNNPACK's "magic" fp32 requantization). `bias` is 0x4B400000 − z_y as
+ * i32 lanes: one subtraction takes the magic number's bits away and adds the zero point.
  */
 @inline
-function roundAddZero(u: v128, zero: v128): v128 {
-  return i32x4.add(i32x4.sub(f32x4.add(u, f32x4.splat(12582912.0)), i32x4.splat(0x4b400000)), zero);
-}
-
-/** The requantization of one vector of 4 accumulators (see the file comment), before narrowing. */
-@inline
-function requantize(acc: v128, m: v128, lo: v128, hi: v128, zero: v128): v128 {
-  return roundAddZero(f32x4.min(f32x4.max(f32x4.mul(f32x4.convert_i32x4_s(acc), m), lo), hi), zero);
+function roundBiased(u: v128, bias: v128): v128 {
+  return i32x4.sub(f32x4.add(u, f32x4.splat(MAGIC)), bias);
 }
 
 /**
- * Four accumulators of one output channel → uint8 values (as i32 lanes), residual added. The
- * clamps and zero point come as vectors; a residual's 4 parameters are read from `e` (see qgemm).
+ * Clamps to [lo, hi] with pmin/pmax (one instruction each on x86; NaN never reaches here: u comes
+ * from integers times a finite multiplier).
  */
 @inline
-function finish4(acc: v128, m: v128, lo: v128, hi: v128, zero: v128, e: usize, res: usize): v128 {
-  if (res == 0) return requantize(acc, m, lo, hi, zero);
-  // Q at the pre-add scale (no activation, saturated to uint8), then the add in float.
-  const preZero = v128.load(e, 48);
-  const ma = v128.load(e, 64);
-  const mr = v128.load(e, 80);
-  const resZero = v128.load(e, 96);
-  const qc = i32x4.min_s(i32x4.max_s(requantize(acc, m, f32x4.splat(-65536), f32x4.splat(65536), preZero), i32x4.splat(0)), i32x4.splat(255));
-  const r = i32x4.extend_low_i16x8_u(i16x8.extend_low_i8x16_u(v128.load32_zero(res)));
-  const u = f32x4.add(
-    f32x4.mul(ma, f32x4.convert_i32x4_s(i32x4.sub(qc, preZero))),
-    f32x4.mul(mr, f32x4.convert_i32x4_s(i32x4.sub(r, resZero))),
-  );
-  return roundAddZero(f32x4.min(f32x4.max(u, lo), hi), zero);
+function clamp(u: v128, lo: v128, hi: v128): v128 {
+  return f32x4.pmin(f32x4.pmax(u, lo), hi);
 }
 
-/** One value's epilogue, as roundAddZero does it for vectors: clamp, round half to even, zero point, saturate. */
+/**
+ * The requantization of one vector of 4 accumulators (see the file comment), before narrowing. The
+ * clamps are the activation's intersected with [−z_y, 255 − z_y] (epilogueParams in ../int8.ts), so
+ * a rounded value is already within uint8 and the rounding stays exact.
+ */
 @inline
-function storeRounded(out: usize, u: f32, lo: f32, hi: f32, zero: i32): void {
-  const q = <i32>(reinterpret<i32>(min(max(u, lo), hi) + <f32>12582912.0) - 0x4b400000) + zero;
+function requantize(acc: v128, m: v128, lo: v128, hi: v128, bias: v128): v128 {
+  return roundBiased(clamp(f32x4.mul(f32x4.convert_i32x4_s(acc), m), lo, hi), bias);
+}
+
+/**
+ * A residual step's requantization of 4 accumulators (residualSteps in the reference): the
+ * convolution's value at the pre-add scale, q_c − z_c = round(clamp(acc · m, −z_c, 255 − z_c))
+ * (the integer clamps are the uint8 saturation; (v + MAGIC) − MAGIC is the rounded value as a
+ * float), then u = fround(m_a · (q_c − z_c)) + fround(m_r · (r − z_r)) and the output's
+ * requantization. `r` holds r − z_r as f32; `e` is the params block (see qgemm).
+ */
+@inline
+function requantizeResidual(acc: v128, m: v128, r: v128, lo: v128, hi: v128, bias: v128, e: usize): v128 {
+  const u = clamp(f32x4.mul(f32x4.convert_i32x4_s(acc), m), v128.load(e, 48), v128.load(e, 64));
+  const c = f32x4.sub(f32x4.add(u, f32x4.splat(MAGIC)), f32x4.splat(MAGIC));
+  const v = f32x4.add(f32x4.mul(v128.load(e, 80), c), f32x4.mul(v128.load(e, 96), r));
+  return roundBiased(clamp(v, lo, hi), bias);
+}
+
+/** One value's epilogue, as requantize does it for vectors: clamp, round half to even, zero point, saturate. */
+@inline
+function storeRounded(out: usize, u: f32, lo: f32, hi: f32, bias: i32): void {
+  const q = reinterpret<i32>(min(max(u, lo), hi) + MAGIC) - bias;
   store<u8>(out, <u8>min(max(q, 0), 255));
 }
 
@@ -113,8 +124,9 @@ function rowAddress(table: usize, row: i32, offset: usize): usize {
  * bias [⌈m/4⌉·4] i32; multipliers [⌈m/4⌉·4] f32 (m[o], or the pre-add multipliers of a residual
  * step). Output channel o is written as uint8 at outTable[o] + offset (a table of byte addresses,
  * so a shuffle, a concat offset or any permutation is free); the residual (resTable ≠ 0) is read
- * the same way. `params` points at 7 v128s: lo, hi (f32 clamps in output steps, within ±65536), z_y, and for a
- * residual z_c, m_a, m_r (f32) and z_r.
+ * the same way. `params` points at the epilogue's 8 v128s (epilogueParams in ../int8.ts): lo, hi
+ * (f32 clamps in output steps), 0x4B400000 − z_y (i32), and for a residual −z_c, 255 − z_c, m_a,
+ * m_r and z_r (f32).
  */
 export function qgemm(
   pairs: i32,
@@ -133,7 +145,7 @@ export function qgemm(
   const e = params;
   const lo = v128.load(params);
   const hi = v128.load(params, 16);
-  const zero = v128.load(params, 32);
+  const rounding = v128.load(params, 32); // 0x4B400000 − z_y
   for (let mb = 0; mb < m; mb += 4) {
     const rows = min(m - mb, 4);
     const w = weights + (<usize>(mb * pairs) << 2);
@@ -173,10 +185,10 @@ export function qgemm(
         x += pairStride;
       }
       const o = offset + <usize>p;
-      row8(0, rows, outRows, resRows, o, c00, c01, m0, lo, hi, zero, e);
-      row8(1, rows, outRows, resRows, o, c10, c11, m1, lo, hi, zero, e);
-      row8(2, rows, outRows, resRows, o, c20, c21, m2, lo, hi, zero, e);
-      row8(3, rows, outRows, resRows, o, c30, c31, m3, lo, hi, zero, e);
+      row8(0, rows, outRows, resRows, o, c00, c01, m0, lo, hi, rounding, e);
+      row8(1, rows, outRows, resRows, o, c10, c11, m1, lo, hi, rounding, e);
+      row8(2, rows, outRows, resRows, o, c20, c21, m2, lo, hi, rounding, e);
+      row8(3, rows, outRows, resRows, o, c30, c31, m3, lo, hi, rounding, e);
     }
     for (; p < pixels; p += 4) {
       const lanes = min(pixels - p, 4);
@@ -193,10 +205,10 @@ export function qgemm(
         x += pairStride;
       }
       const o = offset + <usize>p;
-      row4(0, rows, outRows, resRows, o, c0, m0, lo, hi, zero, e, lanes);
-      row4(1, rows, outRows, resRows, o, c1, m1, lo, hi, zero, e, lanes);
-      row4(2, rows, outRows, resRows, o, c2, m2, lo, hi, zero, e, lanes);
-      row4(3, rows, outRows, resRows, o, c3, m3, lo, hi, zero, e, lanes);
+      row4(0, rows, outRows, resRows, o, c0, m0, lo, hi, rounding, e, lanes);
+      row4(1, rows, outRows, resRows, o, c1, m1, lo, hi, rounding, e, lanes);
+      row4(2, rows, outRows, resRows, o, c2, m2, lo, hi, rounding, e, lanes);
+      row4(3, rows, outRows, resRows, o, c3, m3, lo, hi, rounding, e, lanes);
     }
   }
 }
@@ -204,12 +216,20 @@ export function qgemm(
 @inline
 function row8(
   row: i32, rows: i32, outTable: usize, resTable: usize, offset: usize,
-  first: v128, second: v128, m: v128, lo: v128, hi: v128, zero: v128, e: usize,
+  first: v128, second: v128, m: v128, lo: v128, hi: v128, bias: v128, e: usize,
 ): void {
   if (row < rows) {
-    const res = resTable != 0 ? rowAddress(resTable, row, offset) : 0;
-    const a = finish4(first, m, lo, hi, zero, e, res);
-    const b = finish4(second, m, lo, hi, zero, e, res != 0 ? res + 4 : 0);
+    let a: v128, b: v128;
+    if (resTable == 0) {
+      a = requantize(first, m, lo, hi, bias);
+      b = requantize(second, m, lo, hi, bias);
+    } else {
+      // The 8 residual bytes once, as r − z_r in f32.
+      const r = i16x8.extend_low_i8x16_u(v128.load64_zero(rowAddress(resTable, row, offset)));
+      const zr = v128.load(e, 112);
+      a = requantizeResidual(first, m, f32x4.sub(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_u(r)), zr), lo, hi, bias, e);
+      b = requantizeResidual(second, m, f32x4.sub(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_u(r)), zr), lo, hi, bias, e);
+    }
     store8(rowAddress(outTable, row, offset), a, b);
   }
 }
@@ -217,11 +237,16 @@ function row8(
 @inline
 function row4(
   row: i32, rows: i32, outTable: usize, resTable: usize, offset: usize,
-  acc: v128, m: v128, lo: v128, hi: v128, zero: v128, e: usize, lanes: i32,
+  acc: v128, m: v128, lo: v128, hi: v128, bias: v128, e: usize, lanes: i32,
 ): void {
   if (row < rows) {
-    const res = resTable != 0 ? rowAddress(resTable, row, offset) : 0;
-    storeLanes(rowAddress(outTable, row, offset), finish4(acc, m, lo, hi, zero, e, res), lanes);
+    let q: v128;
+    if (resTable == 0) q = requantize(acc, m, lo, hi, bias);
+    else {
+      const r = i32x4.extend_low_i16x8_u(i16x8.extend_low_i8x16_u(v128.load32_zero(rowAddress(resTable, row, offset))));
+      q = requantizeResidual(acc, m, f32x4.sub(f32x4.convert_i32x4_s(r), v128.load(e, 112)), lo, hi, bias, e);
+    }
+    storeLanes(rowAddress(outTable, row, offset), q, lanes);
   }
 }
 
@@ -237,7 +262,7 @@ export function qdwPaddedWidth(w: i32): i32 {
  * outputs at a time: per tap one (stride 1) or two loads and a shuffle (stride 2), and two
  * i32x4.extmul of the i16 pixels by the tap's weight. Per plane: 9 taps as i32 at `weights`
  * (row-major, 36 bytes a plane), an i32 bias at `bias` and an f32 multiplier at `multipliers`;
- * `params` points at lo, hi, z_y as in qgemm. Each plane's oh × ow outputs follow the last.
+ * `params` is the epilogue block of qgemm (lo, hi, the rounding bias). Each plane's oh × ow outputs follow the last.
  */
 export function qdwconv3x3(
   planes: i32,
@@ -269,7 +294,7 @@ function dwPlane(h: i32, w: i32, pw: i32, weights: usize, bias: i32, m: f32, str
   const ow = (w - 1) / stride + 1;
   const lo = v128.load(params);
   const hi = v128.load(params, 16);
-  const zy = v128.load(params, 32);
+  const rounding = v128.load(params, 32);
   const mv = f32x4.splat(m);
   const b = i32x4.splat(bias);
   const w0 = i16x8.splat(<i16>load<i32>(weights));
@@ -311,8 +336,8 @@ function dwPlane(h: i32, w: i32, pw: i32, weights: usize, bias: i32, m: f32, str
         v = even(r2 + x0, 2); a0 = tap(a0, v, w7, true); a1 = tap(a1, v, w7, false);
         v = even(r2 + x0, 4); a0 = tap(a0, v, w8, true); a1 = tap(a1, v, w8, false);
       }
-      const q0 = requantize(a0, mv, lo, hi, zy);
-      const q1 = requantize(a1, mv, lo, hi, zy);
+      const q0 = requantize(a0, mv, lo, hi, rounding);
+      const q1 = requantize(a1, mv, lo, hi, rounding);
       const left = ow - ox;
       if (left >= 8) store8(dst + <usize>ox, q0, q1);
       else if (left > 4) {
@@ -355,7 +380,7 @@ function copyPlane(input: usize, h: i32, w: i32, zero: i32, scratch: usize, pw: 
  * the average divides by 9, count_include_pad, which with floor rounding is every window). The max
  * is taken of x − z (padding never wins) and the average sums x − z (padding is the real 0); then
  * u = v · m (m = s_x / s_y for a max, s_x / (9 · s_y) for an average) and qgemm's epilogue
- * (`params`: lo, hi, z_y). Scratch: (h + 2) rows of qdwPaddedWidth(w) i16.
+ * (`params`: its lo, hi and rounding bias). Scratch: (h + 2) rows of qdwPaddedWidth(w) i16.
  */
 export function qpool3x3s2(
   planes: i32,
@@ -386,7 +411,7 @@ function poolPlane(h: i32, w: i32, pw: i32, pad: i32, average: bool, m: f32, out
   const ow = (w + 2 * pad - 3) / 2 + 1;
   const lo = v128.load(params);
   const hi = v128.load(params, 16);
-  const zy = v128.load(params, 32);
+  const rounding = v128.load(params, 32);
   const mv = f32x4.splat(m);
   // Without padding, windows start at the plane's first row and column: one in from the border.
   const skip = <usize>(1 - pad);
@@ -407,8 +432,8 @@ function poolPlane(h: i32, w: i32, pw: i32, pad: i32, average: bool, m: f32, out
         v = i16x8.max_s(i16x8.max_s(i16x8.max_s(v, even(r1 + x0, 0)), even(r1 + x0, 2)), even(r1 + x0, 4));
         v = i16x8.max_s(i16x8.max_s(i16x8.max_s(v, even(r2 + x0, 0)), even(r2 + x0, 2)), even(r2 + x0, 4));
       }
-      const q0 = requantize(i32x4.extend_low_i16x8_s(v), mv, lo, hi, zy);
-      const q1 = requantize(i32x4.extend_high_i16x8_s(v), mv, lo, hi, zy);
+      const q0 = requantize(i32x4.extend_low_i16x8_s(v), mv, lo, hi, rounding);
+      const q1 = requantize(i32x4.extend_high_i16x8_s(v), mv, lo, hi, rounding);
       storeRow(dst + <usize>ox, q0, q1, ow - ox);
     }
   }
@@ -431,7 +456,7 @@ function storeRow(dst: usize, q0: v128, q1: v128, left: i32): void {
 export function qglobalAvgPool(input: usize, planes: i32, spatial: i32, zero: i32, m: f32, out: usize, params: usize): void {
   const lo = f32x4.extract_lane(v128.load(params), 0);
   const hi = f32x4.extract_lane(v128.load(params, 16), 0);
-  const zy = i32x4.extract_lane(v128.load(params, 32), 0);
+  const rounding = i32x4.extract_lane(v128.load(params, 32), 0);
   for (let p = 0; p < planes; p++) {
     const src = input + <usize>(p * spatial);
     let sums = i32x4.splat(0);
@@ -439,7 +464,7 @@ export function qglobalAvgPool(input: usize, planes: i32, spatial: i32, zero: i3
     for (; i + 16 <= spatial; i += 16) sums = i32x4.add(sums, i32x4.extadd_pairwise_i16x8_u(i16x8.extadd_pairwise_i8x16_u(v128.load(src + <usize>i))));
     let sum = i32x4.extract_lane(sums, 0) + i32x4.extract_lane(sums, 1) + i32x4.extract_lane(sums, 2) + i32x4.extract_lane(sums, 3);
     for (; i < spatial; i++) sum += <i32>load<u8>(src + <usize>i);
-    storeRounded(out + <usize>p, <f32>(sum - spatial * zero) * m, lo, hi, zy);
+    storeRounded(out + <usize>p, <f32>(sum - spatial * zero) * m, lo, hi, rounding);
   }
 }
 
@@ -476,7 +501,7 @@ export function qdense(
   }
   const lo = f32x4.extract_lane(v128.load(params), 0);
   const hi = f32x4.extract_lane(v128.load(params, 16), 0);
-  const zy = i32x4.extract_lane(v128.load(params, 32), 0);
+  const rounding = i32x4.extract_lane(v128.load(params, 32), 0);
   for (let o = 0; o < outFeatures; o++) {
     const w = weights + (<usize>(o * padded) << 1);
     let a0 = i32x4.splat(0);
@@ -491,7 +516,7 @@ export function qdense(
     const acc = load<i32>(bias + (<usize>o << 2)) + i32x4.extract_lane(a, 0) + i32x4.extract_lane(a, 1) + i32x4.extract_lane(a, 2) + i32x4.extract_lane(a, 3);
     const u = <f32>acc * load<f32>(multipliers + (<usize>o << 2));
     if (floatOut) store<f32>(out + (<usize>o << 2), u);
-    else storeRounded(out + <usize>o, u, lo, hi, zy);
+    else storeRounded(out + <usize>o, u, lo, hi, rounding);
   }
 }
 
@@ -513,16 +538,17 @@ function even(at: usize, offset: usize): v128 {
  */
 export function qquantize(input: usize, count: i32, scale: f32, zero: i32, out: usize): void {
   const s = f32x4.splat(scale);
-  const z = i32x4.splat(zero);
+  const bias = i32x4.splat(0x4b400000 - zero);
   const lo = f32x4.splat(-65536);
   const hi = f32x4.splat(65536);
   let i = 0;
   for (; i + 8 <= count; i += 8) {
-    const a = roundAddZero(f32x4.min(f32x4.max(f32x4.div(v128.load(input + (<usize>i << 2)), s), lo), hi), z);
-    const b = roundAddZero(f32x4.min(f32x4.max(f32x4.div(v128.load(input + (<usize>i << 2), 16), s), lo), hi), z);
+    // min/max, not pmin/pmax: an input may hold NaN, and NaN must land where the scalar tail puts it.
+    const a = roundBiased(f32x4.min(f32x4.max(f32x4.div(v128.load(input + (<usize>i << 2)), s), lo), hi), bias);
+    const b = roundBiased(f32x4.min(f32x4.max(f32x4.div(v128.load(input + (<usize>i << 2), 16), s), lo), hi), bias);
     store8(out + <usize>i, a, b);
   }
-  for (; i < count; i++) storeRounded(out + <usize>i, load<f32>(input + (<usize>i << 2)) / scale, -65536, 65536, zero);
+  for (; i < count; i++) storeRounded(out + <usize>i, load<f32>(input + (<usize>i << 2)) / scale, -65536, 65536, 0x4b400000 - zero);
 }
 
 /**

@@ -297,3 +297,70 @@ describe('qpool-3x3s2, qglobalAvgPool and qdense against the reference int8 arit
     }
   });
 });
+
+describe('qim2col against a direct gather', async () => {
+  const kernels = await Int8Kernels.create();
+  const rng = new Random(14);
+
+  it('patches of odd geometries: kernels 1–5, strides 1–3, padding 0–2, dilation 1–2, bands of rows', () => {
+    let cases = 0;
+    for (const w of [1, 3, 8, 17, 33, 40]) {
+      for (const strideW of [1, 2, 3]) {
+        const channels = 1 + rng.int(3);
+        const h = 1 + rng.int(9);
+        const [kh, kw] = [1 + rng.int(5), 1 + rng.int(5)];
+        const [strideH, padTop, padLeft] = [1 + rng.int(3), rng.int(3), rng.int(3)];
+        const [dilationH, dilationW] = [1 + rng.int(2), 1 + rng.int(2)];
+        const oh = Math.floor((h + 2 * padTop - dilationH * (kh - 1) - 1) / strideH) + 1;
+        const ow = Math.floor((w + 2 * padLeft - dilationW * (kw - 1) - 1) / strideW) + 1;
+        if (oh < 1 || ow < 1) continue;
+        const mark = kernels.mark();
+        const zero = rng.int(256);
+        const input = Uint8Array.from({ length: channels * h * w }, () => rng.int(256));
+        // A band of output rows [oy0, oy1), as the plan asks for one.
+        const oy0 = rng.int(oh);
+        const oy1 = oy0 + 1 + rng.int(oh - oy0);
+        const n = (oy1 - oy0) * ow;
+        const expected: number[] = [];
+        for (let c = 0; c < channels; c++)
+          for (let ky = 0; ky < kh; ky++)
+            for (let kx = 0; kx < kw; kx++)
+              for (let oy = oy0; oy < oy1; oy++)
+                for (let ox = 0; ox < ow; ox++) {
+                  const y = oy * strideH - padTop + ky * dilationH;
+                  const x = ox * strideW - padLeft + kx * dilationW;
+                  expected.push(y < 0 || y >= h || x < 0 || x >= w ? zero : input[(c * h + y) * w + x]!);
+                }
+        const outAt = kernels.allocBytes(expected.length + 16);
+        kernels.u8(outAt, expected.length + 16).fill(0xa5);
+        kernels.exports.qim2col(
+          kernels.upload(input),
+          channels,
+          h,
+          w,
+          kh,
+          kw,
+          strideH,
+          strideW,
+          padTop,
+          padLeft,
+          dilationH,
+          dilationW,
+          oy0,
+          oy1,
+          ow,
+          zero,
+          outAt,
+        );
+        const got = kernels.u8(outAt, expected.length + 16).slice();
+        kernels.release(mark);
+        const what = `${channels}×${h}×${w}, k ${kh}×${kw}, s ${strideH},${strideW}, p ${padTop},${padLeft}, d ${dilationH},${dilationW}, rows ${oy0}–${oy1}`;
+        expect(expected.length, what).toBe(channels * kh * kw * n);
+        expect([...got.subarray(0, expected.length)], what).toEqual(expected);
+        expect([...got.subarray(expected.length)], what).toEqual(new Array<number>(16).fill(0xa5));
+        cases++;
+      }
+    }
+    expect(cases).toBeGreaterThan(12);
+  });
+});

@@ -282,12 +282,19 @@ export function qdwconv3x3(
   fillScratch(scratch, h, pw, 0);
   const outPlane = <usize>(((h - 1) / stride + 1) * ((w - 1) / stride + 1));
   for (let p = 0; p < planes; p++) {
-    copyPlane(input + <usize>(p * h * w), h, w, zero, scratch, pw);
+    copyPlane(input + <usize>(p * h * w), h, w, zero, scratch, pw, 0);
     dwPlane(h, w, pw, weights + <usize>(p * 36), load<i32>(bias + (<usize>p << 2)), load<f32>(multipliers + (<usize>p << 2)), stride, out + <usize>p * outPlane, scratch, params);
   }
 }
 
-/** One plane of qdwconv3x3 from its padded scratch. */
+/**
+ * One plane of qdwconv3x3 from its padded scratch, by pairs of taps: i32x4.dot_i16x8_s of
+ * (c[x], c[x + 1]) pixel pairs by a (w0, w1) weight pair, and of (c[x + 2], ·) by (w2, 0), per row
+ * of the window: 4 dot products (one instruction each) per row per 8 outputs, against 6 widening
+ * multiplies with extmul. At stride 1 the pairs start at even and odd columns (two accumulators of
+ * interleaved outputs, put back in order before the store); at stride 2 every output's window
+ * starts at an even column, so the pairs fall in order.
+ */
 @inline
 function dwPlane(h: i32, w: i32, pw: i32, weights: usize, bias: i32, m: f32, stride: i32, out: usize, scratch: usize, params: usize): void {
   const oh = (h - 1) / stride + 1;
@@ -297,55 +304,57 @@ function dwPlane(h: i32, w: i32, pw: i32, weights: usize, bias: i32, m: f32, str
   const rounding = v128.load(params, 32);
   const mv = f32x4.splat(m);
   const b = i32x4.splat(bias);
-  const w0 = i16x8.splat(<i16>load<i32>(weights));
-  const w1 = i16x8.splat(<i16>load<i32>(weights, 4));
-  const w2 = i16x8.splat(<i16>load<i32>(weights, 8));
-  const w3 = i16x8.splat(<i16>load<i32>(weights, 12));
-  const w4 = i16x8.splat(<i16>load<i32>(weights, 16));
-  const w5 = i16x8.splat(<i16>load<i32>(weights, 20));
-  const w6 = i16x8.splat(<i16>load<i32>(weights, 24));
-  const w7 = i16x8.splat(<i16>load<i32>(weights, 28));
-  const w8 = i16x8.splat(<i16>load<i32>(weights, 32));
+  const p0 = tapPair(weights, 0);
+  const q0 = tapPair(weights, 8);
+  const p1 = tapPair(weights, 12);
+  const q1 = tapPair(weights, 20);
+  const p2 = tapPair(weights, 24);
+  const q2 = tapPair(weights, 32);
+  const rowBytes = <usize>pw << 1;
   for (let oy = 0; oy < oh; oy++) {
-    const r0 = scratch + (<usize>(oy * stride * pw) << 1);
-    const r1 = r0 + (<usize>pw << 1);
-    const r2 = r1 + (<usize>pw << 1);
+    const r0 = scratch + <usize>(oy * stride) * rowBytes;
+    const r1 = r0 + rowBytes;
+    const r2 = r1 + rowBytes;
     const dst = out + <usize>(oy * ow);
     for (let ox = 0; ox < ow; ox += 8) {
-      let a0 = b;
-      let a1 = b;
-      const x0 = <usize>(ox * stride) << 1;
+      let e = b;
+      let o = b;
       if (stride == 1) {
-        a0 = tap(a0, v128.load(r0 + x0), w0, true); a1 = tap(a1, v128.load(r0 + x0), w0, false);
-        a0 = tap(a0, v128.load(r0 + x0, 2), w1, true); a1 = tap(a1, v128.load(r0 + x0, 2), w1, false);
-        a0 = tap(a0, v128.load(r0 + x0, 4), w2, true); a1 = tap(a1, v128.load(r0 + x0, 4), w2, false);
-        a0 = tap(a0, v128.load(r1 + x0), w3, true); a1 = tap(a1, v128.load(r1 + x0), w3, false);
-        a0 = tap(a0, v128.load(r1 + x0, 2), w4, true); a1 = tap(a1, v128.load(r1 + x0, 2), w4, false);
-        a0 = tap(a0, v128.load(r1 + x0, 4), w5, true); a1 = tap(a1, v128.load(r1 + x0, 4), w5, false);
-        a0 = tap(a0, v128.load(r2 + x0), w6, true); a1 = tap(a1, v128.load(r2 + x0), w6, false);
-        a0 = tap(a0, v128.load(r2 + x0, 2), w7, true); a1 = tap(a1, v128.load(r2 + x0, 2), w7, false);
-        a0 = tap(a0, v128.load(r2 + x0, 4), w8, true); a1 = tap(a1, v128.load(r2 + x0, 4), w8, false);
+        // e: outputs ox, ox + 2, ox + 4, ox + 6; o: ox + 1, ox + 3, …
+        const x = <usize>ox << 1;
+        e = pairRow(e, r0 + x, 0, 4, p0, q0); o = pairRow(o, r0 + x, 2, 6, p0, q0);
+        e = pairRow(e, r1 + x, 0, 4, p1, q1); o = pairRow(o, r1 + x, 2, 6, p1, q1);
+        e = pairRow(e, r2 + x, 0, 4, p2, q2); o = pairRow(o, r2 + x, 2, 6, p2, q2);
+        const qe = requantize(e, mv, lo, hi, rounding);
+        const qo = requantize(o, mv, lo, hi, rounding);
+        storeRow(dst + <usize>ox, i32x4.shuffle(qe, qo, 0, 4, 1, 5), i32x4.shuffle(qe, qo, 2, 6, 3, 7), ow - ox);
       } else {
-        let v = even(r0 + x0, 0); a0 = tap(a0, v, w0, true); a1 = tap(a1, v, w0, false);
-        v = even(r0 + x0, 2); a0 = tap(a0, v, w1, true); a1 = tap(a1, v, w1, false);
-        v = even(r0 + x0, 4); a0 = tap(a0, v, w2, true); a1 = tap(a1, v, w2, false);
-        v = even(r1 + x0, 0); a0 = tap(a0, v, w3, true); a1 = tap(a1, v, w3, false);
-        v = even(r1 + x0, 2); a0 = tap(a0, v, w4, true); a1 = tap(a1, v, w4, false);
-        v = even(r1 + x0, 4); a0 = tap(a0, v, w5, true); a1 = tap(a1, v, w5, false);
-        v = even(r2 + x0, 0); a0 = tap(a0, v, w6, true); a1 = tap(a1, v, w6, false);
-        v = even(r2 + x0, 2); a0 = tap(a0, v, w7, true); a1 = tap(a1, v, w7, false);
-        v = even(r2 + x0, 4); a0 = tap(a0, v, w8, true); a1 = tap(a1, v, w8, false);
+        // e: outputs ox … ox + 3 (columns 2ox …); o: ox + 4 … ox + 7 (8 columns on).
+        const x = <usize>ox << 2;
+        e = pairRow(e, r0 + x, 0, 4, p0, q0); o = pairRow(o, r0 + x, 16, 20, p0, q0);
+        e = pairRow(e, r1 + x, 0, 4, p1, q1); o = pairRow(o, r1 + x, 16, 20, p1, q1);
+        e = pairRow(e, r2 + x, 0, 4, p2, q2); o = pairRow(o, r2 + x, 16, 20, p2, q2);
+        storeRow(dst + <usize>ox, requantize(e, mv, lo, hi, rounding), requantize(o, mv, lo, hi, rounding), ow - ox);
       }
-      const q0 = requantize(a0, mv, lo, hi, rounding);
-      const q1 = requantize(a1, mv, lo, hi, rounding);
-      const left = ow - ox;
-      if (left >= 8) store8(dst + <usize>ox, q0, q1);
-      else if (left > 4) {
-        storeLanes(dst + <usize>ox, q0, 4);
-        storeLanes(dst + <usize>ox + 4, q1, left - 4);
-      } else storeLanes(dst + <usize>ox, q0, left);
     }
   }
+}
+
+/**
+ * A row of a 3×3 window for 4 outputs: the pixel pairs at `at` + `first` bytes times (w0, w1),
+ * and those at `at` + `third` bytes (whose first halves are the third tap) times (w2, 0).
+ */
+@inline
+function pairRow(acc: v128, at: usize, first: usize, third: usize, pair: v128, last: v128): v128 {
+  return i32x4.add(i32x4.add(acc, i32x4.dot_i16x8_s(v128.load(at + first), pair)), i32x4.dot_i16x8_s(v128.load(at + third), last));
+}
+
+/** The i16 pair (w[i], w[i + 1]) of a plane's 9 i32 taps at `weights` (`byte` = 4i), in every lane; (w[i], 0) when i is a row's last tap. */
+@inline
+function tapPair(weights: usize, byte: usize): v128 {
+  const first = load<i32>(weights + byte) & 0xffff;
+  const second = (byte >> 2) % 3 == 2 ? 0 : load<i32>(weights + byte, 4) << 16;
+  return i32x4.splat(first | second);
 }
 
 /**
@@ -360,18 +369,21 @@ function fillScratch(scratch: usize, h: i32, pw: i32, border: i16): void {
   for (let i = 0; i < pw * (h + 2); i += 8) v128.store(scratch + (<usize>i << 1), fill);
 }
 
-/** Copies an h × w uint8 plane into the inside of `scratch` as i16 (x − zero), pw elements per row. */
+/**
+ * Copies an h × w uint8 plane into the inside of `scratch` as i16 (x − zero), pw elements per row,
+ * 8 at a time: a row's last vector runs past its end (reading into the next row or the allocation's
+ * slack, see KernelMemory), so the right border column is written again after it with `border`.
+ */
 @inline
-function copyPlane(input: usize, h: i32, w: i32, zero: i32, scratch: usize, pw: i32): void {
+function copyPlane(input: usize, h: i32, w: i32, zero: i32, scratch: usize, pw: i32, border: i16): void {
   const z = i16x8.splat(<i16>zero);
   for (let y = 0; y < h; y++) {
     const src = input + <usize>(y * w);
     const dst = scratch + (<usize>((y + 1) * pw + 1) << 1);
-    let x = 0;
-    for (; x + 8 <= w; x += 8) {
+    for (let x = 0; x < w; x += 8) {
       v128.store(dst + (<usize>x << 1), i16x8.sub(i16x8.extend_low_i8x16_u(v128.load64_zero(src + <usize>x)), z));
     }
-    for (; x < w; x++) store<i16>(dst + (<usize>x << 1), <i16>(<i32>load<u8>(src + <usize>x) - zero));
+    store<i16>(dst + (<usize>w << 1), border);
   }
 }
 
@@ -396,10 +408,11 @@ export function qpool3x3s2(
   params: usize,
 ): void {
   const pw = qdwPaddedWidth(w);
-  fillScratch(scratch, h, pw, average ? 0 : -32768);
+  const border: i16 = average ? 0 : -32768;
+  fillScratch(scratch, h, pw, border);
   const outPlane = <usize>(((h + 2 * pad - 3) / 2 + 1) * ((w + 2 * pad - 3) / 2 + 1));
   for (let p = 0; p < planes; p++) {
-    copyPlane(input + <usize>(p * h * w), h, w, zero, scratch, pw);
+    copyPlane(input + <usize>(p * h * w), h, w, zero, scratch, pw, border);
     poolPlane(h, w, pw, pad, average, m, out + <usize>p * outPlane, scratch, params);
   }
 }
@@ -520,12 +533,6 @@ export function qdense(
   }
 }
 
-/** Adds the products of 4 i16 pixels (low or high half of `v`) by a weight to 4 accumulators. */
-@inline
-function tap(acc: v128, v: v128, w: v128, low: bool): v128 {
-  return i32x4.add(acc, low ? i32x4.extmul_low_i16x8_s(v, w) : i32x4.extmul_high_i16x8_s(v, w));
-}
-
 /** 8 i16 at even positions from `at` + offset bytes (16 elements read): stride 2's pixels. */
 @inline
 function even(at: usize, offset: usize): v128 {
@@ -588,11 +595,26 @@ export function qim2col(
             continue;
           }
           const row = plane + <usize>(y * w);
-          for (let ox = 0; ox < ow; ox++) {
-            const x = ox * strideW - padLeft + kx * dilationW;
-            store<u8>(o, x < 0 || x >= w ? <u8>zero : load<u8>(row + <usize>x));
-            o++;
+          // Outputs [first, last) read inside the row; those outside read padding.
+          const x0 = kx * dilationW - padLeft;
+          const first = x0 >= 0 ? 0 : min(ow, (strideW - 1 - x0) / strideW);
+          const last = w - 1 - x0 < 0 ? first : max(first, min(ow, (w - 1 - x0) / strideW + 1));
+          memory.fill(o, <u8>zero, <usize>first);
+          let ox = first;
+          const from = row + <usize>(x0 + first * strideW);
+          if (strideW == 1) {
+            memory.copy(o + <usize>first, from, <usize>(last - first));
+            ox = last;
+          } else if (strideW == 2) {
+            // 16 bytes in, the 8 at even positions out (reads past the row stay in the allocation's slack).
+            for (; ox + 8 <= last; ox += 8) {
+              const v = v128.load(from + (<usize>(ox - first) << 1));
+              v128.store64_lane(o + <usize>ox, v128.shuffle<u8>(v, v, 0, 2, 4, 6, 8, 10, 12, 14, 0, 2, 4, 6, 8, 10, 12, 14), 0);
+            }
           }
+          for (; ox < last; ox++) store<u8>(o + <usize>ox, load<u8>(row + <usize>(ox * strideW + x0)));
+          memory.fill(o + <usize>last, <u8>zero, <usize>(ow - last));
+          o += <usize>ow;
         }
       }
     }

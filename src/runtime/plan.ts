@@ -56,7 +56,7 @@ type Step = LoweredStep;
  * Where a value lives: `offset` floats into the buffer of value `root`; with `planes`, channel j
  * is the plane `planes[j]` from there (a part of a shuffled concat, written in place).
  */
-interface Placement {
+export interface Placement {
   root: string;
   offset: number;
   planes?: Int32Array;
@@ -596,7 +596,7 @@ interface Located {
  *   interleaved planes: `planes[j]` is the plane of its channel j, counted from its placement.
  * - `copies`: per concat, the parts that are copied into it instead.
  */
-interface Placements {
+export interface Placements {
   placements: Map<string, Placement>;
   copies: Map<string, string[]>;
 }
@@ -619,8 +619,16 @@ const WRITES_ANY_PLANE: readonly string[] = ['gemm1x1', 'stem3x3s2', 'im2col-gem
  * when that step writes planes at any address (at any plane, for a shuffled concat), the part has
  * no other reader and no placement of its own; any other part is copied by the concat step. A
  * concat whose ReLU could not move into a copied part runs on its reference op instead.
+ *
+ * It moves activations into producers and may set a concat's lowering to 'reference': give it
+ * steps of one's own. `mayPlace` adds a caller's condition (the int8 plan: the part's scale and
+ * zero point are the concat's, so its bytes can stay as they are).
  */
-function placeValues(graph: Graph, steps: Step[]): Placements {
+export function placeValues(
+  graph: Graph,
+  steps: Step[],
+  mayPlace: (part: string, producer: Step, concat: Step) => boolean = () => true,
+): Placements {
   const producer = new Map(steps.map((step) => [step.output, step]));
   const uses = new Map<string, number>();
   for (const step of steps) {
@@ -658,7 +666,8 @@ function placeValues(graph: Graph, steps: Step[]): Placements {
         (from.activation === null || step.activation === null || from.activation === step.activation) &&
         uses.get(part) === 1 &&
         part !== graph.output &&
-        !placements.has(part)
+        !placements.has(part) &&
+        mayPlace(part, from, step)
       );
     };
     const copied = step.inputs.filter((part) => !inPlace(part));

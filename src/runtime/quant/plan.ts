@@ -19,7 +19,7 @@ import { ShapeError } from '../../errors.js';
 import { formatShape, sameShape, shapeSize, Tensor } from '../../tensor/tensor.js';
 import type { GraphNode } from '../../graph/graph.js';
 import { describeStep } from '../lower.js';
-import { outputPlanes } from '../plan.js';
+import { outputPlanes, placeValues } from '../plan.js';
 import { perSample, runQuantizedStep } from './execute.js';
 import { preAddValue, weightName, type QuantizedNetwork } from './network.js';
 
@@ -59,9 +59,28 @@ export class QuantizedPlan {
     const kernels = await Int8Kernels.create();
     const { graph, activations } = network;
     const k = kernels.exports;
-    const address = new Map<string, number>();
     const size = (value: string): number => shapeSize(graph.shapes.get(value)!);
+    // Aliases and concat parts written in place, as the float plan places them (placeValues), on
+    // steps of our own (placing moves a concat's ReLU into its parts' producers). A part stays in
+    // place only with the concat's scale and zero point (its bytes are then the concat's as they
+    // are) and a producer with an int8 kernel that writes planes where asked.
+    const steps = network.steps.map((step) => ({ ...step }));
+    const { placements, copies } = placeValues(graph, steps, (part, producer, concat) => {
+      const partP = activations.get(part);
+      const concatP = activations.get(concat.output);
+      return (
+        partP !== undefined &&
+        concatP !== undefined &&
+        partP.scale === concatP.scale &&
+        partP.zeroPoint === concatP.zeroPoint &&
+        CLAMPED.includes(concat.activation ?? producer.activation)
+      );
+    });
+    const address = new Map<string, number>();
+    /** A value's bytes: its own buffer, or its place in another's. */
     const buffer = (value: string): number => {
+      const placed = placements.get(value);
+      if (placed !== undefined) return buffer(placed.root) + placed.offset;
       let at = address.get(value);
       if (at === undefined) address.set(value, (at = kernels.allocBytes(size(value))));
       return at;
@@ -74,7 +93,7 @@ export class QuantizedPlan {
       kernels.upload(epilogueParams(activation as Int8Activation, out, residual));
     const calls: (() => void)[] = [];
     const callSteps: number[] = [];
-    for (const [index, step] of network.steps.entries()) {
+    for (const [index, step] of steps.entries()) {
       // The calls made so far belong to the steps before this one.
       while (callSteps.length < calls.length) callSteps.push(index - 1);
       const isOutput = step.output === graph.output;
@@ -109,7 +128,10 @@ export class QuantizedPlan {
         const multipliers = channelMultipliers(inP.scale, w.scales, (preP ?? outP).scale);
         const p = params(activation, outP, preP !== null ? { pre: preP, res: activations.get(residual!)! } : undefined);
         const out = buffer(step.output);
-        const planes = outputPlanes(conv.outChannels, step.shuffleGroups);
+        // Output channel o lands on its plane; a part of a shuffled concat, on that plane's place in it.
+        const own = outputPlanes(conv.outChannels, step.shuffleGroups);
+        const inConcat = placements.get(step.output)?.planes;
+        const planes = inConcat === undefined ? own : own.map((plane) => inConcat[plane]!);
         const patches = rowsPerBand > 0 ? kernels.allocBytes(kk * block) : 0;
         for (let g = 0; g < groups; g++) {
           const weights = kernels.upload(packQgemmWeights(w.weight.subarray(g * m * kk, (g + 1) * m * kk), m, kk));
@@ -240,13 +262,8 @@ export class QuantizedPlan {
         calls.push(() => k.qdense(inF, outF, from, inP.zeroPoint, weights, bias, mult, out, isOutput ? 1 : 0, x16, p));
         continue;
       }
-      if (lowering.kernel === 'flatten' && !isOutput) {
-        address.set(step.output, buffer(input));
-        continue;
-      }
-      if (lowering.kernel === 'channel-slice' && !isOutput && graph.shapes.get(input)![0] === 1) {
-        const plane = size(input) / graph.shapes.get(input)![1]!;
-        address.set(step.output, buffer(input) + lowering.start * plane);
+      // An alias (a flatten, a channel slice) lives in its input's buffer: nothing to run.
+      if (placements.has(step.output) && (lowering.kernel === 'flatten' || lowering.kernel === 'channel-slice')) {
         continue;
       }
       if (fast && lowering.kernel === 'concat' && !isOutput) {
@@ -255,6 +272,7 @@ export class QuantizedPlan {
         const plane = size(step.output) / channels;
         const planes = outputPlanes(channels, step.shuffleGroups);
         let offset = 0;
+        const copied = copies.get(step.output) ?? [];
         const parts = step.nodes[0]!.inputs.map((part) => {
           const partP = activations.get(part)!;
           const count = graph.shapes.get(part)![1]!;
@@ -269,9 +287,12 @@ export class QuantizedPlan {
           const [lo, hi] = clamps(activation, outP.scale);
           return { part, partP, count, first, identity, m, lo, hi };
         });
+        // Parts written in place by their producers need nothing here.
+        const toCopy = parts.filter((t) => copied.includes(t.part));
+        if (toCopy.length === 0) continue;
         calls.push(() => {
           const memory = kernels.u8(0, kernels.memory.buffer.byteLength);
-          for (const t of parts) {
+          for (const t of toCopy) {
             const from = buffer(t.part);
             for (let c = 0; c < t.count; c++) {
               const src = memory.subarray(from + c * plane, from + (c + 1) * plane);
@@ -293,7 +314,7 @@ export class QuantizedPlan {
       for (const value of reads) buffer(value);
       const out = isOutput ? outputAddress : buffer(step.output);
       calls.push(() => {
-        const values = new Map(reads.map((v) => [v, kernels.u8(address.get(v)!, size(v)).slice()]));
+        const values = new Map(reads.map((v) => [v, kernels.u8(buffer(v), size(v)).slice()]));
         const result = runQuantizedStep(network, step, values, isOutput);
         if (result instanceof Float32Array) kernels.f32(out, result.length).set(result);
         else kernels.u8(out, result.length).set(result);

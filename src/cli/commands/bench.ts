@@ -1,7 +1,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { BenchReport, CaseResult, EngineResult } from '../../node/bench/run.js';
+import type { BenchReport, CaseResult, EngineResult, RatioRow } from '../../node/bench/run.js';
 import { BenchmarkError } from '../../node/bench/errors.js';
 import { checkInputFloats, parseInputSize, square, type InputSize } from '../../node/bench/input-size.js';
 import type { TraceSummary } from '../../node/bench/trace.js';
@@ -48,6 +48,8 @@ interface BenchFlags {
   out?: string;
   trace?: string;
   traceRuns: number;
+  int8: boolean;
+  calibrationImages: number;
 }
 
 export function benchCommand(): Command {
@@ -82,7 +84,8 @@ export function benchCommand(): Command {
     .option('--ours-warmup <n>', 'warm-up runs of our engine (default: --warmup)', count(0))
     .option(
       '--engines <names>',
-      'engines to run, comma-separated: shufflenet, shufflenet-auto, shufflenet-batch, ort-web, ort-node, tfjs-wasm',
+      'engines to run, comma-separated: shufflenet, shufflenet-auto, shufflenet-batch, ort-web, ort-node, tfjs-wasm; ' +
+        'with --int8 also shufflenet-simd128, shufflenet-int8, ort-web-int8, ort-node-int8',
       list,
     )
     .option(
@@ -117,12 +120,29 @@ export function benchCommand(): Command {
         'busy/wait/imbalance per layer type printed and saved beside it (trace.json → trace.summary.json)',
     )
     .option('--trace-runs <n>', 'traced runs per case (after --ours-warmup warm-up runs)', count(1, 1000), 10)
+    .option(
+      '--int8',
+      'issue 11: batch 1, ShuffleNet 1× g3 and MobileNet 1.0 unless --arch, each calibrated (minmax) and quantized ' +
+        'once; in one interleaved run our float32 plan (and its SIMD128 build when relaxed SIMD is on), our int8 ' +
+        'plan, and onnxruntime-web and -node on its QDQ export (--engines adds ort-web, ort-node); int8/fp32 ' +
+        'ratios, MobileNet/ShuffleNet in int8 beside theory; int8 engines checked against the int8 reference',
+      false,
+    )
+    .option(
+      '--calibration-images <n>',
+      'with --int8: random images each network is calibrated on (the speed does not depend on the values)',
+      count(1, 1000),
+      8,
+    )
     .action(async (flags: BenchFlags) => {
       if (flags.model !== undefined && flags.trace !== undefined) {
         throw new BenchmarkError('bench: --trace traces registered networks (--arch), not --model files');
       }
-      const { runBenchmark, defaultConfig, table8Config } = await import('../../node/bench/run.js');
-      const preset = flags.table8 ? table8Config : {};
+      if (flags.int8 && flags.trace !== undefined) {
+        throw new BenchmarkError("bench: --int8 does not take --trace (it traces the float plan's threads)");
+      }
+      const { runBenchmark, defaultConfig, int8Archs, table8Config } = await import('../../node/bench/run.js');
+      const preset = flags.table8 ? table8Config : flags.int8 ? { archs: int8Archs } : {};
       for (const size of flags.size ?? preset.sizes ?? [square(224)]) checkInputFloats(flags.batch, size);
       const report = await runBenchmark({
         ...preset,
@@ -138,6 +158,8 @@ export function benchCommand(): Command {
         oursWarmup: flags.oursWarmup ?? flags.warmup,
         engines: flags.engines ?? null,
         profileRuns: flags.profileRuns,
+        int8: flags.int8,
+        calibrationImages: flags.calibrationImages,
         log: (line) => console.error(line),
       });
       // In --json mode files are written only when --out asks for them, so tools can call it freely.
@@ -145,11 +167,20 @@ export function benchCommand(): Command {
       if (flags.json) {
         console.log(JSON.stringify(jsonReport(report)));
         if (flags.trace !== undefined) await trace(flags, report.settings, console.error); // stdout holds one object
-        return;
+      } else {
+        printReport(report);
+        for (const line of saved) console.log(line);
+        if (flags.trace !== undefined) await trace(flags, report.settings, console.log);
       }
-      printReport(report);
-      for (const line of saved) console.log(line);
-      if (flags.trace !== undefined) await trace(flags, report.settings, console.log);
+      // An int8 engine that disagrees with the int8 reference breaks the run's premise (the same
+      // integers everywhere): after the report, fail (exit 1) naming it.
+      const int8Failures = report.correctness.failures.filter((f) => f.precision === 'int8');
+      if (int8Failures.length > 0) {
+        throw new BenchmarkError(
+          `bench --int8: ${int8Failures.length} int8 engine case(s) disagree with the int8 reference and were not timed: ` +
+            int8Failures.map((f) => `${f.engine} on ${f.arch} @${f.size} @${f.threads} thread(s)`).join('; '),
+        );
+      }
     });
 }
 
@@ -225,12 +256,14 @@ function pick(e: EngineResult) {
     runs: e.runs ?? null,
     threads_used: e.threads_used ?? null,
     max_rel_error: e.max_rel_error ?? null,
+    precision: e.precision,
+    variant: e.variant ?? null,
   };
 }
 
 async function save(report: BenchReport, out?: string): Promise<string[]> {
   const stamp = report.date.slice(0, 16).replace(':', '');
-  const path = out ?? `results/bench-${stamp}.json`;
+  const path = out ?? `results/bench-${report.settings.int8 ? 'int8-' : ''}${stamp}.json`;
   mkdirSync(dirname(path), { recursive: true });
   writeFileSync(path, JSON.stringify(report, null, 1) + '\n');
   const lines = [`wrote ${path}`];
@@ -265,6 +298,17 @@ function printReport(report: BenchReport): void {
       `${settings.settleRuns > 0 ? `, each timed run right after ${settings.settleRuns} untimed run(s) of the same case` : ', each timed cold after the previous case'}).`,
   );
   console.log(`Our engine: ${settings.our_engine}.`);
+  if (report.int8 !== null) {
+    const { calibration, qdq_bytes, relaxed_simd, builds } = report.int8;
+    const sizes = Object.entries(qdq_bytes).map(([c, bytes]) => `${c} ${(bytes / 1024).toFixed(0)} KiB`);
+    console.log(
+      `Int8: each network calibrated (${calibration.method}) on ${calibration.inputs}; ${calibration.note}. ` +
+        `onnxruntime-web and -node run the same QDQ export${sizes.length ? ` (${sizes.join(', ')})` : ''}.`,
+    );
+    console.log(
+      `Builds: ${builds}. Relaxed SIMD in this process: ${relaxed_simd ? 'yes' : 'no (npm run bench:int8:relaxed runs with it)'}.`,
+    );
+  }
   const cal = drift.calibration_ms;
   console.log(
     `Machine drift: calibration kernel ${cal.length ? `${Math.min(...cal).toFixed(3)}–${Math.max(...cal).toFixed(3)} ms` : 'not timed'}` +
@@ -282,10 +326,15 @@ function printReport(report: BenchReport): void {
       .map((x) => [`${x.numerator.arch}|${x.numerator.size}|${x.numerator.threads}|${x.label}`, x]),
   );
   const multipleSizes = settings.sizes.length > 1;
-  const rows = report.results.flatMap((r) => {
-    const ours = r.engines.find((e) => e.kind === 'ours' && e.median_ms !== undefined);
-    return r.engines.map((e) => ({ r, e, ours }));
-  });
+  // Each row's "ours" is our first measured engine of its precision (int8 rows: the int8 plan).
+  const rows = report.results.flatMap((r) =>
+    r.engines.map((e) => ({
+      r,
+      e,
+      ours: r.engines.find((o) => o.kind === 'ours' && o.precision === e.precision && o.median_ms !== undefined),
+    })),
+  );
+  const anyVariant = rows.some(({ e }) => e.variant !== undefined);
   const sizeOf = (r: CaseResult) => `${r.height}×${r.width}`;
   const oursOver = (r: CaseResult, e: EngineResult, ours: EngineResult | undefined) =>
     ours && e !== ours ? peerRatio.get(`${r.arch}|${sizeOf(r)}|${r.threads}|${ours.engine}/${e.engine}`) : undefined;
@@ -300,6 +349,7 @@ function printReport(report: BenchReport): void {
           `${r.threads}${e.threads_used && e.threads_used !== r.threads ? ` (uses ${e.threads_used})` : ''}`,
       },
       { header: 'engine', value: ({ e }) => e.engine },
+      ...(anyVariant ? [{ header: 'build', value: ({ e }: (typeof rows)[number]) => e.variant ?? '' }] : []),
       { header: 'median ms', value: ({ e }) => fixed(2)(e.median_ms), align: 'right' },
       { header: 'IQR ms', value: ({ e }) => fixed(2)(e.iqr_ms), align: 'right' },
       ...(settings.batch > 1
@@ -334,11 +384,31 @@ function printReport(report: BenchReport): void {
     ]),
   );
   console.log(
-    "\nours/this: our median over this engine's, paired by round (below 1: ours is faster). GMAC/s: MFLOPs × batch / median.",
+    "\nours/this: our median over this engine's, paired by round (below 1: ours is faster)" +
+      `${settings.int8 ? '; int8 rows against our int8 plan, float32 rows against our float32 plan' : ''}. ` +
+      'GMAC/s: MFLOPs × batch / median.',
   );
   for (const c of report.skipped_cases) console.log(`skipped ${c.arch} at ${c.size}: ${c.reason}`);
+  printCorrectness(report);
 
-  if (report.speedups.length > 0) {
+  const precision = report.ratios.filter((x) => x.kind === 'precision');
+  if (precision.length > 0) printPrecisionRatios(report, precision, multipleSizes);
+
+  if (report.speedups.length > 0 && settings.int8) {
+    // One row per engine and thread count: int8 runs have too many engines for a column each.
+    const long = report.speedups.flatMap((s) =>
+      Object.keys(s.actual).map((key) => ({ s, key, actual: s.actual[key]!, ci: s.actual_ci[key]! })),
+    );
+    console.log('\nTheoretical (complexity counter) vs actual (measured medians) speed-ups, [95% CI]:\n');
+    console.log(
+      formatTable(long, [
+        { header: 'ratio', value: ({ s }) => (multipleSizes ? `${s.label} @${s.size}` : s.label) },
+        { header: 'theory', value: ({ s }) => `${s.theoretical.toFixed(2)}×`, align: 'right' },
+        { header: 'engine@threads', value: ({ key }) => key },
+        { header: 'actual', value: ({ actual, ci }) => withInterval(actual, ...ci), align: 'right' },
+      ]),
+    );
+  } else if (report.speedups.length > 0) {
     const keys = [...new Set(report.speedups.flatMap((s) => Object.keys(s.actual)))];
     console.log('\nTheoretical (complexity counter) vs actual (measured medians) speed-ups, [95% CI]:\n');
     console.log(
@@ -444,4 +514,48 @@ function printReport(report: BenchReport): void {
     );
   }
   console.log('');
+}
+
+/** The correctness gate's outcome: one line when every engine agreed, every disagreement loudly. */
+function printCorrectness(report: BenchReport): void {
+  const { rules, checked, failures } = report.correctness;
+  const ruleText = Object.entries(rules)
+    .map(([precision, rule]) => `${precision} engines ${rule}`)
+    .join('; ');
+  if (failures.length === 0) {
+    console.log(`Correctness (before timing): all ${checked} engine cases agree (${ruleText}).`);
+    return;
+  }
+  console.log(`\nCORRECTNESS: ${failures.length} of ${checked} engine cases DISAGREE (${ruleText}); not timed:`);
+  for (const f of failures)
+    console.log(`  MISMATCH ${f.engine} on ${f.arch} @${f.size} @${f.threads} thread(s): ${f.reason}`);
+}
+
+/** `--int8`: each int8 engine over its float32 counterpart, and the speed-up that makes. */
+function printPrecisionRatios(report: BenchReport, ratios: RatioRow[], multipleSizes: boolean): void {
+  const engineOf = (k: RatioRow['numerator']): EngineResult | undefined =>
+    report.results
+      .find((r) => r.arch === k.arch && r.threads === k.threads && `${r.height}×${r.width}` === k.size)
+      ?.engines.find((e) => e.engine === k.engine);
+  // The engine with its build and, where it ran fewer threads than the case's, how many it used.
+  const named = (k: RatioRow['numerator']): string => {
+    const e = engineOf(k);
+    const uses = e?.threads_used !== undefined && e.threads_used !== k.threads ? `uses ${e.threads_used}` : '';
+    const notes = [e?.variant ?? '', uses].filter((n) => n !== '');
+    return notes.length > 0 ? `${k.engine} (${notes.join(', ')})` : k.engine;
+  };
+  console.log('\nInt8 over float32: median ÷ median, paired by round (below 1: int8 is faster), [95% CI]:\n');
+  console.log(
+    formatTable(ratios, [
+      {
+        header: 'network',
+        value: (x) => (multipleSizes ? `${x.numerator.arch} @${x.numerator.size}` : x.numerator.arch),
+      },
+      { header: 'threads', value: (x) => String(x.numerator.threads), align: 'right' },
+      { header: 'int8', value: (x) => named(x.numerator) },
+      { header: 'float32', value: (x) => named(x.denominator) },
+      { header: 'int8/fp32', value: (x) => withInterval(x.ratio, x.ci_low, x.ci_high), align: 'right' },
+      { header: 'speed-up', value: (x) => `${(1 / x.ratio).toFixed(2)}×`, align: 'right' },
+    ]),
+  );
 }

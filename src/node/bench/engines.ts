@@ -8,9 +8,15 @@
  *
  * Peers are devDependencies, loaded with dynamic import() so the library never needs them; a
  * missing peer is reported as skipped with the install command, never as a failure.
+ *
+ * `bench --int8` (issue 11): engines of `precision: 'int8'` run the case's quantized network (our
+ * int8 plan) or its QDQ export (onnxruntime), and are checked against the int8 reference executor.
  */
 import { runGraph } from '../../graph/execute.js';
+import { kernelVariant, WasmKernels } from '../../kernels/wasm/module.js';
 import { compilePlan } from '../../runtime/plan.js';
+import type { QuantizedNetwork } from '../../runtime/quant/network.js';
+import { QuantizedPlan } from '../../runtime/quant/plan.js';
 import { startHelpers } from '../../runtime/session.js';
 import { createNodeSession, spawnNodeWorker } from '../session.js';
 import type { Graph } from '../../graph/graph.js';
@@ -27,7 +33,19 @@ export interface EngineContext {
   readonly graph: Graph;
   readonly onnx: Uint8Array;
   readonly threads: number;
+  /** `--int8`: the network quantized (calibrated once per network and size) and its QDQ export. */
+  readonly int8?: Int8Case;
 }
+
+/** A case's int8 network, as `bench --int8` gives it to the int8 engines. */
+export interface Int8Case {
+  readonly network: QuantizedNetwork;
+  /** exportQdq(network): Q/DQ pairs around float ops, which onnxruntime fuses into its int8 kernels. */
+  readonly qdq: Uint8Array;
+}
+
+/** What an engine computes, and so which reference checks it (float32: runGraph; int8: runQuantized). */
+export type Precision = 'float32' | 'int8';
 
 /** A prepared engine: one call computes the logits of one input. */
 export interface PreparedEngine {
@@ -36,6 +54,8 @@ export interface PreparedEngine {
   profile?(input: Tensor): NodeTiming[] | Promise<NodeTiming[]>;
   /** Threads it really uses (a single-threaded engine asked for 2 reports 1). */
   readonly threadsUsed: number;
+  /** Which build of our kernels runs (PlanSummary.variant; the int8 plan: `int8Variant`). */
+  readonly variant?: string;
   /** What it chose and why, read after the timed runs (`shufflenet-auto`: threads: 'auto'). */
   choice?(): string;
   dispose?(): void | Promise<void>;
@@ -52,6 +72,8 @@ export interface Engine {
   readonly name: string;
   readonly kind: 'ours' | 'peer';
   readonly description: string;
+  /** Default float32; an int8 engine needs `context.int8` and is checked against the int8 reference. */
+  readonly precision?: Precision;
   /** Prepares the engine, or returns the reason it cannot run this case (missing package, op, threads). */
   prepare(context: EngineContext): Promise<PreparedEngine | { skipped: string }>;
 }
@@ -67,6 +89,8 @@ export interface OurEngine {
     threads: number,
   ): Promise<{
     run: (input: Tensor) => Tensor;
+    /** Which build of the kernels runs (PlanSummary.variant). */
+    variant?: string;
     dispose?: () => Promise<void>;
     profile?: (input: Tensor) => NodeTiming[];
   }>;
@@ -88,7 +112,12 @@ export const ourEngine: OurEngine = {
         const main = nodeIndex.get(plan.summary.stepNodes[i]![0]!);
         return main === undefined ? [] : [{ node: main, ms }];
       });
-    return { run: (input) => plan.run(input), ...(threads === 1 ? { profile } : {}), ...(dispose ? { dispose } : {}) };
+    return {
+      run: (input) => plan.run(input),
+      variant: plan.summary.variant,
+      ...(threads === 1 ? { profile } : {}),
+      ...(dispose ? { dispose } : {}),
+    };
   },
 };
 
@@ -137,6 +166,7 @@ function ours(engine: OurEngine): Engine {
       return {
         threadsUsed,
         run: (input) => prepared.run(input).data,
+        ...(prepared.variant ? { variant: prepared.variant } : {}),
         ...(prepared.dispose ? { dispose: prepared.dispose } : {}),
         ...(profile ? { profile } : {}),
       };
@@ -159,9 +189,9 @@ async function importPeer<T>(name: string, load: () => Promise<T>): Promise<T | 
 
 type Ort = typeof import('onnxruntime-node');
 
-/** An ONNX Runtime session over our export, as a PreparedEngine. */
-async function ortSession(ort: Ort, context: EngineContext, options: object, threadsUsed: number) {
-  const session = await ort.InferenceSession.create(context.onnx, options);
+/** An ONNX Runtime session over `model` (our float export, or the int8 network's QDQ export), as a PreparedEngine. */
+async function ortSession(ort: Ort, model: Uint8Array, options: object, threadsUsed: number) {
+  const session = await ort.InferenceSession.create(model, options);
   const [inputName] = session.inputNames;
   const [outputName] = session.outputNames;
   return {
@@ -175,40 +205,63 @@ async function ortSession(ort: Ort, context: EngineContext, options: object, thr
   } satisfies PreparedEngine;
 }
 
-const onnxruntimeWeb: Engine = {
-  name: 'ort-web',
-  kind: 'peer',
-  description: 'onnxruntime-web, WASM backend (SIMD), 1 thread, on our ONNX export',
-  async prepare(context) {
-    if (context.threads !== 1) return { skipped: 'onnxruntime-web is measured at 1 thread only (as the issue asks)' };
-    const ort = await importPeer('onnxruntime-web', () => import('onnxruntime-web'));
-    if ('skipped' in ort) return ort;
-    ort.env.wasm.numThreads = 1;
-    // onnxruntime-web and -node ship separate typings of the same InferenceSession API.
-    return ortSession(ort as unknown as Ort, context, { executionProviders: ['wasm'] }, 1);
-  },
-};
+/** The file onnxruntime runs: our float export, or for an int8 engine the int8 network's QDQ export. */
+function ortModel(precision: Precision, context: EngineContext): Uint8Array | { skipped: string } {
+  if (precision === 'float32') return context.onnx;
+  return context.int8?.qdq ?? { skipped: 'runs the int8 network: needs bench --int8' };
+}
 
-const onnxruntimeNode: Engine = {
-  name: 'ort-node',
-  kind: 'peer',
-  description:
-    'onnxruntime-node, native CPU provider, intraOpNumThreads = N (no spin-waiting between runs), on our ONNX export',
-  async prepare(context) {
-    const ort = await importPeer('onnxruntime-node', () => import('onnxruntime-node'));
-    if ('skipped' in ort) return ort;
-    // ORT's pool threads spin after each run by default; with engines interleaved run by run in one
-    // process, that spinning takes the cores from the next engine (ours at 2 threads ran at half
-    // speed behind it). Without spinning each engine gets the machine to itself while it runs.
-    const options = {
-      executionProviders: ['cpu'],
-      intraOpNumThreads: context.threads,
-      interOpNumThreads: 1,
-      extra: { session: { intra_op: { allow_spinning: '0' } } },
-    };
-    return ortSession(ort, context, options, context.threads);
-  },
-};
+const onWhat = (precision: Precision): string =>
+  precision === 'int8' ? "on the int8 network's QDQ export (its int8 kernels)" : 'on our ONNX export';
+
+function onnxruntimeWebEngine(name: string, precision: Precision): Engine {
+  return {
+    name,
+    kind: 'peer',
+    precision,
+    description: `onnxruntime-web, WASM backend (SIMD), 1 thread, ${onWhat(precision)}`,
+    async prepare(context) {
+      if (context.threads !== 1) return { skipped: 'onnxruntime-web is measured at 1 thread only (as the issue asks)' };
+      const model = ortModel(precision, context);
+      if ('skipped' in model) return model;
+      const ort = await importPeer('onnxruntime-web', () => import('onnxruntime-web'));
+      if ('skipped' in ort) return ort;
+      ort.env.wasm.numThreads = 1;
+      // onnxruntime-web and -node ship separate typings of the same InferenceSession API.
+      return ortSession(ort as unknown as Ort, model, { executionProviders: ['wasm'] }, 1);
+    },
+  };
+}
+
+function onnxruntimeNodeEngine(name: string, precision: Precision): Engine {
+  return {
+    name,
+    kind: 'peer',
+    precision,
+    description: `onnxruntime-node, native CPU provider, intraOpNumThreads = N (no spin-waiting between runs), ${onWhat(precision)}`,
+    async prepare(context) {
+      const model = ortModel(precision, context);
+      if ('skipped' in model) return model;
+      const ort = await importPeer('onnxruntime-node', () => import('onnxruntime-node'));
+      if ('skipped' in ort) return ort;
+      // ORT's pool threads spin after each run by default; with engines interleaved run by run in one
+      // process, that spinning takes the cores from the next engine (ours at 2 threads ran at half
+      // speed behind it). Without spinning each engine gets the machine to itself while it runs.
+      const options = {
+        executionProviders: ['cpu'],
+        intraOpNumThreads: context.threads,
+        interOpNumThreads: 1,
+        extra: { session: { intra_op: { allow_spinning: '0' } } },
+      };
+      return ortSession(ort, model, options, context.threads);
+    },
+  };
+}
+
+const onnxruntimeWeb = onnxruntimeWebEngine('ort-web', 'float32');
+const onnxruntimeNode = onnxruntimeNodeEngine('ort-node', 'float32');
+const onnxruntimeWebInt8 = onnxruntimeWebEngine('ort-web-int8', 'int8');
+const onnxruntimeNodeInt8 = onnxruntimeNodeEngine('ort-node-int8', 'int8');
 
 const tfjsWasm: Engine = {
   name: 'tfjs-wasm',
@@ -246,6 +299,7 @@ export const ourBatchEngine: Engine = {
     const session = await createNodeSession(graph, { threads, parallelism: 'batch' });
     return {
       threadsUsed: session.threads,
+      variant: session.variant,
       run: async (input) => (await session.run(input)).data,
       dispose: () => session.dispose(),
     };
@@ -271,10 +325,57 @@ export const ourAutoEngine: Engine = {
     plan.calibrate();
     return {
       threadsUsed: threads,
+      variant: plan.summary.variant,
       run: (input) => plan.run(input).data,
       choice: () => auto.describe(),
       dispose: stop,
     };
+  },
+};
+
+/**
+ * Our float32 plan on the plain SIMD128 build in a process that could run the relaxed one (Node
+ * with --experimental-wasm-relaxed-simd), so that one interleaved run times the float plan with
+ * and without relaxed SIMD beside the int8 plan. At 2+ threads the plan runs the 'simd-shared'
+ * build, which has no relaxed form, so there it is `shufflenet` itself.
+ */
+export const ourSimd128Engine: Engine = {
+  name: 'shufflenet-simd128',
+  kind: 'ours',
+  description: 'our fused inference plan on the plain WASM SIMD128 build (relaxed SIMD off), 1 thread',
+  async prepare({ graph, threads }) {
+    if (threads !== 1) {
+      return { skipped: 'at 2+ threads our plan runs the simd-shared build (no relaxed form): the same as shufflenet' };
+    }
+    if (kernelVariant() !== 'relaxed-simd') {
+      return {
+        skipped:
+          'this process has no relaxed SIMD, so shufflenet runs SIMD128 already (add --experimental-wasm-relaxed-simd)',
+      };
+    }
+    const plan = await compilePlan(graph, { kernels: await WasmKernels.create({ relaxedSimd: false }) });
+    return { threadsUsed: 1, variant: plan.summary.variant, run: (input) => plan.run(input).data };
+  },
+};
+
+/** The int8 plan's build, as reported: the int8 kernels exist as SIMD128 only (no relaxed-SIMD build). */
+export const int8Variant = 'int8: SIMD128 only';
+
+/**
+ * Our int8 plan (src/runtime/quant/plan.ts) on the case's quantized network. NOTE: QuantizedPlan
+ * runs one thread; asked for more it runs one and says so (threadsUsed), as single-threaded
+ * engines do. When it takes a thread count, pass min(threads, its maximum) here.
+ */
+export const ourInt8Engine: Engine = {
+  name: 'shufflenet-int8',
+  kind: 'ours',
+  precision: 'int8',
+  description:
+    'our int8 plan on the WASM SIMD128 int8 kernels (src/runtime/quant/plan.ts; one thread; the int8 kernels have no relaxed-SIMD build)',
+  async prepare({ int8 }) {
+    if (int8 === undefined) return { skipped: 'runs the int8 network: needs bench --int8' };
+    const plan = await QuantizedPlan.create(int8.network);
+    return { threadsUsed: 1, variant: int8Variant, run: (input) => plan.run(input).data };
   },
 };
 
@@ -284,8 +385,36 @@ export const engines: readonly Engine[] = [ours(ourEngine), ourAutoEngine, onnxr
 /** The engines of throughput mode (`--batch N`): ours both ways against onnxruntime-node. */
 export const throughputEngines: readonly Engine[] = [ours(ourEngine), ourBatchEngine, onnxruntimeNode];
 
-/** Every engine by name, for `--engines` in either mode. */
-export const allEngines: readonly Engine[] = [...engines, ourBatchEngine];
+/**
+ * The engines of `--int8`: our float32 plan (and its SIMD128 build when relaxed SIMD is on), our
+ * int8 plan, and onnxruntime-web and -node on the same QDQ file. Their float32 runs (ort-web,
+ * ort-node) join by `--engines`.
+ */
+export const int8Engines: readonly Engine[] = [
+  ours(ourEngine),
+  ourSimd128Engine,
+  ourInt8Engine,
+  onnxruntimeWebInt8,
+  onnxruntimeNodeInt8,
+];
+
+/** The int8/fp32 ratios of `--int8`: an int8 engine over its float32 counterpart, where both ran. */
+export const int8Comparisons: readonly (readonly [int8: string, float32: string])[] = [
+  [ourInt8Engine.name, ourEngine.name],
+  [ourInt8Engine.name, ourSimd128Engine.name],
+  [onnxruntimeWebInt8.name, onnxruntimeWeb.name],
+  [onnxruntimeNodeInt8.name, onnxruntimeNode.name],
+];
+
+/** Every engine by name, for `--engines` in any mode (the int8 ones need `--int8`). */
+export const allEngines: readonly Engine[] = [
+  ...engines,
+  ourBatchEngine,
+  ourSimd128Engine,
+  ourInt8Engine,
+  onnxruntimeWebInt8,
+  onnxruntimeNodeInt8,
+];
 
 /** The reference executor as a benchmark engine: slow, but it can time every node. */
 export const referenceBenchEngine: Engine = ours(referenceEngine);

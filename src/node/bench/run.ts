@@ -7,6 +7,10 @@
  * in the same minutes, and a fixed calibration kernel timed between rounds shows whether the
  * machine's speed drifted. Ratios carry a paired bootstrap confidence interval over the rounds.
  *
+ * With `int8` (issue 11's `bench --int8`), each case's network is also calibrated and quantized
+ * once (`quantizeCase`) and exported as QDQ; the int8 engines run that network or that file and
+ * are checked against the int8 reference executor (runQuantized) rather than runGraph.
+ *
  * NOTE on memory: every session stays prepared for the whole run (the price of interleaving all
  * cases). With the seven default networks at 224×224 that is about 1.5 GB of weights across the
  * engines (AlexNet's 61 M parameters dominate); the report records the process's resident memory
@@ -20,7 +24,11 @@ import { runGraph } from '../../graph/execute.js';
 import type { Graph } from '../../graph/graph.js';
 import { loadModel } from '../../io/load.js';
 import { exportOnnx } from '../../io/onnx/export.js';
+import { kernelVariant } from '../../kernels/wasm/module.js';
 import { createModel, getModelEntry } from '../../models/registry.js';
+import { Calibrator } from '../../runtime/quant/calibrate.js';
+import { runQuantized } from '../../runtime/quant/execute.js';
+import { exportQdq } from '../../runtime/quant/qdq.js';
 import { Random } from '../../tensor/random.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { oneLine, ShuffleNetError } from '../../errors.js';
@@ -28,11 +36,16 @@ import { calibrationDescription, timeCalibration } from './calibration.js';
 import {
   allEngines,
   engines as latencyEngines,
+  int8Comparisons,
+  int8Engines,
+  int8Variant,
   ourAutoEngine,
   ourBatchEngine,
   ourEngine,
   throughputEngines,
   type Engine,
+  type Int8Case,
+  type Precision,
   type PreparedEngine,
 } from './engines.js';
 import { BenchmarkError } from './errors.js';
@@ -64,6 +77,8 @@ export const defaultArchs = [
   'alexnet',
 ];
 export const defaultThreads = [1, 2];
+/** The networks of `bench --int8`: the pair whose ratio the paper quotes (MobileNet / ShuffleNet, 4.14× in MFLOPs). */
+export const int8Archs = ['shufflenet_v1_g3_1.0x', 'mobilenet_v1_1.0'];
 
 export interface BenchConfig {
   /** Registry names of the networks to measure. */
@@ -104,6 +119,20 @@ export interface BenchConfig {
   profileRuns: number;
   /** Largest max|Δ| / max|reference logit| an engine may show before it is refused. */
   tolerance: number;
+  /**
+   * Issue 11's int8 run: each case's network calibrated on `calibrationImages` random images
+   * (minmax), quantized and exported as QDQ once; the int8 engines time it beside our float32 plan.
+   * Batch 1, registered networks only.
+   */
+  int8: boolean;
+  /** Images each network is calibrated on with `int8` (deterministic, from `seed`). */
+  calibrationImages: number;
+  /**
+   * With `int8`: largest max|Δ| / max|int8 reference logit| of an int8 engine; its top-1 must also
+   * be the reference's. Ours computes the reference's integers bit for bit; onnxruntime on the same
+   * QDQ file the same integers up to rare one-step roundings (test/quantize.test.ts).
+   */
+  int8Tolerance: number;
   /** Seed of the weights and the input. */
   seed: number;
   /** Confidence intervals of the ratios. */
@@ -130,6 +159,9 @@ export const defaultConfig: BenchConfig = {
   engines: null,
   profileRuns: 3,
   tolerance: 1e-3,
+  int8: false,
+  calibrationImages: 8,
+  int8Tolerance: 1e-2,
   seed: 0,
   bootstrap: defaultBootstrap,
   drift: defaultDrift,
@@ -147,6 +179,10 @@ export const table8Config: Partial<BenchConfig> = {
 export interface EngineResult {
   engine: string;
   kind: 'ours' | 'peer';
+  /** What it computes: float32 engines are checked against runGraph, int8 ones against runQuantized. */
+  precision: Precision;
+  /** Which build of our kernels ran (relaxed-simd, simd, simd-shared; the int8 plan's). */
+  variant?: string;
   /** Why it did not run (missing package, unsupported op or thread count, wrong output). */
   skipped?: string;
   threads_used?: number;
@@ -161,8 +197,10 @@ export interface EngineResult {
   warmup?: number;
   /** Throughput mode: batch ÷ median seconds. */
   images_per_s?: number;
-  /** max |logits − reference| / max |reference|. */
+  /** max |logits − reference| / max |reference| (the reference of its precision). */
   max_rel_error?: number;
+  /** Whether every sample's top-1 class is the reference's. */
+  top1_agrees?: boolean;
   /** Sample k was timed in round k. */
   samples_ms?: number[];
 }
@@ -214,8 +252,12 @@ export interface CaseKey {
 
 /** A measured ratio of two cases' medians with its confidence interval. */
 export interface RatioRow {
-  /** 'pair': the paper's network pairs; 'peer': ours over a peer; 'threads': the first thread count over another (Table 8's growth is in `growth`). */
-  kind: 'pair' | 'peer' | 'threads';
+  /**
+   * 'pair': the paper's network pairs; 'peer': ours over a peer of the same precision; 'threads':
+   * the first thread count over another (Table 8's growth is in `growth`); 'precision': an int8
+   * engine over its float32 counterpart (`--int8`).
+   */
+  kind: 'pair' | 'peer' | 'threads' | 'precision';
   label: string;
   numerator: CaseKey;
   denominator: CaseKey;
@@ -254,6 +296,27 @@ export interface DriftReport extends DriftAssessment {
   loadavg_1m: number[];
 }
 
+/** What `--int8` did before timing, for the report. */
+export interface Int8Report {
+  calibration: { method: 'minmax'; images: number; inputs: string; note: string };
+  /** Bytes of each case's QDQ export, by `arch@size`. */
+  qdq_bytes: Record<string, number>;
+  /** Whether this process runs relaxed SIMD (Node: --experimental-wasm-relaxed-simd). */
+  relaxed_simd: boolean;
+  /** The builds our engines ran, in words. */
+  builds: string;
+}
+
+/** The correctness gate that runs before any timing. */
+export interface CorrectnessReport {
+  /** The rule each precision is held to. */
+  rules: Partial<Record<Precision, string>>;
+  /** Engine cases checked (prepared engines whose output was compared). */
+  checked: number;
+  /** Engine cases whose output disagreed: refused, not timed. */
+  failures: { arch: string; size: string; threads: number; engine: string; precision: Precision; reason: string }[];
+}
+
 export interface BenchReport {
   date: string;
   machine: { nproc: number; cpu: string; node: string; loadavg_start: number[]; loadavg_end: number[] };
@@ -276,6 +339,10 @@ export interface BenchReport {
   /** Rounds of the interleaved schedule, and cases timed per round (at most). */
   schedule: { rounds: number; cases: number; order: string };
   memory: { rss_after_prepare_bytes: number; weights_bytes: number; sessions: number };
+  /** Every engine checked against its reference before timing, and which disagreed. */
+  correctness: CorrectnessReport;
+  /** `--int8`: calibration, QDQ sizes and builds (null otherwise). */
+  int8: Int8Report | null;
 }
 
 /** The paper-style ratios: [numerator, denominator, label]. */
@@ -290,6 +357,32 @@ function randomInput(shape: readonly number[], seed: number): Tensor {
   const random = new Random(seed + 1);
   for (let i = 0; i < x.size; i++) x.data[i] = random.normal();
   return x;
+}
+
+/** Whether every row's largest logit is at the same class in both ([rows, classes], row-major). */
+export function sameTopOne(actual: ArrayLike<number>, expected: ArrayLike<number>, rows: number): boolean {
+  if (actual.length !== expected.length || rows < 1 || expected.length % rows !== 0) return false;
+  const classes = expected.length / rows;
+  const top = (a: ArrayLike<number>, row: number): number => {
+    let best = row * classes;
+    for (let i = best + 1; i < (row + 1) * classes; i++) if (a[i]! > a[best]!) best = i;
+    return best;
+  };
+  for (let r = 0; r < rows; r++)
+    if (Number.isNaN(actual[top(actual, r)]!) || top(actual, r) !== top(expected, r)) return false;
+  return true;
+}
+
+/** How each precision is checked, in words (the report's `correctness.rules`). */
+function correctnessRules(config: BenchConfig): Partial<Record<Precision, string>> {
+  return {
+    float32: `against the reference executor (runGraph): max|Δ|/max|ref| ≤ ${config.tolerance}`,
+    ...(config.int8
+      ? {
+          int8: `against the int8 reference executor (runQuantized) on the same input: top-1 equal and max|Δ|/max|ref| ≤ ${config.int8Tolerance}`,
+        }
+      : {}),
+  };
 }
 
 export function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
@@ -400,6 +493,47 @@ function fileNetwork(path: string): BenchNetwork {
   };
 }
 
+/** `--int8`: how the networks are calibrated, in words (the report's and the CLI's). */
+export function calibrationInputs(config: Pick<BenchConfig, 'calibrationImages' | 'seed'>): string {
+  return (
+    `${config.calibrationImages} deterministic random N(0, 1) images (seeds ${config.seed + 1000}…` +
+    `${config.seed + 999 + config.calibrationImages}), not the timed input`
+  );
+}
+
+/**
+ * `--int8`: the case's network calibrated (minmax) on random images, quantized and exported as
+ * QDQ. The weights are random too: the time does not depend on the values, only the shapes.
+ */
+function quantizeCase(graph: Graph, shape: number[], config: BenchConfig): Int8Case | { skipped: string } {
+  try {
+    const calibrator = new Calibrator(graph, { method: 'minmax', images: config.calibrationImages });
+    for (let i = 0; i < config.calibrationImages; i++) calibrator.observe(randomInput(shape, config.seed + 999 + i));
+    const network = calibrator.finish();
+    return { network, qdq: exportQdq(network) };
+  } catch (e) {
+    if (!(e instanceof ShuffleNetError)) throw e;
+    return { skipped: `cannot quantize: ${oneLine(e.message)}` };
+  }
+}
+
+/** `--int8` runs what it can compare: refuses the options it does not take, naming the flag. */
+function checkInt8Config(config: BenchConfig): void {
+  if (!config.int8) return;
+  if (config.batch !== 1) {
+    throw new BenchmarkError(
+      `bench: --int8 measures batch 1 (the int8 plan runs one sample at a time), got --batch ${config.batch}`,
+    );
+  }
+  if (config.models.length > 0) {
+    throw new BenchmarkError('bench: --int8 calibrates registered networks (--arch), not --model files');
+  }
+  if (config.table8) throw new BenchmarkError("bench: --int8 does not run --table8 (the paper's Table 8 is float32)");
+  if (!Number.isInteger(config.calibrationImages) || config.calibrationImages < 1) {
+    throw new BenchmarkError(`bench: --calibration-images must be an integer ≥ 1, got ${config.calibrationImages}`);
+  }
+}
+
 /** A configuration error (e.g. a stem that leaves nothing of a tiny input) skips this case only. */
 function traced(trace: () => Graph): Graph | { skipped: string } {
   try {
@@ -421,9 +555,23 @@ export async function runBenchmark(
   }
   const sizes = config.sizes ?? [square(config.size)];
   if (sizes.length === 0) throw new BenchmarkError('bench: no input sizes to run');
+  checkInt8Config(config);
   const table =
-    available ?? (config.engines !== null ? allEngines : config.batch > 1 ? throughputEngines : latencyEngines);
+    available ??
+    (config.engines !== null
+      ? allEngines
+      : config.int8
+        ? int8Engines
+        : config.batch > 1
+          ? throughputEngines
+          : latencyEngines);
   const selected = selectEngines(config.engines, table);
+  const int8Selected = selected.filter((e) => e.precision === 'int8');
+  if (!config.int8 && int8Selected.length > 0) {
+    throw new BenchmarkError(
+      `bench: ${int8Selected.map((e) => e.name).join(', ')} run${int8Selected.length === 1 ? 's' : ''} the int8 network: add --int8`,
+    );
+  }
   const networks = [
     ...config.archs.map((arch) => registryNetwork(arch, config.seed)),
     ...config.models.map(fileNetwork),
@@ -440,6 +588,9 @@ export async function runBenchmark(
   const timed: TimedCase[] = [];
   const macsOf = new Map<string, number>(); // by `arch|size`, per image
   const profiled: { arch: string; graph: Graph; input: Tensor; cases: TimedCase[] }[] = [];
+  const failures: CorrectnessReport['failures'] = [];
+  const qdqBytes: Record<string, number> = {};
+  let checked = 0;
   let weightsBytes = 0;
 
   try {
@@ -463,6 +614,23 @@ export async function runBenchmark(
           const input = randomInput(shape, config.seed);
           config.log(`${arch} @${sizeLabel}: ${(macs / 1e6).toFixed(1)} MFLOPs per image; reference logits…`);
           const reference = runGraph(graph, input).data;
+          let int8: Int8Case | undefined;
+          let int8Skipped: string | undefined;
+          let int8Reference: Float32Array | undefined;
+          if (config.int8) {
+            config.log(
+              `${arch} @${sizeLabel}: calibrating on ${config.calibrationImages} images (minmax), int8 reference logits…`,
+            );
+            const quantized = quantizeCase(graph, shape, config);
+            if ('skipped' in quantized) {
+              int8Skipped = quantized.skipped;
+              config.log(`  int8 engines: skipped: ${int8Skipped}`);
+            } else {
+              int8 = quantized;
+              qdqBytes[`${arch}@${sizeLabel}`] = int8.qdq.length;
+              int8Reference = runQuantized(int8.network, input).data;
+            }
+          }
           for (const [threadIndex, threads] of config.threads.entries()) {
             const caseResult: CaseResult = {
               arch,
@@ -475,10 +643,14 @@ export async function runBenchmark(
             };
             const prepared: TimedCase[] = [];
             for (const engine of selected) {
-              const base = { engine: engine.name, kind: engine.kind };
+              const precision = engine.precision ?? 'float32';
+              const base = { engine: engine.name, kind: engine.kind, precision };
               let ready: PreparedEngine | { skipped: string };
               try {
-                ready = await engine.prepare({ graph, onnx, threads });
+                ready =
+                  precision === 'int8' && int8Skipped !== undefined
+                    ? { skipped: int8Skipped }
+                    : await engine.prepare({ graph, onnx, threads, ...(int8 ? { int8 } : {}) });
               } catch (e) {
                 ready = { skipped: `failed to prepare: ${oneLine(e instanceof Error ? e.message : String(e))}` };
               }
@@ -487,22 +659,42 @@ export async function runBenchmark(
                 config.log(`  ${engine.name} @${threads}: skipped: ${ready.skipped}`);
                 continue;
               }
-              // Never time a wrong computation: check the logits before any timing.
-              const error = relativeError(await ready.run(input), reference);
-              if (!(error <= config.tolerance)) {
+              // Never time a wrong computation: check the logits before any timing, an int8
+              // engine's against the int8 reference (top-1 too), a float one's against runGraph's.
+              const output = await ready.run(input);
+              const expected = precision === 'int8' ? int8Reference! : reference;
+              const error = relativeError(output, expected);
+              const top1 = sameTopOne(output, expected, config.batch);
+              const tolerance = precision === 'int8' ? config.int8Tolerance : config.tolerance;
+              checked++;
+              const mismatch = !(error <= tolerance)
+                ? `max|Δ|/max|ref| = ${error.toExponential(2)} > ${tolerance}`
+                : precision === 'int8' && !top1
+                  ? "its top-1 class is not the reference's"
+                  : null;
+              if (mismatch !== null) {
                 await ready.dispose?.();
-                const reason = `output differs from the reference: max|Δ|/max|ref| = ${error.toExponential(2)} > ${config.tolerance}`;
-                caseResult.engines.push({ ...base, skipped: reason });
-                config.log(`  ${engine.name} @${threads}: ${reason}`);
+                const reason = `output differs from the ${precision === 'int8' ? 'int8 reference (runQuantized)' : 'reference'}: ${mismatch}`;
+                caseResult.engines.push({
+                  ...base,
+                  skipped: reason,
+                  max_rel_error: error,
+                  top1_agrees: top1,
+                  ...(ready.variant ? { variant: ready.variant } : {}),
+                });
+                failures.push({ arch, size: sizeLabel, threads, engine: engine.name, precision, reason });
+                config.log(`  MISMATCH ${arch} @${sizeLabel} ${engine.name} @${threads}: ${reason}; not timed`);
                 continue;
               }
               const ours = engine.kind === 'ours';
               const result: EngineResult = {
                 ...base,
+                ...(ready.variant ? { variant: ready.variant } : {}),
                 threads_used: ready.threadsUsed,
                 runs: ours ? config.oursRuns : config.runs,
                 warmup: ours ? config.oursWarmup : config.warmup,
                 max_rel_error: error,
+                top1_agrees: top1,
               };
               caseResult.engines.push(result);
               const key = { arch, engine: engine.name, threads, size: sizeLabel };
@@ -603,7 +795,13 @@ export async function runBenchmark(
           ? allSizes.filter((z) => results.some((r) => r.height === z.height && r.width === z.width))
           : sizes
         ).map(formatInputSize),
-        our_engine: selected.find((e) => e.kind === 'ours')?.description ?? 'none',
+        // --int8 runs two plans of ours (float32 and int8): name both.
+        our_engine:
+          selected
+            .filter((e) => e.kind === 'ours')
+            .slice(0, config.int8 ? undefined : 1)
+            .map((e) => e.description)
+            .join('; ') || 'none',
       },
       results,
       skipped_cases: skippedCases,
@@ -630,6 +828,22 @@ export async function runBenchmark(
           'calibration kernel before each round and after the last',
       },
       memory: { rss_after_prepare_bytes: rss, weights_bytes: weightsBytes, sessions: timed.length },
+      correctness: { rules: correctnessRules(config), checked, failures },
+      int8: config.int8
+        ? {
+            calibration: {
+              method: 'minmax',
+              images: config.calibrationImages,
+              inputs: calibrationInputs(config),
+              note: 'weights and images are random: the time does not depend on the values, only on the shapes',
+            },
+            qdq_bytes: qdqBytes,
+            relaxed_simd: kernelVariant() === 'relaxed-simd',
+            builds:
+              `float32 plan: ${kernelVariant()} at 1 thread, simd-shared at 2+ threads (no relaxed form); ` +
+              `${int8Variant} (the int8 kernels have no relaxed-SIMD build)`,
+          }
+        : null,
     };
   } finally {
     for (const c of timed) await c.ready.dispose?.();
@@ -657,6 +871,7 @@ function measuredRatios(
   const engineNames = [...new Set(timed.map((c) => c.key.engine))];
   const oursNames = [...new Set(timed.filter((c) => c.result.kind === 'ours').map((c) => c.key.engine))];
   const peerNames = engineNames.filter((e) => !oursNames.includes(e));
+  const precisionOf = new Map(timed.map((c) => [c.key.engine, c.result.precision]));
   for (const size of sizes.map(formatInputSize)) {
     for (const threads of config.threads) {
       for (const engine of engineNames) {
@@ -666,7 +881,8 @@ function measuredRatios(
       }
       for (const arch of labels) {
         for (const ours of oursNames) {
-          for (const peer of peerNames) {
+          // int8 against int8, float32 against float32: a cross-precision ratio is the int8 table's.
+          for (const peer of peerNames.filter((p) => precisionOf.get(p) === precisionOf.get(ours))) {
             add(
               'peer',
               `${ours}/${peer}`,
@@ -674,6 +890,14 @@ function measuredRatios(
               { arch, engine: peer, threads, size },
             );
           }
+        }
+        for (const [int8, float32] of int8Comparisons) {
+          add(
+            'precision',
+            `${int8} / ${float32}`,
+            { arch, engine: int8, threads, size },
+            { arch, engine: float32, threads, size },
+          );
         }
       }
     }
@@ -684,6 +908,9 @@ function measuredRatios(
         const atFirst = { arch, engine, threads: first!, size };
         const base = engine === ourAutoEngine.name && !byKey.has(keyString(atFirst)) ? ourEngine.name : engine;
         for (const threads of others) {
+          // An engine that ran as many threads at both counts (the int8 plan: one) gained nothing to report.
+          const used = (t: number, e: string) => byKey.get(keyString({ arch, engine: e, threads: t, size }))?.result;
+          if (used(first!, base)?.threads_used === used(threads, engine)?.threads_used) continue;
           add(
             'threads',
             base === engine

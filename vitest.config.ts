@@ -17,6 +17,7 @@ const relaxedSuites = [
   'test/plan.test.ts',
   'test/training-plan.test.ts',
   'test/conformance.test.ts',
+  'test/int8-kernels.test.ts',
 ];
 // NOTE: test/threads.test.ts is not here: a threaded plan runs the shared-memory SIMD128 build
 // (there is no relaxed shared build), so under the flag it would repeat its simd run exactly.

@@ -95,6 +95,12 @@ const variants = [
 ];
 const int8Variants = [
   { name: 'int8KernelsWasmBase64', what: 'int8 kernels, WASM SIMD128', entry: int8Entry, extra: [] },
+  {
+    name: 'int8KernelsRelaxedWasmBase64',
+    what: 'int8 kernels, WASM SIMD128 + relaxed SIMD (the 8-bit dot product of qgemm7)',
+    entry: int8Entry,
+    extra: ['--enable', 'relaxed-simd'],
+  },
 ];
 const built = [];
 for (const v of variants) built.push({ ...v, ...(await compile(v.extra, v.entry)) });

@@ -19,7 +19,13 @@ import {
   type QParams,
 } from '../src/kernels/reference/quantized.js';
 import { epilogueParams, Int8Kernels, type Int8Activation } from '../src/kernels/wasm/int8.js';
-import { packQdenseWeights, packQgemmWeights, qpackPairStride } from '../src/kernels/wasm/pack.js';
+import {
+  packQdenseWeights,
+  packQgemm7Weights,
+  packQgemmWeights,
+  qpackPairStride,
+  sevenBitWeights,
+} from '../src/kernels/wasm/pack.js';
 import { Random } from '../src/tensor/random.js';
 import { conv2dGeometry } from './helpers/kernel-data.js';
 
@@ -27,25 +33,65 @@ import { conv2dGeometry } from './helpers/kernel-data.js';
 const geometry1x1 = (k: number, m: number, pixels: number): Conv2dGeometry =>
   conv2dGeometry({ inChannels: k, outChannels: m, inWidth: pixels, outWidth: pixels });
 
-describe('qgemm-4x8-wasmsimd against the reference int8 arithmetic', async () => {
+describe('the int8 kernels module', () => {
+  it('loads the relaxed-SIMD build where the engine runs it right, else says why it did not', async () => {
+    const kernels = await Int8Kernels.create();
+    for (const [a, b, c] of [
+      [-1, 1, 0],
+      [-128, 127, 5],
+      [100, 3, -7],
+    ] as const) {
+      expect(kernels.exports.qdot4Probe(a, b, c), `${a} ${b} ${c}`).toBe(4 * a * b + c);
+    }
+    if (process.env.SHUFFLENET_EXPECT_VARIANT === 'relaxed-simd') {
+      // Node 20's V8 validates relaxed SIMD under the flag but doubles the 8-bit dot product: the
+      // SIMD128 build then runs, and says so. (Chromium runs the relaxed build: int8-browser.test.ts.)
+      if (kernels.variant !== 'relaxed-simd') {
+        expect(kernels.relaxedRefused).toMatch(/relaxed_dot_i8x16_i7x16_add_s gives -?\d+ for 4 × -?\d+ × \d+/);
+      }
+    } else {
+      expect(kernels.variant).toBe('simd');
+      expect(kernels.relaxedRefused).toBeNull();
+    }
+    const plain = await Int8Kernels.create({ relaxedSimd: false });
+    expect(plain.variant).toBe('simd');
+  });
+});
+
+describe('qgemm-4x8 and qgemm7-4x8 against the reference int8 arithmetic', async () => {
   const kernels = await Int8Kernels.create();
   const rng = new Random(11);
   const activations: Int8Activation[] = [null, 'relu', 'relu6'];
-  const cases: { k: number; m: number; pixels: number; residual: boolean; activation: Int8Activation }[] = [];
-  for (const k of [1, 2, 3, 5, 8, 9, 24])
+  const cases: {
+    k: number;
+    m: number;
+    pixels: number;
+    residual: boolean;
+    activation: Int8Activation;
+    sevenBit: boolean;
+  }[] = [];
+  for (const k of [1, 2, 3, 5, 8, 9, 24, 33])
     for (const m of [1, 3, 4, 5, 9])
       for (const pixels of [1, 3, 4, 7, 8, 9, 19, 49])
-        cases.push({ k, m, pixels, residual: rng.int(2) === 1, activation: activations[rng.int(3)]! });
+        cases.push({
+          k,
+          m,
+          pixels,
+          residual: rng.int(2) === 1,
+          activation: activations[rng.int(3)]!,
+          sevenBit: rng.int(2) === 1,
+        });
 
-  it(`${cases.length} cases: k 1–24 (odd and even), m 1–9, 1–49 pixels, residual or not, ReLU, ReLU6 or none, permuted outputs`, () => {
-    for (const { k, m, pixels, residual, activation } of cases) {
+  it(`${cases.length} cases: k 1–33, m 1–9, 1–49 pixels, residual or not, ReLU, ReLU6 or none, permuted outputs; qgemm7 too where the weights are 7-bit (${kernels.variant} build)`, () => {
+    let sevenBitCases = 0;
+    for (const { k, m, pixels, residual, activation, sevenBit } of cases) {
       const mark = kernels.mark();
       const x: QParams = { scale: Math.fround(0.02 + rng.next() * 0.05), zeroPoint: rng.int(256) };
       const out: QParams = { scale: Math.fround(0.05 + rng.next() * 0.1), zeroPoint: rng.int(256) };
       const pre: QParams = { scale: Math.fround(0.05 + rng.next() * 0.1), zeroPoint: rng.int(256) };
       const res: QParams = { scale: Math.fround(0.05 + rng.next() * 0.1), zeroPoint: rng.int(256) };
       const input = Uint8Array.from({ length: k * pixels }, () => rng.int(256));
-      const weight = Int8Array.from({ length: m * k }, () => rng.int(255) - 127);
+      const weight = Int8Array.from({ length: m * k }, () => (sevenBit ? rng.int(128) - 64 : rng.int(255) - 127));
       const bias = Int32Array.from({ length: m }, () => rng.int(40001) - 20000);
       const wScales = Float32Array.from({ length: m }, () => Math.fround(0.001 + rng.next() * 0.01));
       const r = Uint8Array.from({ length: m * pixels }, () => rng.int(256));
@@ -82,9 +128,24 @@ describe('qgemm-4x8-wasmsimd against the reference int8 arithmetic', async () =>
       const params = kernels.upload(epilogueParams(activation, out, residual ? { pre, res } : undefined));
       kernels.exports.qgemm(Math.ceil(k / 2), m, pixels, wAt, bAt, mAt, packed, stride, outTable, resTable, 0, params);
       const got = kernels.u8(outAt, m * pixels).slice();
+      const what = `k ${k}, m ${m}, ${pixels} px, residual ${residual}, ${activation}`;
+      expect([...got], what).toEqual([...expected]);
+      if (sevenBit) {
+        expect(sevenBitWeights(weight)).toBe(true);
+        sevenBitCases++;
+        const quads = Math.ceil(k / 4);
+        const packed4 = kernels.allocBytes(quads * stride);
+        const sums = kernels.allocBytes(Math.ceil(pixels / 8) * 32);
+        kernels.exports.qpack4(inAt, pixels, k, pixels, packed4, stride, sums);
+        const w7 = packQgemm7Weights(weight, bias, m, k, x.zeroPoint);
+        kernels.u8(outAt, m * pixels).fill(0xa5);
+        const [w7At, b7At] = [kernels.upload(w7.weights), kernels.upload(w7.bias)];
+        kernels.exports.qgemm7(quads, m, pixels, w7At, b7At, mAt, packed4, stride, sums, outTable, resTable, 0, params);
+        expect([...kernels.u8(outAt, m * pixels)], `qgemm7, ${what}`).toEqual([...expected]);
+      }
       kernels.release(mark);
-      expect([...got], `k ${k}, m ${m}, ${pixels} px, residual ${residual}, ${activation}`).toEqual([...expected]);
     }
+    expect(sevenBitCases).toBeGreaterThan(100);
   });
 });
 

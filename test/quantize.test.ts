@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { conv2dReference, type Conv2dGeometry } from '../src/kernels/reference/conv2d.js';
 import { qconv2dAccumulators, quantizeLinear, requantize, roundHalfEven } from '../src/kernels/reference/quantized.js';
+import { sevenBitWeights } from '../src/kernels/wasm/pack.js';
 import { loadModelFile, saveModelFile } from '../src/io/modelfile.js';
 import { readSafetensors, writeSafetensors, type IntegerTensor } from '../src/io/safetensors.js';
 import { architectureOf, createModel, type ModelOptions } from '../src/models/registry.js';
@@ -110,11 +111,12 @@ function quantizedNetwork(
   options: ModelOptions,
   size: number,
   method: 'minmax' | 'percentile' | 'mse' = 'minmax',
+  weightBits: 7 | 8 = 8,
 ): QuantizedNetwork {
   const model = createModel(name, options);
   randomizeBuffers(model);
   const graph = model.trace([1, options.inputChannels ?? 3, size, size]);
-  const calibrator = new Calibrator(graph, { method, images: 4 });
+  const calibrator = new Calibrator(graph, { method, images: 4, weightBits });
   for (let i = 0; i < 4; i++) calibrator.observe(positiveInput(graph.input.shape, 10 + i));
   return calibrator.finish();
 }
@@ -204,6 +206,37 @@ describe('int8 networks against onnxruntime-node on their QDQ export', () => {
         expect([...plan.run(x).data], `${name}, input ${seed}`).toEqual([...runQuantized(network, x).data]);
       }
     }
+  });
+
+  it('7-bit weights: every weight within [−63, 63]; the 8-bit dot product GEMM (qgemm7) bit for bit', async () => {
+    for (const { name, options, size } of networks.slice(0, 3)) {
+      const network = quantizedNetwork(name, options, size, 'minmax', 7);
+      let steps = 0;
+      for (const [weight, w] of network.weights) {
+        expect(sevenBitWeights(w.weight), weight).toBe(true);
+        expect(Math.max(...w.weight.map(Math.abs)), weight).toBeLessThanOrEqual(63);
+        steps++;
+      }
+      expect(steps).toBeGreaterThan(3);
+      // On Node's SIMD128 build qgemm7 runs its exact SIMD128 form; Chromium runs the relaxed
+      // instruction (test/int8-browser.test.ts).
+      const plan = await QuantizedPlan.create(network, { gemm: 'quads' });
+      const auto = await QuantizedPlan.create(network);
+      for (const seed of [62, 63]) {
+        const x = positiveInput(network.graph.input.shape, seed);
+        const expected = [...runQuantized(network, x).data];
+        expect([...plan.run(x).data], `${name}, input ${seed}, qgemm7`).toEqual(expected);
+        expect([...auto.run(x).data], `${name}, input ${seed}, ${auto.variant.build}`).toEqual(expected);
+      }
+    }
+    expect(
+      () =>
+        new Calibrator(quantizedNetwork('shufflenet_v1_g3_0.25x', { numClasses: 10, smallInput: true }, 32).graph, {
+          method: 'minmax',
+          images: 1,
+          weightBits: 6 as 7,
+        }),
+    ).toThrow(/weight bits is 6; expected 7 or 8/);
   });
 
   it('QDQ import refuses what our int8 steps cannot compute as the file means, naming the value', () => {

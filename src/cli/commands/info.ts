@@ -63,7 +63,7 @@ function printQuantization(q: QuantizationInfo): void {
   console.log(`  int8          ${q.scheme}`);
   console.log(
     `  calibration   ${c.method}${c.percentile !== undefined ? ` (percentile ${c.percentile})` : ''} on ${c.images} images` +
-      `${c.data !== undefined ? ` of ${printable(c.data)}` : ''}`,
+      `${c.data !== undefined ? ` of ${printable(c.data)}` : ''}; ${c.weightBits ?? 8}-bit weights`,
   );
   if (q.accuracy) {
     const on = q.accuracy.examples !== undefined ? ` on ${q.accuracy.examples} test images` : '';

@@ -22,6 +22,7 @@ interface QuantizeFlags {
   calibration: number;
   method: CalibrationMethod;
   percentile?: number;
+  weightBits: string;
   eval: number;
   out: string;
 }
@@ -47,6 +48,14 @@ export function quantizeCommand(): Command {
       'upper percentile kept by --method percentile (default 99.99)',
       fieldParser(calibrationFields.percentile),
     )
+    .addOption(
+      new Option(
+        '--weight-bits <n>',
+        'weight range: 8 ([−127, 127]) or 7 ([−63, 63]: the relaxed-SIMD build multiplies them 16 per instruction)',
+      )
+        .choices(['7', '8'])
+        .default('8'),
+    )
     .option(
       '--eval <n>',
       'test images (class-balanced) on which to measure float and int8 accuracy, recorded in the file (0: none)',
@@ -59,6 +68,7 @@ export function quantizeCommand(): Command {
       if (opts.percentile !== undefined && opts.method !== 'percentile') {
         throw new ShuffleNetError(`quantize: --percentile applies to --method percentile, not ${opts.method}`);
       }
+      const weightBits = opts.weightBits === '7' ? 7 : 8;
       const { model, info } = loadModelFile(readFileOrFail(opts.model, 'model'), opts.model);
       const preprocessing = info.preprocessing;
       if (preprocessing === undefined)
@@ -76,6 +86,7 @@ export function quantizeCommand(): Command {
         method: opts.method,
         images: indices.length,
         ...(opts.percentile !== undefined ? { percentile: opts.percentile } : {}),
+        weightBits: weightBits,
       });
       const started = performance.now();
       const progress = progressLine('calibrating on');
@@ -91,6 +102,7 @@ export function quantizeCommand(): Command {
         images: indices.length,
         data: opts.data,
         ...(opts.method === 'percentile' ? { percentile: opts.percentile ?? 99.99 } : {}),
+        weightBits,
       };
       let accuracy: QuantizationInfo['accuracy'];
       if (opts.eval > 0) {
@@ -117,7 +129,7 @@ export function quantizeCommand(): Command {
       const pct = (a: number): string => `${(a * 100).toFixed(2)}%`;
       console.log(
         `${printable(opts.model)} → ${printable(opts.out)}: int8, ${bytes.length.toLocaleString('en-US')} bytes; ` +
-          `calibrated on ${indices.length} ${printable(opts.data)} images by ${opts.method} in ${formatDuration(calibrationSeconds)}` +
+          `${weightBits}-bit weights, calibrated on ${indices.length} ${printable(opts.data)} images by ${opts.method} in ${formatDuration(calibrationSeconds)}` +
           (accuracy
             ? `\naccuracy on ${accuracy.examples} test images: float ${pct(accuracy.float!)}, int8 ${pct(accuracy.int8!)}`
             : ''),

@@ -349,6 +349,16 @@ export type Int8KernelExports = {
     pairStride: number,
   ): void;
   /** assembly/int8.ts */
+  qpack4(
+    input: number,
+    rowStride: number,
+    k: number,
+    pixels: number,
+    out: number,
+    quadStride: number,
+    sums: number,
+  ): void;
+  /** assembly/int8.ts */
   qgemm(
     pairs: number,
     m: number,
@@ -363,6 +373,24 @@ export type Int8KernelExports = {
     offset: number,
     params: number,
   ): void;
+  /** assembly/int8.ts */
+  qgemm7(
+    quads: number,
+    m: number,
+    pixels: number,
+    weights: number,
+    bias: number,
+    multipliers: number,
+    input: number,
+    quadStride: number,
+    sums: number,
+    outTable: number,
+    resTable: number,
+    offset: number,
+    params: number,
+  ): void;
+  /** assembly/int8.ts */
+  qdot4Probe(a: number, b: number, c: number): number;
   /** assembly/int8.ts */
   qdwPaddedWidth(w: number): number;
   /** assembly/int8.ts */
@@ -446,7 +474,10 @@ export type Int8KernelExports = {
 export const int8KernelExportsNames = [
   'heapBase',
   'qpack',
+  'qpack4',
   'qgemm',
+  'qgemm7',
+  'qdot4Probe',
   'qdwPaddedWidth',
   'qdwconv3x3',
   'qpool3x3s2',

@@ -4,38 +4,89 @@
  * `Int8Kernels.create()`.
  */
 import { int8KernelExportsNames, type Int8KernelExports } from './exports.generated.js';
-import { int8KernelsWasmBase64 } from './int8.generated.js';
-import { decodeBuild, hasFunctions, KernelMemory, WasmUnavailableError } from './module.js';
+import { int8KernelsRelaxedWasmBase64, int8KernelsWasmBase64 } from './int8.generated.js';
+import {
+  decodeBuild,
+  hasFunctions,
+  KernelMemory,
+  kernelVariant,
+  WasmUnavailableError,
+  type KernelOptions,
+  type KernelVariant,
+} from './module.js';
 
 export type { Int8KernelExports };
 
-let compiled: Promise<WebAssembly.Module> | undefined;
+const compiled = new Map<KernelVariant, Promise<WebAssembly.Module>>();
 
-/** One instance of the int8 kernels with its own memory (see KernelMemory). */
+/**
+ * One instance of the int8 kernels with its own memory (see KernelMemory). Two builds, picked at
+ * load as the float kernels' are: SIMD128, and relaxed SIMD where the engine validates it, whose
+ * qgemm7 is one 8-bit dot-product instruction per 16 multiply-adds (in the SIMD128 build qgemm7
+ * computes the same integers more slowly, so plans use it only on the relaxed build).
+ */
 export class Int8Kernels extends KernelMemory {
-  private constructor(readonly exports: Int8KernelExports) {
+  private constructor(
+    readonly exports: Int8KernelExports,
+    readonly variant: KernelVariant,
+  ) {
     super(exports.memory, exports.heapBase());
   }
 
-  static async create(): Promise<Int8Kernels> {
-    compiled ??= decodeBuild(int8KernelsWasmBase64)
+  /**
+   * Loads the build this engine runs (relaxed SIMD where it validates, unless
+   * `options.relaxedSimd` is false), after checking the relaxed build's 8-bit dot product on known
+   * values: where it computes wrong sums (Node 20's V8 under --experimental-wasm-relaxed-simd
+   * doubles them), the SIMD128 build is loaded instead and `relaxedRefused` says why.
+   */
+  static async create(options: KernelOptions = {}): Promise<Int8Kernels> {
+    const variant = kernelVariant(options);
+    const kernels = new Int8Kernels(await instantiate(variant), variant);
+    if (variant !== 'relaxed-simd') return kernels;
+    const wrong = DOT_PROBES.find(([a, b, c]) => kernels.exports.qdot4Probe(a, b, c) !== 4 * a * b + c);
+    if (wrong === undefined) return kernels;
+    const [a, b, c] = wrong;
+    const fallback = new Int8Kernels(await instantiate('simd'), 'simd');
+    fallback.relaxedRefused =
+      `this engine's i32x4.relaxed_dot_i8x16_i7x16_add_s gives ${kernels.exports.qdot4Probe(a, b, c)} for ` +
+      `4 × ${a} × ${b} + ${c} = ${4 * a * b + c}: the int8 kernels run their SIMD128 build`;
+    return fallback;
+  }
+
+  /** Why the relaxed build was not used although the engine validates it (null: it was, or was not asked for). */
+  relaxedRefused: string | null = null;
+}
+
+/** (a, b, c) with b in [0, 127]: the relaxed dot product must give 4ab + c for each. */
+const DOT_PROBES: readonly [number, number, number][] = [
+  [-1, 1, 0],
+  [-128, 127, 7],
+  [127, 127, -3],
+  [-5, 3, 1000],
+];
+
+async function instantiate(variant: KernelVariant): Promise<Int8KernelExports> {
+  let module = compiled.get(variant);
+  if (module === undefined) {
+    module = decodeBuild(variant === 'relaxed-simd' ? int8KernelsRelaxedWasmBase64 : int8KernelsWasmBase64)
       .then((bytes) => WebAssembly.compile(bytes))
       .catch((error: unknown) => {
-        compiled = undefined;
+        compiled.delete(variant);
         throw new WasmUnavailableError(
           `int8 kernels: this runtime cannot compile WebAssembly SIMD (${error instanceof Error ? error.message : String(error)})`,
         );
       });
-    const instance = await WebAssembly.instantiate(await compiled, {});
-    const exports = instance.exports;
-    if (
-      !hasFunctions<Int8KernelExports>(exports, int8KernelExportsNames) ||
-      !(exports.memory instanceof WebAssembly.Memory)
-    ) {
-      throw new WasmUnavailableError('int8 kernels: the build lacks exports that exports.generated.ts declares');
-    }
-    return new Int8Kernels(exports);
+    compiled.set(variant, module);
   }
+  const instance = await WebAssembly.instantiate(await module, {});
+  const exports = instance.exports;
+  if (
+    !hasFunctions<Int8KernelExports>(exports, int8KernelExportsNames) ||
+    !(exports.memory instanceof WebAssembly.Memory)
+  ) {
+    throw new WasmUnavailableError('int8 kernels: the build lacks exports that exports.generated.ts declares');
+  }
+  return exports;
 }
 
 /** The activations an int8 kernel clamps in its epilogue. */

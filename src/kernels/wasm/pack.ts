@@ -77,6 +77,40 @@ export function packQgemmWeights(w: Int8Array, m: number, k: number): Int32Array
   return packed;
 }
 
+/** Whether int8 weights are 7-bit, within [−64, 63]: what qgemm7's 8-bit dot product needs. */
+export function sevenBitWeights(w: Int8Array): boolean {
+  return w.every((v) => v >= -64 && v <= 63);
+}
+
+/**
+ * Packs 7-bit weights w[m, k] (in [−64, 63]) of a 1×1 convolution group for qgemm7: blocks of 4
+ * output channels as [⌈k/4⌉][4 outputs][4 bytes], each byte w + 64 (in [0, 127]; 64, the weight 0,
+ * where padded). Also the bias qgemm7 adds, folded with the input's zero point z:
+ * bias[o] + (128 − z) · Σ_i w[o][i] (qpack4 stores x − 128).
+ */
+export function packQgemm7Weights(
+  w: Int8Array,
+  bias: ArrayLike<number>,
+  m: number,
+  k: number,
+  zero: number,
+): { weights: Uint8Array; bias: Int32Array } {
+  const quads = Math.ceil(k / 4);
+  const packed = new Uint8Array(Math.ceil(m / 4) * quads * 16).fill(64);
+  const folded = new Int32Array(Math.ceil(m / 4) * 4);
+  for (let o = 0; o < m; o++) {
+    const base = Math.floor(o / 4) * quads * 16 + (o % 4) * 4;
+    let sum = 0;
+    for (let i = 0; i < k; i++) {
+      const v = w[o * k + i]!;
+      packed[base + Math.floor(i / 4) * 16 + (i % 4)] = v + 64;
+      sum += v;
+    }
+    folded[o] = bias[o]! + (128 - zero) * sum;
+  }
+  return { weights: packed, bias: folded };
+}
+
 /** Bytes between the pair rows that qpack writes for `pixels` pixels: ⌈pixels/8⌉ · 8 pixels of 4 bytes. */
 export function qpackPairStride(pixels: number): number {
   return Math.ceil(pixels / 8) * 32;

@@ -24,6 +24,7 @@ import {
   quantizationPoints,
   quantizeNetwork,
   type QuantizedNetwork,
+  type WeightBits,
 } from './network.js';
 
 export const calibrationMethods = ['minmax', 'percentile', 'mse'] as const;
@@ -37,6 +38,8 @@ export interface CalibrationOptions {
   percentile?: number;
   /** Values kept per calibrated tensor; default 65,536. */
   sampleSize?: number;
+  /** The weights' range: 8 bits (default) or 7 (see WeightBits). */
+  weightBits?: WeightBits;
 }
 
 interface Observed {
@@ -73,6 +76,9 @@ export class Calibrator {
     const p = options.percentile ?? 99.99;
     if (options.method === 'percentile' && !(p > 50 && p <= 100)) {
       throw new QuantizationError(`percentile is ${p}; expected a number in (50, 100]`);
+    }
+    if (options.weightBits !== undefined && options.weightBits !== 7 && options.weightBits !== 8) {
+      throw new QuantizationError(`weight bits is ${String(options.weightBits)}; expected 7 or 8`);
     }
     if (!Number.isInteger(options.images) || options.images < 1) {
       throw new QuantizationError(`calibration needs at least one image, got ${options.images}`);
@@ -121,7 +127,7 @@ export class Calibrator {
   }
 
   finish(): QuantizedNetwork {
-    return quantizeNetwork(this.graph, this.scales(), this.steps);
+    return quantizeNetwork(this.graph, this.scales(), this.steps, this.options.weightBits ?? 8);
   }
 
   private range(s: Observed): QParams {

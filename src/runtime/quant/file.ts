@@ -57,7 +57,7 @@ export interface QuantizationInfo {
   scheme: string;
   /** The input shape the network was traced and calibrated at, [1, C, H, W]. */
   inputShape: number[];
-  calibration: { method: string; images: number; data?: string; percentile?: number };
+  calibration: { method: string; images: number; data?: string; percentile?: number; weightBits?: number };
   /** Test accuracy of the float model and of this one, when measured (fractions, and where). */
   accuracy?: { float?: number; int8?: number; data?: string; examples?: number };
   /** Scale and zero point of each calibrated value, by value name. */
@@ -73,6 +73,7 @@ export const calibrationFields = {
   images: integerField(1, 10_000_000),
   data: stringField(1000),
   percentile: numberField(50, 100, true),
+  weightBits: integerField(7, 8),
 } satisfies Fields;
 
 const quantizationFields: Fields = {

@@ -147,10 +147,16 @@ export function chooseQParams(lo: number, hi: number): QParams {
 
 /**
  * Quantizes a weighted step: BN folded, weights symmetric int8 per output channel
- * (scale = max |w| / 127; an all-zero channel gets scale 1), bias int32 at (input scale · weight
+ * (scale = max |w| / 127, or / 63 for 7-bit weights; an all-zero channel gets scale 1), bias int32 at (input scale · weight
  * scale), refused if it leaves int32 range.
  */
-export function quantizeWeights(graph: Graph, step: LoweredStep, inputScale: number): QuantizedWeights {
+export function quantizeWeights(
+  graph: Graph,
+  step: LoweredStep,
+  inputScale: number,
+  weightBits: WeightBits = 8,
+): QuantizedWeights {
+  const top = weightBits === 7 ? 63 : 127;
   const { weight, bias, cOut } = foldedConv(graph, step);
   const perOut = weight.length / cOut;
   const q = new Int8Array(weight.length);
@@ -159,10 +165,10 @@ export function quantizeWeights(graph: Graph, step: LoweredStep, inputScale: num
   for (let o = 0; o < cOut; o++) {
     let max = 0;
     for (let i = 0; i < perOut; i++) max = Math.max(max, Math.abs(weight[o * perOut + i]!));
-    const s = max > 0 ? Math.fround(max / 127) : 1;
+    const s = max > 0 ? Math.fround(max / top) : 1;
     scales[o] = s;
     for (let i = 0; i < perOut; i++)
-      q[o * perOut + i] = Math.max(-127, Math.min(127, Math.round(weight[o * perOut + i]! / s)));
+      q[o * perOut + i] = Math.max(-top, Math.min(top, Math.round(weight[o * perOut + i]! / s)));
     const b = Math.round(bias[o]! / (inputScale * s));
     if (!(Math.abs(b) <= 2 ** 31 - 1)) {
       throw new QuantizationError(
@@ -174,17 +180,24 @@ export function quantizeWeights(graph: Graph, step: LoweredStep, inputScale: num
   return { weight: q, scales, bias: qBias };
 }
 
+/**
+ * Bits of the int8 weights' range: 8 ([−127, 127]) or 7 ([−63, 63], still int8 in files and QDQ):
+ * 7-bit weights let the relaxed-SIMD build multiply 16 pairs per instruction (qgemm7, docs/int8.md).
+ */
+export type WeightBits = 7 | 8;
+
 /** Builds a quantized network from a float graph and calibrated scales. */
 export function quantizeNetwork(
   graph: Graph,
   calibrated: ReadonlyMap<string, QParams>,
   steps: LoweredStep[] = lowerForInference(graph),
+  weightBits: WeightBits = 8,
 ): QuantizedNetwork {
   const activations = resolveActivations(quantizationPoints(graph, steps), calibrated);
   const weights = new Map<string, QuantizedWeights>();
   for (const step of steps) {
     if (!WEIGHTED_KERNELS.includes(step.lowering.kernel)) continue;
-    weights.set(weightName(step), quantizeWeights(graph, step, activations.get(step.inputs[0]!)!.scale));
+    weights.set(weightName(step), quantizeWeights(graph, step, activations.get(step.inputs[0]!)!.scale, weightBits));
   }
   return { graph, steps, activations, weights };
 }

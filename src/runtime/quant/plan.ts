@@ -13,7 +13,13 @@
  */
 import { channelMultipliers, roundHalfEven, type QParams } from '../../kernels/reference/quantized.js';
 import { epilogueParams, Int8Kernels, type Int8Activation } from '../../kernels/wasm/int8.js';
-import { packQdenseWeights, packQgemmWeights, qpackPairStride } from '../../kernels/wasm/pack.js';
+import {
+  packQdenseWeights,
+  packQgemm7Weights,
+  packQgemmWeights,
+  qpackPairStride,
+  sevenBitWeights,
+} from '../../kernels/wasm/pack.js';
 import { pool2dGeometry } from '../../ops/pool2d.js';
 import { ShapeError } from '../../errors.js';
 import { formatShape, sameShape, shapeSize, Tensor } from '../../tensor/tensor.js';
@@ -43,6 +49,16 @@ const isGemmKernel = (kernel: string): boolean => kernel === 'gemm1x1';
 /** Kernels whose int8 form exists for these activations (others run on the reference executor). */
 const CLAMPED: readonly (string | null)[] = [null, 'relu', 'relu6'];
 
+export interface QuantizedPlanOptions {
+  /** Load the relaxed-SIMD build of the int8 kernels where the engine runs it right (default true). */
+  relaxedSimd?: boolean;
+  /**
+   * Which GEMM runs steps with 7-bit weights: 'auto' (default) qgemm7 on the relaxed build, qgemm
+   * otherwise; 'quads' qgemm7 on either build (on SIMD128 it is slower: for tests of its packing).
+   */
+  gemm?: 'auto' | 'quads';
+}
+
 export class QuantizedPlan {
   private constructor(
     private readonly kernels: Int8Kernels,
@@ -55,8 +71,16 @@ export class QuantizedPlan {
     private readonly callSteps: number[],
   ) {}
 
-  static async create(network: QuantizedNetwork): Promise<QuantizedPlan> {
-    const kernels = await Int8Kernels.create();
+  /** The build of the int8 kernels this plan runs, and why not relaxed SIMD where it was refused. */
+  get variant(): { build: string; relaxedRefused: string | null } {
+    return { build: this.kernels.variant, relaxedRefused: this.kernels.relaxedRefused };
+  }
+
+  static async create(network: QuantizedNetwork, options: QuantizedPlanOptions = {}): Promise<QuantizedPlan> {
+    const kernels = await Int8Kernels.create(
+      options.relaxedSimd === undefined ? {} : { relaxedSimd: options.relaxedSimd },
+    );
+    const quadsWherever = options.gemm === 'quads';
     const { graph, activations } = network;
     const k = kernels.exports;
     const size = (value: string): number => shapeSize(graph.shapes.get(value)!);
@@ -115,6 +139,9 @@ export class QuantizedPlan {
         const pixels = conv.outHeight * conv.outWidth;
         const inPlane = conv.inHeight * conv.inWidth;
         const pairs = Math.ceil(kk / 2);
+        // 7-bit weights on the relaxed build: quads of input channels through the 8-bit dot product.
+        const quads =
+          (kernels.variant === 'relaxed-simd' || quadsWherever) && sevenBitWeights(w.weight) ? Math.ceil(kk / 4) : 0;
         // Blocks of pixels (bands of output rows for a general convolution) whose packed input
         // stays in cache while every block of output channels passes over it.
         const rowsPerBand = isGemmKernel(lowering.kernel)
@@ -123,6 +150,7 @@ export class QuantizedPlan {
         const block = rowsPerBand > 0 ? rowsPerBand * conv.outWidth : blockPixels(pairs);
         const stride = qpackPairStride(block);
         const packed = kernels.allocBytes(pairs * stride);
+        const sums = quads > 0 ? kernels.allocBytes(stride) : 0; // ⌈block/8⌉·8 i32: stride bytes
         const residual = step.residual;
         const preP = residual !== null ? activations.get(preAddValue(step))! : null;
         const multipliers = channelMultipliers(inP.scale, w.scales, (preP ?? outP).scale);
@@ -134,9 +162,12 @@ export class QuantizedPlan {
         const planes = inConcat === undefined ? own : own.map((plane) => inConcat[plane]!);
         const patches = rowsPerBand > 0 ? kernels.allocBytes(kk * block) : 0;
         for (let g = 0; g < groups; g++) {
-          const weights = kernels.upload(packQgemmWeights(w.weight.subarray(g * m * kk, (g + 1) * m * kk), m, kk));
+          const groupWeight = w.weight.subarray(g * m * kk, (g + 1) * m * kk);
+          const groupBias = w.bias.subarray(g * m, (g + 1) * m);
+          const seven = quads > 0 ? packQgemm7Weights(groupWeight, groupBias, m, kk, inP.zeroPoint) : null;
+          const weights = kernels.upload(seven?.weights ?? packQgemmWeights(groupWeight, m, kk));
           const bias = kernels.upload(
-            Int32Array.from({ length: Math.ceil(m / 4) * 4 }, (_, i) => w.bias[g * m + i] ?? 0),
+            seven?.bias ?? Int32Array.from({ length: Math.ceil(m / 4) * 4 }, (_, i) => groupBias[i] ?? 0),
           );
           const mult = kernels.upload(
             Float32Array.from({ length: Math.ceil(m / 4) * 4 }, (_, i) => multipliers[g * m + i] ?? 0),
@@ -172,11 +203,15 @@ export class QuantizedPlan {
                   inP.zeroPoint,
                   patches,
                 );
-                k.qpack(patches, n, kk, n, inP.zeroPoint, packed, stride);
-              } else {
-                k.qpack(groupInput + p0, inPlane, kk, n, inP.zeroPoint, packed, stride);
               }
-              k.qgemm(pairs, m, n, weights, bias, mult, packed, stride, table, resTable, p0, p);
+              const [rows, rowStride] = rowsPerBand > 0 ? [patches, n] : [groupInput + p0, inPlane];
+              if (quads > 0) {
+                k.qpack4(rows, rowStride, kk, n, packed, stride, sums);
+                k.qgemm7(quads, m, n, weights, bias, mult, packed, stride, sums, table, resTable, p0, p);
+              } else {
+                k.qpack(rows, rowStride, kk, n, inP.zeroPoint, packed, stride);
+                k.qgemm(pairs, m, n, weights, bias, mult, packed, stride, table, resTable, p0, p);
+              }
             }
           });
         }

@@ -38,6 +38,43 @@ export function qpack(input: usize, rowStride: usize, k: i32, pixels: i32, zero:
   }
 }
 
+/**
+ * Packs `k` uint8 rows of `pixels` values (row r at input + r·rowStride) for qgemm7: each quad of
+ * rows (4j … 4j + 3) becomes one row of ⌈pixels/8⌉·8 groups of 4 bytes, x[4j + i][p] − 128 as i8
+ * (rows past k: 0), quad row j at out + j·quadStride; and S[p] = Σ_r (x[r][p] − 128) as i32 at
+ * sums + 4p (⌈pixels/8⌉·8 of them), which qgemm7 needs to take its weights' offset of 64 away.
+ * Tail lanes past `pixels` hold what the rows hold past their end (never stored by qgemm7).
+ */
+export function qpack4(input: usize, rowStride: usize, k: i32, pixels: i32, out: usize, quadStride: usize, sums: usize): void {
+  const padded = (pixels + 7) & ~7;
+  const flip = i8x16.splat(-128);
+  const ones = i8x16.splat(1);
+  for (let p = 0; p < padded; p += 8) {
+    let s0 = i32x4.splat(0);
+    let s1 = i32x4.splat(0);
+    let o = out + (<usize>p << 2);
+    for (let j = 0; j < k; j += 4) {
+      const row = input + <usize>j * rowStride + <usize>p;
+      // Rows past k hold 128, which becomes 0.
+      const r0 = v128.load64_zero(row);
+      const r1 = j + 1 < k ? v128.load64_zero(row + rowStride) : flip;
+      const r2 = j + 2 < k ? v128.load64_zero(row + 2 * rowStride) : flip;
+      const r3 = j + 3 < k ? v128.load64_zero(row + 3 * rowStride) : flip;
+      const r01 = v128.shuffle<u8>(r0, r1, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+      const r23 = v128.shuffle<u8>(r2, r3, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+      const q0 = v128.xor(v128.shuffle<u16>(r01, r23, 0, 8, 1, 9, 2, 10, 3, 11), flip);
+      const q1 = v128.xor(v128.shuffle<u16>(r01, r23, 4, 12, 5, 13, 6, 14, 7, 15), flip);
+      v128.store(o, q0);
+      v128.store(o, q1, 16);
+      s0 = dot4Add(q0, ones, s0);
+      s1 = dot4Add(q1, ones, s1);
+      o += quadStride;
+    }
+    v128.store(sums + (<usize>p << 2), s0);
+    v128.store(sums + (<usize>p << 2), s1, 16);
+  }
+}
+
 /** 1.5·2²³: u + MAGIC rounds u (|u| ≤ 2²²) to an integer held in the float's low mantissa bits. */
 const MAGIC: f32 = 12582912.0;
 
@@ -142,13 +179,64 @@ export function qgemm(
   offset: usize,
   params: usize,
 ): void {
+  gemmTiles<i16>(pairs, m, pixels, weights, bias, multipliers, input, pairStride, 0, outTable, resTable, offset, params);
+}
+
+/**
+ * qgemm7-4x8: qgemm for 7-bit weights (w in [−64, 63]) by the 8-bit dot product of relaxed SIMD,
+ * i32x4.relaxed_dot_i8x16_i7x16_add_s: 16 multiply-adds in one instruction, exact on every engine
+ * because its second operand stays within [0, 127]. Input packed by qpack4 (`quads` rows of 4
+ * input channels as i8 x − 128, quadStride bytes apart) with its per-pixel sums S[p] = Σ (x − 128);
+ * weights per block of 4 output channels as [quads][4][4] bytes w + 64 (64 where padded); bias
+ * folded by the packer: bias + (128 − z_x) · Σ w. Then acc = bias' + dot − 64 · S[p]
+ * = bias + Σ (x − z_x) · w, the same integer as qgemm's. Everything else as qgemm.
+ * The SIMD128 build computes the same dot product in exact SIMD128 steps (slower; for tests).
+ */
+export function qgemm7(
+  quads: i32,
+  m: i32,
+  pixels: i32,
+  weights: usize,
+  bias: usize,
+  multipliers: usize,
+  input: usize,
+  quadStride: usize,
+  sums: usize,
+  outTable: usize,
+  resTable: usize,
+  offset: usize,
+  params: usize,
+): void {
+  gemmTiles<i8>(quads, m, pixels, weights, bias, multipliers, input, quadStride, sums, outTable, resTable, offset, params);
+}
+
+/**
+ * The 4×8 tiles of qgemm (K = i16: pairs of input channels, i32x4.dot_i16x8_s) and qgemm7 (K = i8:
+ * quads, the 8-bit dot product, less 64 · S[p]); the epilogue is the same.
+ */
+@inline
+function gemmTiles<K>(
+  steps: i32,
+  m: i32,
+  pixels: i32,
+  weights: usize,
+  bias: usize,
+  multipliers: usize,
+  input: usize,
+  stride: usize,
+  sums: usize,
+  outTable: usize,
+  resTable: usize,
+  offset: usize,
+  params: usize,
+): void {
   const e = params;
   const lo = v128.load(params);
   const hi = v128.load(params, 16);
   const rounding = v128.load(params, 32); // 0x4B400000 − z_y
   for (let mb = 0; mb < m; mb += 4) {
     const rows = min(m - mb, 4);
-    const w = weights + (<usize>(mb * pairs) << 2);
+    const w = weights + (<usize>(mb * steps) << 2);
     const b = v128.load(bias + (<usize>mb << 2));
     const b0 = i32x4.splat(i32x4.extract_lane(b, 0));
     const b1 = i32x4.splat(i32x4.extract_lane(b, 1));
@@ -164,25 +252,31 @@ export function qgemm(
     let p = 0;
     for (; p + 8 <= pixels; p += 8) {
       let c00 = b0, c01 = b0, c10 = b1, c11 = b1, c20 = b2, c21 = b2, c30 = b3, c31 = b3;
+      if (sizeof<K>() == 1) {
+        const s0 = i32x4.shl(v128.load(sums + (<usize>p << 2)), 6);
+        const s1 = i32x4.shl(v128.load(sums + (<usize>p << 2), 16), 6);
+        c00 = i32x4.sub(c00, s0); c10 = i32x4.sub(c10, s0); c20 = i32x4.sub(c20, s0); c30 = i32x4.sub(c30, s0);
+        c01 = i32x4.sub(c01, s1); c11 = i32x4.sub(c11, s1); c21 = i32x4.sub(c21, s1); c31 = i32x4.sub(c31, s1);
+      }
       let a = w;
       let x = input + (<usize>p << 2);
-      for (let j = 0; j < pairs; j++) {
+      for (let j = 0; j < steps; j++) {
         const x0 = v128.load(x);
         const x1 = v128.load(x, 16);
         const s0 = v128.load32_splat(a);
         const s1 = v128.load32_splat(a, 4);
         const s2 = v128.load32_splat(a, 8);
         const s3 = v128.load32_splat(a, 12);
-        c00 = i32x4.add(c00, i32x4.dot_i16x8_s(x0, s0));
-        c01 = i32x4.add(c01, i32x4.dot_i16x8_s(x1, s0));
-        c10 = i32x4.add(c10, i32x4.dot_i16x8_s(x0, s1));
-        c11 = i32x4.add(c11, i32x4.dot_i16x8_s(x1, s1));
-        c20 = i32x4.add(c20, i32x4.dot_i16x8_s(x0, s2));
-        c21 = i32x4.add(c21, i32x4.dot_i16x8_s(x1, s2));
-        c30 = i32x4.add(c30, i32x4.dot_i16x8_s(x0, s3));
-        c31 = i32x4.add(c31, i32x4.dot_i16x8_s(x1, s3));
+        c00 = mac<K>(c00, x0, s0);
+        c01 = mac<K>(c01, x1, s0);
+        c10 = mac<K>(c10, x0, s1);
+        c11 = mac<K>(c11, x1, s1);
+        c20 = mac<K>(c20, x0, s2);
+        c21 = mac<K>(c21, x1, s2);
+        c30 = mac<K>(c30, x0, s3);
+        c31 = mac<K>(c31, x1, s3);
         a += 16;
-        x += pairStride;
+        x += stride;
       }
       const o = offset + <usize>p;
       row8(0, rows, outRows, resRows, o, c00, c01, m0, lo, hi, rounding, e);
@@ -193,16 +287,20 @@ export function qgemm(
     for (; p < pixels; p += 4) {
       const lanes = min(pixels - p, 4);
       let c0 = b0, c1 = b1, c2 = b2, c3 = b3;
+      if (sizeof<K>() == 1) {
+        const s = i32x4.shl(v128.load(sums + (<usize>p << 2)), 6);
+        c0 = i32x4.sub(c0, s); c1 = i32x4.sub(c1, s); c2 = i32x4.sub(c2, s); c3 = i32x4.sub(c3, s);
+      }
       let a = w;
       let x = input + (<usize>p << 2);
-      for (let j = 0; j < pairs; j++) {
+      for (let j = 0; j < steps; j++) {
         const x0 = v128.load(x);
-        c0 = i32x4.add(c0, i32x4.dot_i16x8_s(x0, v128.load32_splat(a)));
-        c1 = i32x4.add(c1, i32x4.dot_i16x8_s(x0, v128.load32_splat(a, 4)));
-        c2 = i32x4.add(c2, i32x4.dot_i16x8_s(x0, v128.load32_splat(a, 8)));
-        c3 = i32x4.add(c3, i32x4.dot_i16x8_s(x0, v128.load32_splat(a, 12)));
+        c0 = mac<K>(c0, x0, v128.load32_splat(a));
+        c1 = mac<K>(c1, x0, v128.load32_splat(a, 4));
+        c2 = mac<K>(c2, x0, v128.load32_splat(a, 8));
+        c3 = mac<K>(c3, x0, v128.load32_splat(a, 12));
         a += 16;
-        x += pairStride;
+        x += stride;
       }
       const o = offset + <usize>p;
       row4(0, rows, outRows, resRows, o, c0, m0, lo, hi, rounding, e, lanes);
@@ -211,6 +309,36 @@ export function qgemm(
       row4(3, rows, outRows, resRows, o, c3, m3, lo, hi, rounding, e, lanes);
     }
   }
+}
+
+
+/** acc + the products of one step of K: a pair of i16 (qgemm) or a quad of i8 by 7-bit weights (qgemm7). */
+@inline
+function mac<K>(acc: v128, x: v128, w: v128): v128 {
+  if (sizeof<K>() == 2) return i32x4.add(acc, i32x4.dot_i16x8_s(x, w));
+  return dot4Add(x, w, acc);
+}
+
+/**
+ * dot4Add of (a, b, c) splatted, lane 0: 4ab + c where the 8-bit dot product is right. Int8Kernels
+ * checks the relaxed build with it before using it: V8 11.3 (Node 20, under
+ * --experimental-wasm-relaxed-simd) returns 8ab + c from i32x4.relaxed_dot_i8x16_i7x16_add_s.
+ */
+export function qdot4Probe(a: i32, b: i32, c: i32): i32 {
+  return i32x4.extract_lane(dot4Add(i8x16.splat(<i8>a), i8x16.splat(<i8>b), i32x4.splat(c)), 0);
+}
+
+/**
+ * c + Σ of each lane's 4 products a[4i + j] · b[4i + j] (a i8, b in [0, 127]): the relaxed
+ * instruction where the build has it; in the SIMD128 build the same sums by widening multiplies
+ * (exact: a product fits i16, as does the sum of two).
+ */
+@inline
+function dot4Add(a: v128, b: v128, c: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return i32x4.relaxed_dot_i8x16_i7x16_add_s(a, b, c);
+  const lo = i32x4.extadd_pairwise_i16x8_s(i16x8.extmul_low_i8x16_s(a, b));
+  const hi = i32x4.extadd_pairwise_i16x8_s(i16x8.extmul_high_i8x16_s(a, b));
+  return i32x4.add(c, i32x4.add(i32x4.shuffle(lo, hi, 0, 2, 4, 6), i32x4.shuffle(lo, hi, 1, 3, 5, 7)));
 }
 
 @inline

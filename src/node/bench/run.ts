@@ -130,7 +130,10 @@ export interface BenchConfig {
   /**
    * With `int8`: largest max|Δ| / max|int8 reference logit| of an int8 engine; its top-1 must also
    * be the reference's. Ours computes the reference's integers bit for bit; onnxruntime on the same
-   * QDQ file the same integers up to rare one-step roundings (test/quantize.test.ts).
+   * QDQ file the same integers up to rare one-step roundings (test/quantize.test.ts), which later
+   * residual units can grow: on ShuffleNet 1× g3 at 224×224 (this run's seeds) onnxruntime-node
+   * rounds 2 of stage3.4's 94,080 values one step the other way, and the logits end 8.5e-3 apart.
+   * A wrong scale, layout or kernel is off by far more than 5e-2.
    */
   int8Tolerance: number;
   /** Seed of the weights and the input. */
@@ -161,7 +164,7 @@ export const defaultConfig: BenchConfig = {
   tolerance: 1e-3,
   int8: false,
   calibrationImages: 8,
-  int8Tolerance: 1e-2,
+  int8Tolerance: 5e-2,
   seed: 0,
   bootstrap: defaultBootstrap,
   drift: defaultDrift,

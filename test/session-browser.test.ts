@@ -6,12 +6,13 @@
  * isolated: 1 thread and a note saying why. Skips only when /usr/bin/chromium is absent (CI sets
  * SHUFFLENET_REQUIRE_CHROMIUM=1 so that there it fails instead).
  */
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromiumLaunchOptions, chromiumRequirement, crossOriginIsolationHeaders } from './helpers/chromium.js';
+import { chromiumLaunchOptions, chromiumRequirement } from './helpers/chromium.js';
+import { bundlePage, pageResult, servePage } from './helpers/page.js';
 
 const needChromium = chromiumRequirement('the browser session tests (test/session-browser.test.ts)');
 const testDir = fileURLToPath(new URL('.', import.meta.url));
@@ -49,26 +50,12 @@ window.result = { threads: session.threads, notes: session.notes, worst, workers
 
 async function bundle(): Promise<Map<string, string>> {
   const common = { bundle: true, format: 'esm', write: false, target: 'es2022', platform: 'browser' } as const;
-  const page = await build({ ...common, stdin: { contents: pageSource, resolveDir: testDir, loader: 'ts' } });
   const worker = await build({ ...common, entryPoints: [`${root}src/browser-worker.ts`] });
   return new Map([
     ['/', '<!doctype html><title>session</title><script type="module" src="/page.js"></script>'],
-    ['/page.js', page.outputFiles[0]!.text],
+    ['/page.js', await bundlePage(pageSource, testDir)],
     ['/worker.js', worker.outputFiles[0]!.text],
   ]);
-}
-
-async function serve(files: Map<string, string>, isolate: boolean): Promise<Server> {
-  const server = createServer((request, response) => {
-    const body = files.get(request.url ?? '/');
-    const headers: Record<string, string> = {
-      'Content-Type': request.url === '/' ? 'text/html' : 'text/javascript',
-      ...(isolate ? crossOriginIsolationHeaders : {}),
-    };
-    response.writeHead(body === undefined ? 404 : 200, headers).end(body ?? '');
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return server;
 }
 
 interface PageResult {
@@ -98,21 +85,9 @@ describe.skipIf(needChromium.skip)('sessions in Chromium', () => {
   });
 
   async function open(isolate: boolean): Promise<PageResult> {
-    const server = await serve(files, isolate);
+    const server = await servePage(files, isolate);
     servers.push(server);
-    const address = server.address() as { port: number };
-    const page = await browser!.newPage();
-    const errors: string[] = [];
-    page.on('pageerror', (e) => errors.push(e.message));
-    await page.goto(`http://127.0.0.1:${address.port}/`);
-    await page
-      .waitForFunction(() => 'result' in window || false, null, { timeout: 30_000 })
-      .catch(() => {
-        throw new Error(`the page never finished: ${errors.join('; ')}`);
-      });
-    const result = (await page.evaluate(() => (window as unknown as { result: PageResult }).result)) as PageResult;
-    await page.close();
-    return result;
+    return pageResult<PageResult>(browser!, server);
   }
 
   it('cross-origin isolated: 2 threads (page + 1 Web Worker, shared memory), equal to runGraph, disposed', async () => {

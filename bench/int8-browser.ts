@@ -8,9 +8,10 @@
  *   int8-relaxed-w8  the int8 plan, relaxed build, 8-bit weights (qgemm: i32x4.dot_i16x8_s)
  *   int8-simd128-w8  the int8 plan, SIMD128 build, 8-bit weights
  * Networks have random weights, calibrated (minmax) on 4 random images: the speed does not depend
- * on the values. Writes the medians, ratios and the machine's load to --out (JSON).
+ * on the values. --warmup untimed rounds first (default 10: Chromium tiers WASM code up as it
+ * runs). Writes the medians, ratios and the machine's load to --out (JSON).
  *
- *   npx tsx bench/int8-browser.ts [--rounds 21] [--arch a,b] [--out results/int8-browser-DATE.json]
+ *   npx tsx bench/int8-browser.ts [--rounds 21] [--warmup 10] [--arch a,b] [--out results/int8-browser-DATE.json]
  */
 import { writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -25,9 +26,11 @@ const flag = (name: string): string | undefined => {
   return i >= 0 ? argv[i + 1] : undefined;
 };
 const rounds = Number(flag('rounds') ?? 21);
+const warmup = Number(flag('warmup') ?? 10);
 const archs = (flag('arch') ?? 'shufflenet_v1_g3_1.0x,shufflenet_v1_g3_0.5x,mobilenet_v1_1.0').split(',');
 const out = flag('out');
 if (!Number.isInteger(rounds) || rounds < 1 || rounds > 1000) throw new Error(`--rounds ${rounds}: 1 to 1000`);
+if (!Number.isInteger(warmup) || warmup < 0 || warmup > 1000) throw new Error(`--warmup ${warmup}: 0 to 1000`);
 
 const pageSource = `
 import { createModel } from '../src/models/registry.js';
@@ -39,6 +42,7 @@ import { Random } from '../src/tensor/random.js';
 import { Tensor } from '../src/tensor/tensor.js';
 
 const rounds = ${rounds};
+const warmup = ${warmup};
 const archs = ${JSON.stringify(archs)};
 const rng = new Random(5);
 const image = () => new Tensor([1, 3, 224, 224], Float32Array.from({ length: 3 * 224 * 224 }, () => rng.next()));
@@ -69,11 +73,11 @@ for (const arch of archs) {
   };
   const x = image();
   const times = Object.fromEntries(Object.keys(engines).map((k) => [k, []]));
-  for (let r = 0; r < rounds + 3; r++) {
+  for (let r = 0; r < rounds + warmup; r++) {
     for (const [name, plan] of Object.entries(engines)) {
       const start = performance.now();
       plan.run(x);
-      if (r >= 3) times[name].push(performance.now() - start);
+      if (r >= warmup) times[name].push(performance.now() - start);
     }
   }
   rows.push({ arch, builds, medianMs: Object.fromEntries(Object.entries(times).map(([k, t]) => [k, median(t)])) });
@@ -89,7 +93,7 @@ const files = new Map([
 const server = await servePage(files, true);
 const browser = await chromium.launch(chromiumLaunchOptions);
 const load = loadavg()[0]!;
-console.log(`int8 vs float32 in Chromium, batch 1, 224×224, 1 thread, ${rounds} interleaved rounds`);
+console.log(`int8 vs float32 in Chromium, batch 1, 224×224, 1 thread, ${rounds} interleaved rounds after ${warmup}`);
 console.log(`${cpus()[0]?.model ?? 'unknown CPU'}, load ${load.toFixed(2)}`);
 interface Row {
   arch: string;
@@ -136,6 +140,7 @@ if (out !== undefined) {
         load,
         loadAfter,
         rounds,
+        warmup,
         rows,
         mobileOverShuffle,
       },

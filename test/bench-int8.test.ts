@@ -32,16 +32,21 @@ function cli(args: string[], v8: string[] = []) {
 describe('shufflenet bench --int8', () => {
   it('times our int8 plan, onnxruntime on its QDQ export and our float32 plan (both builds) in one run', () => {
     const out = join(dir, 'int8.json');
-    // With relaxed SIMD on, so that the float32 plan runs both builds beside the int8 plan.
-    const r = cli(['--int8', ...tiny, ...quick, '--out', out], ['--experimental-wasm-relaxed-simd']);
+    // With relaxed SIMD on, so that the float32 plan runs both builds beside the int8 plan, and
+    // 7-bit weights, which the int8 plan's relaxed build (where the engine runs it right) multiplies.
+    const r = cli(
+      ['--int8', ...tiny, ...quick, '--weight-bits', '7', '--out', out],
+      ['--experimental-wasm-relaxed-simd'],
+    );
     expect(r.status, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/Int8: each network calibrated \(minmax\) on 2 deterministic random/);
-    expect(r.stdout).toMatch(/int8: SIMD128 only \(the int8 kernels have no relaxed-SIMD build\)/);
+    expect(r.stdout).toMatch(/Int8: each network calibrated \(minmax, 7-bit weights\) on 2 deterministic random/);
+    expect(r.stdout).toMatch(/Builds: float32 plan: relaxed-simd at 1 thread, .*; int8 plan: int8 (simd|relaxed-simd)/);
     expect(r.stdout).toMatch(/Correctness \(before timing\): all \d+ engine cases agree/);
     expect(r.stdout).toMatch(/Int8 over float32/);
     const report = JSON.parse(readFileSync(out, 'utf8')) as BenchReport;
     expect(report.settings.int8).toBe(true);
     expect(report.int8!.relaxed_simd).toBe(true);
+    expect(report.int8!.calibration.weight_bits).toBe(7);
     expect(report.int8!.qdq_bytes['shufflenet_v1_g3_0.25x@32×32']).toBeGreaterThan(0);
     expect(report.correctness.failures).toEqual([]);
     const at = (threads: number, engine: string) =>
@@ -49,7 +54,12 @@ describe('shufflenet bench --int8', () => {
     for (const threads of [1, 2]) {
       const int8 = at(threads, 'shufflenet-int8');
       expect(int8.precision).toBe('int8');
-      expect(int8.variant).toBe('int8: SIMD128 only');
+      // The build the engine ran; SIMD128 under the relaxed flag only with the reason said.
+      expect(int8.variant).toMatch(/^int8 (simd|relaxed-simd)$/);
+      if (int8.variant === 'int8 simd') {
+        expect(int8.note).toMatch(/^relaxed SIMD refused: /);
+        expect(report.int8!.int8_relaxed_refused).toBe(int8.note!.slice('relaxed SIMD refused: '.length));
+      }
       expect(int8.threads_used).toBe(1); // the int8 plan runs one thread, and says so
       expect(int8.max_rel_error).toBe(0); // bit for bit what runQuantized computes
       expect(int8.top1_agrees).toBe(true);
@@ -157,6 +167,7 @@ describe('runBenchmark with int8', () => {
       [{ int8: true, models: ['x.onnx'] }, /--int8 calibrates registered networks \(--arch\), not --model/],
       [{ int8: true, table8: true }, /--int8 does not run --table8/],
       [{ int8: true, calibrationImages: 0 }, /--calibration-images must be an integer ≥ 1, got 0/],
+      [{ int8: true, weightBits: 6 }, /--weight-bits must be 7 or 8, got 6/],
       [{ engines: ['shufflenet', 'ort-node-int8'] }, /ort-node-int8 runs the int8 network: add --int8/],
     ];
     for (const [options, message] of refusals) {

@@ -1,4 +1,4 @@
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { BenchReport, CaseResult, EngineResult, RatioRow } from '../../node/bench/run.js';
@@ -50,6 +50,7 @@ interface BenchFlags {
   traceRuns: number;
   int8: boolean;
   calibrationImages: number;
+  weightBits: '7' | '8';
 }
 
 export function benchCommand(): Command {
@@ -134,6 +135,14 @@ export function benchCommand(): Command {
       count(1, 1000),
       8,
     )
+    .addOption(
+      new Option(
+        '--weight-bits <n>',
+        "with --int8: the weights' range, 8 or 7 bits (the relaxed-SIMD int8 build multiplies 7-bit weights 16 per instruction)",
+      )
+        .choices(['7', '8'])
+        .default('8'),
+    )
     .action(async (flags: BenchFlags) => {
       if (flags.model !== undefined && flags.trace !== undefined) {
         throw new BenchmarkError('bench: --trace traces registered networks (--arch), not --model files');
@@ -160,6 +169,7 @@ export function benchCommand(): Command {
         profileRuns: flags.profileRuns,
         int8: flags.int8,
         calibrationImages: flags.calibrationImages,
+        weightBits: flags.weightBits === '7' ? 7 : 8,
         log: (line) => console.error(line),
       });
       // In --json mode files are written only when --out asks for them, so tools can call it freely.
@@ -299,14 +309,16 @@ function printReport(report: BenchReport): void {
   );
   console.log(`Our engine: ${settings.our_engine}.`);
   if (report.int8 !== null) {
-    const { calibration, qdq_bytes, relaxed_simd, builds } = report.int8;
+    const { calibration, qdq_bytes, relaxed_simd, builds, int8_relaxed_refused } = report.int8;
     const sizes = Object.entries(qdq_bytes).map(([c, bytes]) => `${c} ${(bytes / 1024).toFixed(0)} KiB`);
     console.log(
-      `Int8: each network calibrated (${calibration.method}) on ${calibration.inputs}; ${calibration.note}. ` +
+      `Int8: each network calibrated (${calibration.method}, ${calibration.weight_bits}-bit weights) on ` +
+        `${calibration.inputs}; ${calibration.note}. ` +
         `onnxruntime-web and -node run the same QDQ export${sizes.length ? ` (${sizes.join(', ')})` : ''}.`,
     );
     console.log(
-      `Builds: ${builds}. Relaxed SIMD in this process: ${relaxed_simd ? 'yes' : 'no (npm run bench:int8:relaxed runs with it)'}.`,
+      `Builds: ${builds}. Relaxed SIMD in this process: ${relaxed_simd ? 'yes' : 'no (npm run bench:int8:relaxed runs with it)'}` +
+        `${int8_relaxed_refused !== null ? `; the int8 plan refused it: ${int8_relaxed_refused}` : ''}.`,
     );
   }
   const cal = drift.calibration_ms;
@@ -380,7 +392,10 @@ function printReport(report: BenchReport): void {
         value: ({ e }) => (e.max_rel_error === undefined ? '' : e.max_rel_error.toExponential(1)),
         align: 'right',
       },
-      { header: 'note', value: ({ e }) => e.skipped ?? '' },
+      {
+        header: 'note',
+        value: ({ e }) => e.skipped ?? e.note ?? '',
+      },
     ]),
   );
   console.log(

@@ -54,8 +54,10 @@ export interface PreparedEngine {
   profile?(input: Tensor): NodeTiming[] | Promise<NodeTiming[]>;
   /** Threads it really uses (a single-threaded engine asked for 2 reports 1). */
   readonly threadsUsed: number;
-  /** Which build of our kernels runs (PlanSummary.variant; the int8 plan: `int8Variant`). */
+  /** Which build of our kernels runs (PlanSummary.variant; the int8 plan's: `int8 simd`, `int8 relaxed-simd`). */
   readonly variant?: string;
+  /** How it ran, where that needs saying (the int8 plan: why relaxed SIMD was refused); shown as a note. */
+  readonly note?: string;
   /** What it chose and why, read after the timed runs (`shufflenet-auto`: threads: 'auto'). */
   choice?(): string;
   dispose?(): void | Promise<void>;
@@ -358,24 +360,31 @@ export const ourSimd128Engine: Engine = {
   },
 };
 
-/** The int8 plan's build, as reported: the int8 kernels exist as SIMD128 only (no relaxed-SIMD build). */
-export const int8Variant = 'int8: SIMD128 only';
-
 /**
- * Our int8 plan (src/runtime/quant/plan.ts) on the case's quantized network. NOTE: QuantizedPlan
- * runs one thread; asked for more it runs one and says so (threadsUsed), as single-threaded
- * engines do. When it takes a thread count, pass min(threads, its maximum) here.
+ * Our int8 plan (src/runtime/quant/plan.ts) on the case's quantized network, on the build of the
+ * int8 kernels the engine runs right: relaxed SIMD where its 8-bit dot product passes the load-time
+ * probe (its qgemm7 serves 7-bit weights: `--weight-bits 7`), SIMD128 otherwise, and the reason
+ * when relaxed SIMD was refused. NOTE: QuantizedPlan runs one thread; asked for more it runs one and
+ * says so (threadsUsed), as single-threaded engines do. When it takes a thread count, pass
+ * min(threads, its maximum) here.
  */
+export const relaxedRefusedNote = 'relaxed SIMD refused: ';
+
 export const ourInt8Engine: Engine = {
   name: 'shufflenet-int8',
   kind: 'ours',
   precision: 'int8',
-  description:
-    'our int8 plan on the WASM SIMD128 int8 kernels (src/runtime/quant/plan.ts; one thread; the int8 kernels have no relaxed-SIMD build)',
+  description: 'our int8 plan on the WASM int8 kernels (src/runtime/quant/plan.ts; one thread)',
   async prepare({ int8 }) {
     if (int8 === undefined) return { skipped: 'runs the int8 network: needs bench --int8' };
     const plan = await QuantizedPlan.create(int8.network);
-    return { threadsUsed: 1, variant: int8Variant, run: (input) => plan.run(input).data };
+    const { build, relaxedRefused } = plan.variant;
+    return {
+      threadsUsed: 1,
+      variant: `int8 ${build}`,
+      ...(relaxedRefused !== null ? { note: `${relaxedRefusedNote}${relaxedRefused}` } : {}),
+      run: (input) => plan.run(input).data,
+    };
   },
 };
 

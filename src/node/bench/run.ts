@@ -28,6 +28,7 @@ import { kernelVariant } from '../../kernels/wasm/module.js';
 import { createModel, getModelEntry } from '../../models/registry.js';
 import { Calibrator } from '../../runtime/quant/calibrate.js';
 import { runQuantized } from '../../runtime/quant/execute.js';
+import type { WeightBits } from '../../runtime/quant/network.js';
 import { exportQdq } from '../../runtime/quant/qdq.js';
 import { Random } from '../../tensor/random.js';
 import { Tensor } from '../../tensor/tensor.js';
@@ -38,7 +39,7 @@ import {
   engines as latencyEngines,
   int8Comparisons,
   int8Engines,
-  int8Variant,
+  relaxedRefusedNote,
   ourAutoEngine,
   ourBatchEngine,
   ourEngine,
@@ -128,6 +129,11 @@ export interface BenchConfig {
   /** Images each network is calibrated on with `int8` (deterministic, from `seed`). */
   calibrationImages: number;
   /**
+   * With `int8`: the weights' range, 8 bits or 7 (the relaxed-SIMD int8 build multiplies 7-bit
+   * weights 16 per instruction; with 8-bit weights it runs the SIMD128 GEMM).
+   */
+  weightBits: WeightBits;
+  /**
    * With `int8`: largest max|Δ| / max|int8 reference logit| of an int8 engine; its top-1 must also
    * be the reference's. Ours computes the reference's integers bit for bit; onnxruntime on the same
    * QDQ file the same integers up to rare one-step roundings (test/quantize.test.ts), which later
@@ -164,6 +170,7 @@ export const defaultConfig: BenchConfig = {
   tolerance: 1e-3,
   int8: false,
   calibrationImages: 8,
+  weightBits: 8,
   int8Tolerance: 5e-2,
   seed: 0,
   bootstrap: defaultBootstrap,
@@ -184,8 +191,10 @@ export interface EngineResult {
   kind: 'ours' | 'peer';
   /** What it computes: float32 engines are checked against runGraph, int8 ones against runQuantized. */
   precision: Precision;
-  /** Which build of our kernels ran (relaxed-simd, simd, simd-shared; the int8 plan's). */
+  /** Which build of our kernels ran (relaxed-simd, simd, simd-shared; the int8 plan's: int8 simd, …). */
   variant?: string;
+  /** How it ran, where that needs saying (the int8 plan: why relaxed SIMD was refused). */
+  note?: string;
   /** Why it did not run (missing package, unsupported op or thread count, wrong output). */
   skipped?: string;
   threads_used?: number;
@@ -301,13 +310,15 @@ export interface DriftReport extends DriftAssessment {
 
 /** What `--int8` did before timing, for the report. */
 export interface Int8Report {
-  calibration: { method: 'minmax'; images: number; inputs: string; note: string };
+  calibration: { method: 'minmax'; images: number; weight_bits: WeightBits; inputs: string; note: string };
   /** Bytes of each case's QDQ export, by `arch@size`. */
   qdq_bytes: Record<string, number>;
   /** Whether this process runs relaxed SIMD (Node: --experimental-wasm-relaxed-simd). */
   relaxed_simd: boolean;
-  /** The builds our engines ran, in words. */
+  /** The builds our plans ran, in words (each engine's is its result's `variant`). */
   builds: string;
+  /** Why the int8 plan did not run relaxed SIMD although this process has it (null: it did, or had none). */
+  int8_relaxed_refused: string | null;
 }
 
 /** The correctness gate that runs before any timing. */
@@ -510,7 +521,11 @@ export function calibrationInputs(config: Pick<BenchConfig, 'calibrationImages' 
  */
 function quantizeCase(graph: Graph, shape: number[], config: BenchConfig): Int8Case | { skipped: string } {
   try {
-    const calibrator = new Calibrator(graph, { method: 'minmax', images: config.calibrationImages });
+    const calibrator = new Calibrator(graph, {
+      method: 'minmax',
+      images: config.calibrationImages,
+      weightBits: config.weightBits,
+    });
     for (let i = 0; i < config.calibrationImages; i++) calibrator.observe(randomInput(shape, config.seed + 999 + i));
     const network = calibrator.finish();
     return { network, qdq: exportQdq(network) };
@@ -534,6 +549,9 @@ function checkInt8Config(config: BenchConfig): void {
   if (config.table8) throw new BenchmarkError("bench: --int8 does not run --table8 (the paper's Table 8 is float32)");
   if (!Number.isInteger(config.calibrationImages) || config.calibrationImages < 1) {
     throw new BenchmarkError(`bench: --calibration-images must be an integer ≥ 1, got ${config.calibrationImages}`);
+  }
+  if (config.weightBits !== 7 && config.weightBits !== 8) {
+    throw new BenchmarkError(`bench: --weight-bits must be 7 or 8, got ${String(config.weightBits)}`);
   }
 }
 
@@ -684,6 +702,7 @@ export async function runBenchmark(
                   max_rel_error: error,
                   top1_agrees: top1,
                   ...(ready.variant ? { variant: ready.variant } : {}),
+                  ...(ready.note ? { note: ready.note } : {}),
                 });
                 failures.push({ arch, size: sizeLabel, threads, engine: engine.name, precision, reason });
                 config.log(`  MISMATCH ${arch} @${sizeLabel} ${engine.name} @${threads}: ${reason}; not timed`);
@@ -693,6 +712,7 @@ export async function runBenchmark(
               const result: EngineResult = {
                 ...base,
                 ...(ready.variant ? { variant: ready.variant } : {}),
+                ...(ready.note ? { note: ready.note } : {}),
                 threads_used: ready.threadsUsed,
                 runs: ours ? config.oursRuns : config.runs,
                 warmup: ours ? config.oursWarmup : config.warmup,
@@ -832,25 +852,34 @@ export async function runBenchmark(
       },
       memory: { rss_after_prepare_bytes: rss, weights_bytes: weightsBytes, sessions: timed.length },
       correctness: { rules: correctnessRules(config), checked, failures },
-      int8: config.int8
-        ? {
-            calibration: {
-              method: 'minmax',
-              images: config.calibrationImages,
-              inputs: calibrationInputs(config),
-              note: 'weights and images are random: the time does not depend on the values, only on the shapes',
-            },
-            qdq_bytes: qdqBytes,
-            relaxed_simd: kernelVariant() === 'relaxed-simd',
-            builds:
-              `float32 plan: ${kernelVariant()} at 1 thread, simd-shared at 2+ threads (no relaxed form); ` +
-              `${int8Variant} (the int8 kernels have no relaxed-SIMD build)`,
-          }
-        : null,
+      int8: config.int8 ? int8Report(config, results, qdqBytes) : null,
     };
   } finally {
     for (const c of timed) await c.ready.dispose?.();
   }
+}
+
+/** `--int8`'s report: calibration, QDQ sizes, and the builds our plans ran (read from the results). */
+function int8Report(config: BenchConfig, results: CaseResult[], qdqBytes: Record<string, number>): Int8Report {
+  const int8Plans = results.flatMap((r) => r.engines).filter((e) => e.precision === 'int8' && e.kind === 'ours');
+  const int8Builds = [...new Set(int8Plans.flatMap((e) => (e.variant ? [e.variant] : [])))];
+  const refused = int8Plans.find((e) => e.note?.startsWith(relaxedRefusedNote))?.note ?? null;
+  return {
+    calibration: {
+      method: 'minmax',
+      images: config.calibrationImages,
+      weight_bits: config.weightBits,
+      inputs: calibrationInputs(config),
+      note: 'weights and images are random: the time does not depend on the values, only on the shapes',
+    },
+    qdq_bytes: qdqBytes,
+    relaxed_simd: kernelVariant() === 'relaxed-simd',
+    builds:
+      `float32 plan: ${kernelVariant()} at 1 thread, simd-shared at 2+ threads (no relaxed form); ` +
+      `int8 plan: ${int8Builds.length > 0 ? int8Builds.join(', ') : 'not run'}` +
+      (config.weightBits === 8 ? ' (its relaxed build adds qgemm7, for 7-bit weights: --weight-bits 7)' : ''),
+    int8_relaxed_refused: refused === null ? null : refused.slice(relaxedRefusedNote.length),
+  };
 }
 
 const keyString = (k: CaseKey): string => `${k.arch}|${k.engine}|${k.threads}|${k.size}`;

@@ -16,6 +16,7 @@ import { sevenBitWeights } from '../src/kernels/wasm/pack.js';
 import { loadModelFile, saveModelFile } from '../src/io/modelfile.js';
 import { readSafetensors, writeSafetensors, type IntegerTensor } from '../src/io/safetensors.js';
 import { architectureOf, createModel, type ModelOptions } from '../src/models/registry.js';
+import { describeStep } from '../src/runtime/lower.js';
 import { Calibrator } from '../src/runtime/quant/calibrate.js';
 import { runQuantized } from '../src/runtime/quant/execute.js';
 import { loadQuantizedModelFile, saveQuantizedModelFile } from '../src/runtime/quant/file.js';
@@ -222,6 +223,10 @@ describe('int8 networks against onnxruntime-node on their QDQ export', () => {
       // instruction (test/int8-browser.test.ts).
       const plan = await QuantizedPlan.create(network, { gemm: 'quads' });
       const auto = await QuantizedPlan.create(network);
+      // Where the time goes: one entry per step, named as the lowering names it.
+      const profile = plan.profile(positiveInput(network.graph.input.shape, 64), 3);
+      expect(profile.map((p) => p.step)).toEqual(network.steps.map(describeStep));
+      for (const { step, ms } of profile) expect(ms, step).toBeGreaterThanOrEqual(0);
       for (const seed of [62, 63]) {
         const x = positiveInput(network.graph.input.shape, seed);
         const expected = [...runQuantized(network, x).data];

@@ -37,10 +37,10 @@ export const layerOrder = [
  */
 const foundations = new Set(['errors.ts', 'validate.ts']);
 /** The package's entry files: they sit above every layer, so no layer may import them. */
-const entries = new Set(['index.ts', 'browser.ts', 'browser-worker.ts']);
+const entries = new Set(['index.ts', 'browser.ts', 'browser-worker.ts', 'browser-int8.ts']);
 /** What web/ may import from the library: the public browser entries, as a path or a package name. */
-const browserEntries = new Set(['browser.ts', 'browser-worker.ts']);
-const browserPackageNames = new Set(['shufflenet/browser', 'shufflenet/browser-worker']);
+const browserEntries = new Set(['browser.ts', 'browser-worker.ts', 'browser-int8.ts']);
+const browserPackageNames = new Set(['shufflenet/browser', 'shufflenet/browser-worker', 'shufflenet/browser-int8']);
 
 const orderText = layerOrder.map((group) => group.join('/')).join(' → ');
 const foundationRank = -1;
@@ -155,7 +155,8 @@ const browserEntryRule = {
     messages: {
       internal:
         'web/ imports {{specifier}}: the page may use only the public browser entry (src/browser.ts, ' +
-        'shufflenet/browser) and the session worker entry (src/browser-worker.ts).',
+        'shufflenet/browser), the session worker entry (src/browser-worker.ts) and the int8 entry ' +
+        '(src/browser-int8.ts, shufflenet/browser-int8).',
     },
   },
   create(context) {

@@ -2,8 +2,9 @@
  * The browser runtime entry: what a web page needs to build or load a network, preprocess an image
  * and run it in a session (threads where the page is cross-origin isolated), without the ONNX codec
  * (protobufjs) or the training and dataset tooling. The page in web/ imports nothing else (and
- * 'shufflenet/browser-worker' for its helper threads). `npm run size` bundles this entry (esbuild,
- * minified) against the 150 KB budget of issue 4; the full library is src/index.ts.
+ * 'shufflenet/browser-worker' for its helper threads, 'shufflenet/browser-int8' on demand for int8).
+ * `npm run size` bundles this entry (esbuild, minified) against the 150 KB budget of issue 4; the
+ * full library is src/index.ts.
  *
  * @example
  * import { createModel, createSession, Tensor } from 'shufflenet/browser';
@@ -11,6 +12,8 @@
  * const logits = await session.run(Tensor.zeros([1, 3, 224, 224])); // [1, 1000]
  */
 export { Tensor, shapeSize, formatShape, type Shape } from './tensor/tensor.js';
+// Seeded (mulberry32): a page's random inputs are the same in every browser and in Node.
+export { Random } from './tensor/random.js';
 export type { Graph, GraphNode, GraphParam } from './graph/graph.js';
 export { runGraph } from './graph/execute.js';
 export { softmax } from './ops/index.js';

@@ -97,7 +97,7 @@ describe('the page uses the public browser entry (layers/browser-entry)', () => 
     expect(problems.every((p) => p.startsWith('layers/browser-entry'))).toBe(true);
   });
 
-  it('allows the browser entry, the session worker entry and web/ itself', async () => {
+  it('allows the browser entry, the session worker entry, the int8 entry and web/ itself', async () => {
     const problems = await layerProblems(
       'web/src/layers-probe.ts',
       [
@@ -105,7 +105,9 @@ describe('the page uses the public browser entry (layers/browser-entry)', () => 
         "import { Tensor } from 'shufflenet/browser';",
         "import { decodeImage } from './decode.js';",
         "const worker = new URL('../../src/browser-worker.ts', import.meta.url);",
-        'export const probe = [createSession, Tensor, decodeImage, worker];',
+        "const int8 = import('shufflenet/browser-int8');",
+        "import { QuantizedPlan } from '../../src/browser-int8.js';",
+        'export const probe = [createSession, Tensor, decodeImage, worker, int8, QuantizedPlan];',
       ].join('\n'),
     );
     expect(problems).toEqual([]);

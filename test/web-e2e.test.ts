@@ -24,12 +24,19 @@ import type { Module } from '../src/nn/module.js';
 import { fashionMnistClasses } from '../src/node/data/mnist.js';
 import { decodeImage } from '../src/node/image.js';
 import { softmax } from '../src/ops/index.js';
+import { int8KernelsRelaxedWasmBase64, int8KernelsWasmBase64 } from '../src/kernels/wasm/int8.generated.js';
+import { runQuantized } from '../src/runtime/quant/execute.js';
+import { loadQuantizedModelFile } from '../src/runtime/quant/file.js';
+import type { QuantizedNetwork } from '../src/runtime/quant/network.js';
+import { calibrateOnRandomImages } from '../web/src/int8.js';
+import { randomNetwork } from '../web/src/models.js';
 
 const needChromium = chromiumRequirement('the web page end-to-end test (test/web-e2e.test.ts)');
 const root = fileURLToPath(new URL('..', import.meta.url));
 const dist = join(root, 'web', 'dist');
 const fixture = join(root, 'test', 'fixtures', 'web', 'trouser.png');
 const screenshot = join(root, 'results', 'web-e2e.png');
+const int8Screenshot = join(root, 'results', 'web-e2e-int8.png');
 
 const mimeTypes: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -75,11 +82,35 @@ async function serve(options: {
 /** What the page should show: the same model on the same file, computed in Node. */
 async function expectedTop(model: Module, preprocessing: Preprocessing, labels: readonly string[]) {
   const image = await decodeImage(readFileSync(fixture), fixture);
-  const probabilities = softmax(forward(model, preprocessImage(image, preprocessing))).data;
+  return topOf(softmax(forward(model, preprocessImage(image, preprocessing))).data, labels);
+}
+
+/** The same for an int8 network, on the reference int8 executor (the page's int8 plan is bit-exact with it). */
+async function expectedInt8Top(network: QuantizedNetwork, preprocessing: Preprocessing, labels: readonly string[]) {
+  const image = await decodeImage(readFileSync(fixture), fixture);
+  return topOf(softmax(runQuantized(network, preprocessImage(image, preprocessing))).data, labels);
+}
+
+function topOf(probabilities: Float32Array, labels: readonly string[]) {
   return [...probabilities]
     .map((probability, index) => ({ label: labels[index]!, probability }))
     .sort((a, b) => b.probability - a.probability)
     .slice(0, 5);
+}
+
+async function shownTop(page: Page): Promise<{ label: string; probability: number }[]> {
+  return page.$$eval('#top5 li', (items) =>
+    items.map((li) => ({
+      label: (li as HTMLElement).dataset['label']!,
+      probability: Number((li as HTMLElement).dataset['probability']),
+    })),
+  );
+}
+
+function readManifest(): { models: { file: string; int8?: string }[] } {
+  return JSON.parse(readFileSync(join(root, 'web', 'public', 'models', 'manifest.json'), 'utf8')) as {
+    models: { file: string; int8?: string }[];
+  };
 }
 
 interface Watched {
@@ -104,12 +135,7 @@ async function open(context: BrowserContext, url: string): Promise<Watched> {
 async function classifyFixture(page: Page): Promise<{ label: string; probability: number }[]> {
   await page.locator('#file-input').setInputFiles(fixture);
   await page.waitForFunction(() => document.querySelector('#source-name')?.textContent?.includes('trouser.png'));
-  return page.$$eval('#top5 li', (items) =>
-    items.map((li) => ({
-      label: (li as HTMLElement).dataset['label']!,
-      probability: Number((li as HTMLElement).dataset['probability']),
-    })),
-  );
+  return shownTop(page);
 }
 
 function expectSameTop(
@@ -157,10 +183,7 @@ describe.skipIf(needChromium.skip)('browser page (web/) in Chromium', () => {
     const { page } = watched;
 
     // The bundled model when the manifest lists one, else the untrained g = 3, 0.5× network.
-    const manifest = JSON.parse(readFileSync(join(root, 'web', 'public', 'models', 'manifest.json'), 'utf8')) as {
-      models: { file: string }[];
-    };
-    const bundled = manifest.models[0];
+    const bundled = readManifest().models[0];
     let expected;
     if (bundled !== undefined) {
       // The page's build emits the package's bundled model (models/) under models/ (web/vite.config.ts).
@@ -191,7 +214,9 @@ describe.skipIf(needChromium.skip)('browser page (web/) in Chromium', () => {
     await expect(page.locator('#top5 li').first().locator('.label').textContent()).resolves.toBe(expected[0]!.label);
 
     const latency = await page.locator('#latency').textContent();
-    expect(latency).toMatch(/^\d+\.\d ms forward pass \(WASM SIMD128, 2 threads\)/);
+    expect(latency).toMatch(
+      /^forward pass: float32 \d+\.\d ms \(WASM SIMD128, 2 threads\) · preprocessing \d+\.\d ms$/,
+    );
     expect(Number(await page.locator('#latency').getAttribute('data-ms'))).toBeGreaterThan(0);
 
     // The chart: every g of the picker at 0.25× and 0.5×, with the paper's MFLOPs.
@@ -338,6 +363,91 @@ describe.skipIf(needChromium.skip)('browser page (web/) in Chromium', () => {
     await page.waitForSelector('#untrained-note', { state: 'visible' }); // the drawing, classified again
     const fallback = await page.$$eval('#top5 li', (items) => items.map((li) => (li as HTMLElement).dataset['label']!));
     for (const label of fallback) expect(fashionMnistClasses).toContain(label);
+
+    expect(watched.errors).toEqual([]);
+    expectOwnOriginOnly(watched, origin);
+    await page.close();
+  });
+
+  it('switches to int8 on demand: the int8 chunk and file load only then, answers as Node does on 1 thread beside float32 on 2, calibrates a random network as Node does', async () => {
+    const { server, origin } = await serve({ isolate: true });
+    servers.push(server);
+    const watched = await open(context, `${origin}/?threads=2`);
+    const { page } = watched;
+    // The bundled model ships in both precisions: the manifest pairs its int8 file with it.
+    const bundled = readManifest().models[0]!;
+    expect(bundled.int8).toBe('fashion-mnist-shufflenet-int8.safetensors');
+    const float = loadModelFile(readFileSync(join(root, 'models', bundled.file)), bundled.file);
+    const int8 = loadQuantizedModelFile(readFileSync(join(root, 'models', bundled.int8!)), bundled.int8!);
+    const preprocessing = float.info.preprocessing!;
+    const labels = float.info.labels!;
+    const latency = page.locator('#latency');
+
+    // float32 first: its answer, and its latency alone.
+    const floatTop = await classifyFixture(page);
+    expectSameTop(floatTop, await expectedTop(float.model, preprocessing, labels));
+    await expect(latency.getAttribute('data-int8-ms')).resolves.toBeNull();
+    await expect(page.locator('#model-info').textContent()).resolves.toContain(
+      'int8models/fashion-mnist-shufflenet-int8.safetensors',
+    );
+    const beforeSwitch = watched.requests.length;
+    expect(watched.requests.some((url) => url.endsWith('/models/manifest.json'))).toBe(true); // the worker's requests are seen
+    expect(watched.requests.filter((url) => url.includes('int8'))).toEqual([]);
+
+    // int8: the page loads the int8 chunk and the int8 file now, and classifies the same image again.
+    await page.locator('#precision').selectOption('int8');
+    await page.waitForSelector('#latency[data-precision="int8"]', { timeout: 20_000 });
+    const int8Top = await shownTop(page);
+    expectSameTop(int8Top, await expectedInt8Top(int8.network, preprocessing, labels));
+    expect(int8Top[0]!.label).toBe(floatTop[0]!.label); // Trouser, in both precisions
+    const after = watched.requests.slice(beforeSwitch).map((url) => new URL(url).pathname);
+    expect(after).toContain('/models/fashion-mnist-shufflenet-int8.safetensors');
+    const chunks = after.filter((path) => /^\/assets\/int8-[\w-]+\.js$/.test(path));
+    expect(chunks).toHaveLength(1);
+    // The int8 kernels (their WASM, base64 in the JS) are in that chunk and in nothing loaded before.
+    const kernelMarks = [int8KernelsWasmBase64, int8KernelsRelaxedWasmBase64].map((b) => b.slice(2000, 2064));
+    const served = (path: string): string => readFileSync(join(dist, path), 'utf8');
+    for (const mark of kernelMarks) expect(served(chunks[0]!)).toContain(mark);
+    const loadedBefore = watched.requests
+      .slice(0, beforeSwitch)
+      .map((url) => new URL(url).pathname)
+      .filter((path) => path.endsWith('.js'));
+    expect(loadedBefore.length).toBeGreaterThan(1);
+    for (const path of loadedBefore) for (const mark of kernelMarks) expect(served(path)).not.toContain(mark);
+    // Both latencies; the int8 plan runs on 1 thread beside the 2-thread float32 session, and says so.
+    await expect(latency.textContent()).resolves.toMatch(
+      /^forward pass: float32 \d+\.\d ms \(WASM SIMD128, 2 threads\) · int8 \d+\.\d ms \(int8 kernels: WASM relaxed SIMD, 1 thread: the int8 plan is single-threaded\) · preprocessing \d+\.\d ms$/,
+    );
+    expect(Number(await latency.getAttribute('data-float32-ms'))).toBeGreaterThan(0);
+    expect(Number(await latency.getAttribute('data-int8-ms'))).toBeGreaterThan(0);
+    await expect(latency.locator('strong').textContent()).resolves.toMatch(/^int8 /); // the shown answer's precision
+    mkdirSync(join(root, 'results'), { recursive: true });
+    await page.screenshot({ path: int8Screenshot, fullPage: true });
+
+    // Back to float32: its answer again, nothing loaded again.
+    const requestsInInt8 = watched.requests.length;
+    await page.locator('#precision').selectOption('float32');
+    await page.waitForSelector('#latency[data-precision="float32"]');
+    expectSameTop(await shownTop(page), await expectedTop(float.model, preprocessing, labels));
+    expect(watched.requests.slice(requestsInInt8).filter((url) => url.includes('int8'))).toEqual([]);
+
+    // A network without an int8 file, in int8: calibrated in the worker on seeded random images,
+    // the same network Node calibrates, and the page says how it was made.
+    await page.locator('#precision').selectOption('int8');
+    await page.waitForSelector('#latency[data-precision="int8"]');
+    await page.locator('#groups').selectOption('1');
+    await page.waitForFunction(() => document.querySelector('#weights-badge')?.textContent?.startsWith('untrained'));
+    await page.waitForFunction(() =>
+      document.querySelector('#latency')?.textContent?.startsWith('forward pass: int8 '),
+    );
+    await expect(page.locator('#model-info').textContent()).resolves.toContain(
+      'int8calibrated here on 8 random images (minmax, seed 0); weights are random',
+    );
+    const random = randomNetwork({ groups: 1, scale: '0.5' });
+    expectSameTop(
+      await shownTop(page),
+      await expectedInt8Top(calibrateOnRandomImages(random), random.preprocessing, random.summary.labels),
+    );
 
     expect(watched.errors).toEqual([]);
     expectOwnOriginOnly(watched, origin);

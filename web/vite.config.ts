@@ -1,8 +1,9 @@
 // The browser page: a static site built from web/ into web/dist. It imports the library as a user
 // does, through the package's public entries ('shufflenet/browser', 'shufflenet/browser-worker',
-// resolved by package.json "exports" to the built dist/, so `npm run build` comes first). Dev and
-// preview servers send COOP/COEP so the page is cross-origin isolated (threads need
-// SharedArrayBuffer); the built page gets a CSP that allows its own origin only.
+// and 'shufflenet/browser-int8' on demand, resolved by package.json "exports" to the built dist/,
+// so `npm run build` comes first). Dev and preview servers send COOP/COEP so the page is
+// cross-origin isolated (threads need SharedArrayBuffer); the built page gets a CSP that allows its
+// own origin only.
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { defineConfig, type Plugin } from 'vite';
@@ -69,19 +70,26 @@ const entries: Plugin = {
   },
 };
 
-/** The package's bundled model (models/), served and emitted as models/<file> so the page uses it. */
-const bundledModel = 'fashion-mnist-shufflenet.safetensors';
-const bundledModelPath = fileURLToPath(new URL(`../models/${bundledModel}`, import.meta.url));
+/**
+ * The package's bundled model (models/) in both precisions, served and emitted as models/<file> so
+ * the page uses them (web/public/models/manifest.json pairs them).
+ */
+const bundledModels = ['fashion-mnist-shufflenet.safetensors', 'fashion-mnist-shufflenet-int8.safetensors'];
+const bundledModelPath = (file: string): string => fileURLToPath(new URL(`../models/${file}`, import.meta.url));
 const bundled: Plugin = {
   name: 'shufflenet-bundled-model',
   configureServer(server) {
-    server.middlewares.use(`/models/${bundledModel}`, (_req, res) => {
-      res.setHeader('Content-Type', 'application/octet-stream');
-      res.end(readFileSync(bundledModelPath));
-    });
+    for (const file of bundledModels) {
+      server.middlewares.use(`/models/${file}`, (_req, res) => {
+        res.setHeader('Content-Type', 'application/octet-stream');
+        res.end(readFileSync(bundledModelPath(file)));
+      });
+    }
   },
   generateBundle() {
-    this.emitFile({ type: 'asset', fileName: `models/${bundledModel}`, source: readFileSync(bundledModelPath) });
+    for (const file of bundledModels) {
+      this.emitFile({ type: 'asset', fileName: `models/${file}`, source: readFileSync(bundledModelPath(file)) });
+    }
   },
 };
 

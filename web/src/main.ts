@@ -1,11 +1,21 @@
 /**
  * The page: inputs (drop, paste, file, samples, drawing) → browser decode → worker (preprocess,
- * session) → top-5 and latency; a model picker; and a complexity-vs-latency chart measured live.
+ * session or int8 plan) → top-5 and latency; a model picker with a precision switch (float32 /
+ * int8); and a complexity-vs-latency chart measured live.
  */
 import type { RawImage } from 'shufflenet/browser';
 import { renderChart, renderTable } from './chart.js';
 import { decodeImage, fromImageData } from './decode.js';
-import type { BenchmarkPoint, EngineSummary, ModelSummary, NetworkChoice, Reply, Request } from './protocol.js';
+import type {
+  BenchmarkPoint,
+  EngineSummary,
+  ModelSummary,
+  NetworkChoice,
+  Precision,
+  Reply,
+  Request,
+  RunSummary,
+} from './protocol.js';
 
 type ReplyOf<T extends Reply['type']> = Extract<Reply, { type: T }>;
 
@@ -130,6 +140,7 @@ function renderModel(model: ModelSummary): void {
     ['MFLOPs', model.mflops.toFixed(2)],
     ['parameters', model.params.toLocaleString('en-US')],
     ['classes', String(model.labels.length)],
+    ['int8', model.int8Source],
     ...Object.entries(model.notes).map(([k, v]): [string, string] => [k, String(v)]),
   ];
   $('#model-info').replaceChildren(
@@ -146,14 +157,29 @@ function renderModel(model: ModelSummary): void {
   renderStatus(model);
 }
 
+/** While the worker makes the int8 form (a file to fetch, or calibration), the picker says so. */
+async function preparing<T>(work: Promise<T>): Promise<T> {
+  const status = $('#precision-status');
+  if (precisionSelect.value === 'int8')
+    status.textContent = 'preparing int8 (its kernels, and its file or calibration)…';
+  try {
+    return await work;
+  } finally {
+    status.textContent = '';
+  }
+}
+
 async function selectNetwork(network: NetworkChoice): Promise<void> {
-  const reply = await ask<'model'>({ type: 'select', network });
+  const reply = await preparing(ask<'model'>({ type: 'select', network }));
   renderModel(reply.model);
+  await classifyAgain(reply.model);
+}
+
+/** The last image again, e.g. after a change of network or precision. */
+async function classifyAgain(model: ModelSummary): Promise<void> {
   if (lastImage === undefined) return;
   // A file was shrunk on decode for the previous network's resize: decode it again for this one.
-  const image = lastImage.blob
-    ? await decodeImage(lastImage.blob, lastImage.name, reply.model.resize)
-    : lastImage.image;
+  const image = lastImage.blob ? await decodeImage(lastImage.blob, lastImage.name, model.resize) : lastImage.image;
   await classify(image, lastImage.name, lastImage.blob);
 }
 
@@ -164,6 +190,28 @@ const onPick = (): void => {
 };
 groupsSelect.addEventListener('change', onPick);
 scaleSelect.addEventListener('change', onPick);
+
+// ---- precision ----------------------------------------------------------------------------------
+
+const precisionSelect = $<HTMLSelectElement>('#precision');
+/** What the worker runs; the select shows what was asked until the worker has switched. */
+let precision: Precision = 'float32';
+
+async function selectPrecision(asked: Precision): Promise<void> {
+  precisionSelect.disabled = true;
+  try {
+    const reply = await preparing(ask<'model'>({ type: 'precision', precision: asked }));
+    precision = asked;
+    renderModel(reply.model);
+    await classifyAgain(reply.model);
+  } catch (e) {
+    precisionSelect.value = precision; // the worker stays in the precision it had
+    showInputError((e as Error).message);
+  } finally {
+    precisionSelect.disabled = false;
+  }
+}
+precisionSelect.addEventListener('change', () => void selectPrecision(precisionSelect.value as Precision));
 
 // ---- classification -----------------------------------------------------------------------------
 
@@ -206,11 +254,38 @@ async function classify(image: RawImage, name: string, blob?: Blob): Promise<voi
     }),
   );
   $<HTMLElement>('#untrained-note').hidden = result.model.weights !== 'random';
+  renderLatency(result);
+}
+
+/** The last forward pass of each precision, by network name: the latency line shows both once both have run. */
+const timings = new Map<string, Partial<Record<Precision, { ms: number; run: RunSummary }>>>();
+
+function renderLatency(result: ReplyOf<'result'>): void {
+  const shown = timings.get(result.model.name) ?? {};
+  shown[result.run.precision] = { ms: result.latencyMs, run: result.run };
+  timings.set(result.model.name, shown);
   const latency = $<HTMLElement>('#latency');
   latency.dataset['ms'] = String(result.latencyMs);
-  latency.textContent =
-    `${result.latencyMs.toFixed(1)} ms forward pass (${engine.kernels}, ${threadsText()}) · ` +
-    `${result.preprocessMs.toFixed(1)} ms preprocessing`;
+  latency.dataset['precision'] = result.run.precision;
+  const parts = (['float32', 'int8'] as const).flatMap((p) => {
+    const timing = shown[p];
+    delete latency.dataset[`${p}Ms`];
+    if (timing === undefined) return [];
+    latency.dataset[`${p}Ms`] = String(timing.ms);
+    const { kernels, threads, notes } = timing.run;
+    // The int8 plan is single-threaded: beside a threaded float32 session, the line says so.
+    const threading =
+      threads > 1
+        ? `${threads} threads`
+        : p === 'int8' && (shown.float32?.run.threads ?? engine.threads) > 1
+          ? '1 thread: the int8 plan is single-threaded'
+          : 'single-threaded';
+    const part = document.createElement(p === result.run.precision ? 'strong' : 'span');
+    part.textContent = `${p} ${timing.ms.toFixed(1)} ms (${p === 'int8' ? 'int8 kernels: ' : ''}${kernels}, ${threading})`;
+    if (notes !== '') part.title = notes;
+    return [part, ' · '];
+  });
+  latency.replaceChildren('forward pass: ', ...parts, `preprocessing ${result.preprocessMs.toFixed(1)} ms`);
 }
 
 /** Paints the network's input (min–max scaled; gray, or RGB/BGR as channels 0–2). */

@@ -2,6 +2,8 @@
  * Where the page's networks come from. A model file listed in `models/manifest.json` (next to the
  * page) provides trained weights with their labels and preprocessing; every other (g, scale) of the
  * picker is built from the registry with seeded random weights, and says so. Runs in the worker.
+ * Int8 forms (an int8 file the manifest pairs with a model file, or calibration) are made by
+ * ./int8.ts, which the worker loads only when the page switches to int8.
  */
 import {
   complexity,
@@ -10,6 +12,7 @@ import {
   loadModelFile,
   preprocessingPresets,
   ShuffleNet,
+  type Architecture,
   type Graph,
   type Module,
   type Preprocessing,
@@ -23,10 +26,24 @@ export const pickerScales = ['0.25', '0.5', '1.0'];
 /** Seed of the untrained networks, so that a page and a Node run give the same (meaningless) answer. */
 export const randomSeed = 0;
 
+/** How the worker makes a network's int8 form when no int8 file is paired with it. */
+export const int8Calibration = { method: 'minmax', images: 8, seed: randomSeed } as const;
+const calibrationText = `calibrated here on ${int8Calibration.images} random images (${int8Calibration.method}, seed ${int8Calibration.seed})`;
+
 export interface Network {
   summary: ModelSummary;
   graph: Graph;
   preprocessing: Preprocessing;
+  /** The model file's architecture (a random network: none), which its int8 file must repeat. */
+  architecture?: Architecture;
+  /** The int8 file the manifest pairs with the model file, relative to `models/`. */
+  int8File?: string;
+}
+
+/** One model of `models/manifest.json`: a model file and, optionally, the same network in int8. */
+export interface ManifestEntry {
+  file: string;
+  int8?: string;
 }
 
 export const networkKey = (n: NetworkChoice): string => `g${n.groups}_${n.scale}x`;
@@ -34,8 +51,8 @@ export const networkKey = (n: NetworkChoice): string => `g${n.groups}_${n.scale}
 /** '0.5' for 0.5, '1.0' for 1: the spelling of the registry names. */
 export const scaleName = (scale: number): string => (Number.isInteger(scale) ? scale.toFixed(1) : String(scale));
 
-/** The model files the manifest lists (paths relative to `models/`); none when there is no manifest. */
-export async function fetchManifest(baseUrl: string): Promise<string[]> {
+/** The models the manifest lists (paths relative to `models/`); none when there is no manifest. */
+export async function fetchManifest(baseUrl: string): Promise<ManifestEntry[]> {
   const url = new URL('models/manifest.json', baseUrl);
   const response = await fetch(url);
   if (response.status === 404) return [];
@@ -47,14 +64,21 @@ export async function fetchManifest(baseUrl: string): Promise<string[]> {
     throw new FormatError('models/manifest.json: not valid JSON');
   }
   const models = (manifest as { models?: unknown } | null)?.models;
-  if (!Array.isArray(models) || !models.every((m) => typeof (m as { file?: unknown })?.file === 'string')) {
-    throw new FormatError('models/manifest.json: expected { "models": [{ "file": "name.safetensors" }, …] }');
+  const isEntry = (m: unknown): m is ManifestEntry => {
+    const { file, int8 } = (m ?? {}) as { file?: unknown; int8?: unknown };
+    return typeof file === 'string' && (int8 === undefined || typeof int8 === 'string');
+  };
+  if (!Array.isArray(models) || !models.every(isEntry)) {
+    throw new FormatError(
+      'models/manifest.json: expected { "models": [{ "file": "name.safetensors", "int8": "name-int8.safetensors" }, …] } ("int8" optional)',
+    );
   }
-  return models.map((m: { file: string }) => m.file);
+  return models.map(({ file, int8 }) => (int8 === undefined ? { file } : { file, int8 }));
 }
 
 /** Fetches and rebuilds one model file (our safetensors format, src/io/modelfile.ts). */
-export async function fetchModelFile(baseUrl: string, file: string): Promise<Network> {
+export async function fetchModelFile(baseUrl: string, entry: ManifestEntry): Promise<Network> {
+  const { file } = entry;
   const source = `models/${file}`;
   const response = await fetch(new URL(source, baseUrl));
   if (!response.ok) throw new FormatError(`${source}: HTTP ${response.status} (listed in models/manifest.json)`);
@@ -67,7 +91,18 @@ export async function fetchModelFile(baseUrl: string, file: string): Promise<Net
   }
   // loadModelFile has checked one label per class.
   const choice = { groups: model.config.groups, scale: scaleName(model.config.scale) };
-  return network(model, choice, info.preprocessing, info.labels, { weights: 'file', source, notes: info.notes ?? {} });
+  const int8Source =
+    entry.int8 !== undefined ? `models/${entry.int8}` : `${calibrationText}; no int8 file in the manifest`;
+  return {
+    ...network(model, choice, info.preprocessing, info.labels, {
+      weights: 'file',
+      source,
+      notes: info.notes ?? {},
+      int8Source,
+    }),
+    architecture: info.architecture,
+    ...(entry.int8 !== undefined ? { int8File: entry.int8 } : {}),
+  };
 }
 
 /** A registry ShuffleNet for 28×28 grayscale input with seeded random weights. */
@@ -82,6 +117,7 @@ export function randomNetwork(choice: NetworkChoice): Network {
     weights: 'random',
     source: `random, seed ${randomSeed}`,
     notes: {},
+    int8Source: `${calibrationText}; weights are random`,
   });
 }
 
@@ -90,7 +126,7 @@ function network(
   choice: NetworkChoice,
   preprocessing: Preprocessing,
   labels: string[],
-  origin: Pick<ModelSummary, 'weights' | 'source' | 'notes'>,
+  origin: Pick<ModelSummary, 'weights' | 'source' | 'notes' | 'int8Source'>,
 ): Network {
   const channels = preprocessing.channels === 'gray' ? 1 : 3;
   const inputShape = [1, channels, preprocessing.crop, preprocessing.crop];

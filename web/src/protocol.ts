@@ -29,6 +29,24 @@ export interface ModelSummary {
   /** Multiply-adds of one image, in millions (the paper's MFLOPs). */
   mflops: number;
   params: number;
+  /**
+   * Where its int8 form comes from, for the UI: the int8 file the manifest pairs with its file
+   * (`models/x-int8.safetensors`), or calibration in the worker on random images.
+   */
+  int8Source: string;
+}
+
+/** The precision the page runs: the float32 session, or the int8 plan (docs/int8.md). */
+export type Precision = 'float32' | 'int8';
+
+/** What ran one forward pass: the precision, its kernel build and its threads. */
+export interface RunSummary {
+  precision: Precision;
+  /** The kernel build, e.g. 'WASM SIMD128' or 'WASM relaxed SIMD'. */
+  kernels: string;
+  threads: number;
+  /** Why the int8 kernels are not the relaxed-SIMD build where the browser refused it, or ''. */
+  notes: string;
 }
 
 /** What runs the networks: one library session per network, all asked for the same threads. */
@@ -46,6 +64,8 @@ export interface EngineSummary {
 export type Request =
   | { type: 'init'; id: number; baseUrl: string; threads: number }
   | { type: 'select'; id: number; network: NetworkChoice }
+  /** Later classifications run in `precision`; int8 loads the int8 library and the network's int8 form. */
+  | { type: 'precision'; id: number; precision: Precision }
   | { type: 'classify'; id: number; image: RawImage; top: number }
   | { type: 'benchmark'; id: number; networks: NetworkChoice[]; runs: number };
 
@@ -78,9 +98,11 @@ export type Reply =
       type: 'result';
       id: number;
       model: ModelSummary;
+      /** From the precision of `run`. */
       top: Prediction[];
       /** Engine time of the forward pass alone. */
       latencyMs: number;
+      run: RunSummary;
       preprocessMs: number;
       /** What the network sees: the preprocessed input tensor, CHW. */
       input: { width: number; height: number; channels: number; data: Float32Array };

@@ -8,15 +8,21 @@
  * and T − 1 helper workers ('shufflenet/browser-worker') run theirs over the same shared memory.
  * It may block in Atomics.wait, which a page's main thread may not: that is why the sessions live
  * here and not in the page.
+ *
+ * In int8 (the "precision" request) classifications run the network's int8 plan instead, one
+ * thread, timed the same way. The int8 library is imported (./int8.ts, a chunk of its own) on the
+ * first switch, never before.
  */
 import {
   createSession,
   preprocessImage,
   softmax,
+  Tensor,
   webWorkerPort,
   type KernelVariant,
   type Session,
 } from 'shufflenet/browser';
+import type { QuantizedPlan } from 'shufflenet/browser-int8';
 import {
   fetchManifest,
   fetchModelFile,
@@ -26,7 +32,15 @@ import {
   randomNetwork,
   type Network,
 } from './models.js';
-import type { BenchmarkPoint, EngineSummary, NetworkChoice, Reply, Request } from './protocol.js';
+import type {
+  BenchmarkPoint,
+  EngineSummary,
+  NetworkChoice,
+  Precision,
+  Reply,
+  Request,
+  RunSummary,
+} from './protocol.js';
 
 // The DOM typings describe a window; in a worker, postMessage takes (message, transfer).
 const scope = self as unknown as Worker;
@@ -34,10 +48,19 @@ const post = (reply: Reply, transfer: Transferable[] = []): void => scope.postMe
 
 /** Threads asked of every session; set by "init". */
 let threads: number | undefined;
+/** The page's address, for model files; set by "init". */
+let baseUrl = '';
+/** What classifications run: the float session or the int8 plan; set by "precision". */
+let precision: Precision = 'float32';
 const bundled = new Map<string, Network>();
 const networks = new Map<string, Network>();
 /** Open sessions by network key: the current network's, and the one being measured. */
 const sessions = new Map<string, Promise<Session>>();
+/**
+ * Int8 plans by network key, kept once made. NOTE: unlike a session, a plan holds no helper workers,
+ * only its own WASM memory, and remaking a random network's plan would mean calibrating it again.
+ */
+const plans = new Map<string, Promise<QuantizedPlan>>();
 let current: NetworkChoice = { groups: 3, scale: '0.5' };
 
 const spawnHelper = () =>
@@ -65,6 +88,24 @@ function getSession(choice: NetworkChoice): Promise<Session> {
   return session;
 }
 
+function getPlan(choice: NetworkChoice): Promise<QuantizedPlan> {
+  const key = networkKey(choice);
+  let plan = plans.get(key);
+  if (plan === undefined) {
+    plan = import('./int8.js').then(async (int8) => {
+      const network = getNetwork(choice);
+      const made = await int8.QuantizedPlan.create(await int8.int8Network(baseUrl, network));
+      // NOTE: one untimed run: a fresh plan's first run is several times slower (its WASM still
+      // compiling to optimised code), and the page's first int8 latency should not be that.
+      made.run(Tensor.zeros(network.summary.inputShape));
+      return made;
+    });
+    plans.set(key, plan);
+    plan.catch(() => plans.delete(key)); // a failed load is retried on the next request
+  }
+  return plan;
+}
+
 /** Disposes a network's session (its helper workers end) unless it is the current network's. */
 async function release(choice: NetworkChoice): Promise<void> {
   const key = networkKey(choice);
@@ -84,12 +125,37 @@ function engineOf(session: Session, asked: number): EngineSummary {
   return { kernels: kernelNames[session.variant], threads: session.threads, asked, notes: session.notes };
 }
 
+/** A forward pass of `choice` in the current precision, and what runs it. */
+async function getRunner(
+  choice: NetworkChoice,
+): Promise<{ run: (input: Tensor) => Promise<Tensor>; summary: RunSummary }> {
+  if (precision === 'float32') {
+    const session = await getSession(choice);
+    return {
+      run: (input) => session.run(input),
+      summary: { precision, kernels: kernelNames[session.variant], threads: session.threads, notes: '' },
+    };
+  }
+  const plan = await getPlan(choice);
+  const { build, relaxedRefused } = plan.variant;
+  return {
+    run: (input) => Promise.resolve(plan.run(input)),
+    summary: {
+      precision,
+      kernels: (kernelNames as Record<string, string>)[build] ?? build,
+      threads: 1,
+      notes: relaxedRefused ?? '',
+    },
+  };
+}
+
 async function handle(request: Request): Promise<void> {
   switch (request.type) {
     case 'init': {
       threads = request.threads;
-      for (const file of await fetchManifest(request.baseUrl)) {
-        const network = await fetchModelFile(request.baseUrl, file);
+      baseUrl = request.baseUrl;
+      for (const entry of await fetchManifest(request.baseUrl)) {
+        const network = await fetchModelFile(request.baseUrl, entry);
         bundled.set(networkKey(network.summary), network);
       }
       const first = bundled.values().next().value;
@@ -116,17 +182,25 @@ async function handle(request: Request): Promise<void> {
       const previous = current;
       current = request.network;
       await getSession(current);
+      if (precision === 'int8') await getPlan(current);
       await release(previous);
+      post({ type: 'model', id: request.id, model: getNetwork(current).summary });
+      return;
+    }
+    case 'precision': {
+      // The int8 plan is made before the switch, so that a failure leaves the page in float32.
+      if (request.precision === 'int8') await getPlan(current);
+      precision = request.precision;
       post({ type: 'model', id: request.id, model: getNetwork(current).summary });
       return;
     }
     case 'classify': {
       const network = getNetwork(current);
-      const session = await getSession(current);
+      const runner = await getRunner(current);
       const t0 = performance.now();
       const input = preprocessImage(request.image, network.preprocessing); // [1, C, H, W]
       const t1 = performance.now();
-      const logits = await session.run(input); // [1, classes]
+      const logits = await runner.run(input); // [1, classes]
       const t2 = performance.now();
       const probabilities = softmax(logits).data;
       const top = [...probabilities]
@@ -141,6 +215,7 @@ async function handle(request: Request): Promise<void> {
           model: network.summary,
           top,
           latencyMs: t2 - t1,
+          run: runner.summary,
           preprocessMs: t1 - t0,
           input: { width, height, channels, data: input.data },
         },

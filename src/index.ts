@@ -48,3 +48,4 @@ export { runQuantized, runQuantizedBatch } from './runtime/quant/execute.js';
 export { loadQuantizedModelFile, saveQuantizedModelFile, type QuantizationInfo } from './runtime/quant/file.js';
 export { QuantizationError, type QParams, type QuantizedNetwork } from './runtime/quant/network.js';
 export { exportQdq, importQdq } from './runtime/quant/qdq.js';
+export { QuantizedPlan, type QuantizedPlanOptions } from './runtime/quant/plan.js';

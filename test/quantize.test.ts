@@ -456,11 +456,11 @@ describe('shufflenet quantize, info and eval (the built CLI)', () => {
     const info = run('info', out);
     expect(info.code).toBe(0);
     expect(info.stdout).toMatch(/int8 model file .*shufflenet_v1_g3_0\.5x/);
-    expect(info.stdout).toMatch(/calibration {3}mse on 20 images of fashion-mnist/);
+    expect(info.stdout).toMatch(/calibration {3}mse on 20 images of fashion-mnist; 8-bit weights/);
     expect(info.stdout).toMatch(/accuracy {6}float \d+\.\d\d%, int8 \d+\.\d\d% on 30 test images/);
     expect(info.stdout).toMatch(/\n {4}input +0\.00392157 +0\n/); // ÷255 images: exactly 1/255, zero 0
     const json = JSON.parse(run('info', out, '--json').stdout);
-    expect(json.quantization.calibration).toEqual({ method: 'mse', images: 20, data: 'fashion-mnist' });
+    expect(json.quantization.calibration).toEqual({ method: 'mse', images: 20, data: 'fashion-mnist', weightBits: 8 });
     const evaluated = run('eval', '--model', out, '--max-test', '30', '--json');
     expect(evaluated.code).toBe(0);
     const result = JSON.parse(evaluated.stdout);
@@ -476,6 +476,7 @@ describe('shufflenet quantize, info and eval (the built CLI)', () => {
       [['--calibration', '0'], /--calibration <n>' argument '0' is invalid/],
       [['--method', 'percentile', '--percentile', '30'], /--percentile <p>' argument '30' is invalid/],
       [['--method', 'mse', '--percentile', '99'], /--percentile applies to --method percentile, not mse/],
+      [['--weight-bits', '6'], /--weight-bits <n>' argument '6' is invalid/],
     ];
     for (const [flags, message] of bad) {
       const r = run('quantize', '--model', bundled, '--out', join(dir, 'x.safetensors'), ...flags);
@@ -489,5 +490,29 @@ describe('shufflenet quantize, info and eval (the built CLI)', () => {
     const init = run('train', '--init', out, '--data', 'mnist', '--epochs', '1', '--out', join(dir, 'ft.safetensors'));
     expect(init.code).not.toBe(0);
     expect(init.stderr).toMatch(/an int8 model file \(written by shufflenet quantize\), not a float one/);
+  });
+
+  it('--weight-bits 7: every weight of the file within [−63, 63], the recipe says so', () => {
+    const seven = join(dir, 'int8-w7.safetensors');
+    const q = run(
+      'quantize',
+      '--model',
+      bundled,
+      '--calibration',
+      '10',
+      '--eval',
+      '0',
+      '--weight-bits',
+      '7',
+      '--out',
+      seven,
+    );
+    expect(q.stderr).toBe('');
+    expect(q.stdout).toMatch(/7-bit weights, calibrated on 10 fashion-mnist images by percentile/);
+    const { network, quantization } = loadQuantizedModelFile(readFileSync(seven), 'int8-w7.safetensors');
+    expect(quantization.calibration.weightBits).toBe(7);
+    expect(network.weights.size).toBeGreaterThan(10);
+    for (const [name, w] of network.weights) expect(sevenBitWeights(w.weight), name).toBe(true);
+    expect(run('info', seven).stdout).toMatch(/; 7-bit weights/);
   });
 });

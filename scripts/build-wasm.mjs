@@ -101,6 +101,21 @@ const int8Variants = [
     entry: int8Entry,
     extra: ['--enable', 'relaxed-simd'],
   },
+  {
+    name: 'int8KernelsSharedWasmBase64',
+    what: 'int8 kernels, WASM SIMD128 over an imported shared memory (threads)',
+    entry: int8Entry,
+    extra: [
+      '--enable',
+      'threads',
+      '--importMemory',
+      '--sharedMemory',
+      '--initialMemory',
+      '1',
+      '--maximumMemory',
+      String(sharedMaximumPages),
+    ],
+  },
 ];
 const built = [];
 for (const v of variants) built.push({ ...v, ...(await compile(v.extra, v.entry)) });

@@ -134,13 +134,13 @@ describe('qgemm-4x8 and qgemm7-4x8 against the reference int8 arithmetic', async
         expect(sevenBitWeights(weight)).toBe(true);
         sevenBitCases++;
         const quads = Math.ceil(k / 4);
-        const packed4 = kernels.allocBytes(quads * stride);
-        const sums = kernels.allocBytes(Math.ceil(pixels / 8) * 32);
-        kernels.exports.qpack4(inAt, pixels, k, pixels, packed4, stride, sums);
+        // The quad rows, then the per-pixel sums (⌈pixels/8⌉·8 i32: one more stride).
+        const packed4 = kernels.allocBytes((quads + 1) * stride);
+        kernels.exports.qpack4(inAt, pixels, k, pixels, packed4, stride);
         const w7 = packQgemm7Weights(weight, bias, m, k, x.zeroPoint);
         kernels.u8(outAt, m * pixels).fill(0xa5);
         const [w7At, b7At] = [kernels.upload(w7.weights), kernels.upload(w7.bias)];
-        kernels.exports.qgemm7(quads, m, pixels, w7At, b7At, mAt, packed4, stride, sums, outTable, resTable, 0, params);
+        kernels.exports.qgemm7(quads, m, pixels, w7At, b7At, mAt, packed4, stride, outTable, resTable, 0, params);
         expect([...kernels.u8(outAt, m * pixels)], `qgemm7, ${what}`).toEqual([...expected]);
       }
       kernels.release(mark);
@@ -282,7 +282,19 @@ describe('qpool-3x3s2, qglobalAvgPool and qdense against the reference int8 arit
           const outAt = kernels.allocBytes(n);
           kernels.u8(outAt, n + 16).fill(0xa5);
           const params = kernels.upload(epilogueParams(activation, out));
-          kernels.exports.qpool3x3s2(1, inAt, h, w, x.zeroPoint, pad, average ? 1 : 0, m, outAt, scratch, params);
+          kernels.exports.qpool3x3s2(
+            1,
+            inAt,
+            h,
+            w,
+            x.zeroPoint,
+            pad,
+            average ? 1 : 0,
+            kernels.upload(Float32Array.of(m)),
+            outAt,
+            scratch,
+            params,
+          );
           const got = kernels.u8(outAt, n + 16).slice();
           kernels.release(mark);
           expect([...got.subarray(0, n)], `${average ? 'avg' : 'max'} ${h}×${w} pad ${pad}`).toEqual([...expected]);
@@ -311,7 +323,7 @@ describe('qpool-3x3s2, qglobalAvgPool and qdense against the reference int8 arit
         planes,
         spatial,
         x.zeroPoint,
-        m,
+        kernels.upload(Float32Array.of(m)),
         outAt,
         kernels.upload(epilogueParams(null, out)),
       );

@@ -23,6 +23,8 @@ import { loadQuantizedModelFile, saveQuantizedModelFile } from '../src/runtime/q
 import { chooseQParams, type QuantizedNetwork } from '../src/runtime/quant/network.js';
 import { exportQdq, importQdq } from '../src/runtime/quant/qdq.js';
 import { QuantizedPlan } from '../src/runtime/quant/plan.js';
+import { startHelpers } from '../src/runtime/session.js';
+import { spawnNodeWorker } from '../src/node/session.js';
 import { decodeModelProto, encodeModelProto } from '../src/io/onnx/codec.js';
 import { exportOnnx } from '../src/io/onnx/export.js';
 import { importOnnx } from '../src/io/onnx/import.js';
@@ -207,6 +209,31 @@ describe('int8 networks against onnxruntime-node on their QDQ export', () => {
         expect([...plan.run(x).data], `${name}, input ${seed}`).toEqual([...runQuantized(network, x).data]);
       }
     }
+  });
+
+  it('on 2 threads (helper workers over one shared memory), the int8 plan computes the same logits, bit for bit', async () => {
+    for (const { name, options, size } of [networks[0]!, networks[3]!, networks[5]!]) {
+      const network = quantizedNetwork(name, options, size);
+      const plan = await QuantizedPlan.create(network, { threads: 2 });
+      expect(plan.threads).toBe(2);
+      expect(plan.variant.build).toBe('simd-shared');
+      const stop = await startHelpers(plan, spawnNodeWorker);
+      try {
+        for (const seed of [66, 67, 68]) {
+          const x = positiveInput(network.graph.input.shape, seed);
+          expect([...plan.run(x).data], `${name}, input ${seed}`).toEqual([...runQuantized(network, x).data]);
+        }
+        expect(plan.profile(positiveInput(network.graph.input.shape, 69), 2)).toHaveLength(network.steps.length);
+      } finally {
+        await stop();
+      }
+      expect(() => plan.run(positiveInput(network.graph.input.shape, 70))).toThrow(/int8 plan: the plan was disposed/);
+    }
+    await expect(
+      QuantizedPlan.create(quantizedNetwork('shufflenet_v1_g3_0.25x', { numClasses: 10, smallInput: true }, 32), {
+        threads: 0,
+      }),
+    ).rejects.toThrow(/threads must be an integer from 1 to 64, got 0/);
   });
 
   it('7-bit weights: every weight within [−63, 63]; the 8-bit dot product GEMM (qgemm7) bit for bit', async () => {

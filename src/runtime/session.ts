@@ -385,7 +385,13 @@ interface Helpers {
   failure(): Error | null;
 }
 
-async function startHelperWorkers(plan: InferencePlan, spawnWorker: SpawnWorker): Promise<Helpers> {
+/** A threaded plan, float (InferencePlan) or int8 (QuantizedPlan): its helpers' setups, and dispose. */
+interface ThreadedPlan {
+  readonly helpers: readonly HelperSetup[];
+  dispose(): void;
+}
+
+async function startHelperWorkers(plan: ThreadedPlan, spawnWorker: SpawnWorker): Promise<Helpers> {
   const helpers = startWorkers(
     plan.helpers.length,
     spawnWorker,
@@ -409,7 +415,7 @@ async function startHelperWorkers(plan: InferencePlan, spawnWorker: SpawnWorker)
  * Starts `plan.helpers.length` helper workers for a threaded plan (each runs its share of every
  * step until the plan is disposed); resolves once all are ready, to a function that stops them.
  */
-export async function startHelpers(plan: InferencePlan, spawnWorker: SpawnWorker): Promise<() => Promise<void>> {
+export async function startHelpers(plan: ThreadedPlan, spawnWorker: SpawnWorker): Promise<() => Promise<void>> {
   return (await startHelperWorkers(plan, spawnWorker)).stop;
 }
 

@@ -349,15 +349,7 @@ export type Int8KernelExports = {
     pairStride: number,
   ): void;
   /** assembly/int8.ts */
-  qpack4(
-    input: number,
-    rowStride: number,
-    k: number,
-    pixels: number,
-    out: number,
-    quadStride: number,
-    sums: number,
-  ): void;
+  qpack4(input: number, rowStride: number, k: number, pixels: number, out: number, quadStride: number): void;
   /** assembly/int8.ts */
   qgemm(
     pairs: number,
@@ -383,7 +375,6 @@ export type Int8KernelExports = {
     multipliers: number,
     input: number,
     quadStride: number,
-    sums: number,
     outTable: number,
     resTable: number,
     offset: number,
@@ -417,7 +408,7 @@ export type Int8KernelExports = {
     zero: number,
     pad: number,
     average: number,
-    m: number,
+    multiplier: number,
     out: number,
     scratch: number,
     params: number,
@@ -428,7 +419,7 @@ export type Int8KernelExports = {
     planes: number,
     spatial: number,
     zero: number,
-    m: number,
+    multiplier: number,
     out: number,
     params: number,
   ): void;

@@ -4,12 +4,13 @@
  * `Int8Kernels.create()`.
  */
 import { int8KernelExportsNames, type Int8KernelExports } from './exports.generated.js';
-import { int8KernelsRelaxedWasmBase64, int8KernelsWasmBase64 } from './int8.generated.js';
+import { int8KernelsRelaxedWasmBase64, int8KernelsSharedWasmBase64, int8KernelsWasmBase64 } from './int8.generated.js';
 import {
   decodeBuild,
   hasFunctions,
   KernelMemory,
   kernelVariant,
+  SHARED_MAXIMUM_PAGES,
   WasmUnavailableError,
   type KernelOptions,
   type KernelVariant,
@@ -40,6 +41,10 @@ export class Int8Kernels extends KernelMemory {
    * doubles them), the SIMD128 build is loaded instead and `relaxedRefused` says why.
    */
   static async create(options: KernelOptions = {}): Promise<Int8Kernels> {
+    if (options.shared === true) {
+      const memory = new WebAssembly.Memory({ initial: 1, maximum: SHARED_MAXIMUM_PAGES, shared: true });
+      return new Int8Kernels(await instantiateSharedInt8Kernels(memory), 'simd-shared');
+    }
     const variant = kernelVariant(options);
     const kernels = new Int8Kernels(await instantiate(variant), variant);
     if (variant !== 'relaxed-simd') return kernels;
@@ -65,10 +70,24 @@ const DOT_PROBES: readonly [number, number, number][] = [
   [-5, 3, 1000],
 ];
 
-async function instantiate(variant: KernelVariant): Promise<Int8KernelExports> {
+/**
+ * Instantiates the shared-memory build of the int8 kernels over `memory` (one instance per thread
+ * of a threaded int8 plan, all over the same memory; the build has no data segments).
+ */
+export async function instantiateSharedInt8Kernels(memory: WebAssembly.Memory): Promise<Int8KernelExports> {
+  return instantiate('simd-shared', memory);
+}
+
+const builds: Record<KernelVariant, string> = {
+  simd: int8KernelsWasmBase64,
+  'relaxed-simd': int8KernelsRelaxedWasmBase64,
+  'simd-shared': int8KernelsSharedWasmBase64,
+};
+
+async function instantiate(variant: KernelVariant, memory?: WebAssembly.Memory): Promise<Int8KernelExports> {
   let module = compiled.get(variant);
   if (module === undefined) {
-    module = decodeBuild(variant === 'relaxed-simd' ? int8KernelsRelaxedWasmBase64 : int8KernelsWasmBase64)
+    module = decodeBuild(builds[variant])
       .then((bytes) => WebAssembly.compile(bytes))
       .catch((error: unknown) => {
         compiled.delete(variant);
@@ -78,8 +97,8 @@ async function instantiate(variant: KernelVariant): Promise<Int8KernelExports> {
       });
     compiled.set(variant, module);
   }
-  const instance = await WebAssembly.instantiate(await module, {});
-  const exports = instance.exports;
+  const instance = await WebAssembly.instantiate(await module, memory === undefined ? {} : { env: { memory } });
+  const exports = memory === undefined ? instance.exports : { ...instance.exports, memory };
   if (
     !hasFunctions<Int8KernelExports>(exports, int8KernelExportsNames) ||
     !(exports.memory instanceof WebAssembly.Memory)

@@ -364,9 +364,8 @@ export const ourSimd128Engine: Engine = {
  * Our int8 plan (src/runtime/quant/plan.ts) on the case's quantized network, on the build of the
  * int8 kernels the engine runs right: relaxed SIMD where its 8-bit dot product passes the load-time
  * probe (its qgemm7 serves 7-bit weights: `--weight-bits 7`), SIMD128 otherwise, and the reason
- * when relaxed SIMD was refused. NOTE: QuantizedPlan runs one thread; asked for more it runs one and
- * says so (threadsUsed), as single-threaded engines do. When it takes a thread count, pass
- * min(threads, its maximum) here.
+ * when relaxed SIMD was refused. At 2+ threads it runs the int8 kernels' shared build (SIMD128, no
+ * relaxed form) with helper workers, as the float plan does.
  */
 export const relaxedRefusedNote = 'relaxed SIMD refused: ';
 
@@ -374,16 +373,19 @@ export const ourInt8Engine: Engine = {
   name: 'shufflenet-int8',
   kind: 'ours',
   precision: 'int8',
-  description: 'our int8 plan on the WASM int8 kernels (src/runtime/quant/plan.ts; one thread)',
-  async prepare({ int8 }) {
+  description:
+    'our int8 plan on the WASM int8 kernels (src/runtime/quant/plan.ts; intra-op threads on their shared build)',
+  async prepare({ int8, threads }) {
     if (int8 === undefined) return { skipped: 'runs the int8 network: needs bench --int8' };
-    const plan = await QuantizedPlan.create(int8.network);
+    const plan = await QuantizedPlan.create(int8.network, { threads });
+    const stop = threads > 1 ? await startHelpers(plan, spawnNodeWorker) : undefined;
     const { build, relaxedRefused } = plan.variant;
     return {
-      threadsUsed: 1,
+      threadsUsed: threads,
       variant: `int8 ${build}`,
       ...(relaxedRefused !== null ? { note: `${relaxedRefusedNote}${relaxedRefused}` } : {}),
       run: (input) => plan.run(input).data,
+      ...(stop ? { dispose: stop } : {}),
     };
   },
 };

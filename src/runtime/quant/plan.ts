@@ -2,14 +2,17 @@
  * The int8 plan: a QuantizedNetwork's steps (the lowering's, as the float plan runs them) on the
  * fast int8 kernels (src/kernels/wasm/assembly/int8.ts), bit for bit what runQuantized computes.
  *
- *   QuantizedNetwork ──► QuantizedPlan.create: one uint8 buffer per value (an alias shares its
- *        source's bytes), weights packed once, per step a list of kernel calls
- *        ──► run(input): quantize the input, the calls in order, the float32 logits
+ *   QuantizedNetwork ──► QuantizedPlan.create: one uint8 buffer per value (aliases and concat
+ *        parts placed as the float plan places them), weights packed once, per step a phase of
+ *        units of int8 kernel calls (or a leader-only closure)
+ *        ──► run(input): quantize the input, the phases in order, the float32 logits
  *
- * First version (docs/int8.md): one thread; every value has its own buffer (no arena reuse: uint8
- * activations are a quarter of the float plan's); a concat copies its parts; a convolution that is
- * not 1×1 gathers its patches (qim2col) for the GEMM; a step with no int8 kernel runs on the
- * reference int8 executor over copies of its inputs.
+ * Threads (docs/int8.md): with threads > 1 the plan lives in a shared memory over the int8
+ * module's shared build, and the float plan's team (../threads/team.ts) runs its program: every
+ * thread claims units of each phase (GEMM pixel blocks of a group, depthwise and pool plane
+ * chunks), over its own scratch (packed input, padded planes) and patch matrix. `helpers` holds
+ * what the threads − 1 helper workers need (startHelpers in ../session.ts starts them). A step
+ * with no int8 kernel, and a concat's copied parts, run on the leader alone.
  */
 import { channelMultipliers, roundHalfEven, type QParams } from '../../kernels/reference/quantized.js';
 import { epilogueParams, Int8Kernels, type Int8Activation } from '../../kernels/wasm/int8.js';
@@ -21,11 +24,23 @@ import {
   sevenBitWeights,
 } from '../../kernels/wasm/pack.js';
 import { pool2dGeometry } from '../../ops/pool2d.js';
-import { ShapeError } from '../../errors.js';
+import { ShapeError, ShuffleNetError } from '../../errors.js';
 import { formatShape, sameShape, shapeSize, Tensor } from '../../tensor/tensor.js';
 import type { GraphNode } from '../../graph/graph.js';
 import { describeStep } from '../lower.js';
 import { outputPlanes, placeValues } from '../plan.js';
+import {
+  bindCalls,
+  COL,
+  encodeProgram,
+  int8Call,
+  SCRATCH,
+  Team,
+  teamBytes,
+  type BoundPhase,
+  type HelperSetup,
+  type KernelCall,
+} from '../threads/team.js';
 import { perSample, runQuantizedStep } from './execute.js';
 import { preAddValue, weightName, type QuantizedNetwork } from './network.js';
 
@@ -39,10 +54,18 @@ function clamps(activation: string | null, scale: number): [number, number] {
 /** Bytes of packed input a block keeps in cache (pairs of rows × pixels × 4 bytes). */
 const BLOCK_BYTES = 64 * 1024;
 
-/** Pixels per block of a GEMM over `pairs` packed row pairs: a multiple of 8, at least 8. */
-function blockPixels(pairs: number): number {
-  return Math.max(8, Math.floor(BLOCK_BYTES / (pairs * 4) / 8) * 8);
+/**
+ * Pixels per block of a GEMM over `pairs` packed row pairs: a multiple of 8, at least 8; with
+ * threads, small enough that every thread gets blocks of each group.
+ */
+function blockPixels(pairs: number, pixels: number, threads: number): number {
+  const cached = Math.max(8, Math.floor(BLOCK_BYTES / (pairs * 4) / 8) * 8);
+  return threads === 1 ? cached : Math.min(cached, Math.max(8, Math.ceil(pixels / (2 * threads) / 8) * 8));
 }
+
+/** Planes per unit of a depthwise or pool step: all of them on one thread, else 2 units per thread. */
+const planeChunk = (planes: number, threads: number): number =>
+  threads === 1 ? planes : Math.ceil(planes / (2 * threads));
 
 const isGemmKernel = (kernel: string): boolean => kernel === 'gemm1x1';
 
@@ -57,19 +80,39 @@ export interface QuantizedPlanOptions {
    * otherwise; 'quads' qgemm7 on either build (on SIMD128 it is slower: for tests of its packing).
    */
   gemm?: 'auto' | 'quads';
+  /**
+   * Threads each step is split over (default 1). With threads > 1 the plan runs on the shared
+   * build (SIMD128) and `plan.helpers` holds what threads − 1 helper workers need: start them
+   * with startHelpers (src/runtime/session.ts) before the first `run`.
+   */
+  threads?: number;
 }
 
+/** One step's work: units of kernel calls any thread may run, or a closure only the leader runs. */
+type Phase = { step: number; units: KernelCall[][] } | { step: number; main: () => void };
+
 export class QuantizedPlan {
+  private disposed = false;
+
   private constructor(
     private readonly kernels: Int8Kernels,
     private readonly network: QuantizedNetwork,
     private readonly floatInput: number,
     private readonly inputAddress: number,
     private readonly outputAddress: number,
-    private readonly calls: (() => void)[],
-    /** Each call's step, an index in network.steps (a grouped GEMM makes one call per group). */
-    private readonly callSteps: number[],
+    /** One closure per phase: its units in order on this thread (one thread), or its team phase. */
+    private readonly executors: (() => void)[],
+    /** Each phase's step, an index in network.steps. */
+    private readonly phaseSteps: number[],
+    private readonly team: Team | null,
+    /** What each helper worker needs (empty with one thread). */
+    readonly helpers: HelperSetup[],
   ) {}
+
+  /** Threads each step is split over. */
+  get threads(): number {
+    return this.helpers.length + 1;
+  }
 
   /** The build of the int8 kernels this plan runs, and why not relaxed SIMD where it was refused. */
   get variant(): { build: string; relaxedRefused: string | null } {
@@ -77,9 +120,14 @@ export class QuantizedPlan {
   }
 
   static async create(network: QuantizedNetwork, options: QuantizedPlanOptions = {}): Promise<QuantizedPlan> {
-    const kernels = await Int8Kernels.create(
-      options.relaxedSimd === undefined ? {} : { relaxedSimd: options.relaxedSimd },
-    );
+    const threads = options.threads ?? 1;
+    if (!Number.isInteger(threads) || threads < 1 || threads > 64) {
+      throw new ShuffleNetError(`int8 plan: threads must be an integer from 1 to 64, got ${threads}`);
+    }
+    const kernels = await Int8Kernels.create({
+      ...(options.relaxedSimd === undefined ? {} : { relaxedSimd: options.relaxedSimd }),
+      ...(threads > 1 ? { shared: true } : {}),
+    });
     const quadsWherever = options.gemm === 'quads';
     const { graph, activations } = network;
     const k = kernels.exports;
@@ -115,11 +163,12 @@ export class QuantizedPlan {
     const inputAddress = buffer(graph.input.name);
     const params = (activation: string | null, out: QParams, residual?: { pre: QParams; res: QParams }): number =>
       kernels.upload(epilogueParams(activation as Int8Activation, out, residual));
-    const calls: (() => void)[] = [];
-    const callSteps: number[] = [];
+    // Per-thread areas: SCRATCH (a GEMM's packed input and sums, or a padded plane) and COL (a
+    // band's patches), sized for the largest step below.
+    let scratchBytes = 16;
+    let colBytes = 16;
+    const phases: Phase[] = [];
     for (const [index, step] of steps.entries()) {
-      // The calls made so far belong to the steps before this one.
-      while (callSteps.length < calls.length) callSteps.push(index - 1);
       const isOutput = step.output === graph.output;
       const outP: QParams = isOutput ? { scale: 1, zeroPoint: 0 } : activations.get(step.output)!;
       const lowering = step.lowering;
@@ -127,6 +176,8 @@ export class QuantizedPlan {
       const input = step.inputs[0]!;
       const inP = activations.get(input)!;
       const fast = CLAMPED.includes(activation) && !(isOutput && lowering.kernel !== 'dense');
+      const units: KernelCall[][] = [];
+      const unitsPhase = (): void => void phases.push({ step: index, units });
       if (
         fast &&
         (lowering.kernel === 'gemm1x1' || lowering.kernel === 'stem3x3s2' || lowering.kernel === 'im2col-gemm')
@@ -144,13 +195,14 @@ export class QuantizedPlan {
           (kernels.variant === 'relaxed-simd' || quadsWherever) && sevenBitWeights(w.weight) ? Math.ceil(kk / 4) : 0;
         // Blocks of pixels (bands of output rows for a general convolution) whose packed input
         // stays in cache while every block of output channels passes over it.
-        const rowsPerBand = isGemmKernel(lowering.kernel)
-          ? 0
-          : Math.max(1, Math.floor(blockPixels(pairs) / conv.outWidth));
-        const block = rowsPerBand > 0 ? rowsPerBand * conv.outWidth : blockPixels(pairs);
+        const im2col = !isGemmKernel(lowering.kernel);
+        const wanted = blockPixels(pairs, pixels, threads);
+        const rowsPerBand = im2col ? Math.max(1, Math.floor(wanted / conv.outWidth)) : 0;
+        const block = im2col ? rowsPerBand * conv.outWidth : wanted;
         const stride = qpackPairStride(block);
-        const packed = kernels.allocBytes(pairs * stride);
-        const sums = quads > 0 ? kernels.allocBytes(stride) : 0; // ⌈block/8⌉·8 i32: stride bytes
+        // The packed pairs (or quads, then their per-pixel sums: one more stride).
+        scratchBytes = Math.max(scratchBytes, (pairs + 1) * stride);
+        if (im2col) colBytes = Math.max(colBytes, kk * block);
         const residual = step.residual;
         const preP = residual !== null ? activations.get(preAddValue(step))! : null;
         const multipliers = channelMultipliers(inP.scale, w.scales, (preP ?? outP).scale);
@@ -160,7 +212,6 @@ export class QuantizedPlan {
         const own = outputPlanes(conv.outChannels, step.shuffleGroups);
         const inConcat = placements.get(step.output)?.planes;
         const planes = inConcat === undefined ? own : own.map((plane) => inConcat[plane]!);
-        const patches = rowsPerBand > 0 ? kernels.allocBytes(kk * block) : 0;
         for (let g = 0; g < groups; g++) {
           const groupWeight = w.weight.subarray(g * m * kk, (g + 1) * m * kk);
           const groupBias = w.bias.subarray(g * m, (g + 1) * m);
@@ -179,12 +230,14 @@ export class QuantizedPlan {
               : kernels.upload(Uint32Array.from({ length: m }, (_, r) => buffer(residual) + (g * m + r) * pixels));
           const groupInput = buffer(input) + g * (conv.inChannels / groups) * inPlane;
           const c = conv;
-          calls.push(() => {
-            for (let p0 = 0; p0 < pixels; p0 += block) {
-              const n = Math.min(block, pixels - p0);
-              if (rowsPerBand > 0) {
-                const oy0 = p0 / c.outWidth;
-                k.qim2col(
+          for (let p0 = 0; p0 < pixels; p0 += block) {
+            const n = Math.min(block, pixels - p0);
+            const calls: KernelCall[] = [];
+            if (im2col) {
+              const oy0 = p0 / c.outWidth;
+              calls.push(
+                int8Call(
+                  'qim2col',
                   groupInput,
                   c.inChannels / groups,
                   c.inHeight,
@@ -201,20 +254,22 @@ export class QuantizedPlan {
                   oy0 + n / c.outWidth,
                   c.outWidth,
                   inP.zeroPoint,
-                  patches,
-                );
-              }
-              const [rows, rowStride] = rowsPerBand > 0 ? [patches, n] : [groupInput + p0, inPlane];
-              if (quads > 0) {
-                k.qpack4(rows, rowStride, kk, n, packed, stride, sums);
-                k.qgemm7(quads, m, n, weights, bias, mult, packed, stride, sums, table, resTable, p0, p);
-              } else {
-                k.qpack(rows, rowStride, kk, n, inP.zeroPoint, packed, stride);
-                k.qgemm(pairs, m, n, weights, bias, mult, packed, stride, table, resTable, p0, p);
-              }
+                  COL,
+                ),
+              );
             }
-          });
+            const [rows, rowStride] = im2col ? [COL, n] : [groupInput + p0, inPlane];
+            if (quads > 0) {
+              calls.push(int8Call('qpack4', rows, rowStride, kk, n, SCRATCH, stride));
+              calls.push(int8Call('qgemm7', quads, m, n, weights, bias, mult, SCRATCH, stride, table, resTable, p0, p));
+            } else {
+              calls.push(int8Call('qpack', rows, rowStride, kk, n, inP.zeroPoint, SCRATCH, stride));
+              calls.push(int8Call('qgemm', pairs, m, n, weights, bias, mult, SCRATCH, stride, table, resTable, p0, p));
+            }
+            units.push(calls);
+          }
         }
+        unitsPhase();
         continue;
       }
       if (fast && lowering.kernel === 'dwconv3x3') {
@@ -224,26 +279,34 @@ export class QuantizedPlan {
         const weights = kernels.upload(Int32Array.from(w.weight));
         const bias = kernels.upload(w.bias);
         const mult = kernels.upload(multipliers);
-        const scratch = kernels.allocBytes((conv.inHeight + 2) * k.qdwPaddedWidth(conv.inWidth) * 2);
+        scratchBytes = Math.max(scratchBytes, (conv.inHeight + 2) * k.qdwPaddedWidth(conv.inWidth) * 2);
         const p = params(activation, outP);
         const from = buffer(input);
         const out = buffer(step.output);
-        calls.push(() =>
-          k.qdwconv3x3(
-            conv.outChannels,
-            from,
-            conv.inHeight,
-            conv.inWidth,
-            inP.zeroPoint,
-            weights,
-            bias,
-            mult,
-            lowering.stride,
-            out,
-            scratch,
-            p,
-          ),
-        );
+        const inPlane = conv.inHeight * conv.inWidth;
+        const outPlane = conv.outHeight * conv.outWidth;
+        const chunk = planeChunk(conv.outChannels, threads);
+        for (let c0 = 0; c0 < conv.outChannels; c0 += chunk) {
+          const count = Math.min(chunk, conv.outChannels - c0);
+          units.push([
+            int8Call(
+              'qdwconv3x3',
+              count,
+              from + c0 * inPlane,
+              conv.inHeight,
+              conv.inWidth,
+              inP.zeroPoint,
+              weights + c0 * 36,
+              bias + c0 * 4,
+              mult + c0 * 4,
+              lowering.stride,
+              out + c0 * outPlane,
+              SCRATCH,
+              p,
+            ),
+          ]);
+        }
+        unitsPhase();
         continue;
       }
       if (fast && lowering.kernel === 'pool3x3s2' && !isOutput) {
@@ -252,25 +315,34 @@ export class QuantizedPlan {
         const g = pool2dGeometry(inShape, graph.shapes.get(main.output)!, main.attrs);
         const average = lowering.average;
         const m = average ? Math.fround(inP.scale / Math.fround(9 * outP.scale)) : Math.fround(inP.scale / outP.scale);
-        const scratch = kernels.allocBytes((g.inHeight + 2) * k.qdwPaddedWidth(g.inWidth) * 2);
+        const multiplier = kernels.upload(Float32Array.of(m));
+        scratchBytes = Math.max(scratchBytes, (g.inHeight + 2) * k.qdwPaddedWidth(g.inWidth) * 2);
         const p = params(activation, outP);
         const from = buffer(input);
         const out = buffer(step.output);
-        calls.push(() =>
-          k.qpool3x3s2(
-            g.channels,
-            from,
-            g.inHeight,
-            g.inWidth,
-            inP.zeroPoint,
-            lowering.pad,
-            average ? 1 : 0,
-            m,
-            out,
-            scratch,
-            p,
-          ),
-        );
+        const inPlane = g.inHeight * g.inWidth;
+        const outPlane = g.outHeight * g.outWidth;
+        const chunk = planeChunk(g.channels, threads);
+        for (let c0 = 0; c0 < g.channels; c0 += chunk) {
+          const count = Math.min(chunk, g.channels - c0);
+          units.push([
+            int8Call(
+              'qpool3x3s2',
+              count,
+              from + c0 * inPlane,
+              g.inHeight,
+              g.inWidth,
+              inP.zeroPoint,
+              lowering.pad,
+              average ? 1 : 0,
+              multiplier,
+              out + c0 * outPlane,
+              SCRATCH,
+              p,
+            ),
+          ]);
+        }
+        unitsPhase();
         continue;
       }
       if (fast && lowering.kernel === 'global-avg-pool' && !isOutput) {
@@ -279,9 +351,11 @@ export class QuantizedPlan {
         const spatial = shapeSize(shape) / planes;
         const m = Math.fround(inP.scale / Math.fround(spatial * outP.scale));
         const p = params(activation, outP);
-        const from = buffer(input);
-        const out = buffer(step.output);
-        calls.push(() => k.qglobalAvgPool(from, planes, spatial, inP.zeroPoint, m, out, p));
+        const multiplier = kernels.upload(Float32Array.of(m));
+        units.push([
+          int8Call('qglobalAvgPool', buffer(input), planes, spatial, inP.zeroPoint, multiplier, buffer(step.output), p),
+        ]);
+        unitsPhase();
         continue;
       }
       if (lowering.kernel === 'dense' && (activation === null || (!isOutput && fast))) {
@@ -290,11 +364,25 @@ export class QuantizedPlan {
         const weights = kernels.upload(packQdenseWeights(w.weight, outF, inF));
         const bias = kernels.upload(w.bias);
         const mult = kernels.upload(channelMultipliers(inP.scale, w.scales, outP.scale));
-        const x16 = kernels.allocBytes(Math.ceil(inF / 8) * 16);
+        const x16 = kernels.allocBytes(Math.ceil(inF / 8) * 16); // one unit: one thread uses it
         const p = params(activation, outP);
-        const from = buffer(input);
-        const out = buffer(step.output);
-        calls.push(() => k.qdense(inF, outF, from, inP.zeroPoint, weights, bias, mult, out, isOutput ? 1 : 0, x16, p));
+        units.push([
+          int8Call(
+            'qdense',
+            inF,
+            outF,
+            buffer(input),
+            inP.zeroPoint,
+            weights,
+            bias,
+            mult,
+            buffer(step.output),
+            isOutput ? 1 : 0,
+            x16,
+            p,
+          ),
+        ]);
+        unitsPhase();
         continue;
       }
       // An alias (a flatten, a channel slice) lives in its input's buffer: nothing to run.
@@ -325,22 +413,25 @@ export class QuantizedPlan {
         // Parts written in place by their producers need nothing here.
         const toCopy = parts.filter((t) => copied.includes(t.part));
         if (toCopy.length === 0) continue;
-        calls.push(() => {
-          const memory = kernels.u8(0, kernels.memory.buffer.byteLength);
-          for (const t of toCopy) {
-            const from = buffer(t.part);
-            for (let c = 0; c < t.count; c++) {
-              const src = memory.subarray(from + c * plane, from + (c + 1) * plane);
-              const dst = out + planes[t.first + c]! * plane;
-              if (t.identity) memory.set(src, dst);
-              else {
-                for (let i = 0; i < plane; i++) {
-                  const u = Math.min(Math.max(Math.fround((src[i]! - t.partP.zeroPoint) * t.m), t.lo), t.hi);
-                  memory[dst + i] = Math.min(255, Math.max(0, roundHalfEven(u) + outP.zeroPoint));
+        phases.push({
+          step: index,
+          main: () => {
+            const memory = kernels.u8(0, kernels.memory.buffer.byteLength);
+            for (const t of toCopy) {
+              const from = buffer(t.part);
+              for (let c = 0; c < t.count; c++) {
+                const src = memory.subarray(from + c * plane, from + (c + 1) * plane);
+                const dst = out + planes[t.first + c]! * plane;
+                if (t.identity) memory.set(src, dst);
+                else {
+                  for (let i = 0; i < plane; i++) {
+                    const u = Math.min(Math.max(Math.fround((src[i]! - t.partP.zeroPoint) * t.m), t.lo), t.hi);
+                    memory[dst + i] = Math.min(255, Math.max(0, roundHalfEven(u) + outP.zeroPoint));
+                  }
                 }
               }
             }
-          }
+          },
         });
         continue;
       }
@@ -348,16 +439,70 @@ export class QuantizedPlan {
       const reads = [...new Set([...step.inputs, ...(step.residual === null ? [] : [step.residual])])];
       for (const value of reads) buffer(value);
       const out = isOutput ? outputAddress : buffer(step.output);
-      calls.push(() => {
-        const values = new Map(reads.map((v) => [v, kernels.u8(buffer(v), size(v)).slice()]));
-        const result = runQuantizedStep(network, step, values, isOutput);
-        if (result instanceof Float32Array) kernels.f32(out, result.length).set(result);
-        else kernels.u8(out, result.length).set(result);
+      phases.push({
+        step: index,
+        main: () => {
+          const values = new Map(reads.map((v) => [v, kernels.u8(buffer(v), size(v)).slice()]));
+          const result = runQuantizedStep(network, step, values, isOutput);
+          if (result instanceof Float32Array) kernels.f32(out, result.length).set(result);
+          else kernels.u8(out, result.length).set(result);
+        },
       });
     }
-    while (callSteps.length < calls.length) callSteps.push(network.steps.length - 1);
     const floatInput = kernels.allocFloats(size(graph.input.name));
-    return new QuantizedPlan(kernels, network, floatInput, inputAddress, outputAddress, calls, callSteps);
+    const areas = Array.from({ length: threads }, () => ({
+      scratch: kernels.allocBytes(scratchBytes),
+      col: kernels.allocBytes(colBytes),
+    }));
+    // One thread alone runs every unit of a phase in order.
+    const bind = (calls: KernelCall[]): (() => void) => bindCalls(k, calls, areas[0]!, 'int8');
+    let executors = phases.map((phase) => ('main' in phase ? phase.main : bind(phase.units.flat())));
+    let team: Team | null = null;
+    let helpers: HelperSetup[] = [];
+    if (threads > 1) {
+      const control = kernels.allocBytes(teamBytes(phases.length));
+      const leader: BoundPhase[] = phases.map((phase) =>
+        'main' in phase
+          ? { leaderOnly: true, units: [phase.main] }
+          : { leaderOnly: false, units: phase.units.map(bind) },
+      );
+      const shared = new Team(kernels.memory, control, threads, leader);
+      team = shared;
+      executors = phases.map((_, p) => () => void shared.phase(p));
+      const program = encodeProgram(
+        phases.map((phase) =>
+          'main' in phase ? { leaderOnly: true, units: [] } : { leaderOnly: false, units: phase.units },
+        ),
+      );
+      helpers = Array.from({ length: threads - 1 }, (_, i) => ({
+        memory: kernels.memory,
+        controlAddress: control,
+        threads,
+        thread: i + 1,
+        program,
+        family: 'int8',
+        areas: areas[i + 1]!,
+        trace: null,
+      }));
+    }
+    return new QuantizedPlan(
+      kernels,
+      network,
+      floatInput,
+      inputAddress,
+      outputAddress,
+      executors,
+      phases.map((phase) => phase.step),
+      team,
+      helpers,
+    );
+  }
+
+  /** Lets the helper workers leave their loops (a threaded plan); later runs are refused. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.team?.quit();
   }
 
   /** Runs a batch [N, C, H, W] (the traced shape but N), one sample at a time. */
@@ -376,11 +521,13 @@ export class QuantizedPlan {
     const times = steps.map(() => [] as number[]);
     for (let r = 0; r < repeats; r++) {
       const total = new Float64Array(steps.length);
-      this.calls.forEach((call, i) => {
+      this.team?.start();
+      this.executors.forEach((execute, i) => {
         const start = performance.now();
-        call();
-        total[this.callSteps[i]!] += performance.now() - start;
+        execute();
+        total[this.phaseSteps[i]!] += performance.now() - start;
       });
+      this.team?.check();
       total.forEach((ms, i) => times[i]!.push(ms));
     }
     return times.map((t, i) => ({ step: describeStep(steps[i]!), ms: t.sort((a, b) => a - b)[t.length >> 1]! }));
@@ -388,6 +535,7 @@ export class QuantizedPlan {
 
   /** Runs one input of the traced shape [1, C, H, W]; returns the float32 logits. */
   run(input: Tensor): Tensor {
+    if (this.disposed) throw new ShuffleNetError('int8 plan: the plan was disposed');
     const { graph, activations } = this.network;
     if (!sameShape(input.shape, graph.input.shape)) {
       throw new ShapeError(
@@ -397,7 +545,15 @@ export class QuantizedPlan {
     const p = activations.get(graph.input.name)!;
     this.kernels.f32(this.floatInput, input.size).set(input.data);
     this.kernels.exports.qquantize(this.floatInput, input.size, p.scale, p.zeroPoint, this.inputAddress);
-    for (const call of this.calls) call();
+    const team = this.team;
+    team?.start();
+    try {
+      for (const execute of this.executors) execute();
+    } catch (error) {
+      team?.fail(); // release the helpers at once instead of leaving them waiting for this phase
+      throw error;
+    }
+    team?.check();
     const shape = graph.shapes.get(graph.output)!;
     return new Tensor(shape, this.kernels.f32(this.outputAddress, shapeSize(shape)).slice());
   }

@@ -58,8 +58,9 @@
  * Arguments SCRATCH and COL stand for the executing thread's scratch area and patch matrix,
  * substituted once when the thread binds its calls (a unit may run on any thread).
  */
-import { inferenceKernelExportsNames } from '../../kernels/wasm/exports.generated.js';
-import { instantiateSharedKernels, type KernelExports } from '../../kernels/wasm/module.js';
+import { inferenceKernelExportsNames, int8KernelExportsNames } from '../../kernels/wasm/exports.generated.js';
+import { instantiateSharedInt8Kernels } from '../../kernels/wasm/int8.js';
+import { instantiateSharedKernels } from '../../kernels/wasm/module.js';
 import { Barrier, canBlock, CONTROL_BYTES, spin, ThreadError } from './barrier.js';
 import { RECORD_WORDS, recordIndex, traceClock, type TraceRegion } from './trace.js';
 
@@ -80,6 +81,27 @@ export type KernelCall = number[];
 export function call(name: KernelName, ...args: number[]): KernelCall {
   return [KERNEL_NAMES.indexOf(name), ...args];
 }
+
+/** Int8 exports that are not kernels a helper calls. */
+const INT8_NOT_CALLED = ['heapBase', 'qdwPaddedWidth', 'qdot4Probe'] as const;
+export type Int8KernelName = Exclude<(typeof int8KernelExportsNames)[number], (typeof INT8_NOT_CALLED)[number]>;
+
+/** The int8 kernels a call may name (a threaded int8 plan's program), by index. */
+export const INT8_KERNEL_NAMES: readonly Int8KernelName[] = int8KernelExportsNames.filter(
+  (name): name is Int8KernelName => !(INT8_NOT_CALLED as readonly string[]).includes(name),
+);
+
+export function int8Call(name: Int8KernelName, ...args: number[]): KernelCall {
+  return [INT8_KERNEL_NAMES.indexOf(name), ...args];
+}
+
+/**
+ * Which kernels a program calls: the float inference kernels (KERNEL_NAMES, the 'simd-shared'
+ * build) or the int8 kernels (INT8_KERNEL_NAMES, the int8 module's shared build).
+ */
+export type KernelFamily = 'float' | 'int8';
+
+const familyNames: Record<KernelFamily, readonly string[]> = { float: KERNEL_NAMES, int8: INT8_KERNEL_NAMES };
 
 /**
  * Argument placeholders for the executing thread's scratch area and patch matrix. Real arguments
@@ -126,8 +148,13 @@ export function teamBytes(phases: number): number {
 }
 
 /** Turns calls into one closure over one instance's exports, with this thread's areas substituted. */
-export function bindCalls(exports: KernelExports, calls: readonly KernelCall[], areas: ThreadAreas): () => void {
-  const fns = KERNEL_NAMES.map((name) => exports[name] as (...args: number[]) => void);
+export function bindCalls(
+  exports: WebAssembly.Exports,
+  calls: readonly KernelCall[],
+  areas: ThreadAreas,
+  family: KernelFamily = 'float',
+): () => void {
+  const fns = familyNames[family].map((name) => exports[name] as (...args: number[]) => void);
   const bound = calls.map((c) => {
     const fn = fns[c[0]!]!;
     const args = c.slice(1).map((a) => (a === SCRATCH ? areas.scratch : a === COL ? areas.col : a));
@@ -367,6 +394,8 @@ export interface HelperSetup {
   thread: number;
   /** The plan's program (the same for every thread; see the header). */
   program: Int32Array;
+  /** The kernels its calls name (default 'float'). */
+  family?: KernelFamily;
   /** This thread's scratch area and patch matrix (what SCRATCH and COL stand for). */
   areas: ThreadAreas;
   /** The plan's trace region, or null if the plan was compiled without one. */
@@ -385,10 +414,12 @@ export interface HelperSetup {
  * run has failed by then).
  */
 export async function prepareHelper(setup: HelperSetup): Promise<(report?: (error: unknown) => void) => void> {
-  const exports = await instantiateSharedKernels(setup.memory);
+  const family = setup.family ?? 'float';
+  const exports =
+    family === 'int8' ? await instantiateSharedInt8Kernels(setup.memory) : await instantiateSharedKernels(setup.memory);
   const phases = decodeProgram(setup.program).map(({ leaderOnly, units }) => ({
     leaderOnly,
-    units: leaderOnly ? [] : units.map((calls) => bindCalls(exports, calls, setup.areas)),
+    units: leaderOnly ? [] : units.map((calls) => bindCalls(exports, calls, setup.areas, family)),
   }));
   const team = new Team(setup.memory, setup.controlAddress, setup.threads, phases, setup.thread);
   const { trace, thread, threads, testDelayMs = 0 } = setup;

@@ -41,12 +41,14 @@ export function qpack(input: usize, rowStride: usize, k: i32, pixels: i32, zero:
 /**
  * Packs `k` uint8 rows of `pixels` values (row r at input + r·rowStride) for qgemm7: each quad of
  * rows (4j … 4j + 3) becomes one row of ⌈pixels/8⌉·8 groups of 4 bytes, x[4j + i][p] − 128 as i8
- * (rows past k: 0), quad row j at out + j·quadStride; and S[p] = Σ_r (x[r][p] − 128) as i32 at
- * sums + 4p (⌈pixels/8⌉·8 of them), which qgemm7 needs to take its weights' offset of 64 away.
+ * (rows past k: 0), quad row j at out + j·quadStride; and S[p] = Σ_r (x[r][p] − 128) as i32 right
+ * after the last quad row, at out + ⌈k/4⌉·quadStride + 4p (⌈pixels/8⌉·8 of them: one more
+ * quadStride), which qgemm7 needs to take its weights' offset of 64 away.
  * Tail lanes past `pixels` hold what the rows hold past their end (never stored by qgemm7).
  */
-export function qpack4(input: usize, rowStride: usize, k: i32, pixels: i32, out: usize, quadStride: usize, sums: usize): void {
+export function qpack4(input: usize, rowStride: usize, k: i32, pixels: i32, out: usize, quadStride: usize): void {
   const padded = (pixels + 7) & ~7;
+  const sums = out + <usize>((k + 3) >> 2) * quadStride;
   const flip = i8x16.splat(-128);
   const ones = i8x16.splat(1);
   for (let p = 0; p < padded; p += 8) {
@@ -201,12 +203,12 @@ export function qgemm7(
   multipliers: usize,
   input: usize,
   quadStride: usize,
-  sums: usize,
   outTable: usize,
   resTable: usize,
   offset: usize,
   params: usize,
 ): void {
+  const sums = input + <usize>quads * quadStride;
   gemmTiles<i8>(quads, m, pixels, weights, bias, multipliers, input, quadStride, sums, outTable, resTable, offset, params);
 }
 
@@ -519,7 +521,7 @@ function copyPlane(input: usize, h: i32, w: i32, zero: i32, scratch: usize, pw: 
  * qpool-3x3s2-wasmsimd: `planes` consecutive planes of a 3×3 / 2 max or average pool (padding 0 or 1 on every side;
  * the average divides by 9, count_include_pad, which with floor rounding is every window). The max
  * is taken of x − z (padding never wins) and the average sums x − z (padding is the real 0); then
- * u = v · m (m = s_x / s_y for a max, s_x / (9 · s_y) for an average) and qgemm's epilogue
+ * u = v · m (the f32 at `multiplier`: m = s_x / s_y for a max, s_x / (9 · s_y) for an average) and qgemm's epilogue
  * (`params`: its lo, hi and rounding bias). Scratch: (h + 2) rows of qdwPaddedWidth(w) i16.
  */
 export function qpool3x3s2(
@@ -530,11 +532,12 @@ export function qpool3x3s2(
   zero: i32,
   pad: i32,
   average: bool,
-  m: f32,
+  multiplier: usize,
   out: usize,
   scratch: usize,
   params: usize,
 ): void {
+  const m = load<f32>(multiplier);
   const pw = qdwPaddedWidth(w);
   const border: i16 = average ? 0 : -32768;
   fillScratch(scratch, h, pw, border);
@@ -592,9 +595,10 @@ function storeRow(dst: usize, q0: v128, q1: v128, left: i32): void {
 
 /**
  * Global average pool of `planes` uint8 planes of `spatial` values: per plane
- * u = (Σ q − spatial · z) · m (m = s_x / (spatial · s_y)), then qgemm's epilogue; one byte per plane.
+ * u = (Σ q − spatial · z) · m (m = s_x / (spatial · s_y)), then qgemm's epilogue; one byte per plane (m: the f32 at `multiplier`).
  */
-export function qglobalAvgPool(input: usize, planes: i32, spatial: i32, zero: i32, m: f32, out: usize, params: usize): void {
+export function qglobalAvgPool(input: usize, planes: i32, spatial: i32, zero: i32, multiplier: usize, out: usize, params: usize): void {
+  const m = load<f32>(multiplier);
   const lo = f32x4.extract_lane(v128.load(params), 0);
   const hi = f32x4.extract_lane(v128.load(params, 16), 0);
   const rounding = i32x4.extract_lane(v128.load(params, 32), 0);

@@ -19,6 +19,10 @@
  * and each either matches PyTorch within its op's tolerance or refuses with a ShuffleNetError that
  * names a node of the case. A silent wrong answer fails the test named after the case and executor.
  *
+ * Int8: each case is also quantized (minmax over its own input's samples) and run on the int8 plan
+ * at 1 thread (the build this Node picks) and at 2 threads (the shared build), which must give
+ * the reference int8 executor's (runQuantized's) output bit for bit, or refuse by name.
+ *
  * The loss is the cross-entropy of the training-mode output flattened to [N, K] against seeded
  * labels (the only loss the training plan takes); its gradient is the upstream gradient.
  *
@@ -37,6 +41,9 @@ import { kernelVariant, type KernelVariant } from '../src/kernels/wasm/module.js
 import { spawnNodeWorker } from '../src/node/session.js';
 import { getOp, type Conv2dAttrs } from '../src/ops/index.js';
 import { compilePlan } from '../src/runtime/plan.js';
+import { Calibrator } from '../src/runtime/quant/calibrate.js';
+import { runQuantizedBatch } from '../src/runtime/quant/execute.js';
+import { QuantizedPlan } from '../src/runtime/quant/plan.js';
 import { startHelpers, type SpawnWorker, type WorkerPort } from '../src/runtime/session.js';
 import { Tensor } from '../src/tensor/tensor.js';
 import { TrainingPlan } from '../src/train/plan.js';
@@ -115,8 +122,8 @@ const trainOutput = (c: ConformanceCase): Tensor => fixture.tensors.get(`${c.nam
  * running statistics in place). Training mode turns batch norm into batchNormTraining and
  * flattens the output to [N, K] for the cross-entropy.
  */
-function buildGraph(c: ConformanceCase, mode: 'inference' | 'training'): Graph {
-  const g = new GraphBuilder(c.input, 'x');
+function buildGraph(c: ConformanceCase, mode: 'inference' | 'training', batch?: number): Graph {
+  const g = new GraphBuilder(batch === undefined ? c.input : [batch, ...c.input.slice(1)], 'x');
   const values = new Map<string, Value>([['x', g.input]]);
   for (const node of c.nodes) {
     const params = node.params.map((p) => g.param(p, tensor(c, `p/${p}`).clone(), !c.buffers.includes(p)));
@@ -320,6 +327,40 @@ for (const c of cases) {
         () => twoThreads(true),
         (y) => expectOutput(y, tensor(c, 'eval'), forward),
       ));
+
+    /** The case quantized (minmax over its input's samples), on the int8 plan and the reference int8 executor. */
+    const int8 = async (threads: number): Promise<{ got: Tensor; expected: Tensor }> => {
+      const x = tensor(c, 'x');
+      const graph = buildGraph(c, 'inference', 1);
+      const batch = x.shape[0]!;
+      const per = x.size / batch;
+      const samples = Array.from(
+        { length: batch },
+        (_, n) => new Tensor(graph.input.shape, x.data.slice(n * per, (n + 1) * per)),
+      );
+      const calibrator = new Calibrator(graph, { method: 'minmax', images: batch });
+      for (const sample of samples) calibrator.observe(sample);
+      const network = calibrator.finish();
+      const plan = await QuantizedPlan.create(network, { threads });
+      const stop = threads > 1 ? await startHelpers(plan, reusedHelper) : null;
+      try {
+        return { got: plan.runBatch(x), expected: runQuantizedBatch(network, x) };
+      } finally {
+        await stop?.();
+      }
+    };
+    for (const threads of [1, 2]) {
+      it(`int8 plan, ${threads} thread${threads > 1 ? 's' : ''}, against the int8 reference executor`, () =>
+        conform(
+          c,
+          `int8 plan (${threads} thread${threads > 1 ? 's' : ''})`,
+          () => int8(threads),
+          ({ got, expected }) => {
+            expect(got.shape).toEqual(expected.shape);
+            expect([...got.data], 'int8 plan against runQuantized, bit for bit').toEqual([...expected.data]);
+          },
+        ));
+    }
 
     it('tape forward', () => {
       const graph = buildGraph(c, 'training');

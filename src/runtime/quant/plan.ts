@@ -385,8 +385,10 @@ export class QuantizedPlan {
         unitsPhase();
         continue;
       }
-      // An alias (a flatten, a channel slice) lives in its input's buffer: nothing to run.
-      if (placements.has(step.output) && (lowering.kernel === 'flatten' || lowering.kernel === 'channel-slice')) {
+      // An alias (a flatten, a channel slice) lives in its input's buffer: nothing to run, unless
+      // it is the graph's output, which is float32 (the reference step below dequantizes it).
+      const alias = lowering.kernel === 'flatten' || lowering.kernel === 'channel-slice';
+      if (alias && !isOutput && placements.has(step.output)) {
         continue;
       }
       if (fast && lowering.kernel === 'concat' && !isOutput) {

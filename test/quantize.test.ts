@@ -24,6 +24,7 @@ import { chooseQParams, type QuantizedNetwork } from '../src/runtime/quant/netwo
 import { exportQdq, importQdq } from '../src/runtime/quant/qdq.js';
 import { QuantizedPlan } from '../src/runtime/quant/plan.js';
 import { startHelpers } from '../src/runtime/session.js';
+import { prepareHelper } from '../src/runtime/threads/team.js';
 import { spawnNodeWorker } from '../src/node/session.js';
 import { decodeModelProto, encodeModelProto } from '../src/io/onnx/codec.js';
 import { exportOnnx } from '../src/io/onnx/export.js';
@@ -229,6 +230,14 @@ describe('int8 networks against onnxruntime-node on their QDQ export', () => {
       }
       expect(() => plan.run(positiveInput(network.graph.input.shape, 70))).toThrow(/int8 plan: the plan was disposed/);
     }
+    // A helper whose worker never loaded a family's kernels says so instead of calling the wrong ones.
+    const setup = (
+      await QuantizedPlan.create(quantizedNetwork('mobilenet_v1_0.25', { numClasses: 10 }, 64), { threads: 2 })
+    ).helpers[0]!;
+    expect(setup.family).toBe('int8');
+    await expect(prepareHelper({ ...setup, family: 'int9' as 'int8' })).rejects.toThrow(
+      /threaded plan: this worker has no int9 kernels/,
+    );
     await expect(
       QuantizedPlan.create(quantizedNetwork('shufflenet_v1_g3_0.25x', { numClasses: 10, smallInput: true }, 32), {
         threads: 0,

@@ -15,7 +15,12 @@
  * with no int8 kernel, and a concat's copied parts, run on the leader alone.
  */
 import { channelMultipliers, roundHalfEven, type QParams } from '../../kernels/reference/quantized.js';
-import { epilogueParams, Int8Kernels, type Int8Activation } from '../../kernels/wasm/int8.js';
+import {
+  epilogueParams,
+  instantiateSharedInt8Kernels,
+  Int8Kernels,
+  type Int8Activation,
+} from '../../kernels/wasm/int8.js';
 import {
   packQdenseWeights,
   packQgemm7Weights,
@@ -34,6 +39,7 @@ import {
   COL,
   encodeProgram,
   int8Call,
+  registerKernelFamily,
   SCRATCH,
   Team,
   teamBytes,
@@ -87,6 +93,9 @@ export interface QuantizedPlanOptions {
    */
   threads?: number;
 }
+
+// Helper workers that import this module can run threaded int8 plans.
+registerKernelFamily('int8', instantiateSharedInt8Kernels);
 
 /** One step's work: units of kernel calls any thread may run, or a closure only the leader runs. */
 type Phase = { step: number; units: KernelCall[][] } | { step: number; main: () => void };

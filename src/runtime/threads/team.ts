@@ -59,8 +59,8 @@
  * substituted once when the thread binds its calls (a unit may run on any thread).
  */
 import { inferenceKernelExportsNames, int8KernelExportsNames } from '../../kernels/wasm/exports.generated.js';
-import { instantiateSharedInt8Kernels } from '../../kernels/wasm/int8.js';
 import { instantiateSharedKernels } from '../../kernels/wasm/module.js';
+import { ShuffleNetError } from '../../errors.js';
 import { Barrier, canBlock, CONTROL_BYTES, spin, ThreadError } from './barrier.js';
 import { RECORD_WORDS, recordIndex, traceClock, type TraceRegion } from './trace.js';
 
@@ -102,6 +102,22 @@ export function int8Call(name: Int8KernelName, ...args: number[]): KernelCall {
 export type KernelFamily = 'float' | 'int8';
 
 const familyNames: Record<KernelFamily, readonly string[]> = { float: KERNEL_NAMES, int8: INT8_KERNEL_NAMES };
+
+/**
+ * How a helper instantiates each family's shared build over the plan's memory. The int8 family
+ * registers itself when its plan's module loads (src/runtime/quant/plan.ts), so that a program
+ * (or a page's worker) that never runs int8 does not carry the int8 kernels.
+ */
+const familyBuilds = new Map<KernelFamily, (memory: WebAssembly.Memory) => Promise<WebAssembly.Exports>>([
+  ['float', instantiateSharedKernels],
+]);
+
+export function registerKernelFamily(
+  family: KernelFamily,
+  instantiate: (memory: WebAssembly.Memory) => Promise<WebAssembly.Exports>,
+): void {
+  familyBuilds.set(family, instantiate);
+}
 
 /**
  * Argument placeholders for the executing thread's scratch area and patch matrix. Real arguments
@@ -415,8 +431,13 @@ export interface HelperSetup {
  */
 export async function prepareHelper(setup: HelperSetup): Promise<(report?: (error: unknown) => void) => void> {
   const family = setup.family ?? 'float';
-  const exports =
-    family === 'int8' ? await instantiateSharedInt8Kernels(setup.memory) : await instantiateSharedKernels(setup.memory);
+  const instantiate = familyBuilds.get(family);
+  if (instantiate === undefined) {
+    throw new ShuffleNetError(
+      `threaded plan: this worker has no ${family} kernels (its entry must import the ${family} plan's module)`,
+    );
+  }
+  const exports = await instantiate(setup.memory);
   const phases = decodeProgram(setup.program).map(({ leaderOnly, units }) => ({
     leaderOnly,
     units: leaderOnly ? [] : units.map((calls) => bindCalls(exports, calls, setup.areas, family)),

@@ -73,6 +73,17 @@ async function compile(extraFlags, source = entry) {
 // Three builds of the same sources: WASM SIMD128, relaxed SIMD (fused multiply-add in `madd`), and
 // WASM SIMD128 over an imported shared memory (env.memory, up to 1 GiB), which every thread of an
 // intra-op threaded plan instantiates over the same WebAssembly.Memory.
+/** A build over an imported shared memory (env.memory, up to 1 GiB) that every thread instantiates. */
+const sharedMemoryFlags = [
+  '--enable',
+  'threads',
+  '--importMemory',
+  '--sharedMemory',
+  '--initialMemory',
+  '1',
+  '--maximumMemory',
+  String(sharedMaximumPages),
+];
 const variants = [
   { name: 'kernelsWasmBase64', what: 'WASM SIMD128', extra: [] },
   { name: 'kernelsRelaxedWasmBase64', what: 'WASM SIMD128 + relaxed SIMD', extra: ['--enable', 'relaxed-simd'] },
@@ -81,16 +92,7 @@ const variants = [
     what: 'WASM SIMD128 over an imported shared memory (threads), inference kernels only',
     // The training kernels keep static scratch, which threads sharing one memory must not share.
     entry: inferenceEntry,
-    extra: [
-      '--enable',
-      'threads',
-      '--importMemory',
-      '--sharedMemory',
-      '--initialMemory',
-      '1',
-      '--maximumMemory',
-      String(sharedMaximumPages),
-    ],
+    extra: sharedMemoryFlags,
   },
 ];
 const int8Variants = [
@@ -105,16 +107,7 @@ const int8Variants = [
     name: 'int8KernelsSharedWasmBase64',
     what: 'int8 kernels, WASM SIMD128 over an imported shared memory (threads)',
     entry: int8Entry,
-    extra: [
-      '--enable',
-      'threads',
-      '--importMemory',
-      '--sharedMemory',
-      '--initialMemory',
-      '1',
-      '--maximumMemory',
-      String(sharedMaximumPages),
-    ],
+    extra: sharedMemoryFlags,
   },
 ];
 const built = [];

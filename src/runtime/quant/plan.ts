@@ -69,9 +69,20 @@ function blockPixels(pairs: number, pixels: number, threads: number): number {
   return threads === 1 ? cached : Math.min(cached, Math.max(8, Math.ceil(pixels / (2 * threads) / 8) * 8));
 }
 
-/** Planes per unit of a depthwise or pool step: all of them on one thread, else 2 units per thread. */
-const planeChunk = (planes: number, threads: number): number =>
-  threads === 1 ? planes : Math.ceil(planes / (2 * threads));
+/**
+ * A depthwise or pool step's units: chunks of consecutive planes (all of them on one thread, else 2
+ * chunks per thread), each one call made by `call(first plane, planes)`.
+ */
+function planeUnits(
+  planes: number,
+  threads: number,
+  call: (first: number, count: number) => KernelCall,
+): KernelCall[][] {
+  const chunk = threads === 1 ? planes : Math.ceil(planes / (2 * threads));
+  const units: KernelCall[][] = [];
+  for (let c0 = 0; c0 < planes; c0 += chunk) units.push([call(c0, Math.min(chunk, planes - c0))]);
+  return units;
+}
 
 const isGemmKernel = (kernel: string): boolean => kernel === 'gemm1x1';
 
@@ -294,10 +305,8 @@ export class QuantizedPlan {
         const out = buffer(step.output);
         const inPlane = conv.inHeight * conv.inWidth;
         const outPlane = conv.outHeight * conv.outWidth;
-        const chunk = planeChunk(conv.outChannels, threads);
-        for (let c0 = 0; c0 < conv.outChannels; c0 += chunk) {
-          const count = Math.min(chunk, conv.outChannels - c0);
-          units.push([
+        units.push(
+          ...planeUnits(conv.outChannels, threads, (c0, count) =>
             int8Call(
               'qdwconv3x3',
               count,
@@ -313,8 +322,8 @@ export class QuantizedPlan {
               SCRATCH,
               p,
             ),
-          ]);
-        }
+          ),
+        );
         unitsPhase();
         continue;
       }
@@ -331,10 +340,8 @@ export class QuantizedPlan {
         const out = buffer(step.output);
         const inPlane = g.inHeight * g.inWidth;
         const outPlane = g.outHeight * g.outWidth;
-        const chunk = planeChunk(g.channels, threads);
-        for (let c0 = 0; c0 < g.channels; c0 += chunk) {
-          const count = Math.min(chunk, g.channels - c0);
-          units.push([
+        units.push(
+          ...planeUnits(g.channels, threads, (c0, count) =>
             int8Call(
               'qpool3x3s2',
               count,
@@ -349,8 +356,8 @@ export class QuantizedPlan {
               SCRATCH,
               p,
             ),
-          ]);
-        }
+          ),
+        );
         unitsPhase();
         continue;
       }

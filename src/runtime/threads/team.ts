@@ -1,6 +1,7 @@
 /**
  * Intra-op threads: a team of T threads (the calling thread and T − 1 helpers) runs one plan over
- * ONE shared WebAssembly memory, each thread instantiating the 'simd-shared' kernels over it.
+ * ONE shared WebAssembly memory, each thread instantiating a shared build of the plan's kernel
+ * family over it: the float kernels' 'simd-shared' build, or the int8 module's (../quant/plan.ts).
  * Every phase of the plan is a list of units (the lowering's ThreadSplit units, grouped into a few
  * chunks per thread: ranges of output channels, pixel blocks, planes or bands; see ../plan.ts),
  * each a list of kernel calls. Whichever thread gets to a unit first runs it: shares are claimed,

@@ -108,7 +108,13 @@ describe('runBenchmark with int8', () => {
       int8: true,
       archs: ['shufflenet_v1_g3_1.0x', 'mobilenet_v1_1.0'],
       engines: ['shufflenet', 'shufflenet-int8'],
+      profileRuns: 1,
     });
+    // Per layer type, the int8 plan's steps filed under their main nodes as the float plan's are.
+    const layers = (engine: string) =>
+      report.layers.filter((l) => l.engine === engine && l.arch === 'shufflenet_v1_g3_1.0x').map((l) => l.type);
+    expect(layers('shufflenet-int8')).toContain('conv 1×1 grouped');
+    expect(layers('shufflenet-int8').sort()).toEqual(layers('shufflenet').sort());
     const [row] = report.speedups;
     expect(row!.label).toBe('MobileNet 1.0 / ShuffleNet 1× g3');
     expect(row!.theoretical).toBeGreaterThan(1);

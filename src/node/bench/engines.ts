@@ -375,16 +375,25 @@ export const ourInt8Engine: Engine = {
   precision: 'int8',
   description:
     'our int8 plan on the WASM int8 kernels (src/runtime/quant/plan.ts; intra-op threads on their shared build)',
-  async prepare({ int8, threads }) {
+  async prepare({ graph, int8, threads }) {
     if (int8 === undefined) return { skipped: 'runs the int8 network: needs bench --int8' };
     const plan = await QuantizedPlan.create(int8.network, { threads });
     const stop = threads > 1 ? await startHelpers(plan, spawnNodeWorker) : undefined;
     const { build, relaxedRefused } = plan.variant;
+    // A step's time is filed under its main node, as for the float plan (the int8 steps are its steps).
+    const nodeIndex = new Map(graph.nodes.map((n, i) => [n.output, i]));
+    const steps = int8.network.steps;
+    const profile = (input: Tensor): NodeTiming[] =>
+      plan.profile(input, 1).flatMap(({ ms }, i) => {
+        const main = nodeIndex.get(steps[i]!.nodes[0]!.output);
+        return main === undefined ? [] : [{ node: main, ms }];
+      });
     return {
       threadsUsed: threads,
       variant: `int8 ${build}`,
       ...(relaxedRefused !== null ? { note: `${relaxedRefusedNote}${relaxedRefused}` } : {}),
       run: (input) => plan.run(input).data,
+      ...(threads === 1 ? { profile } : {}),
       ...(stop ? { dispose: stop } : {}),
     };
   },

@@ -30,6 +30,8 @@ export class Int8Kernels extends KernelMemory {
   private constructor(
     readonly exports: Int8KernelExports,
     readonly variant: KernelVariant,
+    /** Why the relaxed build was not used although the engine validates it (null: it was, or was not asked for). */
+    readonly relaxedRefused: string | null = null,
   ) {
     super(exports.memory, exports.heapBase());
   }
@@ -51,15 +53,13 @@ export class Int8Kernels extends KernelMemory {
     const wrong = DOT_PROBES.find(([a, b, c]) => kernels.exports.qdot4Probe(a, b, c) !== 4 * a * b + c);
     if (wrong === undefined) return kernels;
     const [a, b, c] = wrong;
-    const fallback = new Int8Kernels(await instantiate('simd'), 'simd');
-    fallback.relaxedRefused =
+    return new Int8Kernels(
+      await instantiate('simd'),
+      'simd',
       `this engine's i32x4.relaxed_dot_i8x16_i7x16_add_s gives ${kernels.exports.qdot4Probe(a, b, c)} for ` +
-      `4 × ${a} × ${b} + ${c} = ${4 * a * b + c}: the int8 kernels run their SIMD128 build`;
-    return fallback;
+        `4 × ${a} × ${b} + ${c} = ${4 * a * b + c}: the int8 kernels run their SIMD128 build`,
+    );
   }
-
-  /** Why the relaxed build was not used although the engine validates it (null: it was, or was not asked for). */
-  relaxedRefused: string | null = null;
 }
 
 /** (a, b, c) with b in [0, 127]: the relaxed dot product must give 4ab + c for each. */

@@ -360,6 +360,9 @@ export const ourSimd128Engine: Engine = {
   },
 };
 
+/** The note's prefix where the int8 plan runs SIMD128 although the process has relaxed SIMD. */
+export const relaxedRefusedNote = 'relaxed SIMD refused: ';
+
 /**
  * Our int8 plan (src/runtime/quant/plan.ts) on the case's quantized network, on the build of the
  * int8 kernels the engine runs right: relaxed SIMD where its 8-bit dot product passes the load-time
@@ -367,8 +370,6 @@ export const ourSimd128Engine: Engine = {
  * when relaxed SIMD was refused. At 2+ threads it runs the int8 kernels' shared build (SIMD128, no
  * relaxed form) with helper workers, as the float plan does.
  */
-export const relaxedRefusedNote = 'relaxed SIMD refused: ';
-
 export const ourInt8Engine: Engine = {
   name: 'shufflenet-int8',
   kind: 'ours',

@@ -84,8 +84,6 @@ function planeUnits(
   return units;
 }
 
-const isGemmKernel = (kernel: string): boolean => kernel === 'gemm1x1';
-
 /** Kernels whose int8 form exists for these activations (others run on the reference executor). */
 const CLAMPED: readonly (string | null)[] = [null, 'relu', 'relu6'];
 
@@ -215,7 +213,7 @@ export class QuantizedPlan {
           (kernels.variant === 'relaxed-simd' || quadsWherever) && sevenBitWeights(w.weight) ? Math.ceil(kk / 4) : 0;
         // Blocks of pixels (bands of output rows for a general convolution) whose packed input
         // stays in cache while every block of output channels passes over it.
-        const im2col = !isGemmKernel(lowering.kernel);
+        const im2col = lowering.kernel !== 'gemm1x1';
         const wanted = blockPixels(pairs, pixels, threads);
         const rowsPerBand = im2col ? Math.max(1, Math.floor(wanted / conv.outWidth)) : 0;
         const block = im2col ? rowsPerBand * conv.outWidth : wanted;
